@@ -1,0 +1,211 @@
+"""Run configuration: TOML files, ``--set section.key=value`` overrides, validation.
+
+Every key has a default here; a config file names only what it changes. Unknown keys and
+values of the wrong type are refused with a :class:`~randhet.errors.ConfigError` naming the
+key. The resolved configuration is saved beside the results.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from randhet.errors import ConfigError
+from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "data": {
+        "dataset": "digits",
+        "root": "",
+        "val_fraction": 0.15,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+    },
+    "encoding": {"kind": "direct", "timesteps": 16, "input_bits": 4},
+    "model": {"hidden": [128]},
+    "neuron": {
+        "threshold": 1.25,
+        "current_decay": 0.25,
+        "voltage_decay": 0.03,
+        "sigma": 1.0,
+        "randomize": "both",
+        "tau_grad": 1.0,
+        "scale_grad": 1.0,
+    },
+    "train": {
+        "epochs": 30,
+        "batch_size": 32,
+        "lr": 0.003,
+        "weight_decay": 0.0,
+        "device": "auto",
+    },
+    "deploy": {
+        "backend": "lava",
+        "samples": 100,
+        "profile": "loihi2",
+        "seed": 1,
+    },
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("digits",),
+    "encoding.kind": ("direct", "rate"),
+    "neuron.randomize": ("current", "voltage", "both", "none"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "deploy.backend": ("lava",),
+}
+
+# key -> inclusive (lower, upper) bounds
+_RANGES: dict[str, tuple[float, float]] = {
+    "data.val_fraction": (0.0, 0.9),
+    "data.test_fraction": (0.0, 0.9),
+    "encoding.timesteps": (1, 63),
+    "encoding.input_bits": (0, 8),
+    "neuron.threshold": (1 / 64, 2047.0),
+    "neuron.current_decay": (0.0, 1.0),
+    "neuron.voltage_decay": (0.0, 1.0),
+    "neuron.sigma": (0.0, 10.0),
+    "train.epochs": (1, 100000),
+    "train.batch_size": (1, 1 << 20),
+    "train.lr": (0.0, 10.0),
+    "train.weight_decay": (0.0, 10.0),
+    "deploy.samples": (1, 1 << 30),
+}
+
+
+def _merge(base: dict[str, Any], new: dict[str, Any], where: str, source: str) -> None:
+    for key, value in new.items():
+        path = f"{where}{key}"
+        if key not in base:
+            raise ConfigError(f"{source}: unknown key '{path}'")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{path}' must be a table [{path}]")
+            _merge(base[key], value, f"{path}.", source)
+        else:
+            base[key] = _coerce(base[key], value, path, source)
+
+
+def _coerce(default: Any, value: Any, path: str, source: str) -> Any:
+    kind = type(default)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is list:
+        ok = isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        )
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(
+            f"{source}: '{path}' must be of type {kind.__name__}, got {value!r}"
+        )
+    return value
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set '{text}': expected section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare string such as rate
+    return key.strip().split("."), value
+
+
+def _get(cfg: dict[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    """Check choices, ranges and cross-field rules; raise ConfigError on the first problem."""
+    for key, choices in _CHOICES.items():
+        if _get(cfg, key) not in choices:
+            got = _get(cfg, key)
+            raise ConfigError(f"'{key}' must be one of {', '.join(choices)}; got {got!r}")
+    for key, (lo, hi) in _RANGES.items():
+        v = _get(cfg, key)
+        if not (lo <= v <= hi) or (isinstance(v, float) and math.isnan(v)):
+            raise ConfigError(f"'{key}' must be in [{lo}, {hi}]; got {v!r}")
+    th = cfg["neuron"]["threshold"]
+    if abs(th * 64 - round(th * 64)) > 1e-9:
+        raise ConfigError(
+            "'neuron.threshold' must be a multiple of 1/64 "
+            f"(Loihi vThMant = threshold * 64); got {th}"
+        )
+    if any(h < 1 for h in cfg["model"]["hidden"]):
+        raise ConfigError("'model.hidden' sizes must be positive integers")
+    if cfg["data"]["val_fraction"] + cfg["data"]["test_fraction"] >= 0.95:
+        raise ConfigError("'data.val_fraction' + 'data.test_fraction' must leave training data")
+    if not cfg["name"] or "/" in cfg["name"]:
+        raise ConfigError(f"'name' must be a non-empty name without '/'; got {cfg['name']!r}")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Defaults, then the TOML file (if any), then ``--set`` overrides; validated."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        if "name" not in data:
+            data["name"] = p.stem
+        _merge(cfg, data, "", str(p))
+    for text in overrides or []:
+        keys, value = _parse_override(text)
+        nested: dict[str, Any] = {keys[-1]: value}
+        for k in reversed(keys[:-1]):
+            nested = {k: nested}
+        _merge(cfg, nested, "", f"--set {text}")
+    validate(cfg)
+    return cfg
+
+
+def dump_toml(cfg: dict[str, Any]) -> str:
+    """Serialize a (two-level) config dictionary as TOML."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return repr(v)
+
+    lines = [f"{k} = {fmt(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {fmt(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def network_spec(
+    cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> NetworkSpec:
+    """The network description a config asks for, for data of the given shape."""
+    return NetworkSpec.mlp(
+        input_shape,
+        cfg["model"]["hidden"],
+        num_classes,
+        NeuronSpec(**cfg["neuron"]),
+        EncodingSpec(**cfg["encoding"]),
+    )

@@ -1,0 +1,1 @@
+"""Deploy stage: run an exported network as Lava processes (the only stage that imports Lava)."""

@@ -1,0 +1,130 @@
+"""RandHetLIF: Loihi CUBA-LIF neurons whose decays are redrawn for every sample.
+
+The Process holds a pre-drawn table of integer decays (samples x neurons, SLAYER/netx
+convention: effective decay d in 0..4096, the state keeps (4096 - d) / 4096 per step). Samples
+stream through the network back to back, ``timesteps`` steps each. At the first step of each
+of its sample windows the neuron zeroes u and v and loads that sample's decays. The dynamics are
+Lava's own bit-accurate CUBA code (``AbstractPyLifModelFixed``: 24-bit wrap of u, saturation of
+v, strict threshold). Each neuron records its spike raster of sample s as bits of
+``spike_bits[s]`` (bit k = spike at step k of the sample) and counts its active neuron updates
+(steps in which u or v is nonzero after integration) in ``active_steps[s]``.
+
+Timing (Lava time steps start at 1): this layer's window of sample s covers the time steps
+``offset + s * timesteps + 1 ... offset + (s + 1) * timesteps``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.lif.models import AbstractPyLifModelFixed
+
+MAX_TIMESTEPS = 63  # spike rasters are packed into one int64 per neuron and sample
+
+
+class RandHetLIF(AbstractProcess):
+    """CUBA-LIF neurons with a per-sample decay table.
+
+    Parameters
+    ----------
+    current_decays, voltage_decays : int arrays [samples, neurons], values 0..4096.
+    vth : threshold mantissa (``vThMant``); the neuron spikes when ``v > vth << 6``.
+    timesteps : steps per sample (1..63).
+    offset : time steps before this layer's first sample window (pipeline latency).
+    """
+
+    def __init__(
+        self,
+        *,
+        current_decays: np.ndarray,
+        voltage_decays: np.ndarray,
+        vth: int,
+        timesteps: int,
+        offset: int,
+        name: str | None = None,
+    ) -> None:
+        samples, n = current_decays.shape
+        if voltage_decays.shape != (samples, n):
+            raise ValueError("current and voltage decay tables differ in shape")
+        if not 1 <= timesteps <= MAX_TIMESTEPS:
+            raise ValueError(f"timesteps must be in 1..{MAX_TIMESTEPS}")
+        super().__init__(timesteps=timesteps, offset=offset, name=name)
+        shape = (n,)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)
+        self.du = Var(shape=shape, init=0)
+        self.dv = Var(shape=shape, init=0)
+        self.bias_mant = Var(shape=shape, init=0)
+        self.bias_exp = Var(shape=shape, init=0)
+        self.vth = Var(shape=(1,), init=int(vth))
+        self.current_decays = Var(shape=(samples, n), init=current_decays.astype(np.int32))
+        self.voltage_decays = Var(shape=(samples, n), init=voltage_decays.astype(np.int32))
+        self.spike_bits = Var(shape=(samples, n), init=0)
+        self.active_steps = Var(shape=(samples,), init=0)
+
+
+@implements(proc=RandHetLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
+    """Bit-accurate model: Lava's fixed-point CUBA dynamics plus per-sample decay loading."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    current_decays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    voltage_decays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    spike_bits: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    active_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self.timesteps = int(proc_params["timesteps"])
+        self.offset = int(proc_params["offset"])
+        self.effective_vth = 0
+
+    def scale_threshold(self) -> None:
+        self.effective_vth = np.left_shift(np.int64(self.vth[0]), self.vth_shift)
+        self.isthrscaled = True
+
+    def spiking_activation(self) -> np.ndarray:
+        return self.v > self.effective_vth
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        step = self.time_step - 1 - self.offset
+        samples = self.current_decays.shape[0]
+        if step < 0 or step >= samples * self.timesteps:
+            self.s_out.send(np.zeros(self.s_out.shape, dtype=np.int32))
+            return
+        sample, k = divmod(step, self.timesteps)
+        if k == 0:
+            self.u[:] = 0
+            self.v[:] = 0
+            # Lava's current decay adds a hidden +1 (ds_offset); the voltage decay does not.
+            self.du[:] = self.current_decays[sample] - self.ds_offset
+            self.dv[:] = self.voltage_decays[sample] - self.dm_offset
+        if not self.isthrscaled:
+            self.scale_threshold()
+        self.scale_bias()
+        self.subthr_dynamics(activation_in=a_in.astype(np.int32))
+        spikes = self.spiking_activation()
+        self.active_steps[sample] += int(np.count_nonzero((self.u != 0) | (self.v != 0)))
+        self.reset_voltage(spike_vector=spikes)
+        self.spike_bits[sample] |= spikes.astype(np.int64) << k
+        self.s_out.send(spikes.astype(np.int32))

@@ -1,0 +1,408 @@
+"""Hardware profiles (``hardware_profiles/*.toml``) and per-sample energy estimates.
+
+A profile holds a chip's bit widths, per-core limits and per-operation energies, each with a
+cited source. :func:`estimate_energy` turns per-sample operation counts into joules. It counts
+dynamic energy only: static power is excluded, because randhet runs the network in a simulator
+whose wall-clock time says nothing about how long the chip would take.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from randhet.errors import ProfileError
+
+PJ = 1e-12  # joules per picojoule
+
+
+@dataclass(frozen=True)
+class BitWidths:
+    """Fixed-point formats of weights, delays, decays, state and threshold (bits)."""
+
+    weight_bits: int
+    weight_range: tuple[int, int]
+    delay_bits: int
+    max_delay: int
+    decay_bits: int
+    state_bits: int
+    threshold_mantissa_bits: int
+    threshold_shift: int
+    bias_mantissa_bits: int
+    bias_exponent_bits: int
+    graded_spike_bits: int | None = None
+    lava_cpu_graded_spike_bits: int | None = None
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """Per-chip and per-core resource limits; ``None`` means no public figure is known."""
+
+    cores_per_chip: int
+    neurons_per_core: int
+    synaptic_memory_bytes_per_core: int | None = None
+    max_fan_in_axons_per_core: int | None = None
+    max_fan_out_per_core: int | None = None
+    synapses_per_chip: int | None = None
+    x86_cores_per_chip: int | None = None
+
+    @property
+    def neurons_per_chip(self) -> int:
+        """Neurons per chip (cores_per_chip * neurons_per_core)."""
+        return self.cores_per_chip * self.neurons_per_core
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per operation (pJ) and static power (W per chip, ``None`` if unknown)."""
+
+    synaptic_op_pj: float
+    neuron_update_active_pj: float
+    neuron_update_inactive_pj: float
+    spike_in_tile_pj: float
+    energy_basis: str
+    static_power_w_per_chip: float | None = None
+    synaptic_update_pj: float | None = None
+    hop_east_west_pj: float | None = None
+    hop_north_south_pj: float | None = None
+    proxy_of: str | None = None
+
+
+@dataclass(frozen=True)
+class AnnReference:
+    """Horowitz 45 nm energies (pJ) for an equivalent-ANN comparison; not neuromorphic hardware."""
+
+    mac_32bit_float_pj: float
+    ac_pj: float
+    basis: str
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """One chip's profile as loaded from a TOML file."""
+
+    name: str
+    description: str
+    sources: dict[str, str]
+    bits: BitWidths
+    core: CoreLimits
+    energy: EnergyTable
+    ann_reference: AnnReference
+    path: Path
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Dynamic energy of one sample (J), its parts (J), the formula used and its basis."""
+
+    joules_per_sample: float
+    breakdown_joules: dict[str, float]
+    formula: str
+    basis: str
+    profile: str
+    counts: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields."""
+        return {
+            "joules_per_sample": self.joules_per_sample,
+            "breakdown_joules": dict(self.breakdown_joules),
+            "formula": self.formula,
+            "basis": self.basis,
+            "profile": self.profile,
+            "counts": dict(self.counts),
+        }
+
+
+# --- schema -------------------------------------------------------------------------------
+
+_INT, _FLOAT, _STR, _RANGE = "int", "float", "str", "range"
+
+# table -> field -> (kind, required, minimum); minimum applies to numbers (None: no check).
+_SCHEMA: dict[str, dict[str, tuple[str, bool, float | None]]] = {
+    "bits": {
+        "weight_bits": (_INT, True, 1),
+        "weight_range": (_RANGE, True, None),
+        "delay_bits": (_INT, True, 1),
+        "max_delay": (_INT, True, 0),
+        "decay_bits": (_INT, True, 1),
+        "state_bits": (_INT, True, 1),
+        "threshold_mantissa_bits": (_INT, True, 1),
+        "threshold_shift": (_INT, True, 0),
+        "bias_mantissa_bits": (_INT, True, 1),
+        "bias_exponent_bits": (_INT, True, 0),
+        "graded_spike_bits": (_INT, False, 1),
+        "lava_cpu_graded_spike_bits": (_INT, False, 1),
+    },
+    "core": {
+        "cores_per_chip": (_INT, True, 1),
+        "neurons_per_core": (_INT, True, 1),
+        "synaptic_memory_bytes_per_core": (_INT, False, 1),
+        "max_fan_in_axons_per_core": (_INT, False, 1),
+        "max_fan_out_per_core": (_INT, False, 1),
+        "synapses_per_chip": (_INT, False, 1),
+        "x86_cores_per_chip": (_INT, False, 1),
+    },
+    "energy": {
+        "synaptic_op_pj": (_FLOAT, True, 0),
+        "neuron_update_active_pj": (_FLOAT, True, 0),
+        "neuron_update_inactive_pj": (_FLOAT, True, 0),
+        "spike_in_tile_pj": (_FLOAT, True, 0),
+        "energy_basis": (_STR, True, None),
+        "static_power_w_per_chip": (_FLOAT, False, 0),
+        "synaptic_update_pj": (_FLOAT, False, 0),
+        "hop_east_west_pj": (_FLOAT, False, 0),
+        "hop_north_south_pj": (_FLOAT, False, 0),
+        "proxy_of": (_STR, False, None),
+    },
+    "ann_reference": {
+        "mac_32bit_float_pj": (_FLOAT, True, 0),
+        "ac_pj": (_FLOAT, True, 0),
+        "basis": (_STR, True, None),
+    },
+}
+_TOP_LEVEL = {"name", "description", "sources", *_SCHEMA}
+_MAX_BITS = 64
+
+
+def _field(file: str, table: str | None, key: str) -> str:
+    where = f"[{table}] {key}" if table else key
+    return f"{file}: {where}"
+
+
+def _check_value(
+    file: str, table: str, key: str, value: Any, kind: str, minimum: float | None
+) -> Any:
+    name = _field(file, table, key)
+    if kind == _STR:
+        if not isinstance(value, str) or not value.strip():
+            raise ProfileError(f"{name} must be a non-empty string, got {value!r}")
+        return value
+    if kind == _RANGE:
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
+        if not ok:
+            raise ProfileError(f"{name} must be a list of two integers [low, high], got {value!r}")
+        low, high = value
+        if not low < 0 < high:
+            raise ProfileError(f"{name} must satisfy low < 0 < high, got {value!r}")
+        return (low, high)
+    if kind == _INT:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ProfileError(f"{name} must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ProfileError(f"{name} must be >= {minimum:g}, got {value}")
+        if key.endswith("_bits") and value > _MAX_BITS:
+            raise ProfileError(f"{name} must be <= {_MAX_BITS}, got {value}")
+        return value
+    # _FLOAT: energies and powers must be finite and strictly positive.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ProfileError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or (minimum is not None and value <= minimum):
+        raise ProfileError(f"{name} must be a finite number > {minimum:g}, got {value}")
+    return float(value)
+
+
+def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
+    if table not in raw:
+        raise ProfileError(f"{file}: [{table}] table is missing")
+    data = raw[table]
+    if not isinstance(data, dict):
+        raise ProfileError(f"{file}: [{table}] must be a table")
+    schema = _SCHEMA[table]
+    for key in data:
+        if key not in schema:
+            raise ProfileError(f"{_field(file, table, key)} is not a known field")
+    out: dict[str, Any] = {}
+    for key, (kind, required, minimum) in schema.items():
+        if key not in data:
+            if required:
+                raise ProfileError(f"{_field(file, table, key)} is missing")
+            continue
+        out[key] = _check_value(file, table, key, data[key], kind, minimum)
+    return out
+
+
+def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
+    file = path.name
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            raise ProfileError(f"{file}: {key} is not a known field")
+    top: dict[str, str] = {}
+    for key in ("name", "description"):
+        if key not in raw:
+            raise ProfileError(f"{file}: {key} is missing")
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise ProfileError(f"{file}: {key} must be a non-empty string, got {raw[key]!r}")
+        top[key] = raw[key]
+    sources = raw.get("sources")
+    if sources is None:
+        raise ProfileError(f"{file}: [sources] table is missing")
+    if not isinstance(sources, dict) or not sources:
+        raise ProfileError(f"{file}: [sources] must be a non-empty table of citations")
+    for key, value in sources.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ProfileError(f"{file}: [sources] {key} must be a non-empty string")
+    bits = _check_table(file, raw, "bits")
+    if bits["max_delay"] >= 2 ** bits["delay_bits"]:
+        raise ProfileError(
+            f"{file}: [bits] max_delay {bits['max_delay']} does not fit in "
+            f"delay_bits = {bits['delay_bits']}"
+        )
+    return HardwareProfile(
+        name=top["name"],
+        description=top["description"],
+        sources=dict(sources),
+        bits=BitWidths(**bits),
+        core=CoreLimits(**_check_table(file, raw, "core")),
+        energy=EnergyTable(**_check_table(file, raw, "energy")),
+        ann_reference=AnnReference(**_check_table(file, raw, "ann_reference")),
+        path=path,
+    )
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def profile_dirs() -> list[Path]:
+    """Folders searched for ``<name>.toml``, in lookup order."""
+    return [
+        Path(__file__).resolve().parents[1] / "hardware_profiles",
+        Path(sys.prefix) / "share" / "randhet" / "hardware_profiles",
+    ]
+
+
+def list_profiles() -> list[str]:
+    """Sorted names of the profiles found in :func:`profile_dirs`."""
+    names: set[str] = set()
+    for folder in profile_dirs():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.toml") if p.is_file())
+    return sorted(names)
+
+
+def _resolve(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    looks_like_path = candidate.suffix == ".toml" or len(candidate.parts) > 1
+    if looks_like_path:
+        if not candidate.is_file():
+            raise ProfileError(f"hardware profile file {name_or_path} does not exist")
+        return candidate
+    for folder in profile_dirs():
+        path = folder / f"{name_or_path}.toml"
+        if path.is_file():
+            return path
+    available = ", ".join(list_profiles()) or "none found"
+    raise ProfileError(
+        f"unknown hardware profile {name_or_path!r}; available: {available} "
+        "(or give a path to a .toml file)"
+    )
+
+
+def load_profile(name_or_path: str) -> HardwareProfile:
+    """Load and validate a profile: a shipped name (``"loihi2"``) or a path to a .toml file.
+
+    A value ending in ``.toml`` or containing a folder is a path; anything else is a name
+    looked up in :func:`profile_dirs` in order.
+
+    Raises ProfileError naming the file and field for any missing or invalid value.
+    """
+    path = _resolve(name_or_path)
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path.name}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ProfileError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    return _parse(raw, path)
+
+
+def profile_to_dict(profile: HardwareProfile) -> dict[str, Any]:
+    """JSON-ready dict of a profile (path as a string)."""
+    out = asdict(profile)
+    out["path"] = str(profile.path)
+    out["bits"]["weight_range"] = list(profile.bits.weight_range)
+    return out
+
+
+# --- estimates ----------------------------------------------------------------------------
+
+
+def _count(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def estimate_energy(
+    profile: HardwareProfile,
+    *,
+    synops: float,
+    neuron_updates: float,
+    active_neuron_updates: float,
+    spikes: float,
+) -> EnergyEstimate:
+    """Dynamic energy per sample (J) from per-sample operation counts.
+
+    ``synops``: effective synaptic operations (nonzero input x nonzero weight);
+    ``neuron_updates``: all neuron-timestep updates, of which ``active_neuron_updates`` were
+    active (the rest are charged as inactive); ``spikes``: spikes sent, each charged one
+    within-tile delivery (routing hops are not counted). Static power is excluded: the simulator's
+    wall-clock time says nothing about chip time. With per-operation minima the result is a
+    lower-bound proxy, as ``basis`` says.
+    """
+    synops = _count("synops", synops)
+    neuron_updates = _count("neuron_updates", neuron_updates)
+    active = _count("active_neuron_updates", active_neuron_updates)
+    spikes = _count("spikes", spikes)
+    if active > neuron_updates:
+        raise ValueError(
+            f"active_neuron_updates ({active:g}) exceeds neuron_updates ({neuron_updates:g})"
+        )
+    inactive = neuron_updates - active
+    e = profile.energy
+    breakdown = {
+        "synaptic": synops * e.synaptic_op_pj * PJ,
+        "neuron_active": active * e.neuron_update_active_pj * PJ,
+        "neuron_inactive": inactive * e.neuron_update_inactive_pj * PJ,
+        "spike": spikes * e.spike_in_tile_pj * PJ,
+    }
+    formula = (
+        f"E = synops*{e.synaptic_op_pj:g} pJ + active_updates*{e.neuron_update_active_pj:g} pJ"
+        f" + inactive_updates*{e.neuron_update_inactive_pj:g} pJ"
+        f" + spikes*{e.spike_in_tile_pj:g} pJ"
+    )
+    basis = (
+        f"profile {profile.name}: {e.energy_basis.rstrip()} "
+        "Lower-bound proxy estimate, dynamic energy only, static power excluded."
+    )
+    return EnergyEstimate(
+        joules_per_sample=math.fsum(breakdown.values()),
+        breakdown_joules=breakdown,
+        formula=formula,
+        basis=basis,
+        profile=profile.name,
+        counts={
+            "synops": synops,
+            "neuron_updates": neuron_updates,
+            "active_neuron_updates": active,
+            "inactive_neuron_updates": inactive,
+            "spikes": spikes,
+        },
+    )
+
+
+def estimate_ann_energy(profile: HardwareProfile, *, macs: float) -> float:
+    """Energy (J) of ``macs`` 32-bit float MACs at Horowitz 45 nm; a software/ANN comparison."""
+    return _count("macs", macs) * profile.ann_reference.mac_32bit_float_pj * PJ
