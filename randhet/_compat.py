@@ -104,3 +104,26 @@ def install() -> None:
 
 def installed() -> bool:
     return any(isinstance(f, _Finder) for f in sys.meta_path)
+
+
+def import_slayer_quietly() -> None:
+    """Import ``lava.lib.dl.slayer`` without its unrelated import-time noise.
+
+    lava-dl prints a Prophesee-toolbox warning (object detection, unused here) and torch logs
+    "No CUDA runtime is found" when SLAYER imports its CUDA extension loader on a CPU machine.
+    Real errors still raise.
+    """
+    if "lava.lib.dl.slayer" in sys.modules:
+        return
+    import contextlib
+    import io
+    import logging
+
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import lava.lib.dl.slayer  # noqa: F401
+    finally:
+        log.setLevel(level)

@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "deploy": {
         "backend": "lava",
-        "samples": 100,
+        "samples": 0,
         "profile": "loihi2",
         "seed": 1,
     },
@@ -74,7 +74,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "train.batch_size": (1, 1 << 20),
     "train.lr": (0.0, 10.0),
     "train.weight_decay": (0.0, 10.0),
-    "deploy.samples": (1, 1 << 30),
+    "deploy.samples": (0, 1 << 30),
 }
 
 

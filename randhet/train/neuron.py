@@ -9,13 +9,18 @@ configured decays, so it equals the stock neuron bit for bit.
 from __future__ import annotations
 
 import torch
-from lava.lib.dl.slayer.block import cuba as cuba_block
-from lava.lib.dl.slayer.neuron import cuba
-from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
-from lava.lib.dl.slayer.utils import quantize
 
-from randhet.decays import DecayDraw, draw_layer
-from randhet.spec import WEIGHT_SCALE, NeuronSpec
+from randhet._compat import import_slayer_quietly
+
+import_slayer_quietly()
+
+from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
+from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
+from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator  # noqa: E402
+from lava.lib.dl.slayer.utils import quantize  # noqa: E402
+
+from randhet.decays import DecayDraw, draw_layer  # noqa: E402
+from randhet.spec import WEIGHT_SCALE, NeuronSpec  # noqa: E402
 
 
 def slayer_neuron_params(spec: NeuronSpec) -> dict[str, float]:

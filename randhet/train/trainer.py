@@ -1,8 +1,8 @@
 """Training loop: Adam on spike-count cross-entropy, model selection on the validation split.
 
 Writes into the run folder: ``config.toml`` (resolved), ``spec.json`` (network description),
-``network.pt`` (best-on-validation state dict), ``last.pt``, ``log.csv`` (one row per epoch)
-and ``metrics.json``. Test data is never looked at here.
+``network.pt`` (best-on-validation state dict), ``last.pt``, ``log.csv`` (one row per epoch),
+``training.png`` and ``metrics.json``. Test data is never looked at here.
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ def train(cfg: dict[str, Any], out_dir: str | Path, progress: bool = True) -> di
         "torch_version": torch.__version__,
     }
     write_json(out / "metrics.json", metrics)
+    from randhet.report.plots import plot_training
+
+    plot_training(out / "log.csv", out / "training.png")
     return metrics
 
 

@@ -1,0 +1,167 @@
+"""Command line: ``randhet train | export | deploy | run``.
+
+A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
+``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from randhet.errors import UserError
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="TOML config file (e.g. configs/digits.toml)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set neuron.sigma=0.5",
+    )
+    p.add_argument("--out", help="output folder (default: runs/<config name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_deploy_args(p: argparse.ArgumentParser, with_defaults: bool) -> None:
+    d: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
+    if not with_defaults:
+        d = dict.fromkeys(d)
+    p.add_argument("--backend", default=d["backend"], help="where to run (lava: Loihi 2 CPU sim)")
+    p.add_argument(
+        "--samples", type=int, default=d["samples"],
+        help="number of test samples (0 = the whole test split)",
+    )
+    p.add_argument("--profile", default=d["profile"], help="hardware profile name or TOML path")
+    p.add_argument("--seed", type=int, default=d["seed"], help="seed of the per-sample decay draws")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="randhet",
+        description="RandHet spiking networks: train (lava-dl SLAYER), export (netx HDF5), "
+        "deploy (Lava, Loihi 2 bit-accurate simulator).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a network from a config",
+                       description="Train; writes config.toml, spec.json, network.pt, "
+                       "last.pt, log.csv, training.png and metrics.json into the output folder.")
+    _add_config_args(p)
+
+    p = sub.add_parser("export", help="write DIR/network.net (netx HDF5) for a trained run",
+                       description="Export a trained run folder to a netx HDF5 file.")
+    p.add_argument("run_dir", help="folder written by 'randhet train'")
+    p.add_argument("--out", help="output file (default: RUN_DIR/network.net)")
+
+    p = sub.add_parser("deploy", help="run an exported network and measure it",
+                       description="Run test samples through the exported network on a backend; "
+                       "writes deploy.json and deploy.png.")
+    p.add_argument("network", help="network.net written by 'randhet export'")
+    _add_deploy_args(p, with_defaults=True)
+    p.add_argument("--out", help="output folder (default: the network file's folder)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("run", help="train, export and deploy in one go",
+                       description="Train, export and deploy as the config says; prints a summary.")
+    _add_config_args(p)
+    return parser
+
+
+def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
+    return Path(args.out) if args.out else Path("runs") / cfg["name"]
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.config import load_config
+    from randhet.train.trainer import train
+
+    cfg = load_config(args.config, args.overrides)
+    out = _out_dir(args, cfg)
+    metrics = train(cfg, out, progress=not args.quiet)
+    print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
+          f"(epoch {metrics['best_epoch']}) -> {out}")
+    return {"cfg": cfg, "out": out, "metrics": metrics}
+
+
+def cmd_export(args: argparse.Namespace) -> Path:
+    from randhet.export import export_run
+
+    path = export_run(args.run_dir, args.out)
+    print(f"exported: {path}")
+    return path
+
+
+def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.deploy.pipeline import deploy
+
+    report = deploy(
+        args.network, backend=args.backend, samples=args.samples, profile=args.profile,
+        seed=args.seed, out_dir=args.out, progress=not args.quiet,
+    )
+    print(
+        f"deployed on {report['backend']}: accuracy {report['accuracy']:.4f} over "
+        f"{report['samples']} samples, bit-exact fraction {report['bit_exact_fraction']:.3f}"
+    )
+    return report
+
+
+def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
+    """A short plain-text summary of a whole run."""
+    e = report["energy"]
+    rows = [
+        ("validation accuracy (torch, best epoch)", f"{train_metrics['best_val_accuracy']:.4f}"),
+        (f"test accuracy ({report['backend']}, {report['samples']} samples)",
+         f"{report['accuracy']:.4f}"),
+        ("test accuracy (torch model, same draws)", f"{report['reference_accuracy']:.4f}"),
+        ("bit-exact fraction (deployed vs torch)", f"{report['bit_exact_fraction']:.4f}"),
+        ("activation sparsity", f"{report['activation_sparsity']:.4f}"),
+        ("synaptic ops / sample (effective)", f"{report['synops']['effective']:.0f}"),
+        ("synaptic ops / sample (dense)", f"{report['synops']['dense']:d}"),
+        (f"energy / sample ({report['profile']}, estimate)",
+         f"{e['joules_per_sample'] * 1e6:.3f} uJ"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.append(f"energy basis: {e['basis']}")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from randhet.deploy.pipeline import deploy
+    from randhet.export import export_run
+
+    trained = cmd_train(args)
+    cfg, out = trained["cfg"], trained["out"]
+    path = export_run(out)
+    print(f"exported: {path}")
+    d = cfg["deploy"]
+    report = deploy(
+        path, backend=d["backend"], samples=d["samples"], profile=d["profile"],
+        seed=d["seed"], progress=not args.quiet,
+    )
+    print()
+    print(summary_table(trained["metrics"], report))
+    print(f"\nresults: {out}/ (config.toml, metrics.json, log.csv, network.net, deploy.json,"
+          " training.png, deploy.png)")
+
+
+COMMANDS = {"train": cmd_train, "export": cmd_export, "deploy": cmd_deploy, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"randhet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("randhet: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

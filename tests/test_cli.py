@@ -1,0 +1,138 @@
+"""The command line end to end, and its error paths: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from randhet.cli import main
+
+TINY_TOML = """
+name = "tiny"
+seed = 3
+[encoding]
+timesteps = 8
+[model]
+hidden = [24]
+[train]
+epochs = 3
+lr = 0.01
+[deploy]
+samples = 16
+"""
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("randhet: error: ")
+    return err[0]
+
+
+@pytest.mark.lava
+def test_run_trains_exports_and_deploys(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_TOML)
+    out = tmp_path / "run"
+    code = main(["run", "--config", str(cfg), "--set", "neuron.sigma=0.5", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "bit-exact fraction (deployed vs torch)   1.0000" in printed
+    resolved = tomllib.loads((out / "config.toml").read_text())
+    assert resolved["neuron"]["sigma"] == 0.5 and resolved["name"] == "tiny"
+    for name in ("network.pt", "last.pt", "metrics.json", "log.csv", "training.png",
+                 "network.net", "deploy.json", "deploy.png", "spec.json"):
+        assert (out / name).is_file(), name
+    state = torch.load(out / "network.pt", weights_only=True)
+    assert "blocks.0.synapse.weight" in state
+    log = (out / "log.csv").read_text().strip().splitlines()
+    assert len(log) == 1 + 3  # header and one row per epoch
+    report = json.loads((out / "deploy.json").read_text())
+    assert report["samples"] == 16 and report["bit_exact_fraction"] == 1.0
+
+
+def test_missing_config_file(capsys) -> None:
+    assert main(["train", "--config", "no/such.toml"]) == 2
+    assert "config file not found" in _error_line(capsys)
+
+
+def test_unknown_config_key(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nepochz = 3\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown key 'train.epochz'" in _error_line(capsys)
+
+
+def test_bad_override_value(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    assert main(["train", "--config", str(cfg), "--set", "neuron.sigma=-1"]) == 2
+    assert "'neuron.sigma' must be in" in _error_line(capsys)
+    assert main(["train", "--config", str(cfg), "--set", "train.epochs=many"]) == 2
+    assert "'train.epochs' must be of type int" in _error_line(capsys)
+
+
+def test_export_of_a_folder_that_is_not_a_run(tmp_path: Path, capsys) -> None:
+    assert main(["export", str(tmp_path)]) == 2
+    assert "is not a trained run folder" in _error_line(capsys)
+
+
+def test_deploy_of_a_missing_or_corrupt_network_file(tmp_path: Path, capsys) -> None:
+    assert main(["deploy", str(tmp_path / "none.net")]) == 2
+    assert "network file not found" in _error_line(capsys)
+    bad = tmp_path / "bad.net"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
+    assert main(["deploy", str(bad)]) == 2
+    assert "not an HDF5 file" in _error_line(capsys)
+
+
+def test_deploy_of_a_stock_netx_file_without_randhet_metadata(tmp_path: Path, capsys) -> None:
+    import h5py
+
+    f = tmp_path / "plain.net"
+    with h5py.File(f, "w") as h:
+        h.create_group("layer")
+    assert main(["deploy", str(f)]) == 2
+    assert "no valid randhet metadata" in _error_line(capsys)
+
+
+def test_deploy_with_a_bad_profile_or_sample_count(tiny_run: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    net = str(tiny_run / "network.net")
+    assert main(["deploy", net, "--profile", "loihi9", "--out", str(tmp_path)]) == 2
+    assert "unknown hardware profile 'loihi9'" in _error_line(capsys)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = 'x'\n")
+    assert main(["deploy", net, "--profile", str(broken), "--out", str(tmp_path)]) == 2
+    assert "broken.toml" in _error_line(capsys)
+    assert main(["deploy", net, "--samples", "100000", "--out", str(tmp_path)]) == 2
+    assert "the test split has" in _error_line(capsys)
+    assert main(["deploy", net, "--backend", "gpu", "--out", str(tmp_path)]) == 2
+    assert "unknown backend 'gpu'" in _error_line(capsys)
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "randhet", "deploy", str(tmp_path / "missing.net")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"randhet: error: network file not found: {tmp_path / 'missing.net'}"
+    ]
+
+
+@pytest.mark.parametrize("command", ["train", "export", "deploy", "run"])
+def test_help_for_every_command(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: randhet" in capsys.readouterr().out

@@ -1,0 +1,105 @@
+"""Config resolution and the netx file: overrides, validation, round trip of the integers."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from randhet.config import DEFAULTS, dump_toml, load_config, network_spec
+from randhet.data import load_dataset
+from randhet.data.datasets import stratified_split
+from randhet.errors import ConfigError
+from randhet.export import read_network
+from randhet.spec import NetworkSpec
+from randhet.train.trainer import load_trained
+
+
+def test_defaults_file_and_overrides_compose(tmp_path: Path) -> None:
+    f = tmp_path / "exp.toml"
+    f.write_text('seed = 4\n[neuron]\nsigma = 0.5\n[encoding]\nkind = "rate"\n')
+    cfg = load_config(f, ["neuron.sigma=0.25", "model.hidden=[10, 12]", "encoding.kind=direct"])
+    assert cfg["name"] == "exp" and cfg["seed"] == 4
+    assert cfg["neuron"]["sigma"] == 0.25 and cfg["model"]["hidden"] == [10, 12]
+    assert cfg["encoding"]["kind"] == "direct"
+    assert cfg["train"]["epochs"] == DEFAULTS["train"]["epochs"]
+    assert tomllib.loads(dump_toml(cfg)) == cfg  # the saved resolved config reads back equal
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("neuron.threshold=1.3", "multiple of 1/64"),
+        ("encoding.kind=spikes", "must be one of"),
+        ("encoding.timesteps=64", "must be in"),
+        ("data.dataset=imagenet", "must be one of"),
+        ("model=3", "must be a table"),
+        ("nokey", "expected section.key=value"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_digits_split_is_stratified_disjoint_and_seeded() -> None:
+    a = load_dataset(DEFAULTS["data"])
+    b = load_dataset(DEFAULTS["data"])
+    assert np.array_equal(a.x_test, b.x_test)
+    assert len(a.x_train) + len(a.x_val) + len(a.x_test) == 1797
+    assert a.x_train.min() >= 0 and a.x_train.max() <= 1
+    assert set(np.unique(a.y_test)) == set(range(10))
+    tr, va, te = stratified_split(a.y_train.repeat(1), 0.2, 0.2, 0)  # indices, any labels
+    assert len(set(tr) | set(va) | set(te)) == len(tr) + len(va) + len(te) == len(a.y_train)
+    other = load_dataset({**DEFAULTS["data"], "split_seed": 1})
+    assert not np.array_equal(a.x_test, other.x_test)
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = network_spec(load_config(None), (8, 8), 10)
+    assert NetworkSpec.from_json(spec.to_json()) == spec
+
+
+def test_export_holds_the_trained_integers(tiny_run: Path) -> None:
+    model = load_trained(tiny_run)
+    net = read_network(tiny_run / "network.net")
+    assert net.spec == model.spec
+    for block, layer in zip(model.blocks, net.layers, strict=True):
+        assert np.array_equal(block.integer_weight().numpy(), layer.weight)
+        assert layer.weight.min() >= -256 and layer.weight.max() <= 254
+        assert np.all(layer.weight % 2 == 0)
+        assert layer.current_decay == 1024 and layer.voltage_decay == 123
+        assert layer.threshold_mant == 80
+    assert net.data["dataset"] == "digits"
+
+
+def test_stock_netx_reads_the_exported_file(tiny_run: Path) -> None:
+    from lava.lib.dl import netx
+
+    net = netx.hdf5.Network(net_config=str(tiny_run / "network.net"))
+    assert [tuple(layer.shape) for layer in net.layers] == [(24,), (10,)]
+    ours = read_network(tiny_run / "network.net")
+    w = net.layers[0].synapse.weights.get()
+    exp = net.layers[0].synapse.proc_params.get("weight_exp", 0)
+    effective = np.asarray(w, dtype=np.float64) * 2.0**exp  # netx rescales by its exponent
+    assert np.array_equal(effective, ours.layers[0].weight)
+
+
+def test_a_truncated_layer_is_reported(tiny_run: Path, tmp_path: Path) -> None:
+    from randhet.errors import NetworkFileError
+
+    f = tmp_path / "cut.net"
+    f.write_bytes((tiny_run / "network.net").read_bytes())
+    with h5py.File(f, "a") as h:
+        del h["layer/1/weight"]
+    with pytest.raises(NetworkFileError, match="layer 1 is malformed"):
+        read_network(f)
+
+
+def test_checkpoint_loads_with_weights_only(tiny_run: Path) -> None:
+    state = torch.load(tiny_run / "network.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())

@@ -1,0 +1,96 @@
+"""Deployment on Lava's bit-accurate simulator: bit-exact with the torch model, per-sample
+fresh decays, reproducible, and the runtime always stopped."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from randhet.data import load_dataset
+from randhet.decays import draw_network
+from randhet.deploy.lava_backend import run_lava
+from randhet.deploy.pipeline import deploy
+from randhet.deploy.reference import model_from_export, reference_rasters
+from randhet.export import export_run, read_network
+from randhet.spec import NeuronSpec
+from randhet.train.trainer import train
+
+pytestmark = pytest.mark.lava
+
+REQUIRED = {
+    "backend", "samples", "accuracy", "bit_exact_fraction", "activation_sparsity", "synops",
+    "energy", "profile", "layers",
+}
+
+
+def test_deploy_is_bit_exact_and_reports_every_field(tiny_run: Path, tmp_path: Path) -> None:
+    report = deploy(tiny_run / "network.net", samples=40, out_dir=tmp_path, progress=False)
+    on_disk = json.loads((tmp_path / "deploy.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    assert REQUIRED <= set(report)
+    assert report["backend"] == "lava" and report["samples"] == 40
+    assert report["bit_exact_fraction"] == 1.0
+    assert report["accuracy"] == report["reference_accuracy"]
+    assert report["accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert 0.0 < report["activation_sparsity"] < 1.0
+    assert 0 < report["synops"]["effective"] < report["synops"]["dense"]
+    assert report["energy"]["joules_per_sample"] > 0
+    assert "estimate" in report["energy"]["basis"] and report["energy"]["profile"] == "loihi2"
+    assert [layer["name"] for layer in report["layers"]] == ["dense_0", "dense_1"]
+    assert [layer["neurons"] for layer in report["layers"]] == [24, 10]
+    assert report["decay_draw"]["distinct_current_decays_layer0"] > 24
+    assert (tmp_path / "deploy.png").stat().st_size > 0
+
+
+def test_same_sample_repeated_gets_a_fresh_draw_each_time_on_lava(tiny_run: Path) -> None:
+    net = read_network(tiny_run / "network.net")
+    model = model_from_export(net)
+    x = torch.as_tensor(load_dataset(net.data).x_test[:1]).expand(6, 8, 8)
+    inputs = model.encoder.to_integer(model.encoder(x)).numpy()
+    shapes = model.layer_shapes()
+    runs = {}
+    for sigma in (1.0, 0.0):
+        neuron = NeuronSpec(**{**net.spec.neuron.__dict__, "sigma": sigma})
+        draws = draw_network(neuron, 6, shapes, seed=3)
+        du = [d.current.numpy().astype(np.int64) for d in draws]
+        dv = [d.voltage.numpy().astype(np.int64) for d in draws]
+        lava = run_lava(net, inputs, du, dv).rasters
+        ref = reference_rasters(model, inputs, du, dv)
+        for a, b in zip(lava, ref, strict=True):
+            assert np.array_equal(a, b)
+        runs[sigma] = np.concatenate([r.reshape(6, -1) for r in lava], axis=1)
+    assert len({r.tobytes() for r in runs[1.0]}) >= 4  # fresh draws: the rasters differ
+    assert len({r.tobytes() for r in runs[0.0]}) == 1  # no randomness: identical rasters
+
+
+def test_rate_encoded_network_deploys_bit_exactly(tmp_path: Path, make_tiny_config) -> None:
+    cfg = make_tiny_config("encoding.kind=\"rate\"", "train.epochs=2", "neuron.sigma=0.7")
+    train(cfg, tmp_path, progress=False)
+    export_run(tmp_path)
+    report = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False)
+    assert report["bit_exact_fraction"] == 1.0
+    again = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False)
+    for key in ("accuracy", "activation_sparsity", "synops", "layers"):
+        assert report[key] == again[key]  # the same seed reproduces the deployment
+
+
+def test_runtime_is_stopped_when_a_run_fails_midway(tiny_run: Path) -> None:
+    net = read_network(tiny_run / "network.net")
+    model = model_from_export(net)
+    x = torch.as_tensor(load_dataset(net.data).x_test[:6])
+    inputs = model.encoder.to_integer(model.encoder(x)).numpy()
+    draws = draw_network(net.spec.neuron, 6, model.layer_shapes(), seed=0)
+    du = [d.current.numpy().astype(np.int64) for d in draws]
+    dv = [d.voltage.numpy().astype(np.int64) for d in draws]
+
+    def fail(done: int) -> None:
+        raise RuntimeError(f"stop after {done} samples")
+
+    with pytest.raises(RuntimeError, match="stop after"):
+        run_lava(net, inputs, du, dv, chunk_samples=2, on_progress=fail)
+    assert multiprocessing.active_children() == []

@@ -1,0 +1,102 @@
+"""RandHet neuron: sigma = 0 is stock SLAYER bit for bit; draws are fresh, seeded, on-grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from lava.lib.dl.slayer.block import cuba as cuba_block
+from lava.lib.dl.slayer.neuron import cuba
+
+from randhet.decays import draw_layer, draw_network, logit_normal_decay, mean_decay_int
+from randhet.spec import NeuronSpec
+from randhet.train.neuron import RandHetDense, RandHetNeuron, slayer_neuron_params
+
+STOCK = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=0.0)
+
+
+def _drive(shape: tuple[int, ...], seed: int, scale: float = 1.5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # integer multiples of 1/64: what Loihi synapses deliver
+    return torch.round(torch.randn(shape, generator=g) * scale * 64) / 64
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 20), (3, 2, 5, 5, 12)])
+def test_sigma_zero_neuron_equals_stock_cuba_forward_and_backward(shape) -> None:
+    ours = RandHetNeuron(STOCK)
+    stock = cuba.Neuron(**slayer_neuron_params(STOCK))
+    x1 = _drive(shape, 0).requires_grad_(True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    s1, s2 = ours(x1), stock(x2)
+    assert s1.sum() > 0
+    assert torch.equal(s1, s2)
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    (s1 * w).sum().backward()
+    (s2 * w).sum().backward()
+    assert torch.equal(x1.grad, x2.grad)
+
+
+def test_sigma_zero_block_equals_stock_slayer_dense_block() -> None:
+    torch.manual_seed(0)
+    ours = RandHetDense(STOCK, 12, 9)
+    stock = cuba_block.Dense(slayer_neuron_params(STOCK), 12, 9, delay_shift=False)
+    with torch.no_grad():
+        stock.synapse.weight.copy_(ours.synapse.weight * 20)
+        ours.synapse.weight.copy_(ours.synapse.weight * 20)
+    spikes = (torch.rand(5, 12, 16, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+    a, b = ours(spikes), stock(spikes)
+    assert a.sum() > 0
+    assert torch.equal(a, b)
+
+
+def test_draws_are_fresh_per_forward_pass_and_per_sample() -> None:
+    neuron = RandHetNeuron(NeuronSpec(sigma=1.0), torch.Generator().manual_seed(0))
+    x = _drive((1, 5, 4), 3).expand(6, 5, 4).contiguous()  # six copies of one sample
+    neuron(x)
+    first = neuron.last_draw
+    neuron(x)
+    second = neuron.last_draw
+    assert first is not None and second is not None
+    assert not torch.equal(first.current, second.current)  # redrawn every forward pass
+    assert not torch.equal(first.voltage, second.voltage)
+    rows = {tuple(r.tolist()) for r in first.current}
+    assert len(rows) == 6  # every sample of the batch has its own decays
+
+
+def test_identical_samples_spike_differently_with_randomness_and_identically_without() -> None:
+    x = _drive((1, 30, 16), 4, scale=1.0).expand(8, 30, 16).contiguous()
+    rand = RandHetNeuron(NeuronSpec(sigma=1.5), torch.Generator().manual_seed(0))(x)
+    plain = RandHetNeuron(STOCK)(x)
+    assert len({tuple(s.flatten().tolist()) for s in rand}) > 1
+    assert len({tuple(s.flatten().tolist()) for s in plain}) == 1
+
+
+def test_draws_are_integers_on_the_12_bit_grid_and_reproducible() -> None:
+    spec = NeuronSpec(sigma=2.0, current_decay=0.02, voltage_decay=0.9)
+    a = draw_network(spec, 50, [(40,), (10,)], seed=7)
+    b = draw_network(spec, 50, [(40,), (10,)], seed=7)
+    c = draw_network(spec, 50, [(40,), (10,)], seed=8)
+    for da, db in zip(a, b, strict=True):
+        for t in (da.current, da.voltage):
+            assert torch.equal(t, torch.round(t))
+            assert t.min() >= 0 and t.max() <= 4096
+        assert torch.equal(da.current, db.current) and torch.equal(da.voltage, db.voltage)
+    assert not torch.equal(a[0].current, c[0].current)
+
+
+def test_draw_distribution_is_logit_normal_around_the_mean() -> None:
+    spec = NeuronSpec(sigma=1.0, current_decay=0.25, voltage_decay=0.03)
+    draw = draw_layer(spec, 200, (100,), torch.Generator().manual_seed(0))
+    du = draw.current.flatten().numpy() / 4096
+    assert abs(np.median(du) - 0.25) < 0.01  # the median of a logit-normal is the mean decay
+    z = np.log(np.clip(du, 1e-6, 1 - 1e-6) / np.clip(1 - du, 1e-6, 1))
+    assert abs(z.std() - 1.0) < 0.03  # logit spread equals sigma (up to grid rounding)
+    assert abs(z.mean() - np.log(0.25 / 0.75)) < 0.02
+
+
+def test_sigma_zero_draw_is_exactly_the_mean_and_randomize_selects_decays() -> None:
+    eps = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    assert torch.all(logit_normal_decay(mean_decay_int(0.25), 0.0, eps) == 1024)
+    only_v = draw_layer(NeuronSpec(sigma=1.0, randomize="voltage"), 20, (10,), None)
+    assert torch.all(only_v.current == 1024)
+    assert only_v.voltage.unique().numel() > 1
