@@ -13,6 +13,8 @@ from typing import Any
 
 from randhet.errors import UserError
 
+QUIET_HELP = "no progress bars (they show on a terminal only)"
+
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="TOML config file (e.g. configs/digits.toml)")
@@ -21,7 +23,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         help="override one config value (repeatable), e.g. --set neuron.sigma=0.5",
     )
     p.add_argument("--out", help="output folder (default: runs/<config name>)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _add_deploy_args(p: argparse.ArgumentParser, with_defaults: bool) -> None:
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", help="network.net written by 'randhet export'")
     _add_deploy_args(p, with_defaults=True)
     p.add_argument("--out", help="output folder (default: the network file's folder)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
     p = sub.add_parser("run", help="train, export and deploy in one go",
                        description="Train, export and deploy as the config says; prints a summary.")

@@ -136,7 +136,8 @@ def deploy(
     from randhet.deploy.lava_backend import run_lava
 
     t0 = time.perf_counter()
-    with tqdm(total=n, desc=f"deploy ({backend})", unit="sample", disable=None if progress else True) as bar:
+    bar_off = None if progress else True  # None: shown on a terminal only
+    with tqdm(total=n, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
         result = run_lava(net, inputs, du, dv, on_progress=lambda k: bar.update(k - bar.n))
     wall = time.perf_counter() - t0
     ref = reference_rasters(model, inputs, du, dv)

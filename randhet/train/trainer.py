@@ -87,7 +87,10 @@ def train(cfg: dict[str, Any], out_dir: str | Path, progress: bool = True) -> di
         perm = order_rng.permutation(len(data.x_train))
         loss_sum, correct = 0.0, 0
         batches = range(0, len(perm), tc["batch_size"])
-        bar = tqdm(batches, desc=f"epoch {epoch}/{tc['epochs']}", leave=False, disable=None if progress else True)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch}/{tc['epochs']}", leave=False,
+            disable=None if progress else True,  # None: shown on a terminal only
+        )
         for i in bar:
             idx = perm[i:i + tc["batch_size"]]
             xb = torch.as_tensor(data.x_train[idx], device=device)
