@@ -15,3 +15,7 @@ class ProfileError(UserError):
 
 class NetworkFileError(UserError):
     """A network file (netx HDF5) that is missing, corrupt or not randhet's."""
+
+
+class DataError(UserError):
+    """A data set file whose contents are corrupt or not in the expected format."""
