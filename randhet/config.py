@@ -14,34 +14,55 @@ from pathlib import Path
 from typing import Any
 
 from randhet.errors import ConfigError
-from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec
+from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec, parse_layer_token
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
     "seed": 0,
     "data": {
-        "dataset": "digits",
-        "root": "",
-        "val_fraction": 0.15,
-        "test_fraction": 0.2,
+        "dataset": "digits",  # digits (embedded) | mnist | fashion_mnist | cifar10 | nmnist
+        "root": "",  # folder holding the real data set's files (never downloaded)
+        "val_fraction": 0.15,  # of the training data (of all data for digits)
+        "test_fraction": 0.2,  # digits only: the others ship an official test set
         "split_seed": 0,
+        "limit": 0,  # at most this many samples per split (0 = all), for quick runs
     },
-    "encoding": {"kind": "direct", "timesteps": 16, "input_bits": 4},
-    "model": {"hidden": [128]},
+    "encoding": {
+        "kind": "direct",  # direct (graded) | rate (Bernoulli) | events (N-MNIST frames)
+        "timesteps": 16,
+        "input_bits": 4,
+        "mean": [],  # per-channel normalisation inside the model (empty = none)
+        "std": [],
+    },
+    "model": {
+        # "conv:C[:kK][:sS]" (KxK conv, stride S, padding K//2), "pool:K" (KxK sum pooling as a
+        # fixed depthwise conv), "flatten", "dense:N"; the output dense layer is added.
+        "layers": ["dense:128"],
+    },
     "neuron": {
         "threshold": 1.25,
         "current_decay": 0.25,
         "voltage_decay": 0.03,
         "sigma": 1.0,
-        "randomize": "both",
+        "randomize": "both",  # current | voltage | both | none
+        "distribution": "logit_normal",  # logit_normal | gaussian (sigma in decay fraction)
+        "granularity": "neuron",  # neuron | channel
+        "resample": "forward",  # forward (per sample per pass) | step | fixed
+        "learn_decay": False,  # learn the mean decays (with a correct gradient)
         "tau_grad": 1.0,
         "scale_grad": 1.0,
     },
     "train": {
         "epochs": 30,
         "batch_size": 32,
+        "optimizer": "adam",  # adam | adamw | sgd (momentum)
         "lr": 0.003,
+        "momentum": 0.9,
         "weight_decay": 0.0,
+        "schedule": "constant",  # constant | cosine
+        "grad_clip": 0.0,  # max gradient norm (0 = off)
+        "decay_lr": 0.0,  # learning rate of the mean decays (0 = lr)
+        "adv_eps": 0.0,  # FGSM adversarial training epsilon on [0, 1] inputs (0 = off)
         "device": "auto",
     },
     "deploy": {
@@ -53,9 +74,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("digits",),
-    "encoding.kind": ("direct", "rate"),
+    "data.dataset": ("digits", "mnist", "fashion_mnist", "cifar10", "nmnist"),
+    "encoding.kind": ("direct", "rate", "events"),
     "neuron.randomize": ("current", "voltage", "both", "none"),
+    "neuron.distribution": ("logit_normal", "gaussian"),
+    "neuron.granularity": ("neuron", "channel"),
+    "neuron.resample": ("forward", "step", "fixed"),
+    "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.schedule": ("constant", "cosine"),
     "train.device": ("auto", "cpu", "cuda"),
     "deploy.backend": ("lava",),
 }
@@ -64,6 +90,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _RANGES: dict[str, tuple[float, float]] = {
     "data.val_fraction": (0.0, 0.9),
     "data.test_fraction": (0.0, 0.9),
+    "data.limit": (0, 1 << 30),
     "encoding.timesteps": (1, 63),
     "encoding.input_bits": (0, 8),
     "neuron.threshold": (1 / 64, 2047.0),
@@ -73,7 +100,11 @@ _RANGES: dict[str, tuple[float, float]] = {
     "train.epochs": (1, 100000),
     "train.batch_size": (1, 1 << 20),
     "train.lr": (0.0, 10.0),
+    "train.momentum": (0.0, 1.0),
     "train.weight_decay": (0.0, 10.0),
+    "train.grad_clip": (0.0, 1e6),
+    "train.decay_lr": (0.0, 1e6),
+    "train.adv_eps": (0.0, 1.0),
     "deploy.samples": (0, 1 << 30),
 }
 
@@ -102,7 +133,8 @@ def _coerce(default: Any, value: Any, path: str, source: str) -> Any:
         value = float(value) if ok else value
     elif kind is list:
         ok = isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+            isinstance(v, str) or (isinstance(v, int | float) and not isinstance(v, bool))
+            for v in value
         )
     else:
         ok = isinstance(value, kind)
@@ -147,8 +179,18 @@ def validate(cfg: dict[str, Any]) -> None:
             "'neuron.threshold' must be a multiple of 1/64 "
             f"(Loihi vThMant = threshold * 64); got {th}"
         )
-    if any(h < 1 for h in cfg["model"]["hidden"]):
-        raise ConfigError("'model.hidden' sizes must be positive integers")
+    for token in cfg["model"]["layers"]:
+        try:
+            parse_layer_token(str(token))
+        except ValueError as exc:
+            raise ConfigError(f"'model.layers': {exc}") from None
+    enc = cfg["encoding"]
+    if len(enc["mean"]) != len(enc["std"]) or any(s <= 0 for s in enc["std"]):
+        raise ConfigError("'encoding.mean' and 'encoding.std' need equal lengths, std > 0")
+    if enc["mean"] and enc["kind"] != "direct":
+        raise ConfigError("'encoding.mean'/'encoding.std' apply to direct encoding only")
+    if (enc["kind"] == "events") != (cfg["data"]["dataset"] == "nmnist"):
+        raise ConfigError("'encoding.kind = \"events\"' goes with data.dataset = \"nmnist\"")
     if cfg["data"]["val_fraction"] + cfg["data"]["test_fraction"] >= 0.95:
         raise ConfigError("'data.val_fraction' + 'data.test_fraction' must leave training data")
     if not cfg["name"] or "/" in cfg["name"]:
@@ -202,10 +244,11 @@ def network_spec(
     cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> NetworkSpec:
     """The network description a config asks for, for data of the given shape."""
-    return NetworkSpec.mlp(
-        input_shape,
-        cfg["model"]["hidden"],
-        num_classes,
-        NeuronSpec(**cfg["neuron"]),
-        EncodingSpec(**cfg["encoding"]),
-    )
+    enc = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["encoding"].items()}
+    try:
+        return NetworkSpec.from_tokens(
+            input_shape, cfg["model"]["layers"], num_classes,
+            NeuronSpec(**cfg["neuron"]), EncodingSpec(**enc),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"'model.layers' does not fit the data {input_shape}: {exc}") from None

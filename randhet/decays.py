@@ -1,13 +1,15 @@
 """RandHet decay draws on Loihi's 12-bit decay grid (one definition for train and deploy).
 
 A decay ``d`` is an integer in 0..4096: the neuron keeps ``(4096 - d) / 4096`` of its state per
-step. RandHet draws it per neuron from a logit-normal around the mean decay ``d0``::
+step. Around the mean ``d0`` (itself on the grid) a draw is::
 
-    d = round(4096 * sigmoid(logit(d0 / 4096) + sigma * eps)),   eps ~ N(0, 1)
+    logit_normal:  d = round(4096 * sigmoid(logit(d0 / 4096) + sigma * eps))
+    gaussian:      d = round(4096 * clip(d0 / 4096 + sigma * eps, 0, 1))
 
-(the reference code's ``s = sigmoid(sigma * eps)`` recentred on the configured mean). The
-median of ``d`` is ``d0``; ``sigma = 0`` returns ``d0`` exactly (the stock CUBA neuron).
-Computed in float64 on the CPU so that every machine and stage gets the same integers.
+with ``eps ~ N(0, 1)`` per neuron (or per channel) and per sample, drawn once per forward pass,
+once per time step, or once for good (``resample``). The median of the logit-normal is ``d0``;
+``sigma = 0`` gives ``d0`` exactly. Noise is drawn in float64 on the CPU from a seeded generator;
+the mapping is differentiable in the mean (straight-through rounding), so mean decays can learn.
 """
 
 from __future__ import annotations
@@ -21,23 +23,58 @@ from randhet.spec import DECAY_SCALE, NeuronSpec
 _EDGE = 0.5 / DECAY_SCALE  # keeps logit() finite for d0 = 0 or 4096
 
 
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer with a straight-through gradient."""
+    return _RoundSTE.apply(x)
+
+
 def mean_decay_int(fraction: float) -> int:
     """Integer decay (0..4096) of a decay fraction, rounded as SLAYER quantizes it."""
     return int(torch.round(torch.tensor(fraction * DECAY_SCALE, dtype=torch.float32)).item())
 
 
-def logit_normal_decay(mean_int: int, sigma: float, eps: torch.Tensor) -> torch.Tensor:
-    """Map standard-normal ``eps`` to integer decays (float64 tensor of integers, 0..4096)."""
+def decays_from_eps(
+    mean: torch.Tensor, sigma: float, eps: torch.Tensor, distribution: str = "logit_normal"
+) -> torch.Tensor:
+    """Integer-valued decays (float64, 0..4096) for noise ``eps`` around the mean fraction.
+
+    ``mean`` is a fraction (any shape broadcastable with ``eps``); gradients reach it.
+    """
+    d0 = round_ste(mean.to(torch.float64) * DECAY_SCALE).clamp(0, DECAY_SCALE)
+    eps = eps.to(device=d0.device, dtype=torch.float64)
     if sigma == 0:
-        return torch.full_like(eps, float(mean_int), dtype=torch.float64)
-    p = min(max(mean_int / DECAY_SCALE, _EDGE), 1 - _EDGE)
-    z = torch.logit(torch.tensor(p, dtype=torch.float64)) + sigma * eps.to(torch.float64)
-    return torch.round(DECAY_SCALE * torch.sigmoid(z)).clamp_(0, DECAY_SCALE)
+        return d0 + torch.zeros_like(eps)
+    if distribution == "logit_normal":
+        p = (d0 / DECAY_SCALE).clamp(_EDGE, 1 - _EDGE)
+        frac = torch.sigmoid(torch.logit(p) + sigma * eps)
+    elif distribution == "gaussian":
+        frac = (d0 / DECAY_SCALE + sigma * eps).clamp(0, 1)
+    else:
+        raise ValueError(f"unknown decay distribution {distribution!r}")
+    return round_ste(frac * DECAY_SCALE).clamp(0, DECAY_SCALE)
+
+
+def noise_shape(neuron: NeuronSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of one sample's noise: the neuron shape, or (C, 1, ...) per channel."""
+    if neuron.granularity == "channel":
+        return (shape[0],) + (1,) * (len(shape) - 1)
+    return tuple(shape)
 
 
 @dataclass(frozen=True)
 class DecayDraw:
-    """Integer decays of one layer for a batch of samples: ``current``/``voltage`` [B, *shape]."""
+    """Integer decays of one layer: ``current``/``voltage`` [B, *noise_shape] (one per sample)
+    or [B, *noise_shape, T] (one per sample and step), float64 integer values."""
 
     current: torch.Tensor
     voltage: torch.Tensor
@@ -46,27 +83,59 @@ class DecayDraw:
         return DecayDraw(self.current.to(device), self.voltage.to(device))
 
 
+def draw_eps(
+    neuron: NeuronSpec,
+    batch: int,
+    shape: tuple[int, ...],
+    steps: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Fresh standard-normal noise for the randomized decays (None where not randomized)."""
+    size = (batch, *noise_shape(neuron, shape))
+    if neuron.resample == "step":
+        size = (*size, steps)
+    cur = torch.randn(size, generator=generator, dtype=torch.float64)
+    vol = torch.randn(size, generator=generator, dtype=torch.float64)
+    return (
+        cur if neuron.randomizes_current else None,
+        vol if neuron.randomizes_voltage else None,
+    )
+
+
+def decays_for(
+    neuron: NeuronSpec,
+    mean_current: torch.Tensor,
+    mean_voltage: torch.Tensor,
+    eps_current: torch.Tensor | None,
+    eps_voltage: torch.Tensor | None,
+) -> DecayDraw:
+    """The draw for given noise (None: the mean decay, shape [1])."""
+    def one(mean: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        if eps is None:
+            return round_ste(mean.to(torch.float64) * DECAY_SCALE).clamp(0, DECAY_SCALE)
+        return decays_from_eps(mean, neuron.sigma, eps, neuron.distribution)
+
+    return DecayDraw(one(mean_current, eps_current), one(mean_voltage, eps_voltage))
+
+
 def draw_layer(
     neuron: NeuronSpec,
     batch: int,
     shape: tuple[int, ...],
     generator: torch.Generator | None,
+    steps: int = 1,
+    means: tuple[int, int] | None = None,
 ) -> DecayDraw:
-    """Fresh per-neuron, per-sample decays for one layer (float64, CPU)."""
-    size = (batch, *shape)
-    du0 = mean_decay_int(neuron.current_decay)
-    dv0 = mean_decay_int(neuron.voltage_decay)
-    if neuron.randomizes_current:
-        eps = torch.randn(size, generator=generator, dtype=torch.float64)
-        du = logit_normal_decay(du0, neuron.sigma, eps)
-    else:
-        du = torch.full(size, float(du0), dtype=torch.float64)
-    if neuron.randomizes_voltage:
-        eps = torch.randn(size, generator=generator, dtype=torch.float64)
-        dv = logit_normal_decay(dv0, neuron.sigma, eps)
-    else:
-        dv = torch.full(size, float(dv0), dtype=torch.float64)
-    return DecayDraw(du, dv)
+    """Fresh decays for one layer, expanded to the batch, around ``means`` (integer current
+    and voltage decays; default: the spec's configured means)."""
+    if means is None:
+        means = (mean_decay_int(neuron.current_decay), mean_decay_int(neuron.voltage_decay))
+    eps_c, eps_v = draw_eps(neuron, batch, shape, steps, generator)
+    mc = torch.tensor([means[0] / DECAY_SCALE], dtype=torch.float64)
+    mv = torch.tensor([means[1] / DECAY_SCALE], dtype=torch.float64)
+    draw = decays_for(neuron, mc, mv, eps_c, eps_v)
+    size = (batch, *noise_shape(neuron, shape)) + ((steps,) if neuron.resample == "step" else ())
+    return DecayDraw(draw.current.expand(size).clone(), draw.voltage.expand(size).clone())
 
 
 def draw_network(
@@ -74,7 +143,14 @@ def draw_network(
     batch: int,
     layer_shapes: list[tuple[int, ...]],
     seed: int,
+    steps: int = 1,
+    means: list[tuple[int, int]] | None = None,
 ) -> list[DecayDraw]:
-    """Decays for every layer of a network and ``batch`` samples, reproducible from ``seed``."""
+    """Decays for every layer and ``batch`` samples from ``seed`` (``means``: per layer integer
+    mean decays, default the spec's)."""
     gen = torch.Generator().manual_seed(seed)
-    return [draw_layer(neuron, batch, shape, gen) for shape in layer_shapes]
+    per_layer = means or [None] * len(layer_shapes)
+    return [
+        draw_layer(neuron, batch, shape, gen, steps, m)
+        for shape, m in zip(layer_shapes, per_layer, strict=True)
+    ]

@@ -14,8 +14,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Encoding = Literal["direct", "rate"]
+Encoding = Literal["direct", "rate", "events"]
 Randomize = Literal["current", "voltage", "both", "none"]
+Distribution = Literal["logit_normal", "gaussian"]
+Granularity = Literal["neuron", "channel"]
+Resample = Literal["forward", "step", "fixed"]
 
 DECAY_SCALE = 4096  # Loihi decays are 12-bit: fraction = d / 4096
 WEIGHT_SCALE = 64  # SLAYER weight w <-> Loihi integer weight w * 64 (even, -256..254)
@@ -23,17 +26,22 @@ WEIGHT_SCALE = 64  # SLAYER weight w <-> Loihi integer weight w * 64 (even, -256
 
 @dataclass(frozen=True)
 class EncodingSpec:
-    """How a static [0, 1] input becomes T time steps of input spikes.
+    """How an input becomes T time steps of input spikes (the first stage of the model).
 
-    ``direct``: every step carries the pixel as a graded spike ``round(x * 2**input_bits)``,
-    and the first synapse shifts right by ``input_bits`` (Loihi weight exponent), so the
-    drive equals ``floor(W_int . x_int / 2**input_bits)`` on hardware and in training.
-    ``rate``: every step carries a Bernoulli spike with probability ``x``.
+    ``direct``: every step carries the (normalised) pixel as a graded spike
+    ``round(x * 2**input_bits)``; the first synapse shifts right by ``input_bits`` (a Loihi
+    weight exponent), so hardware and training compute ``floor(W_int . x_int / 2**input_bits)``.
+    ``rate``: every step carries a Bernoulli spike with probability x (no normalisation).
+    ``events``: the input already is [C, H, W, T] binary event frames (N-MNIST).
+    ``mean`` / ``std``: per-channel normalisation ``(x - mean) / std`` applied inside the model,
+    so gradients and attacks act on [0, 1] pixels (direct encoding only; empty = none).
     """
 
     kind: Encoding = "direct"
     timesteps: int = 16
     input_bits: int = 4
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     @property
     def input_shift(self) -> int:
@@ -45,10 +53,14 @@ class EncodingSpec:
 class NeuronSpec:
     """CUBA-LIF neuron with RandHet decays.
 
-    Each neuron draws its current and/or voltage decay from a logit-normal distribution:
-    ``d = sigmoid(logit(mean) + sigma * eps)``, ``eps ~ N(0, 1)``, rounded to the 12-bit grid
-    (multiples of 1/4096). ``sigma = 0`` is the stock SLAYER CUBA neuron. A fresh draw is made
-    per neuron and per sample at every forward pass.
+    Each decay (fraction of the state lost per step, 12-bit grid) is drawn around its mean:
+    ``logit_normal``: ``d = sigmoid(logit(mean) + sigma * eps)`` (the reference code's form);
+    ``gaussian``: ``d = clip(mean + sigma * eps, 0, 1)`` (sigma in decay fraction units);
+    ``eps ~ N(0, 1)``, then ``d`` is rounded to a multiple of 1/4096. ``granularity``: one draw
+    per neuron or per channel. ``resample``: a new draw per sample at every forward pass
+    (``forward``), at every time step (``step``), or once, frozen (``fixed``: plain
+    heterogeneity). ``sigma = 0`` is the stock SLAYER CUBA neuron. ``learn_decay`` makes the
+    mean decays trainable (with a correct gradient, unlike SLAYER's).
     """
 
     threshold: float = 1.25
@@ -56,6 +68,10 @@ class NeuronSpec:
     voltage_decay: float = 0.03
     sigma: float = 1.0
     randomize: Randomize = "both"
+    distribution: Distribution = "logit_normal"
+    granularity: Granularity = "neuron"
+    resample: Resample = "forward"
+    learn_decay: bool = False
     tau_grad: float = 1.0
     scale_grad: float = 1.0
 
@@ -76,13 +92,120 @@ class DenseSpec:
     out_features: int
     kind: Literal["dense"] = "dense"
 
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.out_features,)
 
-LayerSpec = DenseSpec
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A KxK convolution (stride, padding K//2) followed by RandHet CUBA neurons.
+
+    Shapes are (channels, height, width). A pooling layer is a ``ConvSpec`` with
+    ``pool = True``: a depthwise KxK convolution with stride K and fixed equal weights
+    ``pool_weight`` (sum pooling), which netx and Lava carry as an ordinary convolution.
+    """
+
+    in_shape: tuple[int, int, int]
+    out_channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 1
+    pool: bool = False
+    pool_weight: float = 1.0
+    kind: Literal["conv"] = "conv"
+
+    @property
+    def groups(self) -> int:
+        return self.in_shape[0] if self.pool else 1
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        _, h, w = self.in_shape
+        size = [(n + 2 * self.padding - self.kernel) // self.stride + 1 for n in (h, w)]
+        return (self.out_channels, size[0], size[1])
+
+
+@dataclass(frozen=True)
+class FlattenSpec:
+    """(C, H, W) -> C*H*W features, in torch's (C, H, W) order."""
+
+    in_shape: tuple[int, ...]
+    kind: Literal["flatten"] = "flatten"
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        n = 1
+        for d in self.in_shape:
+            n *= d
+        return (n,)
+
+
+LayerSpec = DenseSpec | ConvSpec | FlattenSpec
+_KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flatten": FlattenSpec}
+
+
+def parse_layer_token(token: str) -> tuple[str, dict[str, int]]:
+    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flatten`` or ``dense:N``; ValueError if bad."""
+    kind, *args = token.strip().split(":")
+    values: dict[str, int] = {}
+    try:
+        if kind == "flatten" and not args:
+            return kind, values
+        if kind in ("dense", "pool", "conv") and args:
+            values = {"n": int(args[0]), "k": 3, "s": 1}
+            options = args[1:] if kind == "conv" else (args[1:] or [])
+            if kind != "conv" and options:
+                raise ValueError
+            for a in options:
+                if a[:1] not in ("k", "s"):
+                    raise ValueError
+                values[a[0]] = int(a[1:])
+            if min(values.values()) >= 1:
+                return kind, values
+    except ValueError:
+        pass
+    raise ValueError(
+        f"bad layer {token!r}: expected conv:C[:kK][:sS], pool:K, flatten or dense:N"
+    )
+
+
+def build_layers(
+    tokens: list[str] | tuple[str, ...], input_shape: tuple[int, ...], num_classes: int
+) -> tuple[LayerSpec, ...]:
+    """Layer specs for ``tokens`` on inputs of ``input_shape``; the output dense is appended.
+
+    A dense layer after spatial layers gets an implicit flatten.
+    """
+    layers: list[LayerSpec] = []
+    shape = tuple(input_shape)
+    for token in [*tokens, f"dense:{num_classes}"]:
+        kind, a = parse_layer_token(token)
+        if kind in ("conv", "pool"):
+            if len(shape) != 3:
+                raise ValueError(f"layer {token!r} needs (C, H, W) input, got {shape}")
+            chw = (shape[0], shape[1], shape[2])
+            if kind == "conv":
+                layer: LayerSpec = ConvSpec(chw, a["n"], a["k"], a["s"], a["k"] // 2)
+            else:
+                layer = ConvSpec(chw, shape[0], a["n"], a["n"], 0, pool=True)
+            if min(layer.out_shape[1:]) < 1:
+                raise ValueError(f"layer {token!r} shrinks {shape} to nothing")
+        elif kind == "flatten":
+            layer = FlattenSpec(shape)
+        else:
+            if len(shape) != 1:
+                layers.append(FlattenSpec(shape))
+                shape = layers[-1].out_shape
+            layer = DenseSpec(shape[0], a["n"])
+        layers.append(layer)
+        shape = layer.out_shape
+    return tuple(layers)
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A feed-forward spiking network: encoding, then layers of the same neuron type."""
+    """A feed-forward spiking network: encoding, then layers of one neuron type."""
 
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
@@ -93,33 +216,36 @@ class NetworkSpec:
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
-        expected = 1
-        for n in self.input_shape:
-            expected *= n
+        shape = tuple(self.input_shape)
+        if self.encoding.kind == "events":
+            shape = shape[:-1]  # the last input axis is time
         for i, layer in enumerate(self.layers):
-            if layer.in_features != expected:
-                raise ValueError(
-                    f"layer {i} expects {layer.in_features} inputs, previous gives {expected}"
-                )
-            expected = layer.out_features
-        if expected != self.num_classes:
-            raise ValueError(f"last layer has {expected} neurons, num_classes={self.num_classes}")
+            expected = _in_shape(layer)
+            if _numel(expected) != _numel(shape) or (
+                len(expected) == 3 and tuple(expected) != shape
+            ):
+                raise ValueError(f"layer {i} expects input {expected}, previous gives {shape}")
+            shape = layer.out_shape
+        if shape != (self.num_classes,):
+            raise ValueError(f"the last layer gives {shape}, num_classes={self.num_classes}")
+
+    @property
+    def spiking_layers(self) -> tuple[DenseSpec | ConvSpec, ...]:
+        """The layers that have neurons (everything but flatten)."""
+        return tuple(ly for ly in self.layers if not isinstance(ly, FlattenSpec))
 
     @classmethod
-    def mlp(
+    def from_tokens(
         cls,
         input_shape: tuple[int, ...],
-        hidden: list[int] | tuple[int, ...],
+        tokens: list[str] | tuple[str, ...],
         num_classes: int,
         neuron: NeuronSpec,
         encoding: EncodingSpec,
     ) -> NetworkSpec:
-        """A dense network ``input -> hidden... -> num_classes``."""
-        n_in = 1
-        for n in input_shape:
-            n_in *= n
-        sizes = [n_in, *hidden, num_classes]
-        layers = tuple(DenseSpec(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        """Build from layer tokens (``conv:16``, ``pool:2``, ``dense:128`` ...)."""
+        spatial = tuple(input_shape[:-1]) if encoding.kind == "events" else tuple(input_shape)
+        layers = build_layers(tokens, spatial, num_classes)
         return cls(tuple(input_shape), layers, neuron, encoding, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,17 +258,33 @@ class NetworkSpec:
     def from_dict(cls, d: dict[str, Any]) -> NetworkSpec:
         layers = []
         for layer in d["layers"]:
-            if layer.get("kind", "dense") != "dense":
-                raise ValueError(f"unknown layer kind {layer.get('kind')!r}")
-            layers.append(DenseSpec(int(layer["in_features"]), int(layer["out_features"])))
+            kind = layer.get("kind")
+            if kind not in _KINDS:
+                raise ValueError(f"unknown layer kind {kind!r}")
+            fields = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.items()}
+            layers.append(_KINDS[kind](**fields))
+        enc = {k: tuple(v) if isinstance(v, list) else v for k, v in d["encoding"].items()}
         return cls(
             input_shape=tuple(int(n) for n in d["input_shape"]),
             layers=tuple(layers),
             neuron=NeuronSpec(**d["neuron"]),
-            encoding=EncodingSpec(**d["encoding"]),
+            encoding=EncodingSpec(**enc),
             num_classes=int(d["num_classes"]),
         )
 
     @classmethod
     def from_json(cls, text: str) -> NetworkSpec:
         return cls.from_dict(json.loads(text))
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _in_shape(layer: LayerSpec) -> tuple[int, ...]:
+    if isinstance(layer, DenseSpec):
+        return (layer.in_features,)
+    return tuple(layer.in_shape)

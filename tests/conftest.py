@@ -10,7 +10,7 @@ import randhet  # noqa: F401  (activates the Lava compatibility fix before anyth
 from randhet.config import load_config
 
 TINY = [
-    "model.hidden=[24]",
+    "model.layers=[\"dense:24\"]",
     "encoding.timesteps=8",
     "train.epochs=4",
     "train.batch_size=32",

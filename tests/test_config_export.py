@@ -22,9 +22,10 @@ from randhet.train.trainer import load_trained
 def test_defaults_file_and_overrides_compose(tmp_path: Path) -> None:
     f = tmp_path / "exp.toml"
     f.write_text('seed = 4\n[neuron]\nsigma = 0.5\n[encoding]\nkind = "rate"\n')
-    cfg = load_config(f, ["neuron.sigma=0.25", "model.hidden=[10, 12]", "encoding.kind=direct"])
+    layers = 'model.layers=["conv:4", "dense:12"]'
+    cfg = load_config(f, ["neuron.sigma=0.25", layers, "encoding.kind=direct"])
     assert cfg["name"] == "exp" and cfg["seed"] == 4
-    assert cfg["neuron"]["sigma"] == 0.25 and cfg["model"]["hidden"] == [10, 12]
+    assert cfg["neuron"]["sigma"] == 0.25 and cfg["model"]["layers"] == ["conv:4", "dense:12"]
     assert cfg["encoding"]["kind"] == "direct"
     assert cfg["train"]["epochs"] == DEFAULTS["train"]["epochs"]
     assert tomllib.loads(dump_toml(cfg)) == cfg  # the saved resolved config reads back equal
@@ -60,7 +61,7 @@ def test_digits_split_is_stratified_disjoint_and_seeded() -> None:
 
 
 def test_spec_round_trips_through_json() -> None:
-    spec = network_spec(load_config(None), (8, 8), 10)
+    spec = network_spec(load_config(None), (1, 8, 8), 10)
     assert NetworkSpec.from_json(spec.to_json()) == spec
 
 

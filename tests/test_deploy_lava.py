@@ -15,7 +15,7 @@ from randhet.data import load_dataset
 from randhet.decays import draw_network
 from randhet.deploy.lava_backend import run_lava
 from randhet.deploy.pipeline import deploy
-from randhet.deploy.reference import model_from_export, reference_rasters
+from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
 from randhet.export import export_run, read_network
 from randhet.spec import NeuronSpec
 from randhet.train.trainer import train
@@ -50,17 +50,15 @@ def test_deploy_is_bit_exact_and_reports_every_field(tiny_run: Path, tmp_path: P
 def test_same_sample_repeated_gets_a_fresh_draw_each_time_on_lava(tiny_run: Path) -> None:
     net = read_network(tiny_run / "network.net")
     model = model_from_export(net)
-    x = torch.as_tensor(load_dataset(net.data).x_test[:1]).expand(6, 8, 8)
+    x = torch.as_tensor(load_dataset(net.data).x_test[:1]).expand(6, 1, 8, 8)
     inputs = model.encoder.to_integer(model.encoder(x)).numpy()
     shapes = model.layer_shapes()
     runs = {}
     for sigma in (1.0, 0.0):
         neuron = NeuronSpec(**{**net.spec.neuron.__dict__, "sigma": sigma})
         draws = draw_network(neuron, 6, shapes, seed=3)
-        du = [d.current.numpy().astype(np.int64) for d in draws]
-        dv = [d.voltage.numpy().astype(np.int64) for d in draws]
-        lava = run_lava(net, inputs, du, dv).rasters
-        ref = reference_rasters(model, inputs, du, dv)
+        lava = run_lava(net, inputs, draws).rasters
+        ref = reference_rasters(model, inputs, draws)
         for a, b in zip(lava, ref, strict=True):
             assert np.array_equal(a, b)
         runs[sigma] = np.concatenate([r.reshape(6, -1) for r in lava], axis=1)
@@ -84,13 +82,11 @@ def test_runtime_is_stopped_when_a_run_fails_midway(tiny_run: Path) -> None:
     model = model_from_export(net)
     x = torch.as_tensor(load_dataset(net.data).x_test[:6])
     inputs = model.encoder.to_integer(model.encoder(x)).numpy()
-    draws = draw_network(net.spec.neuron, 6, model.layer_shapes(), seed=0)
-    du = [d.current.numpy().astype(np.int64) for d in draws]
-    dv = [d.voltage.numpy().astype(np.int64) for d in draws]
+    draws = deployment_draws(net, 6, seed=0)
 
     def fail(done: int) -> None:
         raise RuntimeError(f"stop after {done} samples")
 
     with pytest.raises(RuntimeError, match="stop after"):
-        run_lava(net, inputs, du, dv, chunk_samples=2, on_progress=fail)
+        run_lava(net, inputs, draws, chunk_samples=2, on_progress=fail)
     assert multiprocessing.active_children() == []

@@ -8,7 +8,7 @@ import torch
 from lava.lib.dl.slayer.block import cuba as cuba_block
 from lava.lib.dl.slayer.neuron import cuba
 
-from randhet.decays import draw_layer, draw_network, logit_normal_decay, mean_decay_int
+from randhet.decays import decays_from_eps, draw_layer, draw_network
 from randhet.spec import NeuronSpec
 from randhet.train.neuron import RandHetDense, RandHetNeuron, slayer_neuron_params
 
@@ -23,7 +23,7 @@ def _drive(shape: tuple[int, ...], seed: int, scale: float = 1.5) -> torch.Tenso
 
 @pytest.mark.parametrize("shape", [(4, 7, 20), (3, 2, 5, 5, 12)])
 def test_sigma_zero_neuron_equals_stock_cuba_forward_and_backward(shape) -> None:
-    ours = RandHetNeuron(STOCK)
+    ours = RandHetNeuron(STOCK, shape[1:-1])
     stock = cuba.Neuron(**slayer_neuron_params(STOCK))
     x1 = _drive(shape, 0).requires_grad_(True)
     x2 = x1.detach().clone().requires_grad_(True)
@@ -50,7 +50,7 @@ def test_sigma_zero_block_equals_stock_slayer_dense_block() -> None:
 
 
 def test_draws_are_fresh_per_forward_pass_and_per_sample() -> None:
-    neuron = RandHetNeuron(NeuronSpec(sigma=1.0), torch.Generator().manual_seed(0))
+    neuron = RandHetNeuron(NeuronSpec(sigma=1.0), (5,), torch.Generator().manual_seed(0))
     x = _drive((1, 5, 4), 3).expand(6, 5, 4).contiguous()  # six copies of one sample
     neuron(x)
     first = neuron.last_draw
@@ -65,8 +65,8 @@ def test_draws_are_fresh_per_forward_pass_and_per_sample() -> None:
 
 def test_identical_samples_spike_differently_with_randomness_and_identically_without() -> None:
     x = _drive((1, 30, 16), 4, scale=1.0).expand(8, 30, 16).contiguous()
-    rand = RandHetNeuron(NeuronSpec(sigma=1.5), torch.Generator().manual_seed(0))(x)
-    plain = RandHetNeuron(STOCK)(x)
+    rand = RandHetNeuron(NeuronSpec(sigma=1.5), (30,), torch.Generator().manual_seed(0))(x)
+    plain = RandHetNeuron(STOCK, (30,))(x)
     assert len({tuple(s.flatten().tolist()) for s in rand}) > 1
     assert len({tuple(s.flatten().tolist()) for s in plain}) == 1
 
@@ -96,7 +96,7 @@ def test_draw_distribution_is_logit_normal_around_the_mean() -> None:
 
 def test_sigma_zero_draw_is_exactly_the_mean_and_randomize_selects_decays() -> None:
     eps = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    assert torch.all(logit_normal_decay(mean_decay_int(0.25), 0.0, eps) == 1024)
+    assert torch.all(decays_from_eps(torch.tensor([0.25]), 0.0, eps) == 1024)
     only_v = draw_layer(NeuronSpec(sigma=1.0, randomize="voltage"), 20, (10,), None)
     assert torch.all(only_v.current == 1024)
     assert only_v.voltage.unique().numel() > 1

@@ -1,12 +1,13 @@
 """Run an exported RandHet network as Lava processes on the bit-accurate CPU simulator.
 
-Graph: ``RingBuffer`` (input spikes, graded for direct encoding) -> per layer ``Dense``
-(Lava's bit-accurate synapse; the first one right-shifts graded input by the encoding's
-``input_shift`` through its weight exponent) -> :class:`RandHetLIF`. All samples stream through
-ONE compiled network; each layer is one step behind the previous one (the Dense delay), so
-layer k's sample windows start at ``offset = k + 1``. The run is split into chunks of steps
-(same compiled network, continued) only to report progress. Only the packed spike rasters and
-activity counts are read back, and the runtime is stopped even when something fails.
+Graph: ``RingBuffer`` (input spikes; graded payloads for direct encoding) -> per spiking layer
+a synapse (Lava's bit-accurate ``Dense``, or ``Conv``; the first synapse right-shifts graded
+input by the encoding's ``input_shift`` through its weight exponent) -> :class:`RandHetLIF`.
+Flatten is a port reshape (Lava's (x, y, channel) order back to torch's (channel, y, x)).
+All samples stream through ONE compiled network; each layer is one step behind the previous
+one (the synapse delay), so layer k's sample windows start at ``offset = k + 1``. The run is
+split into chunks of steps (same compiled network, continued) only to report progress. Only the
+packed spike rasters and activity counts are read back; the runtime is always stopped.
 """
 
 from __future__ import annotations
@@ -16,67 +17,118 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from randhet.decays import DecayDraw
 from randhet.export.netx import ExportedNetwork
+from randhet.spec import ConvSpec, FlattenSpec
 
 SIM_TAG = "fixed_pt"
 
 
 @dataclass(frozen=True)
 class LavaResult:
-    rasters: list[np.ndarray]  # per layer [S, n, T] bool
-    active_steps: list[np.ndarray]  # per layer [S]: neuron-steps with nonzero u or v
+    rasters: list[np.ndarray]  # per spiking layer [S, *shape, T] bool, torch order
+    active_steps: list[np.ndarray]  # per spiking layer [S]: neuron-steps with nonzero u or v
 
 
 def unpack_rasters(bits: np.ndarray, timesteps: int) -> np.ndarray:
-    """[S, n] int64 bit-packed rasters -> [S, n, T] bool."""
+    """[S, ...] int64 bit-packed rasters -> [S, ..., T] bool."""
     return ((bits[..., None] >> np.arange(timesteps, dtype=np.int64)) & 1).astype(bool)
+
+
+def to_lava(a: np.ndarray, spatial: bool) -> np.ndarray:
+    """Torch (C, H, W) trailing axes -> Lava (x, y, channel) = (W, H, C)."""
+    return np.ascontiguousarray(np.moveaxis(a, (-3, -2, -1), (-1, -2, -3))) if spatial else a
+
+
+def from_lava(a: np.ndarray, spatial: bool) -> np.ndarray:
+    """Lava (W, H, C) trailing axes -> torch (C, H, W)."""
+    return np.ascontiguousarray(np.moveaxis(a, (-3, -2, -1), (-1, -2, -3))) if spatial else a
+
+
+def decay_table(d: np.ndarray, shape: tuple[int, ...], steps: int, spatial: bool) -> np.ndarray:
+    """A [S, *noise(, T)] draw -> RandHetLIF table [S(, T), *lava_shape] (int64)."""
+    per_step = d.ndim == len(shape) + 2
+    full = (d.shape[0], *shape, steps) if per_step else (d.shape[0], *shape)
+    d = np.broadcast_to(d, full).astype(np.int64)
+    if per_step:
+        d = np.moveaxis(d, -1, 1)
+    return to_lava(d, spatial)
 
 
 def run_lava(
     net: ExportedNetwork,
     inputs: np.ndarray,
-    current_decays: list[np.ndarray],
-    voltage_decays: list[np.ndarray],
+    draws: list[DecayDraw],
     chunk_samples: int = 50,
     on_progress: Callable[[int], None] | None = None,
 ) -> LavaResult:
-    """Run all samples; ``inputs`` are integer input spikes [S, features, T] (graded payloads
-    for direct encoding), ``current_decays`` / ``voltage_decays`` per layer [S, n] integers.
-    ``on_progress(samples_done)`` is called after each chunk."""
+    """Run all samples through Lava; ``inputs`` are integer input spikes [S, *input, T]
+    (payloads for direct encoding), ``draws`` the per-layer integer decays
+    (:func:`randhet.deploy.reference.deployment_draws`). ``on_progress(samples_done)`` is
+    called after each chunk."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
 
     from randhet.deploy.lava_procs.randhet_lif import RandHetLIF
+    from randhet.deploy.lava_procs.shifted_conv import ShiftedConv
 
-    samples, features, steps = inputs.shape
-    layers = net.spec.layers
-    total = samples * steps + len(layers)
-    stream = np.zeros((features, total), dtype=np.int32)
-    stream[:, : samples * steps] = inputs.transpose(1, 0, 2).reshape(features, -1)
+    samples, steps = inputs.shape[0], inputs.shape[-1]
+    n_spiking = len(net.layers)
+    total = samples * steps + n_spiking
+    first_conv = isinstance(net.layers[0].spec, ConvSpec)
+    if first_conv:
+        frames = to_lava(np.moveaxis(inputs, -1, 1), True)  # [S, T, W, H, C]
+    else:
+        frames = np.moveaxis(inputs.reshape(samples, -1, steps), -1, 1)  # [S, T, features]
+    frames = frames.reshape(samples * steps, *frames.shape[2:])
+    stream = np.zeros((*frames.shape[1:], total), dtype=np.int32)
+    stream[..., : samples * steps] = np.moveaxis(frames, 0, -1)
     source = RingBuffer(data=stream)
     graded = net.spec.encoding.kind == "direct"
-    prev = source.s_out
+    shift = net.spec.encoding.input_shift
+    prev_port = source.s_out
+    prev_spatial = first_conv
+    flatten_next = False
     neurons = []
-    for k, layer in enumerate(net.layers):
-        dense = Dense(
-            weights=layer.weight.astype(np.int32),
-            num_message_bits=24 if (k == 0 and graded) else 0,
-            weight_exp=-net.spec.encoding.input_shift if k == 0 else 0,
-            num_weight_bits=8,
-        )
+    k = 0
+    for ls in net.spec.layers:
+        if isinstance(ls, FlattenSpec):
+            flatten_next = prev_spatial
+            continue
+        layer = net.layers[k]
+        msg_bits = 24 if (k == 0 and graded) else 0
+        exp = -shift if k == 0 else 0
+        spatial = isinstance(ls, ConvSpec)
+        if spatial:
+            w = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # (out, kx, ky, in)
+            cls = ShiftedConv if exp else Conv
+            syn = cls(
+                weight=np.ascontiguousarray(w).astype(np.int32),
+                input_shape=tuple(int(n) for n in to_lava(np.empty(ls.in_shape), True).shape),
+                padding=(ls.padding, ls.padding), stride=(ls.stride, ls.stride),
+                dilation=(1, 1), groups=ls.groups, num_message_bits=msg_bits, weight_exp=exp,
+            )
+        else:
+            syn = Dense(weights=layer.weight.astype(np.int32), num_message_bits=msg_bits,
+                        weight_exp=exp, num_weight_bits=8)
+        lava_shape = to_lava(np.empty(layer.shape), spatial).shape
         lif = RandHetLIF(
-            current_decays=current_decays[k],
-            voltage_decays=voltage_decays[k],
-            vth=layer.threshold_mant,
-            timesteps=steps,
-            offset=k + 1,
+            shape=lava_shape,
+            current_decays=decay_table(draws[k].current.numpy(), layer.shape, steps, spatial),
+            voltage_decays=decay_table(draws[k].voltage.numpy(), layer.shape, steps, spatial),
+            vth=layer.threshold_mant, timesteps=steps, offset=k + 1,
         )
-        prev.connect(dense.s_in)
-        dense.a_out.connect(lif.a_in)
-        prev = lif.s_out
-        neurons.append(lif)
+        if flatten_next:
+            prev_port.transpose([2, 1, 0]).flatten().connect(syn.s_in)
+        else:
+            prev_port.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+        prev_port, prev_spatial, flatten_next = lif.s_out, spatial, False
+        neurons.append((lif, spatial))
+        k += 1
     cfg = Loihi2SimCfg(select_tag=SIM_TAG)
     chunk = max(1, chunk_samples) * steps
     done = 0
@@ -86,9 +138,10 @@ def run_lava(
             source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
             done += n
             if on_progress is not None:
-                on_progress(min(samples, max(0, done - len(layers)) // steps))
-        bits = [np.asarray(lif.spike_bits.get(), dtype=np.int64) for lif in neurons]
-        active = [np.asarray(lif.active_steps.get(), dtype=np.int64) for lif in neurons]
+                on_progress(min(samples, max(0, done - n_spiking) // steps))
+        bits = [from_lava(np.asarray(lif.spike_bits.get(), dtype=np.int64), sp)
+                for lif, sp in neurons]
+        active = [np.asarray(lif.active_steps.get(), dtype=np.int64) for lif, _ in neurons]
     finally:
         if source.runtime is not None:
             source.stop()

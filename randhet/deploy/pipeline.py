@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from randhet import metrics
 from randhet.data import load_dataset
-from randhet.decays import draw_network
 from randhet.errors import UserError
-from randhet.export.netx import ExportedNetwork, read_network
+from randhet.export.netx import ExportedLayer, ExportedNetwork, read_network
 from randhet.hardware import estimate_energy, load_profile
 from randhet.io import write_json
+from randhet.spec import ConvSpec, DenseSpec
 
 BACKENDS = ("lava",)
 
@@ -40,7 +40,37 @@ def _versions() -> dict[str, str]:
 
 
 def layer_names(net: ExportedNetwork) -> list[str]:
-    return [f"{layer.kind}_{i}" for i, layer in enumerate(net.spec.layers)]
+    """Names of the spiking layers: ``dense_0``, ``conv_1``, ``pool_2`` ..."""
+    names = []
+    for i, layer in enumerate(net.layers):
+        kind = "pool" if isinstance(layer.spec, ConvSpec) and layer.spec.pool else layer.spec.kind
+        names.append(f"{kind}_{i}")
+    return names
+
+
+def fan_out(layer: ExportedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Per presynaptic neuron (input shape): the number of synapses with a nonzero weight, and
+    the number of all synapses (zero weights included)."""
+    w = layer.weight
+    if isinstance(layer.spec, DenseSpec):
+        return np.count_nonzero(w, axis=0), np.full(w.shape[1], w.shape[0])
+    ls = layer.spec
+    ones = torch.ones((1, *ls.out_shape), dtype=torch.float64)
+
+    def fan(kernel: np.ndarray) -> np.ndarray:
+        out = torch.nn.functional.conv_transpose2d(
+            ones, torch.as_tensor(kernel, dtype=torch.float64),  # the adjoint of the conv
+            stride=ls.stride, padding=ls.padding, groups=ls.groups,
+            output_padding=_output_padding(ls),
+        )
+        return np.rint(out[0].numpy()).astype(np.int64)
+
+    return fan((w != 0).astype(np.float64)), fan(np.ones_like(w, dtype=np.float64))
+
+
+def _output_padding(ls: ConvSpec) -> int:
+    h = ls.in_shape[1]
+    return h - ((ls.out_shape[1] - 1) * ls.stride - 2 * ls.padding + ls.kernel)
 
 
 def measure(
@@ -53,17 +83,20 @@ def measure(
     """Sparsity, SynOps (on the exported integer weights), and the energy estimate."""
     profile = load_profile(profile_name)
     steps = inputs.shape[-1]
+    samples = inputs.shape[0]
     layers_out = []
-    synops_eff = np.zeros(len(inputs))
+    synops_eff = np.zeros(samples)
     synops_dense = 0
-    prev_counts = np.count_nonzero(inputs, axis=-1)  # [S, features]
-    total_spikes = np.zeros(len(inputs))
+    prev_counts = np.count_nonzero(inputs, axis=-1)  # [S, *input]
+    total_spikes = np.zeros(samples)
     total_neurons = 0
     for name, layer, raster in zip(layer_names(net), net.layers, rasters, strict=True):
-        counts = raster.sum(-1)  # [S, n]
-        per_sample = counts.sum(-1)
-        synops_eff += metrics.effective_synops(layer.weight, prev_counts)
-        synops_dense += metrics.dense_synops(layer.weight, steps)
+        nonzero, every = fan_out(layer)
+        counts_in = prev_counts.reshape(samples, *nonzero.shape)
+        synops_eff += (counts_in * nonzero).reshape(samples, -1).sum(-1)
+        synops_dense += int(every.sum()) * steps
+        counts = raster.sum(-1)  # [S, *shape]
+        per_sample = counts.reshape(samples, -1).sum(-1)
         layers_out.append(
             {
                 "name": name,
@@ -114,7 +147,7 @@ def deploy(
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     load_profile(profile)  # fail early on a bad profile
     net = read_network(network_path)
-    data = load_dataset(net.data)
+    data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
     available = len(data.x_test)
     if samples < 0 or samples > available:
         raise UserError(f"--samples {samples}: the test split has {available} samples")
@@ -122,28 +155,26 @@ def deploy(
     out = Path(out_dir) if out_dir else net.path.parent
     out.mkdir(parents=True, exist_ok=True)
 
-    from randhet.deploy.reference import model_from_export, reference_rasters
+    from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
 
     model = model_from_export(net)
     model.generator.manual_seed(seed)  # rate-coded inputs are drawn from this seed
     with torch.no_grad():
         encoded = model.encoder(torch.as_tensor(data.x_test[:n]))
     inputs = model.encoder.to_integer(encoded).numpy()
-    draws = draw_network(net.spec.neuron, n, model.layer_shapes(), seed)
-    du = [d.current.numpy().astype(np.int64) for d in draws]
-    dv = [d.voltage.numpy().astype(np.int64) for d in draws]
+    draws = deployment_draws(net, n, seed)
 
     from randhet.deploy.lava_backend import run_lava
 
     t0 = time.perf_counter()
     bar_off = None if progress else True  # None: shown on a terminal only
     with tqdm(total=n, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
-        result = run_lava(net, inputs, du, dv, on_progress=lambda k: bar.update(k - bar.n))
+        result = run_lava(net, inputs, draws, on_progress=lambda k: bar.update(k - bar.n))
     wall = time.perf_counter() - t0
-    ref = reference_rasters(model, inputs, du, dv)
+    ref = reference_rasters(model, inputs, draws)
     matched = np.ones(n, dtype=bool)
     for r, d in zip(ref, result.rasters, strict=True):
-        matched &= (r == d).all(axis=(1, 2))
+        matched &= (r == d).reshape(n, -1).all(axis=1)
     labels = data.y_test[:n]
     pred = result.rasters[-1].sum(-1).argmax(1)
     ref_pred = ref[-1].sum(-1).argmax(1)
@@ -163,8 +194,10 @@ def deploy(
             "seed": seed,
             "sigma": net.spec.neuron.sigma,
             "randomize": net.spec.neuron.randomize,
-            "resample": "per sample",
-            "distinct_current_decays_layer0": int(np.unique(du[0]).size),
+            "distribution": net.spec.neuron.distribution,
+            "granularity": net.spec.neuron.granularity,
+            "resample": net.spec.neuron.resample,
+            "distinct_current_decays_layer0": int(np.unique(draws[0].current.numpy()).size),
         },
         "profile": profile,
     }

@@ -1,11 +1,13 @@
 """netx HDF5 files: written with lava-dl's own block exporter, plus a ``randhet`` group.
 
-Layout (what lava-dl's ``netx.hdf5.Network`` reads): ``layer/<i>/{type, shape, inFeatures,
-outFeatures, weight, neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike}}``. Weights
-are even integers in -256..254, decays integers 0..4096 (the *mean* decays), threshold
-``vThMant = threshold * 64``. The ``randhet`` group carries what netx has no field for: the
-network spec as JSON (RandHet sigma and draw, encoding and the first synapse's right shift),
-the data set config (so deploy can rebuild the test split) and the format version.
+Layout (what lava-dl's ``netx.hdf5.Network`` reads): ``layer/<i>/{type, shape, weight,
+neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike}, ...}`` for ``dense``, ``conv``
+(pooling is a depthwise ``conv`` with ``groups``) and ``flatten`` layers. Weights are even
+integers in -256..254, decays the *mean* decays (0..4096), threshold ``vThMant = threshold*64``.
+The ``randhet`` group carries what netx has no field for: the network spec as JSON (RandHet
+sigma, distribution, resample mode, encoding and the first synapse's right shift), the data set
+config (so deploy can rebuild the test split), the frozen per-neuron draw of ``resample =
+"fixed"`` networks (``fixed_decays/<k>/{current,voltage}``, torch order) and the format version.
 """
 
 from __future__ import annotations
@@ -21,29 +23,37 @@ import h5py
 import numpy as np
 
 from randhet.errors import NetworkFileError
-from randhet.spec import NetworkSpec
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ExportedLayer:
-    """One deployed layer in Loihi integers."""
+    """One deployed spiking layer in Loihi integers (torch layouts)."""
 
-    weight: np.ndarray  # [out, in] int64, even, -256..254
+    spec: DenseSpec | ConvSpec
+    weight: np.ndarray  # int64; dense [out, in], conv [out, in/groups, k, k]
     current_decay: int  # mean iDecay, 0..4096
     voltage_decay: int  # mean vDecay, 0..4096
     threshold_mant: int  # vThMant
+    fixed_current: np.ndarray | None = None  # frozen draw [*noise_shape] ("fixed" resample)
+    fixed_voltage: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Neuron shape: (n,) or (C, H, W)."""
+        return tuple(self.spec.out_shape)
 
     @property
     def neurons(self) -> int:
-        return int(self.weight.shape[0])
+        return int(np.prod(self.shape))
 
 
 @dataclass(frozen=True)
 class ExportedNetwork:
     spec: NetworkSpec
-    layers: tuple[ExportedLayer, ...]
+    layers: tuple[ExportedLayer, ...]  # spiking layers only
     data: dict[str, Any]
     path: Path
 
@@ -52,6 +62,7 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     """Write ``network.net`` for a trained run folder; returns its path."""
     import tomllib
 
+    from randhet.train.model import Flatten
     from randhet.train.trainer import load_trained
 
     run = Path(run_dir)
@@ -67,12 +78,22 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     try:
         with h5py.File(tmp, "w") as f:
             layers = f.create_group("layer")
-            for i, block in enumerate(model.blocks):
-                block.export_hdf5(layers.create_group(str(i)))
+            for i, module in enumerate(model.layers):
+                g = layers.create_group(str(i))
+                if isinstance(module, Flatten):
+                    g.create_dataset("type", (1,), "S10", [b"flatten"])
+                else:
+                    module.export_hdf5(g)
             meta = f.create_group("randhet")
             meta.attrs["format_version"] = FORMAT_VERSION
             meta.attrs["spec"] = model.spec.to_json()
             meta.attrs["data"] = json.dumps(cfg["data"], sort_keys=True)
+            if model.spec.neuron.resample == "fixed":
+                for k, block in enumerate(model.blocks):
+                    draw = block.neuron.draw(1, 1)
+                    g = meta.create_group(f"fixed_decays/{k}")
+                    g.create_dataset("current", data=_frozen(draw.current, block))
+                    g.create_dataset("voltage", data=_frozen(draw.voltage, block))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,20 +101,31 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     return target
 
 
+def _frozen(d: Any, block: Any) -> np.ndarray:
+    """A frozen draw as int64 [*noise_shape] (an unrandomized [1] mean fills the neurons)."""
+    arr = d.detach().cpu().numpy().astype(np.int64)
+    if arr.shape == (1,):
+        return np.full(tuple(block.neuron.shape), arr[0], dtype=np.int64)
+    return arr
+
+
 def _scalar(ds: Any) -> int:
     return int(np.asarray(ds[()]).reshape(-1)[0])
+
+
+def _open(p: Path) -> h5py.File:
+    if not p.is_file():
+        raise NetworkFileError(f"network file not found: {p}")
+    try:
+        return h5py.File(p, "r")
+    except OSError:
+        raise NetworkFileError(f"{p}: not an HDF5 file (corrupt or wrong file)") from None
 
 
 def read_network(path: str | Path) -> ExportedNetwork:
     """Read a randhet netx file; any problem is a NetworkFileError with a one-line message."""
     p = Path(path)
-    if not p.is_file():
-        raise NetworkFileError(f"network file not found: {p}")
-    try:
-        f = h5py.File(p, "r")
-    except OSError:
-        raise NetworkFileError(f"{p}: not an HDF5 file (corrupt or wrong file)") from None
-    with f:
+    with _open(p) as f:
         try:
             meta = f["randhet"]
             version = int(meta.attrs["format_version"])
@@ -107,22 +139,44 @@ def read_network(path: str | Path) -> ExportedNetwork:
             raise NetworkFileError(f"{p}: layer group does not match the spec")
         layers = []
         for i, ls in enumerate(spec.layers):
-            g = f["layer"][str(i)]
             try:
-                kind = g["type"][0].decode()
-                weight = np.asarray(g["weight"][()])
-                neuron = g["neuron"]
-                layer = ExportedLayer(
-                    weight=np.rint(weight).astype(np.int64).reshape(ls.out_features, -1),
-                    current_decay=_scalar(neuron["iDecay"]),
-                    voltage_decay=_scalar(neuron["vDecay"]),
-                    threshold_mant=_scalar(neuron["vThMant"]),
-                )
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                kind = f["layer"][str(i)]["type"][0].decode()
+            except (KeyError, IndexError, AttributeError) as exc:
                 raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
-            if kind != ls.kind or layer.weight.shape != (ls.out_features, ls.in_features):
-                raise NetworkFileError(f"{p}: layer {i} does not match the spec")
-            if not np.array_equal(weight, np.rint(weight)) or np.abs(layer.weight).max() > 256:
-                raise NetworkFileError(f"{p}: layer {i} weights are not 8-bit integers")
-            layers.append(layer)
+            if kind != ls.kind:
+                raise NetworkFileError(f"{p}: layer {i} is {kind!r}, the spec says {ls.kind!r}")
+            if isinstance(ls, FlattenSpec):
+                continue
+            layers.append(_read_layer(p, f["layer"][str(i)], i, ls, meta, len(layers)))
     return ExportedNetwork(spec, tuple(layers), data, p)
+
+
+def _read_layer(
+    p: Path, g: h5py.Group, i: int, ls: DenseSpec | ConvSpec, meta: h5py.Group, k: int
+) -> ExportedLayer:
+    if isinstance(ls, DenseSpec):
+        expected: tuple[int, ...] = (ls.out_features, ls.in_features)
+    else:
+        expected = (ls.out_channels, ls.in_shape[0] // ls.groups, ls.kernel, ls.kernel)
+    try:
+        raw = np.asarray(g["weight"][()], dtype=np.float64)
+        neuron = g["neuron"]
+        fixed = meta.get(f"fixed_decays/{k}")
+        layer = ExportedLayer(
+            spec=ls,
+            weight=np.rint(raw).astype(np.int64).reshape(expected),
+            current_decay=_scalar(neuron["iDecay"]),
+            voltage_decay=_scalar(neuron["vDecay"]),
+            threshold_mant=_scalar(neuron["vThMant"]),
+            fixed_current=None if fixed is None else np.asarray(fixed["current"][()]),
+            fixed_voltage=None if fixed is None else np.asarray(fixed["voltage"][()]),
+        )
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
+    if not np.array_equal(raw.reshape(expected), layer.weight):
+        raise NetworkFileError(f"{p}: layer {i} weights are not integers")
+    if layer.weight.min(initial=0) < -256 or layer.weight.max(initial=0) > 254:
+        raise NetworkFileError(f"{p}: layer {i} weights exceed 8 bits (-256..254)")
+    if not (0 <= layer.current_decay <= 4096 and 0 <= layer.voltage_decay <= 4096):
+        raise NetworkFileError(f"{p}: layer {i} decays are outside 0..4096")
+    return layer

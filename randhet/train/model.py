@@ -1,46 +1,45 @@
 """The trainable spiking network built from a :class:`~randhet.spec.NetworkSpec`.
 
-Inputs are images in [0, 1]; encoding over T steps happens inside the model, so gradients
-(and, later, attacks) act on pixels.
+Inputs are [0, 1] images [B, C, H, W] (or event frames [B, C, H, W, T]); normalisation and
+encoding over T steps happen inside the model, so gradients (and attacks) act on pixels.
 """
 
 from __future__ import annotations
 
 import torch
 
-from randhet.decays import DecayDraw
-from randhet.spec import EncodingSpec, NetworkSpec
-from randhet.train.neuron import RandHetDense
-
-
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
+from randhet.decays import DecayDraw, round_ste
+from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, NetworkSpec
+from randhet.train.neuron import RandHetConv, RandHetDense
 
 
 class Encoder(torch.nn.Module):
-    """[B, *input_shape] pixels in [0, 1] -> [B, features, T] input spikes (SLAYER units).
+    """Pixels -> input spikes [B, C, H, W, T] in SLAYER units.
 
-    ``direct``: graded spikes ``round(x * 2**bits) / 2**bits`` at every step (straight-through
-    gradient). ``rate``: Bernoulli spikes with probability x (straight-through gradient).
+    ``direct``: graded spikes ``round(x_n * 2**bits) / 2**bits`` at every step, ``x_n`` the
+    normalised pixel (straight-through gradient). ``rate``: Bernoulli spikes with probability x
+    (straight-through gradient). ``events``: frames pass through unchanged.
     """
 
     def __init__(self, spec: EncodingSpec, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.generator = generator
+        mean = torch.tensor(spec.mean or (0.0,), dtype=torch.float32)
+        std = torch.tensor(spec.std or (1.0,), dtype=torch.float32)
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1).clamp(0, 1)
         t = self.spec.timesteps
+        if self.spec.kind == "events":
+            return x
+        x = x.clamp(0, 1)
         if self.spec.kind == "direct":
+            if x.dim() == 4:
+                x = (x - self.mean) / self.std
             levels = float(1 << self.spec.input_bits)
-            q = _RoundSTE.apply(x * levels) / levels
+            q = round_ste(x * levels) / levels
             return q.unsqueeze(-1).expand(*q.shape, t)
         probs = x.unsqueeze(-1).expand(*x.shape, t)
         u = torch.rand(probs.shape, generator=self.generator, dtype=torch.float32)
@@ -48,44 +47,92 @@ class Encoder(torch.nn.Module):
         return probs + (spikes - probs).detach()
 
     def to_integer(self, encoded: torch.Tensor) -> torch.Tensor:
-        """Integer spike payloads [B, features, T] that a Loihi input would send."""
+        """Integer spike payloads (same shape) that a Loihi input would send."""
         scale = float(1 << self.spec.input_shift)
         return torch.round(encoded.detach() * scale).to(torch.int64)
 
 
+class Flatten(torch.nn.Module):
+    """[B, C, H, W, T] -> [B, C*H*W, T] (torch's C, H, W order)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
 class SpikingNetwork(torch.nn.Module):
-    """Encoder followed by RandHet dense CUBA blocks; ``seed`` seeds encoder and decay draws."""
+    """Encoder followed by RandHet CUBA blocks; ``seed`` seeds the decay draws and rate coding.
+
+    ``layers`` mirrors ``spec.layers``; ``blocks`` are the spiking ones (everything but flatten),
+    in order.
+    """
 
     def __init__(self, spec: NetworkSpec, seed: int = 0) -> None:
         super().__init__()
         self.spec = spec
         self.generator = torch.Generator().manual_seed(seed)
         self.encoder = Encoder(spec.encoding, self.generator)
-        self.blocks = torch.nn.ModuleList(
-            RandHetDense(spec.neuron, layer.in_features, layer.out_features, self.generator)
-            for layer in spec.layers
-        )
+        layers: list[torch.nn.Module] = []
+        for layer in spec.layers:
+            if isinstance(layer, FlattenSpec):
+                layers.append(Flatten())
+            elif isinstance(layer, ConvSpec):
+                layers.append(RandHetConv(spec.neuron, layer, self.generator))
+            elif isinstance(layer, DenseSpec):
+                layers.append(
+                    RandHetDense(spec.neuron, layer.in_features, layer.out_features,
+                                 self.generator)
+                )
+        self.layers = torch.nn.ModuleList(layers)
+
+    @property
+    def blocks(self) -> list[RandHetDense | RandHetConv]:
+        return [m for m in self.layers if not isinstance(m, Flatten)]
 
     def run_encoded(
         self, encoded: torch.Tensor, draws: list[DecayDraw] | None = None
     ) -> list[torch.Tensor]:
-        """Spikes of every layer ([B, n, T] each) for encoded input; optional fixed decays."""
-        if draws is not None and len(draws) != len(self.blocks):
-            raise ValueError(f"{len(draws)} decay draws for {len(self.blocks)} layers")
+        """Spikes of every spiking layer ([B, *shape, T] each); optional fixed decays."""
+        blocks = self.blocks
+        if draws is not None and len(draws) != len(blocks):
+            raise ValueError(f"{len(draws)} decay draws for {len(blocks)} spiking layers")
         out = []
         s = encoded
-        for i, block in enumerate(self.blocks):
-            block.neuron.fixed_draw = None if draws is None else draws[i]
+        k = 0
+        for module in self.layers:
+            if isinstance(module, Flatten):
+                s = module(s)
+                continue
+            module.neuron.fixed_draw = None if draws is None else draws[k]
             try:
-                s = block(s)
+                s = module(s)
             finally:
-                block.neuron.fixed_draw = None
+                module.neuron.fixed_draw = None
             out.append(s)
+            k += 1
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output spike counts [B, classes] (the logits used for training) for pixels x."""
         return self.run_encoded(self.encoder(x))[-1].sum(dim=-1)
 
+    def decay_parameters(self) -> list[torch.nn.Parameter]:
+        """The learnable mean decays (empty unless ``neuron.learn_decay``)."""
+        return [p for name, p in self.named_parameters()
+                if name.endswith("_decay") and p.requires_grad]
+
+    def weight_parameters(self) -> list[torch.nn.Parameter]:
+        """Every trainable parameter that is not a mean decay."""
+        decays = {id(p) for p in self.decay_parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in decays]
+
+    def mean_decays(self) -> list[dict[str, float]]:
+        """Mean current/voltage decay fraction (0..1) of each spiking layer."""
+        return [
+            {"current": float(b.neuron.mean_current_decay.detach().mean()),
+             "voltage": float(b.neuron.mean_voltage_decay.detach().mean())}
+            for b in self.blocks
+        ]
+
     def layer_shapes(self) -> list[tuple[int, ...]]:
-        return [(layer.out_features,) for layer in self.spec.layers]
+        """Neuron shapes of the spiking layers."""
+        return [tuple(layer.out_shape) for layer in self.spec.spiking_layers]

@@ -1,9 +1,9 @@
-"""The RandHet CUBA-LIF neuron and the dense block that carries it (lava-dl SLAYER based).
+"""The RandHet CUBA-LIF neuron and the blocks that carry it (lava-dl SLAYER based).
 
-The neuron is SLAYER's CUBA neuron whose current and voltage decays are replaced, at every
-forward pass, by a fresh per-neuron, per-sample draw on Loihi's 12-bit grid
-(:mod:`randhet.decays`). With ``sigma = 0`` it runs exactly SLAYER's code path with the
-configured decays, so it equals the stock neuron bit for bit.
+The neuron keeps SLAYER's conventions (state scale 4096, weight scale 64, SLAYER's surrogate
+spike function) and runs Loihi's integer dynamics through :class:`randhet.loihi.LeakyIntegrator`,
+which reproduces SLAYER's forward bit for bit. Its decays are drawn per neuron (or channel) and
+per sample by :mod:`randhet.decays`. With ``sigma = 0`` it equals SLAYER's stock CUBA neuron.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from randhet._compat import import_slayer_quietly
 import_slayer_quietly()
 
 from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
-from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
-from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator  # noqa: E402
-from lava.lib.dl.slayer.utils import quantize  # noqa: E402
+from lava.lib.dl.slayer.neuron import base  # noqa: E402
+from lava.lib.dl.slayer.spike.spike import Spike  # noqa: E402
 
-from randhet.decays import DecayDraw, draw_layer  # noqa: E402
-from randhet.spec import WEIGHT_SCALE, NeuronSpec  # noqa: E402
+from randhet.decays import DecayDraw, decays_for, draw_eps, mean_decay_int  # noqa: E402
+from randhet.loihi import LeakyIntegrator  # noqa: E402
+from randhet.spec import DECAY_SCALE, WEIGHT_SCALE, ConvSpec, NeuronSpec  # noqa: E402
+
+SCALE_RHO_MULT = 0.1  # SLAYER's CUBA surrogate constants
+TAU_RHO_MULT = 100
 
 
 def slayer_neuron_params(spec: NeuronSpec) -> dict[str, float]:
@@ -53,51 +56,127 @@ def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
     return _FloorSTE.apply(z * WEIGHT_SCALE) / WEIGHT_SCALE
 
 
-class RandHetNeuron(cuba.Neuron):
-    """SLAYER CUBA neuron with RandHet decays.
+class RandHetNeuron(base.Neuron):
+    """CUBA-LIF neurons of one layer with RandHet decays.
 
-    ``fixed_draw`` (a :class:`DecayDraw` for the coming batch) replaces the fresh draw, so the
-    torch model can be run with exactly the decays a deployed network uses; ``last_draw``
-    holds the decays of the latest forward pass.
+    Parameters ``mean_current_decay`` / ``mean_voltage_decay`` hold the mean decay fractions
+    (learnable with ``spec.learn_decay``). ``fixed_draw`` (a :class:`DecayDraw` for the coming
+    batch) replaces the random draw, so the model can run exactly the decays a deployment uses
+    or a frozen draw; ``last_draw`` holds the decays of the latest forward pass.
     """
 
-    def __init__(self, spec: NeuronSpec, generator: torch.Generator | None = None) -> None:
-        super().__init__(**slayer_neuron_params(spec), shared_param=True)
+    def __init__(
+        self,
+        spec: NeuronSpec,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(
+            threshold=spec.threshold, tau_grad=spec.tau_grad, scale_grad=spec.scale_grad,
+            p_scale=DECAY_SCALE, w_scale=WEIGHT_SCALE, s_scale=DECAY_SCALE,
+            shared_param=True, requires_grad=False,
+        )
         self.spec = spec
         self.generator = generator
+        self.shape = torch.Size(shape)
+        self.num_neurons = int(torch.Size(shape).numel())
+        self.threshold_eps = 0.01 / self.s_scale
+        self.graded_spike = False
+        for name, frac in (("current", spec.current_decay), ("voltage", spec.voltage_decay)):
+            mean = torch.tensor([mean_decay_int(frac) / DECAY_SCALE])
+            self.register_parameter(
+                f"mean_{name}_decay", torch.nn.Parameter(mean, requires_grad=spec.learn_decay)
+            )
+        if spec.resample == "fixed":  # plain heterogeneity: one draw, saved with the weights
+            eps_c, eps_v = draw_eps(spec, 1, tuple(shape), 1, generator)
+            self.register_buffer("fixed_eps_current", _or_zero(eps_c, spec, shape))
+            self.register_buffer("fixed_eps_voltage", _or_zero(eps_v, spec, shape))
         self.fixed_draw: DecayDraw | None = None
         self.last_draw: DecayDraw | None = None
 
-    def _decays(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, shape = input.shape[0], tuple(input.shape[1:-1])
-        if self.fixed_draw is None and self.spec.sigma == 0:
-            self.last_draw = None
-            return quantize(self.current_decay), quantize(self.voltage_decay)
-        draw = self.fixed_draw or draw_layer(self.spec, batch, shape, self.generator)
-        if tuple(draw.current.shape) != (batch, *shape):
-            raise ValueError(
-                f"decay draw has shape {tuple(draw.current.shape)}, expected {(batch, *shape)}"
-            )
-        self.last_draw = draw
-        return (
-            draw.current.to(device=input.device, dtype=input.dtype),
-            draw.voltage.to(device=input.device, dtype=input.dtype),
-        )
+    def clamp(self) -> None:
+        with torch.no_grad():
+            self.mean_current_decay.clamp_(0, 1)
+            self.mean_voltage_decay.clamp_(0, 1)
+
+    def _integer_mean(self, p: torch.Tensor) -> int:
+        return int(torch.round(p.detach().clamp(0, 1) * DECAY_SCALE).item())
+
+    @property
+    def cx_current_decay(self) -> int:
+        """Mean current decay on the 12-bit grid (netx ``iDecay``)."""
+        return self._integer_mean(self.mean_current_decay)
+
+    @property
+    def cx_voltage_decay(self) -> int:
+        """Mean voltage decay on the 12-bit grid (netx ``vDecay``)."""
+        return self._integer_mean(self.mean_voltage_decay)
+
+    @property
+    def device_params(self) -> dict[str, object]:
+        """The netx neuron description (mean decays; the draw is in randhet's metadata)."""
+        return {
+            "type": "CUBA",
+            "iDecay": self.cx_current_decay,
+            "vDecay": self.cx_voltage_decay,
+            "vThMant": self.v_th_mant,
+            "refDelay": 1,
+            "gradedSpike": False,
+        }
+
+    def draw(self, batch: int, steps: int) -> DecayDraw:
+        """The decays for a batch: fixed, frozen or freshly drawn (differentiable in the means)."""
+        if self.fixed_draw is not None:
+            return self.fixed_draw
+        spec = self.spec
+        if spec.resample == "fixed":
+            eps_c = self.fixed_eps_current if spec.randomizes_current else None
+            eps_v = self.fixed_eps_voltage if spec.randomizes_voltage else None
+        elif spec.sigma > 0:
+            eps_c, eps_v = draw_eps(spec, batch, tuple(self.shape), steps, self.generator)
+        else:
+            eps_c = eps_v = None
+        return decays_for(spec, self.mean_current_decay, self.mean_voltage_decay, eps_c, eps_v)
 
     def dynamics(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Current and voltage [B, *shape, T] of the neuron for input drive [B, *shape, T]."""
-        if self.shape is None:
-            self.shape = input.shape[1:-1]
-            self.num_neurons = int(torch.tensor(self.shape).prod().item())
-        elif input.shape[1:-1] != self.shape:
+        """Current and voltage [B, *shape, T] of the neurons for input drive [B, *shape, T]."""
+        if input.shape[1:-1] != self.shape:
             raise ValueError(f"input shape {tuple(input.shape)} does not match {self.shape}")
-        du, dv = self._decays(input)
-        zeros = torch.zeros(input.shape[:-1], dtype=input.dtype, device=input.device)
-        current = leaky_integrator.dynamics(input, du, zeros, self.s_scale)
-        voltage = leaky_integrator.dynamics(
-            current, dv, zeros, self.s_scale, self.threshold + self.threshold_eps
-        )
+        draw = self.draw(input.shape[0], input.shape[-1])
+        self.last_draw = DecayDraw(draw.current.detach(), draw.voltage.detach())
+        du = _as_decay(draw.current, input)
+        dv = _as_decay(draw.voltage, input)
+        current = LeakyIntegrator.apply(input, du, None)
+        voltage = LeakyIntegrator.apply(current, dv, self.threshold + self.threshold_eps)
         return current, voltage
+
+    def spike(self, voltage: torch.Tensor) -> torch.Tensor:
+        """SLAYER's CUBA spike function (surrogate gradient) on the pre-reset voltage."""
+        return Spike.apply(
+            voltage, self.threshold + self.threshold_eps, self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT, False, None, 1,
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Spikes [B, *shape, T] for input drive [B, *shape, T]."""
+        _, voltage = self.dynamics(input)
+        return self.spike(voltage)
+
+
+def _or_zero(eps: torch.Tensor | None, spec: NeuronSpec, shape: tuple[int, ...]) -> torch.Tensor:
+    if eps is not None:
+        return eps[0]
+    from randhet.decays import noise_shape
+
+    return torch.zeros(noise_shape(spec, shape), dtype=torch.float64)
+
+
+def _as_decay(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Put decays on the input's device and dtype; a [1] mean stays a scalar decay."""
+    d = d.to(device=like.device, dtype=like.dtype)
+    if d.dim() > 1 and d.dim() < like.dim() - 1:
+        raise ValueError(f"decays of shape {tuple(d.shape)} for input {tuple(like.shape)}")
+    return d
 
 
 class RandHetDense(cuba_block.Dense):
@@ -118,9 +197,7 @@ class RandHetDense(cuba_block.Dense):
             slayer_neuron_params(neuron), in_features, out_features,
             weight_norm=False, delay_shift=False,
         )
-        self.neuron = RandHetNeuron(neuron, generator)
-        self.neuron.shape = torch.Size([out_features])
-        self.neuron.num_neurons = out_features
+        self.neuron = RandHetNeuron(neuron, (out_features,), generator)
         self.synapse.pre_hook_fx = self.neuron.quantize_8bit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,3 +208,36 @@ class RandHetDense(cuba_block.Dense):
         """The deployed weights: even integers in -256..254, shape [out, in]."""
         w = self.synapse.pre_hook_fx(self.synapse.weight, descale=True)
         return w.reshape(w.shape[:2]).detach().round().to(torch.int64)
+
+
+class RandHetConv(cuba_block.Conv):
+    """SLAYER convolution CUBA block with a RandHet neuron ([B, C, H, W, T] tensors).
+
+    A pooling layer (``spec.pool``) is a depthwise convolution with stride = kernel and fixed,
+    equal weights ``pool_weight``: sum pooling that netx and Lava carry as a convolution.
+    """
+
+    def __init__(
+        self, neuron: NeuronSpec, spec: ConvSpec, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(
+            slayer_neuron_params(neuron), spec.in_shape[0], spec.out_channels, spec.kernel,
+            stride=spec.stride, padding=spec.padding, groups=spec.groups,
+            weight_norm=False, delay_shift=False,
+        )
+        self.spec = spec
+        self.neuron = RandHetNeuron(neuron, spec.out_shape, generator)
+        self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        if spec.pool:
+            with torch.no_grad():
+                self.synapse.weight.fill_(spec.pool_weight)
+            self.synapse.weight.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes [B, C', H', W', T] for input spikes [B, C, H, W, T]."""
+        return self.neuron(floor_to_drive_grid(self.synapse(x)))
+
+    def integer_weight(self) -> torch.Tensor:
+        """The deployed kernel: even integers in -256..254, shape [out, in/groups, k, k]."""
+        w = self.synapse.pre_hook_fx(self.synapse.weight, descale=True)
+        return w.reshape(w.shape[:4]).detach().round().to(torch.int64)

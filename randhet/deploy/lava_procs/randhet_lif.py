@@ -34,7 +34,9 @@ class RandHetLIF(AbstractProcess):
 
     Parameters
     ----------
-    current_decays, voltage_decays : int arrays [samples, neurons], values 0..4096.
+    shape : neuron shape (Lava order: (n,) or (x, y, channels)).
+    current_decays, voltage_decays : int arrays, values 0..4096, [samples, *shape] (one draw per
+        sample) or [samples, timesteps, *shape] (one draw per sample and step).
     vth : threshold mantissa (``vThMant``); the neuron spikes when ``v > vth << 6``.
     timesteps : steps per sample (1..63).
     offset : time steps before this layer's first sample window (pipeline latency).
@@ -43,6 +45,7 @@ class RandHetLIF(AbstractProcess):
     def __init__(
         self,
         *,
+        shape: tuple[int, ...],
         current_decays: np.ndarray,
         voltage_decays: np.ndarray,
         vth: int,
@@ -50,13 +53,15 @@ class RandHetLIF(AbstractProcess):
         offset: int,
         name: str | None = None,
     ) -> None:
-        samples, n = current_decays.shape
-        if voltage_decays.shape != (samples, n):
-            raise ValueError("current and voltage decay tables differ in shape")
+        shape = tuple(shape)
+        samples = current_decays.shape[0]
+        per_step = current_decays.ndim == len(shape) + 2
+        expected = (samples, timesteps, *shape) if per_step else (samples, *shape)
+        if current_decays.shape != expected or voltage_decays.shape != expected:
+            raise ValueError(f"decay tables must have shape {expected}")
         if not 1 <= timesteps <= MAX_TIMESTEPS:
             raise ValueError(f"timesteps must be in 1..{MAX_TIMESTEPS}")
-        super().__init__(timesteps=timesteps, offset=offset, name=name)
-        shape = (n,)
+        super().__init__(timesteps=timesteps, offset=offset, per_step=per_step, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -66,9 +71,9 @@ class RandHetLIF(AbstractProcess):
         self.bias_mant = Var(shape=shape, init=0)
         self.bias_exp = Var(shape=shape, init=0)
         self.vth = Var(shape=(1,), init=int(vth))
-        self.current_decays = Var(shape=(samples, n), init=current_decays.astype(np.int32))
-        self.voltage_decays = Var(shape=(samples, n), init=voltage_decays.astype(np.int32))
-        self.spike_bits = Var(shape=(samples, n), init=0)
+        self.current_decays = Var(shape=expected, init=current_decays.astype(np.int32))
+        self.voltage_decays = Var(shape=expected, init=voltage_decays.astype(np.int32))
+        self.spike_bits = Var(shape=(samples, *shape), init=0)
         self.active_steps = Var(shape=(samples,), init=0)
 
 
@@ -96,6 +101,7 @@ class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
         super().__init__(proc_params)
         self.timesteps = int(proc_params["timesteps"])
         self.offset = int(proc_params["offset"])
+        self.per_step = bool(proc_params["per_step"])
         self.effective_vth = 0
 
     def scale_threshold(self) -> None:
@@ -116,9 +122,11 @@ class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
         if k == 0:
             self.u[:] = 0
             self.v[:] = 0
+        if k == 0 or self.per_step:
+            row = (sample, k) if self.per_step else (sample,)
             # Lava's current decay adds a hidden +1 (ds_offset); the voltage decay does not.
-            self.du[:] = self.current_decays[sample] - self.ds_offset
-            self.dv[:] = self.voltage_decays[sample] - self.dm_offset
+            self.du[:] = self.current_decays[row] - self.ds_offset
+            self.dv[:] = self.voltage_decays[row] - self.dm_offset
         if not self.isthrscaled:
             self.scale_threshold()
         self.scale_bias()

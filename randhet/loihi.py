@@ -1,0 +1,143 @@
+"""Loihi's integer CUBA-LIF dynamics, written once.
+
+Integer units (what Loihi and Lava's fixed-point LIF hold): state ``U, V`` (24-bit), decays
+``d`` in 0..4096 (the state keeps ``(4096 - d) / 4096`` per step), synaptic drive ``a << 6``
+(``a`` = the integer sum of weights times spikes after the weight exponent), threshold
+``vThMant << 6``. One step::
+
+    U[t] = wrap24(sgn * (|U[t-1] * (4096 - du)| >> 12) + (a[t] << 6))
+    V[t] = sat24(sgn * (|V[t-1] * (4096 - dv)| >> 12) + U[t])
+    s[t] = V[t] > vThMant << 6;   V[t] = 0 where s[t]
+
+The training neuron (:mod:`randhet.train.neuron`) runs the same integers through
+:class:`LeakyIntegrator` without the 24-bit wrap/saturation, exactly as SLAYER does, with a
+correct gradient for the decays; the emulator and the profiler run it with them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DECAY_UNITY = 1 << 12  # decay fraction 1.0
+DECAY_SHIFT = 12
+ACT_SHIFT = 6  # synaptic input is left-shifted by 6 (MSB alignment)
+VTH_SHIFT = 6  # threshold mantissa is left-shifted by 6
+STATE_BITS = 24
+MAX_STATE = 1 << (STATE_BITS - 1)
+
+
+def decay(state: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``sign(x) * (|x| >> 12)`` of ``x = state * (4096 - d)`` (int64), as Loihi decays."""
+    prod = state * (DECAY_UNITY - d)
+    return torch.sign(prod) * (prod.abs() >> DECAY_SHIFT)
+
+
+def wrap_current(u: torch.Tensor) -> torch.Tensor:
+    """Loihi's 24-bit wrap of the current (once, as Lava's fixed-point LIF does)."""
+    u = torch.where(u > MAX_STATE, u - 2 * MAX_STATE, u)
+    return torch.where(u <= -MAX_STATE, u + 2 * MAX_STATE, u)
+
+
+def saturate_voltage(v: torch.Tensor) -> torch.Tensor:
+    """Loihi's 24-bit saturation of the voltage."""
+    return v.clamp(-(MAX_STATE - 1), MAX_STATE - 1)
+
+
+def _at(d: torch.Tensor, steps: int, t: int, like: torch.Tensor) -> torch.Tensor:
+    """Decay for step t: ``d`` is [..] (constant) or [.., T] (one per step)."""
+    if d.dim() == like.dim() and d.shape[-1] == steps and steps > 1:
+        return d[..., t]
+    return d
+
+
+def integrate(
+    drive: torch.Tensor,
+    d: torch.Tensor,
+    threshold: float | None = None,
+    clip: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one leaky integrator over time.
+
+    ``drive`` [.., T] int64 input added each step; ``d`` int64 decays [..] or [.., T];
+    ``threshold``: spike where the state is ``>= threshold`` and reset it to 0 (None: no
+    spikes); ``clip``: ``"wrap"`` (current), ``"saturate"`` (voltage) or None (SLAYER).
+    Returns the state before reset [.., T] and the post-reset state [.., T].
+    """
+    steps = drive.shape[-1]
+    pre = torch.empty_like(drive)
+    post = torch.empty_like(drive)
+    state = torch.zeros_like(drive[..., 0])
+    for t in range(steps):
+        state = decay(state, _at(d, steps, t, drive)) + drive[..., t]
+        if clip == "wrap":
+            state = wrap_current(state)
+        elif clip == "saturate":
+            state = saturate_voltage(state)
+        pre[..., t] = state
+        if threshold is not None:
+            state = state * (state < threshold)
+        post[..., t] = state
+    return pre, post
+
+
+def cuba(
+    drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth_mant: int, hardware: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Integer CUBA neurons: ``drive`` [.., T] is ``a << 6`` (int64); returns U, V (before
+    reset) and spikes (bool), each [.., T]. ``hardware`` applies the 24-bit wrap/saturation.
+    The strict threshold ``V > vth`` is ``V >= vth + 1`` on integers."""
+    vth = vth_mant << VTH_SHIFT
+    u, _ = integrate(drive, du, None, "wrap" if hardware else None)
+    v, _ = integrate(u, dv, vth + 1, "saturate" if hardware else None)
+    return u, v, v > vth
+
+
+class LeakyIntegrator(torch.autograd.Function):
+    """SLAYER's integer leaky integrator (bit-identical forward) with a correct decay gradient.
+
+    Forward, in SLAYER units (state / 4096): ``y[t] = decay(y[t-1]) + x[t]`` on the integer grid,
+    with reset to 0 where ``y >= threshold``. Backward: the input gradient is SLAYER's
+    (``g[t] = a[t+1] g[t+1] + dL/dy[t]``, reset ignored, ``a = 1 - d/4096``); the decay gradient
+    is ``dL/dd[t] = -g[t] * y_post[t-1] / 4096`` per integer decay unit. SLAYER's own decay
+    gradient has the opposite sign and a 4096x scale.
+    """
+
+    @staticmethod
+    def forward(ctx, x, d, threshold):  # type: ignore[no-untyped-def, override]
+        scale = DECAY_UNITY
+        drive = (scale * x).to(torch.int64)
+        th = None if threshold is None else threshold * scale
+        pre, post = integrate(drive, d.detach().to(torch.int64), th)
+        ctx.save_for_backward(post, d)
+        ctx.decay_per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1] > 1
+        return pre / scale
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
+        post, d = ctx.saved_tensors
+        a = 1 - d / DECAY_UNITY
+        steps = grad_out.shape[-1]
+        grad_in = torch.zeros_like(grad_out)
+        grad_in[..., steps - 1] = grad_out[..., steps - 1]
+        for t in range(steps - 2, -1, -1):
+            a_next = a[..., t + 1] if ctx.decay_per_step else a
+            grad_in[..., t] = a_next * grad_in[..., t + 1] + grad_out[..., t]
+        grad_d = None
+        if ctx.needs_input_grad[1]:
+            prev = torch.zeros_like(post)
+            prev[..., 1:] = post[..., :-1] / DECAY_UNITY
+            per_step = -grad_in * prev / DECAY_UNITY
+            if not ctx.decay_per_step:
+                per_step = per_step.sum(-1)
+            grad_d = _reduce_to(per_step, d.shape)
+        return grad_in, grad_d, None
+
+
+def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a broadcast gradient back to ``shape``."""
+    while grad.dim() > len(shape):
+        grad = grad.sum(0)
+    for i, n in enumerate(shape):
+        if n == 1 and grad.shape[i] != 1:
+            grad = grad.sum(i, keepdim=True)
+    return grad.reshape(shape)
