@@ -48,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a network from a config",
-                       description="Train; writes config.toml, spec.json, network.pt, "
-                       "last.pt, log.csv, training.png and metrics.json into the output folder.")
+                       description="Train; writes config.toml, spec.json, network.pt (best on "
+                       "validation), last.pt, checkpoint.pt (after every epoch), log.csv, "
+                       "log.jsonl, training.png and metrics.json into the output folder. "
+                       "Ctrl-C or SIGTERM stops after the last completed epoch (exit 130).")
     _add_config_args(p)
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue from OUT/checkpoint.pt (same config; train.epochs may grow)",
+    )
 
     p = sub.add_parser("export", help="write DIR/network.net (netx HDF5) for a trained run",
                        description="Export a trained run folder to a netx HDF5 file.")
@@ -81,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(args.config, args.overrides)
     out = _out_dir(args, cfg)
-    metrics = train(cfg, out, progress=not args.quiet)
+    metrics = train(cfg, out, progress=not args.quiet, resume=getattr(args, "resume", False))
     print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
           f"(epoch {metrics['best_epoch']}) -> {out}")
     return {"cfg": cfg, "out": out, "metrics": metrics}

@@ -19,7 +19,7 @@ seed = 3
 [encoding]
 timesteps = 8
 [model]
-hidden = [24]
+layers = ["dense:24"]
 [train]
 epochs = 3
 lr = 0.01
@@ -51,7 +51,7 @@ def test_run_trains_exports_and_deploys(tmp_path: Path, capsys) -> None:
                  "network.net", "deploy.json", "deploy.png", "spec.json"):
         assert (out / name).is_file(), name
     state = torch.load(out / "network.pt", weights_only=True)
-    assert "blocks.0.synapse.weight" in state
+    assert "layers.1.synapse.weight" in state  # layers.0 is the flatten
     log = (out / "log.csv").read_text().strip().splitlines()
     assert len(log) == 1 + 3  # header and one row per epoch
     report = json.loads((out / "deploy.json").read_text())

@@ -90,3 +90,31 @@ def test_runtime_is_stopped_when_a_run_fails_midway(tiny_run: Path) -> None:
     with pytest.raises(RuntimeError, match="stop after"):
         run_lava(net, inputs, draws, chunk_samples=2, on_progress=fail)
     assert multiprocessing.active_children() == []
+
+
+VARIANTS = {
+    # direct (graded) input into a conv: Lava's Conv ignores the weight exponent, ShiftedConv
+    # applies it; pooling as a fixed depthwise conv; strided conv; flatten into dense.
+    "conv_pool_direct": ['model.layers=["conv:4", "pool:2", "conv:6:s2", "dense:12"]'],
+    "conv_rate_per_step_per_channel": [
+        'model.layers=["conv:4:s2", "dense:12"]', 'encoding.kind="rate"',
+        'neuron.resample="step"', 'neuron.granularity="channel"',
+    ],
+    "dense_fixed_gaussian": [
+        'model.layers=["dense:12"]', 'neuron.resample="fixed"',
+        'neuron.distribution="gaussian"', "neuron.sigma=0.1",
+    ],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_layer_type_and_draw_mode_deploys_bit_exactly(
+    variant: str, tmp_path: Path, make_tiny_config
+) -> None:
+    cfg = make_tiny_config(*VARIANTS[variant], "train.epochs=1", "encoding.timesteps=6")
+    train(cfg, tmp_path, progress=False)
+    export_run(tmp_path)
+    report = deploy(tmp_path / "network.net", samples=10, seed=2, progress=False)
+    assert report["bit_exact_fraction"] == 1.0
+    assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
+    assert report["decay_draw"]["resample"] == cfg["neuron"]["resample"]

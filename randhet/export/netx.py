@@ -106,7 +106,7 @@ def _frozen(d: Any, block: Any) -> np.ndarray:
     arr = d.detach().cpu().numpy().astype(np.int64)
     if arr.shape == (1,):
         return np.full(tuple(block.neuron.shape), arr[0], dtype=np.int64)
-    return arr
+    return arr[0]  # [1, *noise_shape] -> [*noise_shape]
 
 
 def _scalar(ds: Any) -> int:

@@ -129,9 +129,9 @@ class RandHetNeuron(base.Neuron):
         if self.fixed_draw is not None:
             return self.fixed_draw
         spec = self.spec
-        if spec.resample == "fixed":
-            eps_c = self.fixed_eps_current if spec.randomizes_current else None
-            eps_v = self.fixed_eps_voltage if spec.randomizes_voltage else None
+        if spec.resample == "fixed":  # [1, *noise]: the same decays for every sample
+            eps_c = self.fixed_eps_current[None] if spec.randomizes_current else None
+            eps_v = self.fixed_eps_voltage[None] if spec.randomizes_voltage else None
         elif spec.sigma > 0:
             eps_c, eps_v = draw_eps(spec, batch, tuple(self.shape), steps, self.generator)
         else:

@@ -1,27 +1,46 @@
-"""Training loop: Adam on spike-count cross-entropy, model selection on the validation split.
+"""Training loop: spike-count cross-entropy, model selection on the validation split.
 
 Writes into the run folder: ``config.toml`` (resolved), ``spec.json`` (network description),
-``network.pt`` (best-on-validation state dict), ``last.pt``, ``log.csv`` (one row per epoch),
-``training.png`` and ``metrics.json``. Test data is never looked at here.
+``network.pt`` (best-on-validation state dict), ``last.pt`` (latest state dict),
+``checkpoint.pt`` (the whole training state after every epoch, see :func:`checkpoint_state`),
+``log.csv`` and ``log.jsonl`` (one row per epoch), ``training.png``, ``metrics.json`` and,
+when tensorboard is installed, TensorBoard scalars under ``tb/``. Test data is never looked
+at here. Every file is written atomically, so an interrupted run (Ctrl-C, SIGTERM) keeps the
+last completed epoch's checkpoint, and ``train(..., resume=True)`` continues from it to exactly
+the weights and logs of an uninterrupted run (on the CPU).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
+import signal
+import sys
+import threading
 import time
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from randhet.config import dump_toml, network_spec
 from randhet.data import Splits, load_dataset
+from randhet.errors import ConfigError, UserError
 from randhet.io import save_torch, write_json, write_text
 from randhet.train.model import SpikingNetwork
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,25 @@ class EvalResult:
     accuracy: float
     loss: float
     spike_rate: list[float]  # mean spikes per neuron per step, per layer
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training; :func:`checkpoint_state` saves all of it."""
+
+    model: SpikingNetwork
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    order_rng: np.random.Generator  # shuffles the training set every epoch
+    rows: list[dict[str, float]] = field(default_factory=list)  # the log, one row per epoch
+    best: dict[str, float] = field(default_factory=dict)  # epoch, val_accuracy, val_loss
+    best_model: dict[str, torch.Tensor] = field(default_factory=dict)
+    saved_epoch: int = 0  # the epoch checkpoint.pt holds
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return len(self.rows)
 
 
 def pick_device(name: str) -> torch.device:
@@ -44,24 +82,358 @@ def evaluate(
     """Accuracy, loss and spike rates with fresh decay draws (the model is stochastic)."""
     model.eval()
     correct, loss_sum = 0, 0.0
-    spikes = np.zeros(len(model.blocks))
-    steps = model.spec.encoding.timesteps
+    spikes: np.ndarray | None = None
+    sizes: np.ndarray | None = None
     for i in range(0, len(x), batch_size):
         xb = torch.as_tensor(x[i:i + batch_size], device=device)
         yb = torch.as_tensor(y[i:i + batch_size], device=device)
         layers = model.run_encoded(model.encoder(xb))
         logits = layers[-1].sum(-1)
-        loss_sum += torch.nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
-        spikes += np.array([s.sum().item() for s in layers])
-    sizes = np.array([layer.out_features for layer in model.spec.layers])
-    rate = spikes / (len(x) * sizes * steps)
+        batch_spikes = np.array([s.double().sum().item() for s in layers])
+        batch_sizes = np.array([s.numel() for s in layers], dtype=np.float64)
+        spikes = batch_spikes if spikes is None else spikes + batch_spikes
+        sizes = batch_sizes if sizes is None else sizes + batch_sizes
+    rate = spikes / sizes  # type: ignore[operator]
     return EvalResult(correct / len(x), loss_sum / len(x), rate.tolist())
 
 
-def train(cfg: dict[str, Any], out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Train the network a config describes; returns the metrics written to metrics.json."""
+def build_optimizer(model: SpikingNetwork, tc: dict[str, Any]) -> torch.optim.Optimizer:
+    """``train.optimizer`` over two groups: ``weights`` (lr, weight_decay) and, when the mean
+    decays are learned, ``decays`` (lr ``decay_lr``, or lr if 0; no weight decay)."""
+    groups: list[dict[str, Any]] = [{
+        "name": "weights", "params": model.weight_parameters(),
+        "lr": tc["lr"], "weight_decay": tc["weight_decay"],
+    }]
+    decays = model.decay_parameters()
+    if decays:
+        groups.append({
+            "name": "decays", "params": decays,
+            "lr": tc["decay_lr"] or tc["lr"], "weight_decay": 0.0,
+        })
+    if tc["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=tc["lr"], momentum=tc["momentum"])
+    if tc["optimizer"] == "adamw":
+        return torch.optim.AdamW(groups, lr=tc["lr"])
+    return torch.optim.Adam(groups, lr=tc["lr"])
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, tc: dict[str, Any]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning-rate factor per epoch, stepped once per epoch: 1 (``constant``) or
+    ``(1 + cos(pi * epoch / epochs)) / 2`` (``cosine``: 1 in the first epoch, 0 after the last)."""
+    epochs, cosine = tc["epochs"], tc["schedule"] == "cosine"
+
+    def factor(epoch: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs)) if cosine else 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fgsm_examples(
+    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-step FGSM: ``clamp(x + eps * sign(grad_x CE(model(x), y)), 0, 1)`` on [0, 1] pixels.
+
+    The gradient is taken through the network exactly as it trains (train mode, a fresh decay
+    and encoding draw, nothing frozen), so the attack sees one sample of the stochastic network
+    and the training step on the returned examples sees another: the RandHet reference recipe
+    (FGSM adversarial training at eps = 4/255). Returns the examples and the clean logits
+    (detached; their loss and accuracy are logged as ``clean_*``). Parameter gradients are
+    left untouched.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    logits = model(x)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), x)
+    return (x + eps * grad.sign()).clamp(0, 1).detach(), logits.detach()
+
+
+def train_step(
+    state: TrainState, x: torch.Tensor, y: torch.Tensor, tc: dict[str, Any]
+) -> dict[str, float]:
+    """One optimizer step (on FGSM examples when ``adv_eps > 0``); sums of loss and hits."""
+    out: dict[str, float] = {}
+    if tc["adv_eps"] > 0:
+        x, clean = fgsm_examples(state.model, x, y, tc["adv_eps"])
+        out["clean_loss"] = F.cross_entropy(clean, y, reduction="sum").item()
+        out["clean_correct"] = (clean.argmax(1) == y).sum().item()
+    logits = state.model(x)
+    loss = F.cross_entropy(logits, y)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if tc["grad_clip"] > 0:
+        params = [p for g in state.optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
+    state.optimizer.step()
+    out["loss"] = loss.item() * len(y)
+    out["correct"] = (logits.argmax(1) == y).sum().item()
+    return out
+
+
+def train_epoch(
+    state: TrainState, data: Splits, tc: dict[str, Any], device: torch.device, bar_desc: str,
+    progress: bool,
+) -> dict[str, float]:
+    """One pass over the shuffled training split; mean loss and accuracy (and clean ones)."""
+    state.model.train()
+    perm = state.order_rng.permutation(len(data.x_train))
+    sums: dict[str, float] = {}
+    bar = tqdm(
+        range(0, len(perm), tc["batch_size"]), desc=bar_desc, leave=False,
+        disable=None if progress else True,  # None: shown on a terminal only
+    )
+    with bar:
+        for i in bar:
+            idx = perm[i:i + tc["batch_size"]]
+            xb = torch.as_tensor(data.x_train[idx], device=device)
+            yb = torch.as_tensor(data.y_train[idx], device=device)
+            step = train_step(state, xb, yb, tc)
+            for k, v in step.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{step['loss'] / len(idx):.3f}")
+    n = len(perm)
+    row = {"train_loss": sums["loss"] / n, "train_accuracy": sums["correct"] / n}
+    if "clean_loss" in sums:
+        row |= {"clean_loss": sums["clean_loss"] / n, "clean_accuracy": sums["clean_correct"] / n}
+    return row
+
+
+def log_row(
+    state: TrainState, epoch: int, train: dict[str, float], val: EvalResult, seconds: float
+) -> dict[str, float]:
+    """One log row: losses, accuracies, learning rate(s) of the epoch, wall time (s), spike
+    rate (spikes per neuron per step, validation) and mean decay fractions per layer."""
+    lrs = {g.get("name", "weights"): g["lr"] for g in state.optimizer.param_groups}
+    row: dict[str, float] = {"epoch": epoch, **train,
+                             "val_loss": val.loss, "val_accuracy": val.accuracy,
+                             "lr": lrs["weights"]}
+    if "decays" in lrs:
+        row["decay_lr"] = lrs["decays"]
+    row["seconds"] = seconds
+    row |= {f"spike_rate_{i}": r for i, r in enumerate(val.spike_rate)}
+    for i, d in enumerate(state.model.mean_decays()):
+        row[f"current_decay_{i}"] = d["current"]
+        row[f"voltage_decay_{i}"] = d["voltage"]
+    return row
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def checkpoint_state(state: TrainState, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The resumable training state (plain tensors, numbers, strings: loads with
+    ``torch.load(weights_only=True)``).
+
+    Keys: ``format``, ``epoch`` (completed), ``config`` (TOML text), ``model``, ``optimizer``,
+    ``scheduler`` (state dicts), ``best`` (epoch, val_accuracy, val_loss), ``best_model``
+    (state dict), ``log`` (the rows so far) and ``rng``: ``model`` (the model's CPU generator,
+    decay draws and rate coding), ``order`` (numpy PCG64 state of the shuffling, a dict of
+    ints), ``torch`` (global CPU RNG) and ``cuda`` (per-device RNGs, empty without CUDA).
+    """
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": state.epoch,
+        "config": dump_toml(cfg),
+        "model": cpu_state(state.model),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "best": dict(state.best),
+        "best_model": state.best_model,
+        "log": [dict(r) for r in state.rows],
+        "rng": {
+            "model": state.model.generator.get_state(),
+            "order": state.order_rng.bit_generator.state,
+            "torch": torch.get_rng_state(),
+            "cuda": cuda,
+        },
+    }
+
+
+def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
+    """Put a :func:`checkpoint_state` back into freshly built training objects."""
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    # the schedule may have grown (train.epochs): recompute this epoch's lr from it
+    lr = [b * state.scheduler.lr_lambdas[0](state.scheduler.last_epoch)
+          for b in state.scheduler.base_lrs]
+    for group, value in zip(state.optimizer.param_groups, lr, strict=True):
+        group["lr"] = value
+    state.rows = [dict(r) for r in ckpt["log"]]
+    state.best = dict(ckpt["best"])
+    state.best_model = ckpt["best_model"]
+    state.saved_epoch = int(ckpt["epoch"])
+    rng = ckpt["rng"]
+    state.model.generator.set_state(rng["model"])
+    state.order_rng.bit_generator.state = rng["order"]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
+
+
+def check_resume_config(cfg: dict[str, Any], out: Path) -> None:
+    """Refuse (ConfigError) a config that differs from the run's ``config.toml`` in anything
+    but a larger ``train.epochs``."""
+    path = out / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume {out}: no config.toml there")
+    saved = _flatten(tomllib.loads(path.read_text()))
+    now = _flatten(tomllib.loads(dump_toml(cfg)))
+    for key in sorted(saved.keys() | now.keys()):
+        old, new = saved.get(key, "<missing>"), now.get(key, "<missing>")
+        if old == new or (key == "train.epochs" and isinstance(old, int) and isinstance(new, int)
+                           and new >= old):
+            continue
+        raise ConfigError(
+            f"cannot resume {out}: '{key}' is {new!r} but the run was trained with {old!r} "
+            "(only train.epochs may change, and only grow)"
+        )
+
+
+def load_checkpoint(out: Path) -> dict[str, Any]:
+    """``out/checkpoint.pt`` on the CPU; UserError when missing or unreadable."""
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"cannot resume: no checkpoint at {path} (train without --resume)")
+    try:
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # truncated, corrupt or not a checkpoint at all
+        raise UserError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"cannot resume: {path} is not a randhet checkpoint (format 1)")
+    return ckpt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While active, SIGTERM raises KeyboardInterrupt (main thread only); restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tensorboard(out: Path, start_epoch: int) -> Any | None:
+    """A SummaryWriter under ``out/tb`` if tensorboard is installed, else None (silently)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
+
+
+def write_logs(out: Path, rows: list[dict[str, float]]) -> None:
+    """``log.csv`` and ``log.jsonl`` from all rows so far (rewritten whole, atomically)."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "log.csv", buf.getvalue())
+    write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_epoch_outputs(out: Path, state: TrainState, cfg: dict[str, Any]) -> None:
+    """Logs, ``last.pt``, ``network.pt`` and, last of all, ``checkpoint.pt``."""
+    write_logs(out, state.rows)
+    save_torch(out / "last.pt", cpu_state(state.model))
+    if state.best:
+        save_torch(out / "network.pt", state.best_model)
+    save_torch(out / CHECKPOINT, checkpoint_state(state, cfg))
+    state.saved_epoch = state.epoch
+
+
+def _update_best(state: TrainState, row: dict[str, float]) -> None:
+    """Model selection: highest validation accuracy, ties to the lower validation loss."""
+    key = (row["val_accuracy"], -row["val_loss"])
+    if not state.best or key > (state.best["val_accuracy"], -state.best["val_loss"]):
+        state.best = {k: row[k] for k in ("epoch", "val_accuracy", "val_loss")}
+        state.best_model = cpu_state(state.model)
+
+
+def run_epoch(
+    state: TrainState, data: Splits, tc: dict[str, Any], device: torch.device, progress: bool
+) -> dict[str, float]:
+    """Train one epoch, validate, step the schedule; the epoch's log row."""
+    epoch = state.epoch + 1
+    t0 = time.perf_counter()
+    train = train_epoch(state, data, tc, device, f"epoch {epoch}/{tc['epochs']}", progress)
+    val = evaluate(state.model, data.x_val, data.y_val, EVAL_BATCH, device)
+    row = log_row(state, epoch, train, val, time.perf_counter() - t0)
+    state.scheduler.step()
+    return row
+
+
+def _report_interrupt(out: Path, state: TrainState) -> None:
+    if state.saved_epoch:
+        print(f"randhet: training interrupted; {out / CHECKPOINT} holds epoch "
+              f"{state.saved_epoch}: run the same command with --resume (--out {out}) "
+              "to continue", file=sys.stderr)
+    else:
+        print("randhet: training interrupted before the first epoch completed; "
+              "nothing to resume", file=sys.stderr)
+
+
+def _loop(
+    out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device,
+    progress: bool,
+) -> None:
+    tc = cfg["train"]
+    tb = _tensorboard(out, state.epoch)
+    try:
+        while state.epoch < tc["epochs"]:
+            row = run_epoch(state, data, tc, device, progress)
+            state.rows.append(row)
+            _update_best(state, row)
+            write_epoch_outputs(out, state, cfg)
+            if tb is not None:
+                for k, v in row.items():
+                    if k != "epoch":
+                        tb.add_scalar(k, v, int(row["epoch"]))
+            if progress:
+                tqdm.write(
+                    f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  "
+                    f"train {row['train_accuracy']:.3f}  val {row['val_accuracy']:.3f}"
+                )
+    finally:
+        if tb is not None:
+            tb.close()
+
+
+def train(
+    cfg: dict[str, Any], out_dir: str | Path, progress: bool = True, resume: bool = False
+) -> dict[str, Any]:
+    """Train the network a config describes; returns the metrics written to metrics.json.
+
+    ``resume``: continue from ``out_dir/checkpoint.pt`` (same config, ``train.epochs`` may
+    grow). Ctrl-C or SIGTERM stops after the last completed epoch's checkpoint and re-raises
+    KeyboardInterrupt.
+    """
     out = Path(out_dir)
+    ckpt = None
+    if resume:
+        check_resume_config(cfg, out)
+        ckpt = load_checkpoint(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.toml", dump_toml(cfg))
     data: Splits = load_dataset(cfg["data"])
@@ -72,67 +444,38 @@ def train(cfg: dict[str, Any], out_dir: str | Path, progress: bool = True) -> di
     device = pick_device(tc["device"])
     torch.manual_seed(cfg["seed"])
     model = SpikingNetwork(spec, seed=cfg["seed"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-    order_rng = np.random.default_rng(cfg["seed"])
+    optimizer = build_optimizer(model, tc)
+    state = TrainState(model, optimizer, build_scheduler(optimizer, tc),
+                       np.random.default_rng(cfg["seed"]))
+    with sigterm_as_interrupt():
+        try:
+            if ckpt is not None:
+                restore(state, ckpt)
+                write_epoch_outputs(out, state, cfg)  # drops what a partial epoch left behind
+                if state.epoch >= tc["epochs"]:
+                    print(f"{out}: already trained for {state.epoch} epochs; nothing to do")
+            _loop(out, state, cfg, data, device, progress)
+        except KeyboardInterrupt:
+            _report_interrupt(out, state)
+            raise
+    return _finish(out, state, cfg, data, device)
 
-    fields = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
-    fields += [f"spike_rate_{i}" for i in range(len(spec.layers))]
-    log = io.StringIO()
-    writer = csv.DictWriter(log, fieldnames=fields)
-    writer.writeheader()
-    best = {"val_accuracy": -1.0, "epoch": 0}
-    for epoch in range(1, tc["epochs"] + 1):
-        model.train()
-        t0 = time.perf_counter()
-        perm = order_rng.permutation(len(data.x_train))
-        loss_sum, correct = 0.0, 0
-        batches = range(0, len(perm), tc["batch_size"])
-        bar = tqdm(
-            batches, desc=f"epoch {epoch}/{tc['epochs']}", leave=False,
-            disable=None if progress else True,  # None: shown on a terminal only
-        )
-        for i in bar:
-            idx = perm[i:i + tc["batch_size"]]
-            xb = torch.as_tensor(data.x_train[idx], device=device)
-            yb = torch.as_tensor(data.y_train[idx], device=device)
-            logits = model(xb)
-            loss = torch.nn.functional.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == yb).sum().item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        val = evaluate(model, data.x_val, data.y_val, 256, device)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / len(perm),
-            "train_accuracy": correct / len(perm),
-            "val_loss": val.loss,
-            "val_accuracy": val.accuracy,
-            "seconds": time.perf_counter() - t0,
-        }
-        row.update({f"spike_rate_{i}": r for i, r in enumerate(val.spike_rate)})
-        writer.writerow(row)
-        write_text(out / "log.csv", log.getvalue())
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save_torch(out / "last.pt", state)
-        if val.accuracy > best["val_accuracy"]:
-            best = {"val_accuracy": val.accuracy, "epoch": epoch}
-            save_torch(out / "network.pt", state)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  "
-                f"train {row['train_accuracy']:.3f}  val {val.accuracy:.3f}"
-            )
+
+def _finish(
+    out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device
+) -> dict[str, Any]:
+    """``metrics.json`` and ``training.png``."""
     metrics = {
         "dataset": data.name,
-        "best_epoch": best["epoch"],
-        "best_val_accuracy": best["val_accuracy"],
+        "epochs": state.epoch,
+        "best_epoch": int(state.best["epoch"]),
+        "best_val_accuracy": state.best["val_accuracy"],
+        "best_val_loss": state.best["val_loss"],
         "train_samples": len(data.x_train),
         "val_samples": len(data.x_val),
         "device": str(device),
-        "sigma": spec.neuron.sigma,
+        "sigma": cfg["neuron"]["sigma"],
+        "adv_eps": cfg["train"]["adv_eps"],
         "seed": cfg["seed"],
         "torch_version": torch.__version__,
     }
