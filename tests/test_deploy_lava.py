@@ -118,3 +118,17 @@ def test_every_layer_type_and_draw_mode_deploys_bit_exactly(
     assert report["bit_exact_fraction"] == 1.0
     assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
     assert report["decay_draw"]["resample"] == cfg["neuron"]["resample"]
+
+
+def test_conv_randhet_network_learns_digits_and_deploys_bit_exactly(tmp_path: Path) -> None:
+    from randhet.config import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "digits-conv.toml")
+    metrics = train(cfg, tmp_path, progress=False)
+    assert metrics["best_val_accuracy"] >= 0.90
+    export_run(tmp_path)
+    report = deploy(tmp_path / "network.net", samples=40, progress=False)
+    assert report["bit_exact_fraction"] == 1.0
+    assert report["accuracy"] >= 0.8
+    assert [layer["name"] for layer in report["layers"]] == ["conv_0", "conv_1", "dense_2",
+                                                            "dense_3"]
