@@ -30,7 +30,11 @@ def _add_deploy_args(p: argparse.ArgumentParser, with_defaults: bool) -> None:
     d: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
     if not with_defaults:
         d = dict.fromkeys(d)
-    p.add_argument("--backend", default=d["backend"], help="where to run (lava: Loihi 2 CPU sim)")
+    p.add_argument(
+        "--backend", default=d["backend"],
+        help="emulator (batched, bit-exact with Lava), lava (Loihi 2 bit-accurate CPU "
+        "simulator) or loihi2 (hardware, needs lava-loihi)",
+    )
     p.add_argument(
         "--samples", type=int, default=d["samples"],
         help="number of test samples (0 = the whole test split)",

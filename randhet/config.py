@@ -83,7 +83,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.schedule": ("constant", "cosine"),
     "train.device": ("auto", "cpu", "cuda"),
-    "deploy.backend": ("lava",),
+    "deploy.backend": ("emulator", "lava", "loihi2"),
 }
 
 # key -> inclusive (lower, upper) bounds

@@ -35,6 +35,7 @@ def test_deploy_is_bit_exact_and_reports_every_field(tiny_run: Path, tmp_path: P
     assert REQUIRED <= set(report)
     assert report["backend"] == "lava" and report["samples"] == 40
     assert report["bit_exact_fraction"] == 1.0
+    assert report["emulator_bit_exact_fraction"] == 1.0
     assert report["accuracy"] == report["reference_accuracy"]
     assert report["accuracy"] > 0.5  # ten classes: chance is 0.1
     assert 0.0 < report["activation_sparsity"] < 1.0
@@ -116,6 +117,7 @@ def test_every_layer_type_and_draw_mode_deploys_bit_exactly(
     export_run(tmp_path)
     report = deploy(tmp_path / "network.net", samples=10, seed=2, progress=False)
     assert report["bit_exact_fraction"] == 1.0
+    assert report["emulator_bit_exact_fraction"] == 1.0
     assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
     assert report["decay_draw"]["resample"] == cfg["neuron"]["resample"]
 

@@ -13,22 +13,15 @@ packed spike rasters and activity counts are read back; the runtime is always st
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from randhet.decays import DecayDraw
+from randhet.deploy.result import RunResult
 from randhet.export.netx import ExportedNetwork
 from randhet.spec import ConvSpec, FlattenSpec
 
 SIM_TAG = "fixed_pt"
-
-
-@dataclass(frozen=True)
-class LavaResult:
-    rasters: list[np.ndarray]  # per spiking layer [S, *shape, T] bool, torch order
-    active_steps: list[np.ndarray]  # per spiking layer [S]: neuron-steps with nonzero u or v
-
 
 def unpack_rasters(bits: np.ndarray, timesteps: int) -> np.ndarray:
     """[S, ...] int64 bit-packed rasters -> [S, ..., T] bool."""
@@ -61,7 +54,7 @@ def run_lava(
     draws: list[DecayDraw],
     chunk_samples: int = 50,
     on_progress: Callable[[int], None] | None = None,
-) -> LavaResult:
+) -> RunResult:
     """Run all samples through Lava; ``inputs`` are integer input spikes [S, *input, T]
     (payloads for direct encoding), ``draws`` the per-layer integer decays
     (:func:`randhet.deploy.reference.deployment_draws`). ``on_progress(samples_done)`` is
@@ -145,4 +138,4 @@ def run_lava(
     finally:
         if source.runtime is not None:
             source.stop()
-    return LavaResult([unpack_rasters(b, steps) for b in bits], active)
+    return RunResult([unpack_rasters(b, steps) for b in bits], active)

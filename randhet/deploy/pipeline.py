@@ -24,7 +24,7 @@ from randhet.hardware import estimate_energy, load_profile
 from randhet.io import write_json
 from randhet.spec import ConvSpec, DenseSpec
 
-BACKENDS = ("lava",)
+BACKENDS = ("emulator", "lava", "loihi2")
 
 
 def _versions() -> dict[str, str]:
@@ -132,6 +132,14 @@ def measure(
     }
 
 
+def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
+    """Per sample: True where every layer's raster is identical."""
+    ok = np.ones(n, dtype=bool)
+    for x, y in zip(a, b, strict=True):
+        ok &= (x == y).reshape(n, -1).all(axis=1)
+    return ok
+
+
 def deploy(
     network_path: str | Path,
     *,
@@ -164,17 +172,33 @@ def deploy(
     inputs = model.encoder.to_integer(encoded).numpy()
     draws = deployment_draws(net, n, seed)
 
-    from randhet.deploy.lava_backend import run_lava
+    from randhet.deploy.emulator import emulate
 
     t0 = time.perf_counter()
     bar_off = None if progress else True  # None: shown on a terminal only
     with tqdm(total=n, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
-        result = run_lava(net, inputs, draws, on_progress=lambda k: bar.update(k - bar.n))
+        def progress_fn(k: int) -> None:
+            bar.update(k - bar.n)
+
+        if backend == "emulator":
+            result = emulate(net, inputs, draws, on_progress=progress_fn)
+        elif backend == "lava":
+            from randhet.deploy.lava_backend import run_lava
+
+            result = run_lava(net, inputs, draws, on_progress=progress_fn)
+        else:
+            from randhet.deploy.loihi2_backend import run_loihi2
+
+            result = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
     ref = reference_rasters(model, inputs, draws)
-    matched = np.ones(n, dtype=bool)
-    for r, d in zip(ref, result.rasters, strict=True):
-        matched &= (r == d).reshape(n, -1).all(axis=1)
+    matched = _matching(ref, result.rasters, n)
+    emulator_check = {}
+    if backend != "emulator":  # the emulator must agree with the deployment it stands in for
+        em = emulate(net, inputs, draws)
+        emulator_check = {
+            "emulator_bit_exact_fraction": float(_matching(em.rasters, result.rasters, n).mean())
+        }
     labels = data.y_test[:n]
     pred = result.rasters[-1].sum(-1).argmax(1)
     ref_pred = ref[-1].sum(-1).argmax(1)
@@ -189,6 +213,7 @@ def deploy(
             "fraction of samples whose spike rasters in every layer equal the torch (SLAYER) "
             "model's for the same inputs and decay draw"
         ),
+        **emulator_check,
         "timesteps": int(inputs.shape[-1]),
         "decay_draw": {
             "seed": seed,

@@ -1,0 +1,404 @@
+"""Training speed of RandHet blocks against stock lava-dl SLAYER CUBA blocks, and time per epoch.
+
+Run by hand (not a test)::
+
+    .venv/bin/python benchmarks/train_speed.py            # full run (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/train_speed.py --quick    # fewer repetitions, MNIST epoch
+                                                          # extrapolated from 50 batches
+
+Part 1 times one training step (forward, backward, plain SGD step) of the same network built
+twice in one process: from stock ``lava.lib.dl.slayer.block.cuba`` blocks (``delay_shift=False``,
+stock ``cuba.Neuron`` with :func:`slayer_neuron_params`) and from randhet's RandHet blocks
+(``sigma = 1``: fresh per-sample, per-neuron decays every forward pass). Both get the same
+weights, the same input batch and the same labels; after a warm-up the variants run interleaved
+(stock, randhet, randhet ``resample="step"``, stock, ...) so that background load hits them
+alike. The target of the issue is a randhet/stock ratio of the median step time <= 1.15.
+
+Part 2 times training epochs: one real epoch of the default digits configuration through
+:func:`randhet.train.trainer.train_epoch`, and an MNIST-sized synthetic epoch (60,000 random
+28x28 images, 784-128-10 RandHet network, batch 64), extrapolated from a number of batches
+when a full epoch would take too long (the output says so).
+
+Prints a table and writes ``benchmarks/results/train_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from randhet._compat import import_slayer_quietly  # noqa: E402
+
+import_slayer_quietly()
+
+from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
+
+from randhet.config import load_config, network_spec  # noqa: E402
+from randhet.data import Splits, load_dataset  # noqa: E402
+from randhet.spec import (  # noqa: E402
+    ConvSpec,
+    DenseSpec,
+    EncodingSpec,
+    FlattenSpec,
+    LayerSpec,
+    NetworkSpec,
+    NeuronSpec,
+)
+from randhet.train import trainer  # noqa: E402
+from randhet.train.model import Flatten, SpikingNetwork  # noqa: E402
+from randhet.train.neuron import RandHetConv, RandHetDense, slayer_neuron_params  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "train_speed.json"
+SEED = 0
+BATCH = 64
+STEPS = 16  # time steps T
+TARGET_RATIO = 1.15
+LR = 0.01  # plain SGD in part 1 (the same for every variant)
+MNIST_FULL_EPOCH_LIMIT_S = 180.0  # a full synthetic MNIST epoch only if it fits in this
+MNIST_BATCH = 64
+MNIST_SAMPLES = 60_000
+
+# name -> (input shape without T, layer tokens): the two networks of part 1
+NETWORKS: dict[str, tuple[tuple[int, ...], list[str]]] = {
+    "dense 64-128-10": ((64,), ["dense:128"]),
+    "conv 1x28x28 c8s2-c16s2-10": ((1, 28, 28), ["conv:8:s2", "conv:16:s2"]),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# part 1: step time, stock SLAYER vs RandHet
+
+
+def layer_list(input_shape: tuple[int, ...], tokens: list[str]) -> tuple[LayerSpec, ...]:
+    """The layers (randhet's own description) both builds follow."""
+    spec = NetworkSpec.from_tokens(input_shape, tokens, 10, NeuronSpec(), EncodingSpec())
+    return spec.layers
+
+
+def stock_network(layers: tuple[LayerSpec, ...], neuron: NeuronSpec) -> torch.nn.Sequential:
+    """Stock lava-dl SLAYER CUBA blocks for the layer list (mean decays of ``neuron``)."""
+    params = slayer_neuron_params(neuron)
+    mods: list[torch.nn.Module] = []
+    for ly in layers:
+        if isinstance(ly, FlattenSpec):
+            mods.append(Flatten())
+        elif isinstance(ly, ConvSpec):
+            mods.append(cuba_block.Conv(
+                params, ly.in_shape[0], ly.out_channels, ly.kernel, stride=ly.stride,
+                padding=ly.padding, groups=ly.groups, weight_norm=False, delay_shift=False,
+            ))
+        elif isinstance(ly, DenseSpec):
+            mods.append(cuba_block.Dense(
+                params, ly.in_features, ly.out_features, weight_norm=False, delay_shift=False,
+            ))
+    return torch.nn.Sequential(*mods)
+
+
+def randhet_network(
+    layers: tuple[LayerSpec, ...], neuron: NeuronSpec, seed: int
+) -> torch.nn.Sequential:
+    """RandHet blocks for the layer list; decays drawn from a generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    mods: list[torch.nn.Module] = []
+    for ly in layers:
+        if isinstance(ly, FlattenSpec):
+            mods.append(Flatten())
+        elif isinstance(ly, ConvSpec):
+            mods.append(RandHetConv(neuron, ly, gen))
+        elif isinstance(ly, DenseSpec):
+            mods.append(RandHetDense(neuron, ly.in_features, ly.out_features, gen))
+    return torch.nn.Sequential(*mods)
+
+
+def copy_weights(src: torch.nn.Sequential, dst: torch.nn.Sequential) -> None:
+    with torch.no_grad():
+        for a, b in zip(src, dst, strict=True):
+            if hasattr(a, "synapse"):
+                b.synapse.weight.copy_(a.synapse.weight)
+
+
+def make_batch(input_shape: tuple[int, ...], gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Direct-encoded graded input spikes [B, *shape, T] (pixels on a 1/16 grid) and labels."""
+    pixels = torch.rand((BATCH, *input_shape), generator=gen)
+    x = (torch.round(pixels * 16) / 16).unsqueeze(-1).expand(*pixels.shape, STEPS).contiguous()
+    y = torch.randint(0, 10, (BATCH,), generator=gen)
+    return x, y
+
+
+def train_step(
+    net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Forward (spike-count logits), cross-entropy, backward, SGD step; the output spike rate."""
+    opt.zero_grad(set_to_none=True)
+    spikes = net(x)
+    loss = F.cross_entropy(spikes.sum(-1), y)
+    loss.backward()
+    opt.step()
+    return float(spikes.detach().mean())
+
+
+def bench_network(
+    name: str, input_shape: tuple[int, ...], tokens: list[str], warmup: int, rounds: int
+) -> dict[str, Any]:
+    """Interleaved step times of stock SLAYER, RandHet (forward draws) and RandHet (step draws)."""
+    torch.manual_seed(SEED)
+    layers = layer_list(input_shape, tokens)
+    stock = stock_network(layers, NeuronSpec(sigma=0.0))
+    variants: dict[str, torch.nn.Module] = {
+        "stock": stock,
+        "randhet": randhet_network(layers, NeuronSpec(sigma=1.0), SEED),
+        "randhet_step": randhet_network(layers, NeuronSpec(sigma=1.0, resample="step"), SEED),
+    }
+    for key in ("randhet", "randhet_step"):
+        copy_weights(stock, variants[key])
+    opts = {k: torch.optim.SGD(net.parameters(), lr=LR) for k, net in variants.items()}
+    x, y = make_batch(input_shape, torch.Generator().manual_seed(SEED))
+    rates: dict[str, float] = {}
+    for _ in range(warmup):
+        for k, net in variants.items():
+            rates[k] = train_step(net, opts[k], x, y)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):  # interleaved: stock, randhet, randhet_step, stock, ...
+        for k, net in variants.items():
+            t0 = time.perf_counter()
+            train_step(net, opts[k], x, y)
+            times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out: dict[str, Any] = {
+        "network": name, "input_shape": [BATCH, *input_shape, STEPS],
+        "layers": tokens + ["dense:10"], "warmup": warmup, "rounds": rounds,
+        "neurons": sum(int(np.prod(ly.out_shape)) for ly in layers
+                       if not isinstance(ly, FlattenSpec)),
+    }
+    for k, v in times.items():
+        out[k] = {
+            "median_s": med[k], "min_s": min(v), "max_s": max(v),
+            "samples_per_s": BATCH / med[k], "output_spike_rate_warmup": rates[k],
+            "times_s": v,
+        }
+    for k in ("randhet", "randhet_step"):
+        out[f"ratio_{k}"] = med[k] / med["stock"]
+        paired = [a / b for a, b in zip(times[k], times["stock"], strict=True)]
+        out[f"ratio_{k}_paired_median"] = statistics.median(paired)
+    out["target"] = TARGET_RATIO
+    out["pass"] = out["ratio_randhet"] <= TARGET_RATIO
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# part 2: time per epoch
+
+
+def digits_epoch() -> dict[str, Any]:
+    """One real epoch of the default digits configuration (trainer internals, Adam)."""
+    cfg = load_config(None)
+    tc = cfg["train"]
+    data = load_dataset(cfg["data"])
+    spec = network_spec(cfg, data.input_shape, data.num_classes)
+    torch.manual_seed(cfg["seed"])
+    model = SpikingNetwork(spec, seed=cfg["seed"])
+    opt = trainer.build_optimizer(model, tc)
+    state = trainer.TrainState(model, opt, trainer.build_scheduler(opt, tc),
+                               np.random.default_rng(cfg["seed"]))
+    device = torch.device("cpu")
+    t0 = time.perf_counter()
+    row = trainer.train_epoch(state, data, tc, device, "digits", progress=False)
+    seconds = time.perf_counter() - t0
+    n = len(data.x_train)
+    return {
+        "dataset": "digits (default config, training split)", "samples": n,
+        "batch_size": tc["batch_size"], "batches": -(-n // tc["batch_size"]),
+        "timesteps": spec.encoding.timesteps, "layers": cfg["model"]["layers"] + ["dense:10"],
+        "optimizer": tc["optimizer"], "epoch_s": seconds, "samples_per_s": n / seconds,
+        "extrapolated": False, "timed_batches": -(-n // tc["batch_size"]),
+        "train_loss": row["train_loss"], "train_accuracy": row["train_accuracy"],
+    }
+
+
+def mnist_epoch(quick: bool) -> dict[str, Any]:
+    """A synthetic MNIST-sized epoch (784-128-10 RandHet, T=16, batch 64, Adam)."""
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    x = torch.rand((MNIST_SAMPLES, 1, 28, 28), generator=gen).numpy()
+    y = torch.randint(0, 10, (MNIST_SAMPLES,), generator=gen).numpy()
+    empty = np.zeros((0, 1, 28, 28), np.float32)
+    data = Splits(x, y, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64), 10,
+                  "synthetic-mnist")
+    spec = NetworkSpec.from_tokens((1, 28, 28), ["dense:128"], 10,
+                                   NeuronSpec(sigma=1.0), EncodingSpec(timesteps=STEPS))
+    model = SpikingNetwork(spec, seed=SEED)
+    tc = dict(load_config(None)["train"], batch_size=MNIST_BATCH)
+    opt = trainer.build_optimizer(model, tc)
+    state = trainer.TrainState(model, opt, trainer.build_scheduler(opt, tc),
+                               np.random.default_rng(SEED))
+    device = torch.device("cpu")
+    batches = -(-MNIST_SAMPLES // MNIST_BATCH)
+    perm = state.order_rng.permutation(MNIST_SAMPLES)
+    model.train()
+
+    def run(first: int, count: int) -> float:
+        t0 = time.perf_counter()
+        for b in range(first, first + count):
+            idx = perm[b * MNIST_BATCH:(b + 1) * MNIST_BATCH]
+            trainer.train_step(state, torch.as_tensor(data.x_train[idx], device=device),
+                               torch.as_tensor(data.y_train[idx], device=device), tc)
+        return time.perf_counter() - t0
+
+    run(0, 3)  # warm-up
+    probe_batches = 20
+    probe = run(3, probe_batches) / probe_batches
+    estimate = probe * batches
+    out: dict[str, Any] = {
+        "dataset": f"synthetic MNIST ({MNIST_SAMPLES} random 1x28x28 images, random labels)",
+        "samples": MNIST_SAMPLES, "batch_size": MNIST_BATCH, "batches": batches,
+        "timesteps": STEPS, "layers": ["flatten", "dense:128", "dense:10"],
+        "optimizer": tc["optimizer"], "probe_s_per_batch": probe,
+    }
+    if not quick and estimate <= MNIST_FULL_EPOCH_LIMIT_S:
+        t0 = time.perf_counter()
+        row = trainer.train_epoch(state, data, tc, device, "mnist", progress=False)
+        seconds = time.perf_counter() - t0
+        out |= {"epoch_s": seconds, "extrapolated": False, "timed_batches": batches,
+                "train_loss": row["train_loss"]}
+    else:
+        timed = 50 if quick else max(50, min(batches - 23, int(120.0 / probe)))
+        seconds = run(23, timed)
+        out |= {"epoch_s": seconds / timed * batches, "extrapolated": True,
+                "timed_batches": timed, "timed_s": seconds}
+    out["samples_per_s"] = MNIST_SAMPLES / out["epoch_s"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(), "cpus_usable": affinity,
+        "cpu": platform.processor() or platform.machine(), "platform": platform.platform(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "lava_dl": importlib.metadata.version("lava-dl"),
+        "device": "cpu",
+    }
+
+
+def ms(s: float) -> str:
+    return f"{s * 1e3:8.1f}"
+
+
+def print_steps(results: list[dict[str, Any]]) -> None:
+    print(f"\nTraining step (forward + backward + SGD), batch {BATCH}, T = {STEPS}; "
+          "median over interleaved rounds")
+    head = f"{'network':<28} {'variant':<22} {'ms/step':>8} {'samples/s':>10} {'ratio':>6}"
+    print(head)
+    print("-" * len(head))
+    labels = {"stock": "stock SLAYER cuba", "randhet": "RandHet (forward)",
+              "randhet_step": "RandHet (step draws)"}
+    for r in results:
+        for k, label in labels.items():
+            ratio = "" if k == "stock" else f"{r[f'ratio_{k}']:6.2f}"
+            print(f"{r['network']:<28} {label:<22} {ms(r[k]['median_s'])} "
+                  f"{r[k]['samples_per_s']:10.0f} {ratio:>6}")
+    for r in results:
+        verdict = "PASS" if r["pass"] else "FAIL"
+        print(f"{verdict}: {r['network']}: randhet/stock = {r['ratio_randhet']:.3f} "
+              f"(target <= {TARGET_RATIO}; paired median {r['ratio_randhet_paired_median']:.3f}, "
+              f"{r['rounds']} rounds); resample='step' (no target): {r['ratio_randhet_step']:.3f}")
+
+
+def print_epochs(epochs: list[dict[str, Any]]) -> None:
+    print("\nTime per training epoch (RandHet, Adam, CPU)")
+    head = f"{'data':<16} {'samples':>7} {'batch':>5} {'epoch s':>8} {'samples/s':>10}  note"
+    print(head)
+    print("-" * len(head))
+    for e, label in zip(epochs, ("digits", "synthetic MNIST"), strict=True):
+        note = (f"EXTRAPOLATED from {e['timed_batches']} of {e['batches']} batches"
+                if e["extrapolated"] else f"full epoch ({e['batches']} batches)")
+        print(f"{label:<16} {e['samples']:>7} {e['batch_size']:>5} {e['epoch_s']:8.1f} "
+              f"{e['samples_per_s']:10.0f}  {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repetitions; extrapolate the MNIST epoch from 50 batches")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(SEED)
+    info = machine()
+    load_start = loadavg()
+    print(f"randhet train speed: {info['date']}, {info['cpu_count']} CPUs, torch {info['torch']}"
+          f" ({info['torch_threads']} threads), lava-dl {info['lava_dl']}, load {load_start}")
+    t_all = time.perf_counter()
+    # (warm-up rounds, timed rounds) per network; a conv round takes ~1-10 s on 2 cores
+    plans = {"dense 64-128-10": (5, 40), "conv 1x28x28 c8s2-c16s2-10": (2, 15)}
+    if args.quick:
+        plans = {"dense 64-128-10": (3, 10), "conv 1x28x28 c8s2-c16s2-10": (1, 4)}
+    steps = []
+    for name, (shape, tokens) in NETWORKS.items():
+        warmup, rounds = plans[name]
+        print(f"  timing {name}: {warmup} warm-up + {rounds} interleaved rounds ...", flush=True)
+        steps.append(bench_network(name, shape, tokens, warmup, rounds))
+    print("  timing a digits epoch ...", flush=True)
+    digits = digits_epoch()
+    print("  timing a synthetic MNIST epoch ...", flush=True)
+    mnist = mnist_epoch(args.quick)
+    load_end = loadavg()
+
+    print_steps(steps)
+    print_epochs([digits, mnist])
+    print(f"\nload average (1/5/15 min) at start {load_start}, at end {load_end}; "
+          f"total {time.perf_counter() - t_all:.0f} s")
+
+    result = {
+        "benchmark": "train_speed", "quick": args.quick, "machine": info,
+        "loadavg_start": load_start, "loadavg_end": load_end,
+        "step": {"batch": BATCH, "timesteps": STEPS, "optimizer": f"SGD(lr={LR})",
+                 "target_ratio": TARGET_RATIO, "networks": steps},
+        "epoch": {"digits": digits, "synthetic_mnist": mnist},
+        "total_s": time.perf_counter() - t_all,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
