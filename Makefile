@@ -11,7 +11,7 @@ CONFIG ?= configs/digits.toml
 
 setup: $(STAMP)
 
-$(STAMP): requirements/base.txt requirements/lava.txt requirements/dev.txt pyproject.toml
+$(STAMP): requirements/base.txt requirements/nodeps.txt requirements/dev.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { \
 	  echo "randhet needs Python 3.11, and '$(PY)' was not found. Install Python 3.11 (e.g. 'pyenv install 3.11') or run 'make PY=/path/to/python3.11 ...'."; exit 1; }
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
@@ -20,8 +20,8 @@ $(STAMP): requirements/base.txt requirements/lava.txt requirements/dev.txt pypro
 	@echo "Installing pinned dependencies into $(VENV) (torch is large: this takes a few minutes the first time)..."
 	@$(PIP) install -r requirements/base.txt -r requirements/dev.txt || { \
 	  echo "Installing requirements/base.txt failed (see the pip error above): check the network or package index, then run 'make setup' again."; exit 1; }
-	@$(PIP) install --no-deps --ignore-requires-python -r requirements/lava.txt || { \
-	  echo "Installing lava-nc/lava-dl failed (see the pip error above), then run 'make setup' again."; exit 1; }
+	@$(PIP) install --no-deps --ignore-requires-python -r requirements/nodeps.txt || { \
+	  echo "Installing lava-nc/lava-dl/torchattacks failed (see the pip error above), then run 'make setup' again."; exit 1; }
 	@$(PIP) install --no-deps --no-build-isolation -e . || { echo "Installing randhet itself failed (see above)."; exit 1; }
 	@touch $(STAMP)
 
