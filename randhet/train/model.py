@@ -6,6 +6,9 @@ encoding over T steps happen inside the model, so gradients (and attacks) act on
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import torch
 
 from randhet.decays import DecayDraw, round_ste
@@ -132,6 +135,24 @@ class SpikingNetwork(torch.nn.Module):
              "voltage": float(b.neuron.mean_voltage_decay.detach().mean())}
             for b in self.blocks
         ]
+
+    def float_twin(self) -> SpikingNetwork:
+        """A copy with unquantized weights and synaptic input (the "float model"): SLAYER's 8-bit
+        weight hook and the integer drive grid are off; decays stay on their 12-bit grid."""
+        twin = copy.deepcopy(self)
+        for block in twin.blocks:
+            block.synapse.pre_hook_fx = None
+            block.integer_drive = False
+        return twin
+
+    def randomness_off_twin(self) -> SpikingNetwork:
+        """A copy with sigma = 0: the same weights and mean decays, no random draws."""
+        twin = copy.deepcopy(self)
+        neuron = dataclasses.replace(self.spec.neuron, sigma=0.0)
+        twin.spec = dataclasses.replace(self.spec, neuron=neuron)
+        for block in twin.blocks:
+            block.neuron.spec = neuron
+        return twin
 
     def layer_shapes(self) -> list[tuple[int, ...]]:
         """Neuron shapes of the spiking layers."""

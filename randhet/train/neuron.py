@@ -199,10 +199,12 @@ class RandHetDense(cuba_block.Dense):
         )
         self.neuron = RandHetNeuron(neuron, (out_features,), generator)
         self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        self.integer_drive = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, out, T] for input spikes (binary or graded) [B, in, T]."""
-        return self.neuron(floor_to_drive_grid(self.synapse(x)))
+        z = self.synapse(x)
+        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
 
     def integer_weight(self) -> torch.Tensor:
         """The deployed weights: even integers in -256..254, shape [out, in]."""
@@ -228,6 +230,7 @@ class RandHetConv(cuba_block.Conv):
         self.spec = spec
         self.neuron = RandHetNeuron(neuron, spec.out_shape, generator)
         self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        self.integer_drive = True
         if spec.pool:
             with torch.no_grad():
                 self.synapse.weight.fill_(spec.pool_weight)
@@ -235,7 +238,8 @@ class RandHetConv(cuba_block.Conv):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, C', H', W', T] for input spikes [B, C, H, W, T]."""
-        return self.neuron(floor_to_drive_grid(self.synapse(x)))
+        z = self.synapse(x)
+        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
 
     def integer_weight(self) -> torch.Tensor:
         """The deployed kernel: even integers in -256..254, shape [out, in/groups, k, k]."""

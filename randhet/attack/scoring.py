@@ -1,0 +1,58 @@
+"""Scoring a stochastic network: accuracy over R fresh draws, its spread, and worst case.
+
+A randomized network's accuracy is a random variable. Each input is scored R times with fresh
+randomness: ``mean``/``std`` are over the R per-draw accuracies; ``worst_case`` is the fraction
+of inputs classified correctly on every draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+Predict = Callable[[torch.Tensor, int], np.ndarray]  # (x, draw index) -> predicted labels [B]
+
+
+@dataclass(frozen=True)
+class Score:
+    mean: float  # mean over draws of the accuracy
+    std: float  # std over draws of the accuracy
+    worst_case: float  # fraction correct on every draw
+    draws: int
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def score(predict: Predict, x: torch.Tensor, y: torch.Tensor, draws: int) -> Score:
+    """Score inputs ``x`` with ``draws`` fresh draws of the network's randomness."""
+    correct = np.stack([predict(x, r) == y.numpy() for r in range(draws)])  # [R, B]
+    per_draw = correct.mean(1)
+    return Score(float(per_draw.mean()), float(per_draw.std()), float(correct.all(0).mean()),
+                 draws)
+
+
+def torch_predictor(model: torch.nn.Module, batch_size: int = 256) -> Predict:
+    """Predictions of the torch model; each call draws fresh decays (the model's generator)."""
+
+    @torch.no_grad()
+    def predict(x: torch.Tensor, r: int) -> np.ndarray:
+        model.eval()
+        out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy()
+
+    return predict
+
+
+def auc(eps: list[float], accuracy: list[float]) -> float:
+    """Area under accuracy(eps), trapezoidal on the actual eps values, normalised by the eps
+    range (so 1.0 = accuracy 1 everywhere). The BioFlexNet code's eps_max/n spacing is wrong
+    for n + 1 points; this uses the real spacing."""
+    e = np.asarray(eps, dtype=np.float64)
+    a = np.asarray(accuracy, dtype=np.float64)
+    if len(e) < 2 or e[-1] == e[0]:
+        return float(a.mean()) if len(a) else float("nan")
+    return float(np.trapz(a, e) / (e[-1] - e[0]))

@@ -1,0 +1,46 @@
+"""Predictions of the deployed network for the robustness stage: each call is one fresh draw.
+
+``x`` are pixels (e.g. adversarial inputs crafted on the torch model); they are encoded by the
+deployed model's encoder (rate coding seeded per draw), then run with that draw's per-sample
+decays (:func:`~randhet.deploy.reference.deployment_draws`, seed ``seed + r``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from randhet.attack.scoring import Predict
+from randhet.deploy.emulator import emulate
+from randhet.deploy.reference import deployment_draws, model_from_export
+from randhet.export.netx import ExportedNetwork
+
+
+def _inputs(net: ExportedNetwork, x: torch.Tensor, seed: int) -> np.ndarray:
+    model = model_from_export(net)
+    model.generator.manual_seed(seed)
+    with torch.no_grad():
+        return model.encoder.to_integer(model.encoder(x)).numpy()
+
+
+def emulator_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
+    """Labels predicted by the emulated deployment (output spike counts, argmax)."""
+
+    def predict(x: torch.Tensor, r: int) -> np.ndarray:
+        inputs = _inputs(net, x, seed + r)
+        result = emulate(net, inputs, deployment_draws(net, len(x), seed + r))
+        return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
+
+    return predict
+
+
+def lava_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
+    """Labels predicted by the Lava deployment (slow: use it on a small spot-check set)."""
+    from randhet.deploy.lava_backend import run_lava
+
+    def predict(x: torch.Tensor, r: int) -> np.ndarray:
+        inputs = _inputs(net, x, seed + r)
+        result = run_lava(net, inputs, deployment_draws(net, len(x), seed + r))
+        return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
+
+    return predict
