@@ -1,4 +1,4 @@
-"""Command line: ``randhet train | export | deploy | run``.
+"""Command line: ``randhet train | export | deploy | profile | run``.
 
 A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
 ``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130.
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from randhet.config import DEFAULTS
 from randhet.errors import UserError
 
 QUIET_HELP = "no progress bars (they show on a terminal only)"
@@ -75,10 +76,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: the network file's folder)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
-    p = sub.add_parser("run", help="train, export and deploy in one go",
-                       description="Train, export and deploy as the config says; prints a summary.")
+    p = sub.add_parser("profile", help="profile an exported network on a hardware profile",
+                       description="Run test samples through the bit-exact emulator with "
+                       "deploy's inputs and decay draws; writes profile.json (spikes, "
+                       "sparsity, SynOps, neuron updates, energy estimate per layer and in "
+                       "total, float-ANN reference, resource fit) and profile.png, and prints "
+                       "a table. A network that does not fit prints a warning (exit 0).")
+    p.add_argument("network", help="network.net written by 'randhet export'")
+    p.add_argument("--profile", default="loihi2", help="hardware profile name or TOML path")
+    p.add_argument("--samples", type=int, default=100,
+                   help="number of test samples (0 = the whole test split)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the per-sample decay draws")
+    p.add_argument("--out", help="output folder (default: the network file's folder)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+    p = sub.add_parser("attack", help="the robustness protocol on a trained run",
+                       description="Attack a trained run (white-box, EOT) and score the "
+                       "adversarial inputs on the float, torch, emulated and Lava networks; "
+                       "writes robustness.json and robustness.png.")
+    p.add_argument("run_dir", help="folder written by 'randhet train'")
+    _add_attack_args(p)
+    p.add_argument("--out", help="output folder (default: RUN_DIR)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+    p = sub.add_parser("compare", help="sigma = 0 vs RandHet over several training seeds",
+                       description="Train, deploy (emulator) and attack the config's network "
+                       "for every sigma and seed; writes compare.json, compare.md, compare.png.")
+    _add_config_args(p)
+    p.add_argument("--sigmas", default="0,1", help="comma-separated sigma values")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+
+    p = sub.add_parser("run", help="train, export, deploy and attack in one go",
+                       description="Train, export, deploy and (if [attack] enabled) run the "
+                       "robustness protocol as the config says; prints a summary.")
     _add_config_args(p)
     return parser
+
+
+def _add_attack_args(p: argparse.ArgumentParser) -> None:
+    d = DEFAULTS["attack"]
+    p.add_argument("--eps", default=",".join(f"{e:g}" for e in d["eps"]),
+                   help="comma-separated L-inf budgets on [0, 1] pixels, fractions allowed "
+                   "(e.g. 0,1/255,2/255,4/255,8/255)")
+    p.add_argument("--attacks", default=",".join(d["attacks"]),
+                   help="comma-separated: fgsm, pgd, apgd, pgd_large_eps, noise")
+    p.add_argument("--eot", type=int, default=d["eot"], help="fresh draws per gradient (EOT)")
+    p.add_argument("--steps", type=int, default=d["steps"], help="iterations of PGD/APGD")
+    p.add_argument("--restarts", type=int, default=d["restarts"], help="PGD/APGD restarts")
+    p.add_argument("--draws", type=int, default=d["draws"],
+                   help="fresh draws to score each adversarial input")
+    p.add_argument("--samples", type=int, default=d["samples"], help="test samples attacked")
+    p.add_argument("--target", default=",".join(d["targets"]),
+                   help="comma-separated scoring targets: float, torch, emulator, lava")
+    p.add_argument("--surrogate-tau", type=float, default=None,
+                   help="attacker's surrogate width (relative to threshold; default as trained)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
+
+
+def _protocol_from_args(args: argparse.Namespace) -> Any:
+    from randhet.attack.protocol import ProtocolConfig, as_eps_list
+
+    try:
+        eps = as_eps_list(args.eps)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise UserError(f"--eps {args.eps!r}: {exc}") from None
+    for name in ("eot", "steps", "restarts", "draws", "samples"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if "torch" not in targets:
+        targets = ("torch", *targets)
+    return ProtocolConfig(
+        eps=eps, attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
+        eot=args.eot, steps=args.steps, restarts=args.restarts, draws=args.draws,
+        samples=args.samples, targets=targets, surrogate_tau=args.surrogate_tau,
+        seed=args.seed,
+    )
 
 
 def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
@@ -119,6 +192,55 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.deploy.pipeline import run_profile
+    from randhet.deploy.profiling import profile_table
+
+    report = run_profile(args.network, samples=args.samples, profile=args.profile,
+                         seed=args.seed, out_dir=args.out, progress=not args.quiet)
+    print(f"profiled {report['network']} on {report['profile']} ({report['samples']} samples, "
+          f"emulator, seed {report['seed']}, T = {report['timesteps']}):")
+    print(profile_table(report))
+    if not report["resources"]["fits"]:
+        print(f"randhet: warning: the network {report['resources']['summary']}",
+              file=sys.stderr)
+    out = Path(args.out) if args.out else Path(args.network).parent
+    print(f"results: {out}/profile.json, {out}/profile.png")
+    return report
+
+
+def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.attack.run import attack_run
+
+    result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
+                        progress=not args.quiet)
+    print("\n".join(result["summary"]))
+    out = Path(args.out) if args.out else Path(args.run_dir)
+    print(f"results: {out}/robustness.json, {out}/robustness.png")
+    return result
+
+
+def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.attack.compare import compare
+    from randhet.config import load_config, protocol_config
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError("--sigmas takes numbers and --seeds integers, comma-separated") from None
+    if not sigmas or not seeds or any(s < 0 for s in sigmas):
+        raise UserError("--sigmas (>= 0) and --seeds need at least one value each")
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-compare"
+    result = compare(cfg, sigmas, seeds, protocol_config(cfg), out, progress=not args.quiet)
+    from randhet.attack.compare import markdown_table
+
+    print(markdown_table(result))
+    print(f"results: {out}/compare.json, {out}/compare.md, {out}/compare.png")
+    return result
+
+
 def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
     """A short plain-text summary of a whole run."""
     e = report["energy"]
@@ -155,11 +277,20 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     print()
     print(summary_table(trained["metrics"], report))
-    print(f"\nresults: {out}/ (config.toml, metrics.json, log.csv, network.net, deploy.json,"
-          " training.png, deploy.png)")
+    files = "config.toml, metrics.json, log.csv, network.net, deploy.json, training.png, deploy.png"
+    if cfg["attack"]["enabled"]:
+        from randhet.attack.run import attack_run
+        from randhet.config import protocol_config
+
+        result = attack_run(out, protocol_config(cfg), progress=not args.quiet)
+        print("\nrobustness (accuracy at each eps, mean over fresh draws; AUC):")
+        print("\n".join(result["summary"]))
+        files += ", robustness.json, robustness.png"
+    print(f"\nresults: {out}/ ({files})")
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "deploy": cmd_deploy, "run": cmd_run}
+COMMANDS = {"train": cmd_train, "export": cmd_export, "deploy": cmd_deploy,
+            "profile": cmd_profile, "attack": cmd_attack, "compare": cmd_compare, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,19 @@ DEFAULTS: dict[str, Any] = {
         "profile": "loihi2",
         "seed": 1,
     },
+    "attack": {  # the robustness protocol (randhet attack; randhet run when enabled)
+        "enabled": True,  # part of `randhet run`
+        "eps": [0.0, 0.05, 0.1, 0.2, 0.3],  # L-inf on [0, 1] pixels
+        "attacks": ["fgsm", "pgd", "noise"],
+        "eot": 20,  # fresh draws averaged per gradient (batched)
+        "steps": 10,
+        "restarts": 1,
+        "draws": 10,  # fresh draws to score each adversarial input
+        "samples": 200,  # test samples attacked
+        "targets": ["float", "torch", "emulator"],  # + "lava" for a spot check
+        "surrogate_tau": 0.0,  # attacker's surrogate width (0 = as trained)
+        "seed": 0,
+    },
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -106,6 +119,12 @@ _RANGES: dict[str, tuple[float, float]] = {
     "train.decay_lr": (0.0, 1e6),
     "train.adv_eps": (0.0, 1.0),
     "deploy.samples": (0, 1 << 30),
+    "attack.eot": (1, 10000),
+    "attack.steps": (1, 100000),
+    "attack.restarts": (1, 1000),
+    "attack.draws": (1, 10000),
+    "attack.samples": (1, 1 << 30),
+    "attack.surrogate_tau": (0.0, 1000.0),
 }
 
 
@@ -184,6 +203,12 @@ def validate(cfg: dict[str, Any]) -> None:
             parse_layer_token(str(token))
         except ValueError as exc:
             raise ConfigError(f"'model.layers': {exc}") from None
+    att = cfg["attack"]
+    if not att["eps"] or any(not 0 <= e <= 1 for e in att["eps"]):
+        raise ConfigError("'attack.eps' must be a non-empty list of numbers in [0, 1]")
+    targets = {"float", "torch", "emulator", "lava"}
+    if not set(att["targets"]) <= targets or "torch" not in att["targets"]:
+        raise ConfigError(f"'attack.targets' must include torch, from {sorted(targets)}")
     enc = cfg["encoding"]
     if len(enc["mean"]) != len(enc["std"]) or any(s <= 0 for s in enc["std"]):
         raise ConfigError("'encoding.mean' and 'encoding.std' need equal lengths, std > 0")
@@ -238,6 +263,19 @@ def dump_toml(cfg: dict[str, Any]) -> str:
         if isinstance(v, dict):
             lines += ["", f"[{k}]"] + [f"{kk} = {fmt(vv)}" for kk, vv in v.items()]
     return "\n".join(lines) + "\n"
+
+
+def protocol_config(cfg: dict[str, Any]) -> Any:
+    """The robustness protocol settings of a config's ``[attack]`` table."""
+    from randhet.attack.protocol import ProtocolConfig
+
+    a = cfg["attack"]
+    return ProtocolConfig(
+        eps=tuple(sorted(float(e) for e in a["eps"])), attacks=tuple(a["attacks"]),
+        eot=a["eot"], steps=a["steps"], restarts=a["restarts"], draws=a["draws"],
+        samples=a["samples"], targets=tuple(a["targets"]),
+        surrogate_tau=a["surrogate_tau"] or None, seed=a["seed"],
+    )
 
 
 def network_spec(

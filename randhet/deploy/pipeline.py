@@ -3,26 +3,33 @@
 Every test sample gets its own fresh decay draw (seeded by ``seed``), exactly as the trained
 network draws them. The same inputs and draws go through the torch (SLAYER) model, so each
 sample's spike rasters can be checked bit for bit against the deployed network. Accuracy,
-sparsity, synaptic operations and energy are computed from what the deployed network did.
+sparsity, synaptic operations and energy (:mod:`randhet.deploy.profiling`) and the resource fit
+(:mod:`randhet.deploy.fit`) are computed from what the deployed network did. :func:`run_profile`
+prepares the same inputs and draws (:func:`prepare`) and measures them on the emulator.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from randhet import metrics
 from randhet.data import load_dataset
+from randhet.decays import DecayDraw
+from randhet.deploy.fit import check_fit
+from randhet.deploy.profiling import measure
 from randhet.errors import UserError
-from randhet.export.netx import ExportedLayer, ExportedNetwork, read_network
-from randhet.hardware import estimate_energy, load_profile
+from randhet.export.netx import ExportedNetwork, read_network
+from randhet.hardware import HardwareProfile, load_profile
 from randhet.io import write_json
-from randhet.spec import ConvSpec, DenseSpec
+
+if TYPE_CHECKING:
+    from randhet.train.model import SpikingNetwork
 
 BACKENDS = ("emulator", "lava", "loihi2")
 
@@ -39,97 +46,41 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def layer_names(net: ExportedNetwork) -> list[str]:
-    """Names of the spiking layers: ``dense_0``, ``conv_1``, ``pool_2`` ..."""
-    names = []
-    for i, layer in enumerate(net.layers):
-        kind = "pool" if isinstance(layer.spec, ConvSpec) and layer.spec.pool else layer.spec.kind
-        names.append(f"{kind}_{i}")
-    return names
+@dataclass(frozen=True)
+class Prepared:
+    """What a deployment runs: the network, its integer test inputs and per-sample decays."""
+
+    net: ExportedNetwork
+    profile: HardwareProfile
+    model: SpikingNetwork  # the torch reference with the file's integers
+    inputs: np.ndarray  # int64 [S, *input, T]
+    draws: list[DecayDraw]  # per spiking layer
+    labels: np.ndarray  # int64 [S]
+
+    @property
+    def samples(self) -> int:
+        return len(self.inputs)
 
 
-def fan_out(layer: ExportedLayer) -> tuple[np.ndarray, np.ndarray]:
-    """Per presynaptic neuron (input shape): the number of synapses with a nonzero weight, and
-    the number of all synapses (zero weights included)."""
-    w = layer.weight
-    if isinstance(layer.spec, DenseSpec):
-        return np.count_nonzero(w, axis=0), np.full(w.shape[1], w.shape[0])
-    ls = layer.spec
-    ones = torch.ones((1, *ls.out_shape), dtype=torch.float64)
+def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) -> Prepared:
+    """Load the profile and network, encode the first ``samples`` test samples (0 = all) and
+    draw their decays from ``seed``. Raises UserError for a bad profile, file or count."""
+    hw = load_profile(profile)  # fail early on a bad profile
+    net = read_network(network_path)
+    data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
+    available = len(data.x_test)
+    if samples < 0 or samples > available:
+        raise UserError(f"--samples {samples}: the test split has {available} samples")
+    n = samples or available
 
-    def fan(kernel: np.ndarray) -> np.ndarray:
-        out = torch.nn.functional.conv_transpose2d(
-            ones, torch.as_tensor(kernel, dtype=torch.float64),  # the adjoint of the conv
-            stride=ls.stride, padding=ls.padding, groups=ls.groups,
-            output_padding=_output_padding(ls),
-        )
-        return np.rint(out[0].numpy()).astype(np.int64)
+    from randhet.deploy.reference import deployment_draws, model_from_export
 
-    return fan((w != 0).astype(np.float64)), fan(np.ones_like(w, dtype=np.float64))
-
-
-def _output_padding(ls: ConvSpec) -> int:
-    h = ls.in_shape[1]
-    return h - ((ls.out_shape[1] - 1) * ls.stride - 2 * ls.padding + ls.kernel)
-
-
-def measure(
-    net: ExportedNetwork,
-    inputs: np.ndarray,
-    rasters: list[np.ndarray],
-    active_steps: list[np.ndarray],
-    profile_name: str,
-) -> dict[str, Any]:
-    """Sparsity, SynOps (on the exported integer weights), and the energy estimate."""
-    profile = load_profile(profile_name)
-    steps = inputs.shape[-1]
-    samples = inputs.shape[0]
-    layers_out = []
-    synops_eff = np.zeros(samples)
-    synops_dense = 0
-    prev_counts = np.count_nonzero(inputs, axis=-1)  # [S, *input]
-    total_spikes = np.zeros(samples)
-    total_neurons = 0
-    for name, layer, raster in zip(layer_names(net), net.layers, rasters, strict=True):
-        nonzero, every = fan_out(layer)
-        counts_in = prev_counts.reshape(samples, *nonzero.shape)
-        synops_eff += (counts_in * nonzero).reshape(samples, -1).sum(-1)
-        synops_dense += int(every.sum()) * steps
-        counts = raster.sum(-1)  # [S, *shape]
-        per_sample = counts.reshape(samples, -1).sum(-1)
-        layers_out.append(
-            {
-                "name": name,
-                "neurons": layer.neurons,
-                "spikes_per_sample": float(per_sample.mean()),
-                "activation_sparsity": metrics.activation_sparsity(
-                    per_sample, layer.neurons, steps
-                ),
-            }
-        )
-        total_spikes += per_sample
-        total_neurons += layer.neurons
-        prev_counts = counts
-    updates = metrics.neuron_updates(total_neurons, steps)
-    active = float(np.sum([a.mean() for a in active_steps]))
-    energy = estimate_energy(
-        profile,
-        synops=float(synops_eff.mean()),
-        neuron_updates=float(updates),
-        active_neuron_updates=active,
-        spikes=float(total_spikes.mean()),
-    )
-    return {
-        "activation_sparsity": metrics.activation_sparsity(total_spikes, total_neurons, steps),
-        "synops": {
-            "effective": float(synops_eff.mean()),
-            "dense": int(synops_dense),
-            "unit": "synaptic operations per sample, on the exported integer weights",
-        },
-        "neuron_updates": {"total": updates, "active": active},
-        "energy": energy.to_dict(),
-        "layers": layers_out,
-    }
+    model = model_from_export(net)
+    model.generator.manual_seed(seed)  # rate-coded inputs are drawn from this seed
+    with torch.no_grad():
+        encoded = model.encoder(torch.as_tensor(data.x_test[:n]))
+    inputs = model.encoder.to_integer(encoded).numpy()
+    return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n])
 
 
 def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
@@ -153,24 +104,10 @@ def deploy(
     """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
-    load_profile(profile)  # fail early on a bad profile
-    net = read_network(network_path)
-    data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
-    available = len(data.x_test)
-    if samples < 0 or samples > available:
-        raise UserError(f"--samples {samples}: the test split has {available} samples")
-    n = samples or available
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
+    net, inputs, draws, n = prep.net, prep.inputs, prep.draws, prep.samples
     out = Path(out_dir) if out_dir else net.path.parent
     out.mkdir(parents=True, exist_ok=True)
-
-    from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
-
-    model = model_from_export(net)
-    model.generator.manual_seed(seed)  # rate-coded inputs are drawn from this seed
-    with torch.no_grad():
-        encoded = model.encoder(torch.as_tensor(data.x_test[:n]))
-    inputs = model.encoder.to_integer(encoded).numpy()
-    draws = deployment_draws(net, n, seed)
 
     from randhet.deploy.emulator import emulate
 
@@ -191,7 +128,9 @@ def deploy(
 
             result = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
-    ref = reference_rasters(model, inputs, draws)
+    from randhet.deploy.reference import reference_rasters
+
+    ref = reference_rasters(prep.model, inputs, draws)
     matched = _matching(ref, result.rasters, n)
     emulator_check = {}
     if backend != "emulator":  # the emulator must agree with the deployment it stands in for
@@ -199,7 +138,7 @@ def deploy(
         emulator_check = {
             "emulator_bit_exact_fraction": float(_matching(em.rasters, result.rasters, n).mean())
         }
-    labels = data.y_test[:n]
+    labels = prep.labels
     pred = result.rasters[-1].sum(-1).argmax(1)
     ref_pred = ref[-1].sum(-1).argmax(1)
     report: dict[str, Any] = {
@@ -226,11 +165,60 @@ def deploy(
         },
         "profile": profile,
     }
-    report.update(measure(net, inputs, result.rasters, result.active_steps, profile))
+    report.update(measure(net, inputs, result, prep.profile))
+    report["resources"] = check_fit(net, prep.profile).to_dict()
     report["wall_seconds"] = wall
     report["versions"] = _versions()
     write_json(out / "deploy.json", report)
     from randhet.report.plots import plot_deploy
 
     plot_deploy(report, [r[0] for r in result.rasters], out / "deploy.png")
+    return report
+
+
+def run_profile(
+    network_path: str | Path,
+    *,
+    samples: int = 100,
+    profile: str = "loihi2",
+    seed: int = 1,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Profile a network on the emulator with deploy's inputs and draws for ``samples`` test
+    samples (0 = all): activity, SynOps, energy, ANN reference and resource fit. Writes
+    ``profile.json`` and ``profile.png`` (default: next to the network file)."""
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
+    net = prep.net
+    out = Path(out_dir) if out_dir else net.path.parent
+    out.mkdir(parents=True, exist_ok=True)
+
+    from randhet.deploy.emulator import emulate
+
+    t0 = time.perf_counter()
+    with tqdm(total=prep.samples, desc="profile (emulator)", unit="sample",
+              disable=None if progress else True) as bar:
+        result = emulate(net, prep.inputs, prep.draws,
+                         on_progress=lambda k: bar.update(k - bar.n))
+    wall = time.perf_counter() - t0
+    pred = result.rasters[-1].sum(-1).argmax(1)
+    report: dict[str, Any] = {
+        "network": str(net.path),
+        "backend": "emulator",
+        "samples": prep.samples,
+        "seed": seed,
+        "timesteps": int(prep.inputs.shape[-1]),
+        "accuracy": float((pred == prep.labels).mean()),
+        "profile": prep.profile.name,
+        "profile_path": str(prep.profile.path),
+        "profile_description": prep.profile.description,
+    }
+    report.update(measure(net, prep.inputs, result, prep.profile))
+    report["resources"] = check_fit(net, prep.profile).to_dict()
+    report["wall_seconds"] = wall
+    report["versions"] = _versions()
+    write_json(out / "profile.json", report)
+    from randhet.report.plots import plot_profile
+
+    plot_profile(report, [r[0] for r in result.rasters], out / "profile.png")
     return report

@@ -13,26 +13,58 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _raster(ax: Any, sample_rasters: list[np.ndarray], layers: list[dict[str, Any]]) -> None:
+    """Spike raster of one sample, the layers stacked (neurons in any layout, flattened)."""
+    base = 0
+    for raster, layer in zip(sample_rasters, layers, strict=True):
+        raster = raster.reshape(-1, raster.shape[-1])  # neurons x steps
+        n, t = np.nonzero(raster)
+        ax.scatter(t, n + base, s=4, label=layer["name"])
+        base += raster.shape[0]
+    ax.set_xlabel("time step")
+    ax.set_ylabel("neuron (layers stacked)")
+    ax.set_title("spike raster, test sample 0")
+    ax.legend(loc="upper right", fontsize=7)
+
+
+def _sparsity(ax: Any, layers: list[dict[str, Any]]) -> None:
+    ax.bar([ly["name"] for ly in layers], [ly["activation_sparsity"] for ly in layers])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("activation sparsity")
+
+
 def plot_deploy(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
     """Spike raster of the first sample (all layers) and per-layer activation sparsity."""
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
-    base = 0
-    for raster, layer in zip(sample_rasters, report["layers"], strict=True):
-        raster = raster.reshape(-1, raster.shape[-1])  # neurons (any layout) x steps
-        n, t = np.nonzero(raster)
-        ax_r.scatter(t, n + base, s=4, label=layer["name"])
-        base += raster.shape[0]
-    ax_r.set_xlabel("time step")
-    ax_r.set_ylabel("neuron (layers stacked)")
-    ax_r.set_title("spike raster, test sample 0")
-    ax_r.legend(loc="upper right", fontsize=7)
-    names = [layer["name"] for layer in report["layers"]]
-    ax_s.bar(names, [layer["activation_sparsity"] for layer in report["layers"]])
-    ax_s.set_ylim(0, 1)
-    ax_s.set_ylabel("activation sparsity")
+    _raster(ax_r, sample_rasters, report["layers"])
+    _sparsity(ax_s, report["layers"])
     ax_s.set_title(
         f"{report['backend']}: accuracy {report['accuracy']:.3f}, "
         f"{report['energy']['joules_per_sample'] * 1e6:.2f} uJ/sample (est.)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_profile(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
+    """Spike raster of the first sample, per-layer activation sparsity, and per-layer SynOps
+    per sample (effective vs dense, log scale)."""
+    layers = report["layers"]
+    fig, (ax_r, ax_s, ax_o) = plt.subplots(1, 3, figsize=(15, 4))
+    _raster(ax_r, sample_rasters, layers)
+    _sparsity(ax_s, layers)
+    ax_s.set_title(f"{report['samples']} samples, overall {report['activation_sparsity']:.3f}")
+    x = np.arange(len(layers))
+    ax_o.bar(x - 0.2, [ly["synops_effective"] for ly in layers], 0.4, label="effective")
+    ax_o.bar(x + 0.2, [ly["synops_dense"] for ly in layers], 0.4, label="dense")
+    ax_o.set_xticks(x, [ly["name"] for ly in layers])
+    ax_o.set_yscale("log")
+    ax_o.set_ylabel("synaptic ops / sample")
+    ax_o.legend(fontsize=7)
+    ax_o.set_title(
+        f"{report['profile']}: {report['energy']['joules_per_sample'] * 1e6:.3f} uJ/sample "
+        "(est.)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

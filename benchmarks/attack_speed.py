@@ -1,0 +1,165 @@
+"""PGD-EOT speed: EOT draws batched into one pass against a naive loop of passes.
+
+Run by hand (not a test)::
+
+    .venv/bin/python benchmarks/attack_speed.py             # trains digits for 2 epochs first
+    .venv/bin/python benchmarks/attack_speed.py --run runs/demo   # an existing run folder
+
+The network is the default digits configuration (64-128-10 RandHet dense, T = 16, sigma = 1),
+trained for ``--epochs`` epochs (2 by default: speed does not depend on accuracy). The attack
+is L-inf PGD, eps = 0.1, 10 steps, EOT over 20 draws per step, on ``--batch`` test images:
+
+- ``batched``: :class:`randhet.attack.pgd.PGD`; the batch is replicated 20 times and run as
+  one forward/backward pass per step (every replica gets its own decay draw);
+- ``loop``: the same attack with the EOT gradient taken the naive way, one forward/backward
+  pass per draw (what torchattacks' ``eot_iter`` does), averaged: the same math.
+
+Both run in one process on the same inputs, interleaved after a warm-up; the script first
+checks on the sigma = 0 twin (deterministic) that both give the same adversarial inputs.
+Prints samples/second of each and the ratio; writes ``benchmarks/results/attack_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import randhet  # noqa: E402,F401  (Lava compatibility fix first)
+from randhet.attack.pgd import PGD  # noqa: E402
+from randhet.config import load_config  # noqa: E402
+from randhet.data import load_dataset  # noqa: E402
+from randhet.train.model import SpikingNetwork  # noqa: E402
+from randhet.train.trainer import load_trained, train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "attack_speed.json"
+CONFIG = ROOT / "configs" / "digits.toml"
+EPS, STEPS, EOT = 0.1, 10, 20
+
+
+class LoopedPGD(PGD):
+    """PGD whose EOT gradient loops over the draws: one forward/backward pass each."""
+
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_(True)
+        loss_sum = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        grad_sum = torch.zeros_like(x)
+        for _ in range(self.eot):
+            loss = F.cross_entropy(self.model(x), y, reduction="none")
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+            loss_sum += loss.detach()
+            grad_sum += grad
+        return loss_sum / self.eot, grad_sum / self.eot
+
+
+def sigma0_twin(model: SpikingNetwork) -> SpikingNetwork:
+    spec = model.spec
+    twin = SpikingNetwork(dataclasses.replace(spec, neuron=dataclasses.replace(spec.neuron,
+                                                                               sigma=0.0)))
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+def time_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor) -> float:
+    t0 = time.perf_counter()
+    attack(x, y)
+    return time.perf_counter() - t0
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, help="trained run folder (default: train digits)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs when training here")
+    parser.add_argument("--batch", type=int, default=128, help="test images per attack call")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per variant")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run
+        if run is None:
+            run = Path(tmp) / "digits"
+            print(f"training digits for {args.epochs} epochs ...", flush=True)
+            train(load_config(CONFIG, [f"train.epochs={args.epochs}"]), run, progress=False)
+        model = load_trained(run)
+        data = load_dataset(load_config(run / "config.toml")["data"])
+    x = torch.as_tensor(data.x_test[:args.batch])
+    y = torch.as_tensor(data.y_test[:args.batch])
+    opts = {"eps": EPS, "eot": EOT, "steps": STEPS, "seed": 0}
+
+    twin = sigma0_twin(model)  # deterministic: both variants must agree exactly
+    same = torch.equal(PGD(twin, **opts)(x, y), LoopedPGD(twin, **opts)(x, y))
+
+    variants = {"batched": PGD(model, **opts), "loop": LoopedPGD(model, **opts)}
+    for attack in variants.values():  # warm-up
+        time_attack(attack, x, y)
+    load_start = loadavg()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.rounds):  # interleaved: batched, loop, batched, ...
+        for k, attack in variants.items():
+            times[k].append(time_attack(attack, x, y))
+    load_end = loadavg()
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rate = {k: len(x) / m for k, m in med.items()}
+    ratio = rate["batched"] / rate["loop"]
+    print(f"PGD-EOT on digits ({model.spec.encoding.timesteps} steps T, layers "
+          f"{[ly.out_shape for ly in model.spec.spiking_layers]}), eps {EPS}, {STEPS} PGD steps, "
+          f"eot {EOT}, batch {len(x)}, {torch.get_num_threads()} threads, CPU")
+    for k in variants:
+        print(f"  {k:<8} {med[k]:7.2f} s/call (median of {args.rounds})  "
+              f"{rate[k]:8.1f} samples/s")
+    print(f"  batched / loop throughput ratio: {ratio:.2f}x; identical results on the sigma = 0 "
+          f"twin: {same}; load {load_start} -> {load_end}")
+
+    result: dict[str, Any] = {
+        "benchmark": "attack_speed",
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(), "device": "cpu"},
+        "network": {"config": "configs/digits.toml", "epochs": None if args.run else args.epochs,
+                    "run": str(args.run) if args.run else None,
+                    "timesteps": model.spec.encoding.timesteps,
+                    "layers": [list(ly.out_shape) for ly in model.spec.spiking_layers],
+                    "sigma": model.spec.neuron.sigma},
+        "attack": {"name": "pgd", "eps": EPS, "steps": STEPS, "eot": EOT, "batch": len(x),
+                   "random_start": True},
+        "rounds": args.rounds, "times_s": times, "median_s": med, "samples_per_s": rate,
+        "ratio_batched_over_loop": ratio, "identical_on_sigma0_twin": same,
+        "loadavg_start": load_start, "loadavg_end": load_end,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

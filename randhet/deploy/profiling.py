@@ -1,0 +1,215 @@
+"""Activity, synaptic operations and energy of a deployed run, per layer and in total.
+
+NeuroBench definitions, per sample, on the exported integer weights:
+
+* activation sparsity: zero outputs / all outputs of the spiking neurons over every step;
+* effective SynOps: nonzero input x nonzero weight pairs, each nonzero input (a spike or a
+  nonzero graded value) counted once per step in which it is nonzero;
+* dense SynOps: every (input, output) pair, zero weights included, at every step;
+* neuron updates: neurons x T; active updates: neuron-steps with nonzero u or v.
+
+A layer's SynOps are those of its incoming synapses. The energy is the profile's
+:func:`~randhet.hardware.estimate_energy` applied to the network's counts, and to each layer's
+alone (the formula is linear, so the layers add up to the total). The ANN reference prices the
+MACs of the same network run once as a float ANN (every synapse once, zero weights included) at
+Horowitz 45 nm: a software comparison, not neuromorphic hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from randhet import metrics
+from randhet.deploy.result import RunResult
+from randhet.export.netx import ExportedLayer, ExportedNetwork
+from randhet.hardware import (
+    EnergyEstimate,
+    HardwareProfile,
+    estimate_ann_energy,
+    estimate_energy,
+)
+from randhet.spec import ConvSpec, DenseSpec
+
+SYNOPS_UNIT = "synaptic operations per sample, on the exported integer weights"
+
+
+def layer_names(net: ExportedNetwork) -> list[str]:
+    """Names of the spiking layers: ``dense_0``, ``conv_1``, ``pool_2`` ..."""
+    names = []
+    for i, layer in enumerate(net.layers):
+        kind = "pool" if isinstance(layer.spec, ConvSpec) and layer.spec.pool else layer.spec.kind
+        names.append(f"{kind}_{i}")
+    return names
+
+
+def fan_out(layer: ExportedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Per presynaptic neuron (input shape): the number of synapses with a nonzero weight, and
+    the number of all synapses (zero weights included)."""
+    w = layer.weight
+    if isinstance(layer.spec, DenseSpec):
+        return np.count_nonzero(w, axis=0), np.full(w.shape[1], w.shape[0])
+    ls = layer.spec
+    ones = torch.ones((1, *ls.out_shape), dtype=torch.float64)
+
+    def fan(kernel: np.ndarray) -> np.ndarray:
+        out = torch.nn.functional.conv_transpose2d(
+            ones, torch.as_tensor(kernel, dtype=torch.float64),  # the adjoint of the conv
+            stride=ls.stride, padding=ls.padding, groups=ls.groups,
+            output_padding=output_padding(ls),
+        )
+        return np.rint(out[0].numpy()).astype(np.int64)
+
+    return fan((w != 0).astype(np.float64)), fan(np.ones_like(w, dtype=np.float64))
+
+
+def output_padding(ls: ConvSpec) -> int:
+    """``output_padding`` that makes the transposed conv give back ``ls.in_shape``."""
+    h = ls.in_shape[1]
+    return h - ((ls.out_shape[1] - 1) * ls.stride - 2 * ls.padding + ls.kernel)
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """One spiking layer's operation counts; arrays hold one value per sample."""
+
+    name: str
+    neurons: int
+    spikes: np.ndarray  # [S] spikes sent by the layer
+    synops_effective: np.ndarray  # [S] into the layer
+    synops_dense: int  # per sample, into the layer
+    synapses: int  # all synapses into the layer (one step, zero weights included)
+    neuron_updates: int  # neurons x T
+    active_updates: np.ndarray  # [S] neuron-steps with nonzero u or v
+
+
+def layer_counts(net: ExportedNetwork, inputs: np.ndarray, result: RunResult) -> list[LayerCounts]:
+    """Counts per spiking layer for integer inputs [S, *input, T] and the run's rasters."""
+    samples, steps = inputs.shape[0], inputs.shape[-1]
+    prev = np.count_nonzero(inputs, axis=-1)  # [S, *input]: steps with a nonzero input
+    out = []
+    for name, layer, raster, active in zip(
+        layer_names(net), net.layers, result.rasters, result.active_steps, strict=True
+    ):
+        nonzero, every = fan_out(layer)
+        counts_in = prev.reshape(samples, *nonzero.shape).astype(np.int64)
+        spikes_per_neuron = raster.sum(-1)  # [S, *shape]
+        out.append(LayerCounts(
+            name=name,
+            neurons=layer.neurons,
+            spikes=spikes_per_neuron.reshape(samples, -1).sum(-1),
+            synops_effective=(counts_in * nonzero).reshape(samples, -1).sum(-1),
+            synops_dense=int(every.sum()) * steps,
+            synapses=int(every.sum()),
+            neuron_updates=metrics.neuron_updates(layer.neurons, steps),
+            active_updates=np.asarray(active, dtype=np.int64),
+        ))
+        prev = spikes_per_neuron
+    return out
+
+
+def _energy(profile: HardwareProfile, synops: float, updates: float, active: float,
+            spikes: float) -> EnergyEstimate:
+    return estimate_energy(profile, synops=synops, neuron_updates=updates,
+                           active_neuron_updates=active, spikes=spikes)
+
+
+def ann_reference(profile: HardwareProfile, macs: int) -> dict[str, Any]:
+    """Float-ANN comparison: ``macs`` 32-bit float MACs (J) at the profile's Horowitz figure."""
+    a = profile.ann_reference
+    return {
+        "macs": int(macs),
+        "joules_per_sample": estimate_ann_energy(profile, macs=macs),
+        "formula": f"E = macs*{a.mac_32bit_float_pj:g} pJ",
+        "definition": "the same network run once as a float ANN: one MAC per synapse (zero "
+                      "weights included), i.e. the dense SynOps of one step",
+        "basis": a.basis,
+        "label": "software/ANN comparison, not neuromorphic hardware",
+    }
+
+
+def measure(
+    net: ExportedNetwork, inputs: np.ndarray, result: RunResult, profile: HardwareProfile
+) -> dict[str, Any]:
+    """Sparsity, SynOps, neuron updates, energy (per layer and total) and the ANN reference."""
+    steps = inputs.shape[-1]
+    counts = layer_counts(net, inputs, result)
+    layers_out = []
+    for c in counts:
+        e = _energy(profile, float(c.synops_effective.mean()), float(c.neuron_updates),
+                    float(c.active_updates.mean()), float(c.spikes.mean()))
+        layers_out.append({
+            "name": c.name,
+            "neurons": c.neurons,
+            "spikes_per_sample": float(c.spikes.mean()),
+            "activation_sparsity": metrics.activation_sparsity(c.spikes, c.neurons, steps),
+            "synops_effective": float(c.synops_effective.mean()),
+            "synops_dense": c.synops_dense,
+            "neuron_updates": {"total": c.neuron_updates, "active": float(c.active_updates.mean())},
+            "energy_joules": e.joules_per_sample,
+        })
+    spikes = np.sum([c.spikes for c in counts], axis=0)
+    neurons = sum(c.neurons for c in counts)
+    synops = float(np.sum([c.synops_effective for c in counts], axis=0).mean())
+    updates = metrics.neuron_updates(neurons, steps)
+    active = float(np.sum([c.active_updates.mean() for c in counts]))
+    energy = _energy(profile, synops, float(updates), active, float(spikes.mean()))
+    return {
+        "activation_sparsity": metrics.activation_sparsity(spikes, neurons, steps),
+        "synops": {
+            "effective": synops,
+            "dense": int(sum(c.synops_dense for c in counts)),
+            "unit": SYNOPS_UNIT,
+        },
+        "neuron_updates": {"total": updates, "active": active},
+        "energy": {**energy.to_dict(), "sources": dict(profile.sources)},
+        "ann_reference": ann_reference(profile, sum(c.synapses for c in counts)),
+        "layers": layers_out,
+    }
+
+
+def profile_table(report: dict[str, Any]) -> str:
+    """Plain-text table of a profile report: per layer and total, then the energy's formula,
+    basis and sources, the ANN reference and the resource fit."""
+    head = ("layer", "neurons", "spikes", "sparsity", "synops eff", "synops dense",
+            "updates", "active", "energy uJ")
+
+    def row(name: str, d: dict[str, Any], syn_eff: float, syn_dense: int,
+            uj: float) -> tuple[str, ...]:
+        return (name, str(d["neurons"]), f"{d['spikes_per_sample']:.1f}",
+                f"{d['activation_sparsity']:.4f}", f"{syn_eff:.0f}", f"{syn_dense:d}",
+                f"{d['neuron_updates']['total']:d}", f"{d['neuron_updates']['active']:.1f}",
+                f"{uj * 1e6:.4f}")
+
+    rows = [row(ly["name"], ly, ly["synops_effective"], ly["synops_dense"], ly["energy_joules"])
+            for ly in report["layers"]]
+    total = {
+        "neurons": sum(ly["neurons"] for ly in report["layers"]),
+        "spikes_per_sample": sum(ly["spikes_per_sample"] for ly in report["layers"]),
+        "activation_sparsity": report["activation_sparsity"],
+        "neuron_updates": report["neuron_updates"],
+    }
+    e = report["energy"]
+    rows.append(row("total", total, report["synops"]["effective"], report["synops"]["dense"],
+                    e["joules_per_sample"]))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                       for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+             for r in [head, *rows]]
+    ann = report["ann_reference"]
+    lines += [
+        "(spikes, synops, updates and energy per sample; updates = neurons x T, "
+        "active = nonzero u or v)",
+        f"energy: {e['joules_per_sample'] * 1e6:.4f} uJ/sample, {e['formula']}",
+        f"  basis: {e['basis']}",
+        *(f"  source {k}: {v}" for k, v in e["sources"].items()),
+        f"ANN reference ({ann['label']}): {ann['joules_per_sample'] * 1e6:.4f} uJ/sample, "
+        f"{ann['formula']}, macs = {ann['macs']}",
+        f"  basis: {ann['basis']}",
+    ]
+    if "resources" in report:
+        lines.append(f"resources: {report['resources']['summary']}")
+    return "\n".join(lines)
