@@ -43,11 +43,9 @@ def saturate_voltage(v: torch.Tensor) -> torch.Tensor:
     return v.clamp(-(MAX_STATE - 1), MAX_STATE - 1)
 
 
-def _at(d: torch.Tensor, steps: int, t: int, like: torch.Tensor) -> torch.Tensor:
-    """Decay for step t: ``d`` is [..] (constant) or [.., T] (one per step)."""
-    if d.dim() == like.dim() and d.shape[-1] == steps and steps > 1:
-        return d[..., t]
-    return d
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """[.., T] -> contiguous [T, ..] (each step's slice is contiguous: the loop is faster)."""
+    return x.movedim(-1, 0).contiguous()
 
 
 def integrate(
@@ -55,29 +53,36 @@ def integrate(
     d: torch.Tensor,
     threshold: float | None = None,
     clip: str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    keep_post: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run one leaky integrator over time.
 
-    ``drive`` [.., T] int64 input added each step; ``d`` int64 decays [..] or [.., T];
-    ``threshold``: spike where the state is ``>= threshold`` and reset it to 0 (None: no
-    spikes); ``clip``: ``"wrap"`` (current), ``"saturate"`` (voltage) or None (SLAYER).
-    Returns the state before reset [.., T] and the post-reset state [.., T].
+    ``drive`` [.., T] int64 input added each step; ``d`` int64 decays [..] (broadcast) or
+    [.., T] (one per step); ``threshold``: spike where the state is ``>= threshold`` and reset
+    it to 0 (None: no spikes); ``clip``: ``"wrap"`` (current), ``"saturate"`` (voltage) or None
+    (SLAYER). Returns the state before reset [.., T] and, if ``keep_post``, after reset.
     """
     steps = drive.shape[-1]
-    pre = torch.empty_like(drive)
-    post = torch.empty_like(drive)
-    state = torch.zeros_like(drive[..., 0])
+    per_step = d.dim() == drive.dim() and d.shape[-1] == steps
+    keep = DECAY_UNITY - d
+    keep = _time_major(keep) if per_step else keep
+    x = _time_major(drive)
+    pre = torch.empty_like(x)
+    post = torch.empty_like(x) if keep_post else None
+    state = torch.zeros_like(x[0])
     for t in range(steps):
-        state = decay(state, _at(d, steps, t, drive)) + drive[..., t]
+        prod = state * (keep[t] if per_step else keep)
+        state = torch.sign(prod) * (prod.abs() >> DECAY_SHIFT) + x[t]
         if clip == "wrap":
             state = wrap_current(state)
         elif clip == "saturate":
             state = saturate_voltage(state)
-        pre[..., t] = state
+        pre[t] = state
         if threshold is not None:
             state = state * (state < threshold)
-        post[..., t] = state
-    return pre, post
+        if post is not None:
+            post[t] = state
+    return pre.movedim(0, -1), None if post is None else post.movedim(0, -1)
 
 
 def cuba(
@@ -87,8 +92,8 @@ def cuba(
     reset) and spikes (bool), each [.., T]. ``hardware`` applies the 24-bit wrap/saturation.
     The strict threshold ``V > vth`` is ``V >= vth + 1`` on integers."""
     vth = vth_mant << VTH_SHIFT
-    u, _ = integrate(drive, du, None, "wrap" if hardware else None)
-    v, _ = integrate(u, dv, vth + 1, "saturate" if hardware else None)
+    u, _ = integrate(drive, du, None, "wrap" if hardware else None, keep_post=False)
+    v, _ = integrate(u, dv, vth + 1, "saturate" if hardware else None, keep_post=False)
     return u, v, v > vth
 
 
@@ -107,21 +112,25 @@ class LeakyIntegrator(torch.autograd.Function):
         scale = DECAY_UNITY
         drive = (scale * x).to(torch.int64)
         th = None if threshold is None else threshold * scale
-        pre, post = integrate(drive, d.detach().to(torch.int64), th)
-        ctx.save_for_backward(post, d)
-        ctx.decay_per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1] > 1
+        need_post = ctx.needs_input_grad[1]
+        pre, post = integrate(drive, d.detach().to(torch.int64), th, keep_post=need_post)
+        ctx.save_for_backward(post if need_post else pre[..., :0], d)
+        ctx.decay_per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
         return pre / scale
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
         post, d = ctx.saved_tensors
         a = 1 - d / DECAY_UNITY
+        if ctx.decay_per_step:
+            a = _time_major(a)
         steps = grad_out.shape[-1]
-        grad_in = torch.zeros_like(grad_out)
-        grad_in[..., steps - 1] = grad_out[..., steps - 1]
+        g_out = _time_major(grad_out)
+        g = torch.empty_like(g_out)
+        g[steps - 1] = g_out[steps - 1]
         for t in range(steps - 2, -1, -1):
-            a_next = a[..., t + 1] if ctx.decay_per_step else a
-            grad_in[..., t] = a_next * grad_in[..., t + 1] + grad_out[..., t]
+            g[t] = (a[t + 1] if ctx.decay_per_step else a) * g[t + 1] + g_out[t]
+        grad_in = g.movedim(0, -1)
         grad_d = None
         if ctx.needs_input_grad[1]:
             prev = torch.zeros_like(post)

@@ -41,7 +41,7 @@ class ProtocolConfig:
     surrogate_scale: float | None = None
     seed: int = 0
     transfer: bool = True  # PGD crafted on the sigma = 0 twin, scored on the network
-    tolerance: float = 0.03  # accuracy slack for the monotone / ordering flags
+    tolerance: float = 0.03  # minimum accuracy slack for the ordering flags (else 2 std errors)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,10 +87,21 @@ def zero_gradient_fraction(model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
     return float((grad.reshape(len(x), -1).abs().sum(1) == 0).float().mean())
 
 
+def slack(accuracy: float, samples: int, floor: float) -> float:
+    """Allowed difference between two accuracies on ``samples`` inputs: two binomial standard
+    errors, at least ``floor``."""
+    return max(floor, 2.0 * (max(accuracy * (1 - accuracy), 0.0) / max(samples, 1)) ** 0.5)
+
+
 def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: float,
-          twin: list[float], transfer: list[float]) -> dict[str, dict[str, Any]]:
-    """The protocol's sanity checks, each a flag with the numbers behind it."""
-    tol = cfg.tolerance
+          twin: list[float], transfer: list[float], samples: int = 1
+          ) -> dict[str, dict[str, Any]]:
+    """The protocol's sanity checks, each a flag with the numbers behind it. Orderings allow
+    for sampling noise (:func:`slack`)."""
+
+    def tol_at(p: float) -> float:
+        return slack(p, samples, cfg.tolerance)
+
     chance = 1.0 / num_classes
     out: dict[str, dict[str, Any]] = {}
     strongest = [a for a in ITERATIVE if a in curves.points] or list(curves.points)
@@ -98,17 +109,17 @@ def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: floa
     best = min(final.values())
     out["chance_reached"] = {"ok": best <= chance + 0.1, "accuracy_at_max_eps": best,
                              "chance": chance, "max_eps": max(cfg.eps)}
-    mono = {a: all(b <= a0 + tol for a0, b in zip(curves.means(a, "torch"),
+    mono = {a: all(b <= a0 + tol_at(a0) for a0, b in zip(curves.means(a, "torch"),
                                                   curves.means(a, "torch")[1:], strict=False))
             for a in curves.points if a != "noise"}
     out["monotone_in_eps"] = {"ok": all(mono.values()), "per_attack": mono}
     if "fgsm" in curves.points and "pgd" in curves.points:
         pgd, fgsm = curves.means("pgd", "torch"), curves.means("fgsm", "torch")
-        ok = all(p <= f + tol for p, f in zip(pgd, fgsm, strict=True))
+        ok = all(p <= f + tol_at(f) for p, f in zip(pgd, fgsm, strict=True))
         out["iterative_at_least_single_step"] = {"ok": ok, "pgd": pgd, "fgsm": fgsm}
     if twin:
         ref = curves.means("pgd", "torch") if "pgd" in curves.points else []
-        ok = bool(ref) and all(t <= r + tol for t, r in zip(twin, ref, strict=True))
+        ok = bool(ref) and all(t <= r + tol_at(r) for t, r in zip(twin, ref, strict=True))
         out["randomness_off_attack_succeeds"] = {
             "ok": ok, "sigma0_twin_pgd": twin, "randomized_pgd": ref,
             "meaning": "PGD on the same weights with sigma = 0 succeeds at least as well",
@@ -117,12 +128,12 @@ def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: floa
     if "pgd" in curves.points:
         white = curves.means("pgd", "torch")
         if transfer:
-            ok = all(t >= w - tol for t, w in zip(transfer, white, strict=True))
+            ok = all(t >= w - tol_at(w) for t, w in zip(transfer, white, strict=True))
             out["transfer_weaker_than_whitebox"] = {"ok": ok, "transfer": transfer,
                                                     "whitebox": white}
         if "noise" in curves.points:
             noise = curves.means("noise", "torch")
-            ok = all(n >= w - tol for n, w in zip(noise, white, strict=True))
+            ok = all(n >= w - tol_at(w) for n, w in zip(noise, white, strict=True))
             out["noise_weaker_than_whitebox"] = {"ok": ok, "noise": noise, "whitebox": white}
     return out
 
@@ -184,7 +195,7 @@ def run_protocol(
         "curves": curves.points,
         "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
                     for t, pts in per.items()} for a, per in curves.points.items()},
-        "flags": flags(curves, cfg, num_classes, zero_grad, twin_curve, transfer_curve),
+        "flags": flags(curves, cfg, num_classes, zero_grad, twin_curve, transfer_curve, len(x)),
         "seconds": time.perf_counter() - t0,
     }
     if twin_curve:
