@@ -14,9 +14,10 @@ is L-inf PGD, eps = 0.1, 10 steps, EOT over 20 draws per step, on ``--batch`` te
 - ``loop``: the same attack with the EOT gradient taken the naive way, one forward/backward
   pass per draw (what torchattacks' ``eot_iter`` does), averaged: the same math.
 
-Both run in one process on the same inputs, interleaved after a warm-up; the script first
-checks on the sigma = 0 twin (deterministic) that both give the same adversarial inputs.
-Prints samples/second of each and the ratio; writes ``benchmarks/results/attack_speed.json``.
+Both run in one process on the same inputs, interleaved after a warm-up, with 1 torch thread
+and with torch's default count (``--threads``); the script first checks on the sigma = 0 twin
+(deterministic) that both give the same adversarial inputs. Prints wall-clock samples/second
+of each, the process CPU time, and the ratios; writes ``benchmarks/results/attack_speed.json``.
 """
 
 from __future__ import annotations
@@ -93,13 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="trained run folder (default: train digits)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs when training here")
-    parser.add_argument("--batch", type=int, default=128, help="test images per attack call")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per variant")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--batch", type=int, default=64, help="test images per attack call")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant")
+    parser.add_argument("--threads", type=int, nargs="+", default=[],
+                        help="torch thread counts to time (default: 1 and torch's default)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
@@ -117,33 +117,45 @@ def main(argv: list[str] | None = None) -> int:
     same = torch.equal(PGD(twin, **opts)(x, y), LoopedPGD(twin, **opts)(x, y))
 
     variants = {"batched": PGD(model, **opts), "loop": LoopedPGD(model, **opts)}
+    threads = args.threads or sorted({1, torch.get_num_threads()})
     for attack in variants.values():  # warm-up
         time_attack(attack, x, y)
     load_start = loadavg()
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(args.rounds):  # interleaved: batched, loop, batched, ...
-        for k, attack in variants.items():
-            times[k].append(time_attack(attack, x, y))
+    wall: dict[str, list[float]] = {f"{k}@{n}": [] for n in threads for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in wall}
+    for _ in range(args.rounds):  # interleaved: batched@1, loop@1, batched@2, loop@2, ...
+        for n in threads:
+            torch.set_num_threads(n)
+            for k, attack in variants.items():
+                c0 = time.process_time()
+                wall[f"{k}@{n}"].append(time_attack(attack, x, y))
+                cpu[f"{k}@{n}"].append(time.process_time() - c0)
     load_end = loadavg()
 
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in wall.items()}
     rate = {k: len(x) / m for k, m in med.items()}
-    ratio = rate["batched"] / rate["loop"]
-    print(f"PGD-EOT on digits ({model.spec.encoding.timesteps} steps T, layers "
+    ratio = {n: rate[f"batched@{n}"] / rate[f"loop@{n}"] for n in threads}
+    cpu_ratio = {n: statistics.median(cpu[f"loop@{n}"]) / statistics.median(cpu[f"batched@{n}"])
+                 for n in threads}
+    print(f"PGD-EOT on digits (T = {model.spec.encoding.timesteps}, layers "
           f"{[ly.out_shape for ly in model.spec.spiking_layers]}), eps {EPS}, {STEPS} PGD steps, "
-          f"eot {EOT}, batch {len(x)}, {torch.get_num_threads()} threads, CPU")
-    for k in variants:
-        print(f"  {k:<8} {med[k]:7.2f} s/call (median of {args.rounds})  "
-              f"{rate[k]:8.1f} samples/s")
-    print(f"  batched / loop throughput ratio: {ratio:.2f}x; identical results on the sigma = 0 "
-          f"twin: {same}; load {load_start} -> {load_end}")
+          f"eot {EOT}, batch {len(x)}, CPU; median of {args.rounds} interleaved rounds")
+    print(f"  {'variant':<8} {'threads':>7} {'s/call':>7} {'samples/s':>10} {'CPU s':>7}")
+    for key in wall:
+        k, n = key.split("@")
+        print(f"  {k:<8} {n:>7} {med[key]:7.2f} {rate[key]:10.1f} "
+              f"{statistics.median(cpu[key]):7.2f}")
+    for n in threads:
+        print(f"  {n} thread(s): batched / loop throughput {ratio[n]:.2f}x "
+              f"(CPU time loop / batched {cpu_ratio[n]:.2f}x)")
+    print(f"  identical results on the sigma = 0 twin: {same}; load {load_start} -> {load_end}")
 
     result: dict[str, Any] = {
         "benchmark": "attack_speed",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(), "device": "cpu"},
+                    "threads": threads, "device": "cpu"},
         "network": {"config": "configs/digits.toml", "epochs": None if args.run else args.epochs,
                     "run": str(args.run) if args.run else None,
                     "timesteps": model.spec.encoding.timesteps,
@@ -151,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                     "sigma": model.spec.neuron.sigma},
         "attack": {"name": "pgd", "eps": EPS, "steps": STEPS, "eot": EOT, "batch": len(x),
                    "random_start": True},
-        "rounds": args.rounds, "times_s": times, "median_s": med, "samples_per_s": rate,
-        "ratio_batched_over_loop": ratio, "identical_on_sigma0_twin": same,
-        "loadavg_start": load_start, "loadavg_end": load_end,
+        "rounds": args.rounds, "wall_s": wall, "cpu_s": cpu, "median_s": med,
+        "samples_per_s": rate, "ratio_batched_over_loop": {str(n): r for n, r in ratio.items()},
+        "cpu_ratio_loop_over_batched": {str(n): r for n, r in cpu_ratio.items()},
+        "identical_on_sigma0_twin": same, "loadavg_start": load_start, "loadavg_end": load_end,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -362,6 +362,7 @@ def cli_deploy(net: ExportedNetwork, tmp: Path) -> dict[str, Any]:
         return time.perf_counter() - t0, proc
 
     interp = min(wall([sys.executable, "-c", "pass"])[0] for _ in range(2))
+    torch_s = min(wall([sys.executable, "-c", "import torch"])[0] for _ in range(2))
     imports = min(wall([sys.executable, "-c", "import randhet.deploy.pipeline"])[0]
                   for _ in range(2))
     all_imports = min(wall([sys.executable, "-c", f"import {', '.join(DEPLOY_MODULES)}"])[0]
@@ -371,7 +372,8 @@ def cli_deploy(net: ExportedNetwork, tmp: Path) -> dict[str, Any]:
     seconds, proc = wall(full)
     res: dict[str, Any] = {
         "command": " ".join(["randhet", *full[len(cmd):]]), "returncode": proc.returncode,
-        "wall_s": seconds, "python_startup_s": interp, "import_pipeline_s": imports,
+        "wall_s": seconds, "python_startup_s": interp, "import_torch_s": torch_s,
+        "import_pipeline_s": imports,
         "import_all_deploy_modules_s": all_imports, "deploy_modules": list(DEPLOY_MODULES),
     }
     if proc.returncode != 0:
@@ -517,7 +519,8 @@ def print_cli(c: dict[str, Any]) -> None:
         return
     print(f"  {c['command']}")
     print(f"  wall {c['wall_s']:.2f} s for {c['samples']} samples. For comparison: "
-          f"`python -c pass` {c['python_startup_s']:.2f} s; `python -c \"import "
+          f"`python -c pass` {c['python_startup_s']:.2f} s; `import torch` "
+          f"{c['import_torch_s']:.2f} s; `python -c \"import "
           f"randhet.deploy.pipeline\"` {c['import_pipeline_s']:.2f} s; importing every module "
           f"the command uses (+ cli, reference, emulator, report.plots/matplotlib) "
           f"{c['import_all_deploy_modules_s']:.2f} s (Python start included in each);")

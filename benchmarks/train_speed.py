@@ -16,7 +16,7 @@ alike. The target of the issue is a randhet/stock ratio of the median step time 
 
 Timings use one torch thread by default (``--threads``): on a small machine that other jobs
 share, two OpenMP threads per process make single steps swing by up to 10x, which no
-interleaving evens out; one thread keeps steps within a few percent of each other. Absolute
+interleaving evens out; with one thread the steps are far steadier. Absolute
 times still grow with the machine's load (printed, and saved with the results); the table also
 gives the process's CPU time per step, which waiting for a core does not inflate.
 
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument(
         "--threads", type=int, default=1,
-        help="torch intra-op threads (default 1: stable on a shared machine; 0 = torch's "
+        help="torch intra-op threads (default 1: steadier on a shared machine; 0 = torch's "
              "default, one per core)")
     args = parser.parse_args(argv)
     if args.threads > 0:

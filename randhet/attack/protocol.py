@@ -69,6 +69,8 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
     opts: dict[str, Any] = {"eot": cfg.eot}
     if name in ITERATIVE:
         opts.update(steps=cfg.steps, restarts=cfg.restarts)
+    if name == "apgd":
+        opts["best_loss"] = True  # every sample gets its highest-loss point (see apgd.py)
     attack = make_attack(name, model, eps, **opts)
     out = []
     with surrogate(model, cfg.surrogate_tau, cfg.surrogate_scale):
