@@ -1,0 +1,103 @@
+"""The robustness protocol end to end on a tiny trained network: every flag, the deployed
+targets, the Lava spot check, the CLI and the comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from randhet.attack.protocol import ProtocolConfig, as_eps_list, slack
+from randhet.attack.run import attack_run
+from randhet.attack.scoring import Score, auc, score
+from randhet.cli import main
+
+FLAGS = {
+    "chance_reached", "monotone_in_eps", "iterative_at_least_single_step",
+    "randomness_off_attack_succeeds", "zero_gradient_fraction",
+    "transfer_weaker_than_whitebox", "noise_weaker_than_whitebox",
+}
+
+
+@pytest.mark.lava
+def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    cfg = ProtocolConfig(eps=(0.0, 0.1, 0.5), attacks=("fgsm", "pgd", "noise"), eot=4,
+                         steps=8, draws=3, samples=48,
+                         targets=("float", "torch", "emulator", "lava"), lava_spot_samples=6)
+    result = attack_run(tiny_run, cfg, tmp_path, progress=False)
+    on_disk = json.loads((tmp_path / "robustness.json").read_text())
+    assert FLAGS == set(on_disk["flags"])
+    assert all(isinstance(f["ok"], bool) for f in on_disk["flags"].values())
+    assert (tmp_path / "robustness.png").stat().st_size > 0
+    assert on_disk["threat_model"]["norm"] == "Linf"
+    for attack in cfg.attacks:
+        assert set(on_disk["curves"][attack]) == {"float", "torch", "emulator"}
+        for pts in on_disk["curves"][attack].values():
+            assert [p["eps"] for p in pts] == list(cfg.eps)
+            assert all(p["worst_case"] <= p["mean"] + 1e-9 for p in pts)
+    pgd = [p["mean"] for p in on_disk["curves"]["pgd"]["torch"]]
+    assert pgd[-1] < pgd[0] - 0.3  # the attack works
+    assert result["flags"]["chance_reached"]["ok"]
+    assert on_disk["lava_spot_check"]["agreement"] == 1.0
+    assert on_disk["lava_spot_check"]["samples"] == 6
+
+
+def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_path: Path,
+                                                            capsys) -> None:
+    code = main(["attack", str(tiny_run), "--eps", "0,1/10", "--attacks", "fgsm,pgd",
+                 "--eot", "2", "--steps", "3", "--draws", "2", "--samples", "16",
+                 "--target", "torch", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    assert "flag chance_reached" in capsys.readouterr().out
+    report = json.loads((tmp_path / "robustness.json").read_text())
+    assert report["config"]["eps"] == [0.0, 0.1]
+    assert main(["attack", str(tiny_run), "--eps", "0,2", "--out", str(tmp_path)]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err
+    assert main(["attack", str(tiny_run), "--attacks", "cw", "--out", str(tmp_path)]) == 2
+    assert "unknown attack" in capsys.readouterr().err
+    assert main(["attack", str(tmp_path / "nope")]) == 2
+
+
+def test_scoring_reports_mean_spread_and_worst_case() -> None:
+    y = torch.tensor([0, 1, 2, 3])
+    answers = [[0, 1, 2, 0], [0, 1, 0, 0], [0, 1, 2, 3]]  # three draws
+
+    def predict(x: torch.Tensor, r: int):
+        import numpy as np
+
+        return np.array(answers[r])
+
+    s = score(predict, torch.zeros(4, 1), y, 3)
+    assert s == Score(mean=(3 + 2 + 4) / 12, std=s.std, worst_case=0.5, draws=3)
+    assert s.std == pytest.approx((((0.75 - 0.75) ** 2 + 0.25**2 + 0.25**2) / 3) ** 0.5)
+
+
+def test_auc_uses_the_real_eps_spacing_and_eps_lists_parse() -> None:
+    assert auc([0, 0.1, 0.2], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
+    assert auc([0, 0.1, 0.4], [1.0, 1.0, 0.0]) == pytest.approx((0.1 + 0.15) / 0.4)
+    assert as_eps_list("0, 1/255, 8/255") == (0.0, 1 / 255, 8 / 255)
+    with pytest.raises(ValueError):
+        as_eps_list("0,abc")
+    assert slack(0.5, 100, 0.01) == pytest.approx(0.1)
+    assert slack(0.99, 10000, 0.03) == 0.03
+
+
+def test_compare_builds_one_table_over_sigmas_and_seeds(tmp_path: Path, make_tiny_config) -> None:
+    from randhet.attack.compare import compare
+
+    cfg = make_tiny_config("train.epochs=2", "data.limit=300")
+    protocol = ProtocolConfig(eps=(0.0, 0.2), attacks=("fgsm",), eot=2, steps=2, draws=2,
+                              samples=24, targets=("torch",), transfer=False)
+    result = compare(cfg, [0.0, 1.0], [0, 1], protocol, tmp_path, progress=False)
+    assert [row["sigma"] for row in result["table"]] == [0.0, 1.0]
+    for row in result["table"]:
+        assert row["clean_accuracy"]["n"] == 2
+        assert len(row["robust_accuracy"]["fgsm"]) == 2
+        assert row["energy_joules_per_sample"]["mean"] > 0
+    table = (tmp_path / "compare.md").read_text()
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 3  # header, 2 rows
+    assert (tmp_path / "compare.png").stat().st_size > 0
