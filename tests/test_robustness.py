@@ -42,6 +42,11 @@ def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
     pgd = [p["mean"] for p in on_disk["curves"]["pgd"]["torch"]]
     assert pgd[-1] < pgd[0] - 0.3  # the attack works
     assert result["flags"]["chance_reached"]["ok"]
+    conv = on_disk["convergence"]
+    assert conv["eps"] == 0.1 and set(conv["accuracy"]) == {"configured", "double_steps",
+                                                             "half_eot"}
+    assert conv["settings"]["double_steps"]["steps"] == 16
+    assert conv["settings"]["half_eot"]["eot"] == 2
     assert on_disk["lava_spot_check"]["agreement"] == 1.0
     assert on_disk["lava_spot_check"]["samples"] == 6
 

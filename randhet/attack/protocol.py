@@ -79,6 +79,33 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
     return torch.cat(out)
 
 
+def convergence_check(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      cfg: ProtocolConfig, predict: Predict) -> dict[str, Any]:
+    """PGD at the middle positive eps with the configured steps and EOT draws, with twice the
+    steps, and with half the draws: the headline numbers should not move beyond sampling noise
+    (the protocol asks that doubling the steps changes little and that EOT has settled)."""
+    positive = [e for e in cfg.eps if e > 0]
+    eps = positive[(len(positive) - 1) // 2]
+    runs = {
+        "configured": (cfg.steps, cfg.eot),
+        "double_steps": (2 * cfg.steps, cfg.eot),
+        "half_eot": (cfg.steps, max(1, cfg.eot // 2)),
+    }
+    acc = {}
+    for name, (steps, eot) in runs.items():
+        variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
+        acc[name] = score(predict, _craft(model, "pgd", eps, x, y, variant), y, cfg.draws).mean
+    tol = slack(acc["configured"], len(x), cfg.tolerance)
+    return {
+        "eps": eps,
+        "settings": {k: {"steps": v[0], "eot": v[1]} for k, v in runs.items()},
+        "accuracy": acc,
+        "steps_converged": abs(acc["double_steps"] - acc["configured"]) <= tol,
+        "eot_settled": abs(acc["half_eot"] - acc["configured"]) <= tol,
+        "tolerance": tol,
+    }
+
+
 def zero_gradient_fraction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                            eot: int) -> float:
     """Fraction of inputs whose (EOT) input gradient is exactly zero: a gradient-masking sign."""
@@ -183,6 +210,8 @@ def run_protocol(
             if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps):
                 lava_checks.append(_lava_spot_check(deployed, x_adv, y, cfg))
     zero_grad = zero_gradient_fraction(model, x[: cfg.batch_size], y[: cfg.batch_size], cfg.eot)
+    convergence = (convergence_check(model, x, y, cfg, predictors["torch"])
+                   if "pgd" in cfg.attacks and max(cfg.eps) > 0 else None)
     result: dict[str, Any] = {
         "threat_model": {
             "norm": "Linf",
@@ -198,6 +227,7 @@ def run_protocol(
         "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
                     for t, pts in per.items()} for a, per in curves.points.items()},
         "flags": flags(curves, cfg, num_classes, zero_grad, twin_curve, transfer_curve, len(x)),
+        "convergence": convergence,
         "seconds": time.perf_counter() - t0,
     }
     if twin_curve:
@@ -252,6 +282,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"{attack:>14} {target:>8}  {accs}  AUC {area:.3f}")
     for name, f in result["flags"].items():
         lines.append(f"flag {name}: {'ok' if f['ok'] else 'NOT OK'}")
+    conv = result.get("convergence")
+    if conv:
+        a = conv["accuracy"]
+        lines.append(f"PGD at eps {conv['eps']:.3g}: {a['configured']:.3f} configured, "
+                     f"{a['double_steps']:.3f} with 2x steps, {a['half_eot']:.3f} with half EOT "
+                     f"(steps converged: {conv['steps_converged']}, EOT settled: "
+                     f"{conv['eot_settled']})")
     if "lava_spot_check" in result:
         c = result["lava_spot_check"]
         lines.append(f"lava spot check: {c['samples']} samples at eps {c['eps']:.3g}, "

@@ -21,7 +21,9 @@ class Encoder(torch.nn.Module):
 
     ``direct``: graded spikes ``round(x_n * 2**bits) / 2**bits`` at every step, ``x_n`` the
     normalised pixel (straight-through gradient). ``rate``: Bernoulli spikes with probability x
-    (straight-through gradient). ``events``: frames pass through unchanged.
+    (straight-through gradient). ``events``: binary frames pass through; an attack's
+    perturbation of a frame value only changes the input where it flips an event (round at 0.5,
+    straight-through gradient), the perturbation model for event data.
     """
 
     def __init__(self, spec: EncodingSpec, generator: torch.Generator | None = None) -> None:
@@ -35,8 +37,8 @@ class Encoder(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.spec.timesteps
-        if self.spec.kind == "events":
-            return x
+        if self.spec.kind == "events":  # events are binary: perturbed frames round back
+            return round_ste(x.clamp(0, 1))
         x = x.clamp(0, 1)
         if self.spec.kind == "direct":
             if x.dim() == 4:
