@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {
         # "conv:C[:kK][:sS]" (KxK conv, stride S, padding K//2), "pool:K" (KxK sum pooling as a
-        # fixed depthwise conv), "flatten", "dense:N"; the output dense layer is added.
+        # fixed depthwise conv), "flex:C[:kK][:static|dynamic][:avg|max][:sigmoid|hard][:etaX]"
+        # (Flex layer, see randhet.spec.FlexSpec), "flatten", "dense:N"; the output dense is added.
         "layers": ["dense:128"],
     },
     "neuron": {

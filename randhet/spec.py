@@ -19,6 +19,9 @@ Randomize = Literal["current", "voltage", "both", "none"]
 Distribution = Literal["logit_normal", "gaussian"]
 Granularity = Literal["neuron", "channel"]
 Resample = Literal["forward", "step", "fixed"]
+FlexMask = Literal["static", "dynamic"]
+FlexPool = Literal["avg", "max"]
+FlexGate = Literal["sigmoid", "hard"]
 
 DECAY_SCALE = 4096  # Loihi decays are 12-bit: fraction = d / 4096
 WEIGHT_SCALE = 64  # SLAYER weight w <-> Loihi integer weight w * 64 (even, -256..254)
@@ -127,6 +130,76 @@ class ConvSpec:
 
 
 @dataclass(frozen=True)
+class FlexSpec:
+    """A Flex layer ``u = m * Conv(x) + (1 - m) * Pool(x)`` followed by RandHet CUBA neurons.
+
+    Conv: KxK, stride 1, padding K//2. Pool: KxK average (``avg``, zero padding counted, i.e.
+    a linear sum / K**2) or max (``max``) pooling with the same stride and padding, so both
+    paths give (H, W); its channels are reconciled by nearest channel interpolation: output
+    channel o takes pooled input channel ``o * C_in // C_out`` (repeat or subsample; linear).
+    Mask: ``static`` is one learned logit per output channel, ``m = gate(logit)``;
+    ``dynamic`` is the reference code's ``m = gate(BatchNorm(P - theta))`` per (sample,
+    channel, h, w, t) with a learned per-channel theta. Gate: ``sigmoid`` or ``hard``
+    (``clip(z / 6 + 0.5, 0, 1)``; the default for a dynamic mask, as in the reference code).
+    ``eta`` > 0 adds the poster's temporal noise ``eta(t) ~ N(0, eta**2)`` (per sample,
+    channel and step) to the logits in training only (evaluation and deployment: no noise).
+    Only ``static`` + ``avg`` is one convolution and deploys (as the equivalent ConvSpec).
+    """
+
+    in_shape: tuple[int, int, int]
+    out_channels: int
+    kernel: int = 3
+    mask: FlexMask = "static"
+    pool: FlexPool = "avg"
+    gate: FlexGate | None = None  # None: "hard" for a dynamic mask, else "sigmoid"
+    eta: float = 0.0
+    kind: Literal["flex"] = "flex"
+
+    def __post_init__(self) -> None:
+        if self.gate is None:
+            object.__setattr__(self, "gate", _default_gate(self.mask))
+
+    @property
+    def padding(self) -> int:
+        return self.kernel // 2
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        _, h, w = self.in_shape
+        size = [n + 2 * self.padding - self.kernel + 1 for n in (h, w)]
+        return (self.out_channels, size[0], size[1])
+
+    @property
+    def deployable(self) -> bool:
+        """Static mask and linear pool path: the layer is exactly one convolution."""
+        return self.mask == "static" and self.pool == "avg"
+
+    @property
+    def token(self) -> str:
+        """The canonical layer token (defaults left out)."""
+        parts = [f"flex:{self.out_channels}"]
+        if self.kernel != 3:
+            parts.append(f"k{self.kernel}")
+        if self.mask != "static":
+            parts.append(self.mask)
+        if self.pool != "avg":
+            parts.append(self.pool)
+        if self.gate != _default_gate(self.mask):
+            parts.append(self.gate)
+        if self.eta:
+            parts.append(f"eta{self.eta:g}")
+        return ":".join(parts)
+
+    def as_conv(self) -> ConvSpec:
+        """The convolution a deployable Flex layer folds into."""
+        return ConvSpec(self.in_shape, self.out_channels, self.kernel, 1, self.padding)
+
+
+def _default_gate(mask: str) -> FlexGate:
+    return "hard" if mask == "dynamic" else "sigmoid"
+
+
+@dataclass(frozen=True)
 class FlattenSpec:
     """(C, H, W) -> C*H*W features, in torch's (C, H, W) order."""
 
@@ -141,15 +214,22 @@ class FlattenSpec:
         return (n,)
 
 
-LayerSpec = DenseSpec | ConvSpec | FlattenSpec
-_KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flatten": FlattenSpec}
+LayerSpec = DenseSpec | ConvSpec | FlexSpec | FlattenSpec
+_KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flex": FlexSpec, "flatten": FlattenSpec}
+_LAYER_GRAMMAR = (
+    "conv:C[:kK][:sS], pool:K, flex:C[:kK][:static|dynamic][:avg|max][:sigmoid|hard][:etaX], "
+    "flatten or dense:N"
+)
 
 
-def parse_layer_token(token: str) -> tuple[str, dict[str, int]]:
-    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flatten`` or ``dense:N``; ValueError if bad."""
+def parse_layer_token(token: str) -> tuple[str, dict[str, Any]]:
+    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flex:C[:kK][:static|dynamic][:avg|max]
+    [:sigmoid|hard][:etaX]``, ``flatten`` or ``dense:N``; ValueError if bad."""
     kind, *args = token.strip().split(":")
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}
     try:
+        if kind == "flex" and args:
+            return kind, _parse_flex(args)
         if kind == "flatten" and not args:
             return kind, values
         if kind in ("dense", "pool", "conv") and args:
@@ -165,9 +245,37 @@ def parse_layer_token(token: str) -> tuple[str, dict[str, int]]:
                 return kind, values
     except ValueError:
         pass
-    raise ValueError(
-        f"bad layer {token!r}: expected conv:C[:kK][:sS], pool:K, flatten or dense:N"
-    )
+    raise ValueError(f"bad layer {token!r}: expected {_LAYER_GRAMMAR}")
+
+
+def _parse_flex(args: list[str]) -> dict[str, Any]:
+    """Values of a ``flex`` token's arguments; ValueError if bad or repeated."""
+    values: dict[str, Any] = {"n": int(args[0]), "k": 3}
+    seen: set[str] = set()
+    for a in args[1:]:
+        if a in ("static", "dynamic"):
+            key, value = "mask", a
+        elif a in ("avg", "max"):
+            key, value = "pool", a
+        elif a in ("sigmoid", "hard"):
+            key, value = "gate", a
+        elif a.startswith("eta"):
+            key, value = "eta", float(a[3:])
+        elif a[:1] == "k":
+            key, value = "k", int(a[1:])
+        else:
+            raise ValueError
+        if key in seen:
+            raise ValueError
+        seen.add(key)
+        values[key] = value
+    if values["n"] < 1 or values["k"] < 1 or not 0 <= values.get("eta", 0.0) < float("inf"):
+        raise ValueError
+    values.setdefault("mask", "static")
+    values.setdefault("pool", "avg")
+    values.setdefault("gate", _default_gate(values["mask"]))
+    values.setdefault("eta", 0.0)
+    return values
 
 
 def build_layers(
@@ -181,12 +289,14 @@ def build_layers(
     shape = tuple(input_shape)
     for token in [*tokens, f"dense:{num_classes}"]:
         kind, a = parse_layer_token(token)
-        if kind in ("conv", "pool"):
+        if kind in ("conv", "pool", "flex"):
             if len(shape) != 3:
                 raise ValueError(f"layer {token!r} needs (C, H, W) input, got {shape}")
             chw = (shape[0], shape[1], shape[2])
             if kind == "conv":
                 layer: LayerSpec = ConvSpec(chw, a["n"], a["k"], a["s"], a["k"] // 2)
+            elif kind == "flex":
+                layer = FlexSpec(chw, a["n"], a["k"], a["mask"], a["pool"], a["gate"], a["eta"])
             else:
                 layer = ConvSpec(chw, shape[0], a["n"], a["n"], 0, pool=True)
             if min(layer.out_shape[1:]) < 1:
@@ -229,8 +339,13 @@ class NetworkSpec:
         if shape != (self.num_classes,):
             raise ValueError(f"the last layer gives {shape}, num_classes={self.num_classes}")
 
+    def deployed(self) -> NetworkSpec:
+        """The spec a deployment runs: every (deployable) Flex layer as its folded ConvSpec."""
+        layers = tuple(ly.as_conv() if isinstance(ly, FlexSpec) else ly for ly in self.layers)
+        return NetworkSpec(self.input_shape, layers, self.neuron, self.encoding, self.num_classes)
+
     @property
-    def spiking_layers(self) -> tuple[DenseSpec | ConvSpec, ...]:
+    def spiking_layers(self) -> tuple[DenseSpec | ConvSpec | FlexSpec, ...]:
         """The layers that have neurons (everything but flatten)."""
         return tuple(ly for ly in self.layers if not isinstance(ly, FlattenSpec))
 

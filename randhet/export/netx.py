@@ -8,6 +8,12 @@ The ``randhet`` group carries what netx has no field for: the network spec as JS
 sigma, distribution, resample mode, encoding and the first synapse's right shift), the data set
 config (so deploy can rebuild the test split), the frozen per-neuron draw of ``resample =
 "fixed"`` networks (``fixed_decays/<k>/{current,voltage}``, torch order) and the format version.
+
+A Flex layer (static mask, average pool) is written as the ordinary ``conv`` it folds into
+(weights ``Q(m * W_conv + (1 - m) * W_pool)``) and the stored ``spec`` is the deployed one
+(:meth:`NetworkSpec.deployed`: the FlexSpec replaced by its ConvSpec), so deploy needs no Flex
+code; the training spec is kept in the ``trained_spec`` attribute for provenance. Flex layers
+that are not one convolution are refused by :func:`check_deployable`.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,7 @@ import h5py
 import numpy as np
 
 from randhet.errors import NetworkFileError
-from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, FlexSpec, NetworkSpec
 
 FORMAT_VERSION = 2
 
@@ -70,6 +76,7 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
         if not (run / name).is_file():
             raise NetworkFileError(f"{run} is not a trained run folder ({name} is missing)")
     model = load_trained(run)
+    check_deployable(model.spec)
     cfg = tomllib.loads((run / "config.toml").read_text())
     target = Path(out_path) if out_path else run / "network.net"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +93,9 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
                     module.export_hdf5(g)
             meta = f.create_group("randhet")
             meta.attrs["format_version"] = FORMAT_VERSION
-            meta.attrs["spec"] = model.spec.to_json()
+            meta.attrs["spec"] = model.spec.deployed().to_json()
+            if model.spec.deployed() != model.spec:
+                meta.attrs["trained_spec"] = model.spec.to_json()
             meta.attrs["data"] = json.dumps(cfg["data"], sort_keys=True)
             if model.spec.neuron.resample == "fixed":
                 for k, block in enumerate(model.blocks):
@@ -99,6 +108,26 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def check_deployable(spec: NetworkSpec) -> None:
+    """Refuse (NetworkFileError, one line) a network with a layer Loihi synapses cannot run.
+
+    A Flex layer deploys only with a static mask and the average pool path (then it is exactly
+    one convolution); ``eta`` noise is training-only and does not matter here.
+    """
+    for i, ly in enumerate(spec.layers):
+        if not isinstance(ly, FlexSpec) or ly.deployable:
+            continue
+        gate = ly.gate if ly.mask == "static" else None
+        fix = replace(ly, mask="static", pool="avg", gate=gate)
+        if ly.mask == "dynamic":
+            why = "an input-dependent mask, which Loihi synapses cannot compute"
+        else:
+            why = "a max-pool path, which is not linear and Loihi synapses cannot compute"
+        raise NetworkFileError(
+            f"layer {i} ({ly.token}) has {why}; use {fix.token} (static mask, avg pool) to deploy"
+        )
 
 
 def _frozen(d: Any, block: Any) -> np.ndarray:

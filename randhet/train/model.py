@@ -12,7 +12,8 @@ import dataclasses
 import torch
 
 from randhet.decays import DecayDraw, round_ste
-from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, NetworkSpec
+from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
+from randhet.train.flex import RandHetFlex
 from randhet.train.neuron import RandHetConv, RandHetDense
 
 
@@ -82,6 +83,8 @@ class SpikingNetwork(torch.nn.Module):
                 layers.append(Flatten())
             elif isinstance(layer, ConvSpec):
                 layers.append(RandHetConv(spec.neuron, layer, self.generator))
+            elif isinstance(layer, FlexSpec):
+                layers.append(RandHetFlex(spec.neuron, layer, self.generator))
             elif isinstance(layer, DenseSpec):
                 layers.append(
                     RandHetDense(spec.neuron, layer.in_features, layer.out_features,
@@ -143,7 +146,10 @@ class SpikingNetwork(torch.nn.Module):
         weight hook and the integer drive grid are off; decays stay on their 12-bit grid."""
         twin = copy.deepcopy(self)
         for block in twin.blocks:
-            block.synapse.pre_hook_fx = None
+            if isinstance(block, RandHetFlex):
+                block.quantize = False  # a static mask still folds
+            else:
+                block.synapse.pre_hook_fx = None
             block.integer_drive = False
         return twin
 

@@ -1,0 +1,135 @@
+"""The Flex layer (BioFlexNet): ``u = m * Conv(x) + (1 - m) * Pool(x)`` as a RandHet CUBA block.
+
+Tensors are [B, C, H, W, T] in SLAYER units (weights: 1 = 64 Loihi units). A static mask with
+the linear (average) pool path is one convolution: the block folds
+``W_fold = m * W_conv + (1 - m) * W_pool`` (per output channel) *before* SLAYER's 8-bit weight
+hook, so training, export, Lava and the emulator all use the same integer kernel
+``Q(W_fold)``. Every other option (dynamic mask, max pooling, the temporal noise ``eta`` while
+training) runs the two paths separately and is not deployable on Loihi synapses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from randhet.spec import WEIGHT_SCALE, FlexSpec, NeuronSpec
+from randhet.train.neuron import RandHetConv, floor_to_drive_grid
+
+
+def pool_source_channels(in_channels: int, out_channels: int) -> torch.Tensor:
+    """Input channel feeding each output channel of the pool path (nearest interpolation)."""
+    return torch.arange(out_channels) * in_channels // out_channels
+
+
+def pool_kernel(spec: FlexSpec) -> torch.Tensor:
+    """The average-pool path as a convolution kernel [out, in, K, K, 1] (SLAYER units).
+
+    ``W_pool[o, i] = 1 / K**2`` where ``i`` is output channel o's source channel, else 0.
+    """
+    c_in, k = spec.in_shape[0], spec.kernel
+    w = torch.zeros(spec.out_channels, c_in, k, k, 1)
+    src = pool_source_channels(c_in, spec.out_channels)
+    w[torch.arange(spec.out_channels), src] = 1.0 / (k * k)
+    return w
+
+
+class RandHetFlex(RandHetConv):
+    """Flex layer: a SLAYER conv synapse, a pool path, a mask and RandHet CUBA neurons.
+
+    Parameters: ``synapse.weight`` (W_conv), ``mask_logit`` [C_out] (static mask) or
+    ``theta`` [C_out] and ``norm`` (BatchNorm of the dynamic mask). ``quantize = False`` is
+    the float model (no 8-bit hook; the static mask still folds). ``last_mask`` holds the
+    latest mask values (for analysis).
+    """
+
+    def __init__(
+        self, neuron: NeuronSpec, spec: FlexSpec, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(neuron, spec.as_conv(), generator)
+        self.spec = spec  # type: ignore[assignment]
+        self.generator = generator
+        self.quantize = True
+        self.last_mask: torch.Tensor | None = None
+        c = spec.out_channels
+        self.register_buffer("pool_weight", pool_kernel(spec), persistent=False)
+        self.register_buffer(
+            "pool_source", pool_source_channels(spec.in_shape[0], c), persistent=False
+        )
+        if spec.mask == "static":
+            self.mask_logit = torch.nn.Parameter(torch.zeros(c))
+        else:
+            self.theta = torch.nn.Parameter(torch.zeros(c))
+            self.norm = torch.nn.BatchNorm3d(c)
+        self.synapse.pre_hook_fx = self._weight_hook
+
+    @property
+    def folds(self) -> bool:
+        """Whether the synapse carries the folded kernel (static mask, average pool)."""
+        return self.spec.deployable
+
+    def static_mask(self) -> torch.Tensor:
+        """The static mask m [C_out] (0..1): the share of the conv path per output channel."""
+        return self._gate(self.mask_logit)
+
+    def folded_weight(self, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``m * W_conv + (1 - m) * W_pool`` [out, in, K, K, 1], before quantization."""
+        w = self.synapse.weight if weight is None else weight
+        m = self.static_mask().reshape(-1, 1, 1, 1, 1)
+        return m * w + (1 - m) * self.pool_weight.to(w.dtype)
+
+    def _weight_hook(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
+        """SLAYER's ``pre_hook_fx``: fold (when deployable), then quantize to 8 bits."""
+        w = self.folded_weight(weight) if self.folds else weight
+        if self.quantize:
+            return self.neuron.quantize_8bit(w, descale=descale)
+        return w * WEIGHT_SCALE if descale else w
+
+    def _gate(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.hardsigmoid(logits) if self.spec.gate == "hard" else torch.sigmoid(logits)
+
+    def pool_path(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool(x) [B, C_out, H, W, T]: KxK avg (zeros counted) or max pooling, stride 1."""
+        k, p = self.spec.kernel, self.spec.padding
+        if self.spec.pool == "avg":
+            pooled = F.avg_pool3d(x, (k, k, 1), 1, (p, p, 0), count_include_pad=True)
+        else:
+            pooled = F.max_pool3d(x, (k, k, 1), 1, (p, p, 0))
+        return pooled.index_select(1, self.pool_source.to(x.device))
+
+    def conv_path(self, x: torch.Tensor) -> torch.Tensor:
+        """Conv(x) [B, C_out, H, W, T] with the (quantized, unfolded) conv kernel alone."""
+        w = self.synapse.weight
+        w = self.neuron.quantize_8bit(w) if self.quantize else w
+        p = self.spec.padding
+        return F.conv3d(x, w, None, 1, (p, p, 0))
+
+    def mask(self, pooled: torch.Tensor) -> torch.Tensor:
+        """m, broadcastable to [B, C_out, H, W, T]: static [1, C, 1, 1, 1] (plus noise) or
+        dynamic ``gate(BatchNorm(P - theta))`` per sample, channel, position and step."""
+        c = self.spec.out_channels
+        if self.spec.mask == "static":
+            logits = self.mask_logit.reshape(1, c, 1, 1, 1)
+        else:
+            logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1, 1))
+        if self.training and self.spec.eta > 0:
+            b, t = pooled.shape[0], pooled.shape[-1]
+            noise = torch.randn((b, c, 1, 1, t), generator=self.generator)
+            logits = logits + self.spec.eta * noise.to(pooled.device, pooled.dtype)
+        return self._gate(logits)
+
+    def unfolded_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """``m * Conv(x) + (1 - m) * Pool(x)`` computed path by path (before the drive grid)."""
+        pooled = self.pool_path(x)
+        m = self.mask(pooled)
+        self.last_mask = m.detach()
+        return m * self.conv_path(x) + (1 - m) * pooled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes [B, C_out, H, W, T] for input spikes [B, C_in, H, W, T]."""
+        if self.folds and not (self.training and self.spec.eta > 0):
+            self.last_mask = self.static_mask().detach()
+            z = self.synapse(x)  # the folded, quantized kernel: what Loihi runs
+        else:
+            z = self.unfolded_drive(x)
+        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
