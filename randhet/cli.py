@@ -131,6 +131,8 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surrogate-tau", type=float, default=None,
                    help="attacker's surrogate width (relative to threshold; default as trained)")
     p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
+    p.add_argument("--transfer-from", metavar="RUN_DIR",
+                   help="craft the transfer attack on this run (default: the sigma = 0 twin)")
 
 
 def _protocol_from_args(args: argparse.Namespace) -> Any:
@@ -213,7 +215,7 @@ def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
     from randhet.attack.run import attack_run
 
     result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
-                        progress=not args.quiet)
+                        progress=not args.quiet, transfer_from=args.transfer_from)
     print("\n".join(result["summary"]))
     out = Path(args.out) if args.out else Path(args.run_dir)
     print(f"results: {out}/robustness.json, {out}/robustness.png")

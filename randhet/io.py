@@ -35,3 +35,16 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def save_torch(path: str | Path, obj: Any) -> None:
     _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on (for the record in every report)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("randhet", "lava-nc", "lava-dl", "torch", "numpy", "torchattacks"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

@@ -55,11 +55,17 @@ def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_
                                                             capsys) -> None:
     code = main(["attack", str(tiny_run), "--eps", "0,1/10", "--attacks", "fgsm,pgd",
                  "--eot", "2", "--steps", "3", "--draws", "2", "--samples", "16",
-                 "--target", "torch", "--out", str(tmp_path), "--quiet"])
+                 "--target", "torch", "--out", str(tmp_path), "--quiet",
+                 "--transfer-from", str(tiny_run)])
     assert code == 0
     assert "flag chance_reached" in capsys.readouterr().out
     report = json.loads((tmp_path / "robustness.json").read_text())
     assert report["config"]["eps"] == [0.0, 0.1]
+    assert report["transfer"]["source"] == str(tiny_run)
+    assert report["seeds"]["training"] == 0 and report["versions"]["lava-nc"] == "0.10.0"
+    assert main(["attack", str(tiny_run), "--transfer-from", str(tmp_path / "x"),
+                 "--out", str(tmp_path)]) == 2
+    assert "not a trained run folder" in capsys.readouterr().err
     assert main(["attack", str(tiny_run), "--eps", "0,2", "--out", str(tmp_path)]) == 2
     assert "outside [0, 1]" in capsys.readouterr().err
     assert main(["attack", str(tiny_run), "--attacks", "cw", "--out", str(tmp_path)]) == 2

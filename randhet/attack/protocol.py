@@ -175,10 +175,13 @@ def run_protocol(
     num_classes: int,
     deployed: Any = None,
     progress: bool = True,
+    transfer_source: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Run every attack at every eps, score on every target, compute the flags.
 
-    ``deployed``: the exported network (needed for the emulator and lava targets).
+    ``deployed``: the exported network (needed for the emulator and lava targets);
+    ``transfer_source``: the model the transfer attack is crafted on (default: the sigma = 0
+    twin of the same weights).
     """
     torch.manual_seed(cfg.seed)
     model.generator.manual_seed(cfg.seed)
@@ -205,8 +208,10 @@ def run_protocol(
             twin_adv = _craft(twin, "pgd", eps, x, y, cfg)
             twin_curve.append(score(torch_predictor(twin), twin_adv, y, 1).mean)
             if cfg.transfer:
+                source_adv = (twin_adv if transfer_source is None
+                              else _craft(transfer_source, "pgd", eps, x, y, cfg))
                 transfer_curve.append(
-                    score(predictors["torch"], twin_adv, y, cfg.draws).mean)
+                    score(predictors["torch"], source_adv, y, cfg.draws).mean)
             if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps):
                 lava_checks.append(_lava_spot_check(deployed, x_adv, y, cfg))
     zero_grad = zero_gradient_fraction(model, x[: cfg.batch_size], y[: cfg.batch_size], cfg.eot)
@@ -233,8 +238,10 @@ def run_protocol(
     if twin_curve:
         result["sigma0_twin"] = {"pgd_accuracy": twin_curve, "eps": list(cfg.eps)}
     if transfer_curve:
-        result["transfer_from_sigma0_twin"] = {"pgd_accuracy": transfer_curve,
-                                               "eps": list(cfg.eps)}
+        result["transfer"] = {
+            "source": "sigma = 0 twin" if transfer_source is None else "another run",
+            "pgd_accuracy": transfer_curve, "eps": list(cfg.eps),
+        }
     if lava_checks:
         result["lava_spot_check"] = lava_checks[0]
     return result

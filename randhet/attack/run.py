@@ -15,9 +15,12 @@ from randhet.io import write_json
 
 def attack_run(
     run_dir: str | Path, cfg: ProtocolConfig, out_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = True, transfer_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Attack the run's best checkpoint on its test split; writes robustness.json and .png."""
+    """Attack the run's best checkpoint on its test split; writes robustness.json and .png.
+
+    ``transfer_from``: another run folder whose model crafts the transfer attack (default: the
+    sigma = 0 twin of this run's weights)."""
     from randhet.data import load_dataset
     from randhet.train.trainer import load_trained
 
@@ -47,9 +50,25 @@ def attack_run(
         if not net_path.is_file():
             export_run(run)
         deployed = read_network(net_path)
-    result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress)
+    source = None
+    if transfer_from is not None:
+        other = Path(transfer_from)
+        if not (other / "network.pt").is_file() or not (other / "spec.json").is_file():
+            raise UserError(f"--transfer-from {other}: not a trained run folder")
+        source = load_trained(other)
+        if source.spec.input_shape != model.spec.input_shape:
+            raise UserError(f"--transfer-from {other}: its inputs {source.spec.input_shape} "
+                            f"differ from {model.spec.input_shape}")
+    result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress, source)
     result["run"] = str(run)
     result["sigma"] = model.spec.neuron.sigma
+    result["seeds"] = {"training": run_cfg["seed"], "data_split": run_cfg["data"]["split_seed"],
+                       "attack_and_scoring": cfg.seed}
+    if transfer_from is not None:
+        result["transfer"]["source"] = str(transfer_from)
+    from randhet.io import library_versions
+
+    result["versions"] = library_versions()
     out = Path(out_dir) if out_dir else run
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "robustness.json", result)

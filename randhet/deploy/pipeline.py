@@ -26,24 +26,12 @@ from randhet.deploy.profiling import measure
 from randhet.errors import UserError
 from randhet.export.netx import ExportedNetwork, read_network
 from randhet.hardware import HardwareProfile, load_profile
-from randhet.io import write_json
+from randhet.io import library_versions, write_json
 
 if TYPE_CHECKING:
     from randhet.train.model import SpikingNetwork
 
 BACKENDS = ("emulator", "lava", "loihi2")
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("randhet", "lava-nc", "lava-dl", "torch", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 @dataclass(frozen=True)
@@ -168,7 +156,7 @@ def deploy(
     report.update(measure(net, inputs, result, prep.profile))
     report["resources"] = check_fit(net, prep.profile).to_dict()
     report["wall_seconds"] = wall
-    report["versions"] = _versions()
+    report["versions"] = library_versions()
     write_json(out / "deploy.json", report)
     from randhet.report.plots import plot_deploy
 
@@ -216,7 +204,7 @@ def run_profile(
     report.update(measure(net, prep.inputs, result, prep.profile))
     report["resources"] = check_fit(net, prep.profile).to_dict()
     report["wall_seconds"] = wall
-    report["versions"] = _versions()
+    report["versions"] = library_versions()
     write_json(out / "profile.json", report)
     from randhet.report.plots import plot_profile
 
