@@ -106,6 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigmas", default="0,1", help="comma-separated sigma values")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
 
+    p = sub.add_parser("flex-compare", help="BioFlexNet's six variants, trained and attacked",
+                       description="Train ANN, ANN+Flex, SNN (hybrid), SNN+Flex (hybrid), STBP "
+                       "SNN and STBP SNN+Flex from a config with a flex layer (without Flex: "
+                       "each flex:C[:kK] becomes conv:C:kK), run the robustness protocol of its "
+                       "[attack] table on each; writes flex_compare.json, .md and .png.")
+    _add_config_args(p)
+
+    p = sub.add_parser("analyze", help="loss landscape, Flex mask statistics, spike rasters",
+                       description="Loss over a plane of filter-normalised directions, Flex "
+                       "mask routing and per-layer sparsity of a trained run; writes "
+                       "analysis.json, landscape.png and rasters.png.")
+    p.add_argument("run_dir", help="folder written by 'randhet train'")
+    p.add_argument("--samples", type=int, default=64, help="validation images used")
+    p.add_argument("--grid", type=int, default=11, help="landscape points per axis")
+    p.add_argument("--draws", type=int, default=1, help="fresh draws averaged per point")
+    p.add_argument("--compare", nargs="*", default=[], metavar="RUN_DIR",
+                   help="other runs drawn beside it in rasters.png (e.g. the plain twin)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR)")
+
     p = sub.add_parser("run", help="train, export, deploy and attack in one go",
                        description="Train, export, deploy and (if [attack] enabled) run the "
                        "robustness protocol as the config says; prints a summary.")
@@ -243,6 +262,30 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_flex_compare(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.attack.flex_compare import flex_compare, markdown_table
+    from randhet.config import load_config, protocol_config
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-flex-compare"
+    result = flex_compare(cfg, protocol_config(cfg), out, progress=not args.quiet)
+    print(markdown_table(result))
+    print(f"results: {out}/flex_compare.json, {out}/flex_compare.md, {out}/flex_compare.png")
+    return result
+
+
+def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
+    from randhet.report.analysis import analyze_run
+
+    if args.samples < 1 or args.grid < 2 or args.draws < 1:
+        raise UserError("--samples and --draws must be >= 1, --grid >= 2")
+    result = analyze_run(args.run_dir, args.out, samples=args.samples, grid=args.grid,
+                         draws=args.draws, compare=args.compare)
+    out = Path(args.out) if args.out else Path(args.run_dir)
+    print(f"analysis: {out}/analysis.json, {out}/landscape.png, {out}/rasters.png")
+    return result
+
+
 def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
     """A short plain-text summary of a whole run."""
     e = report["energy"]
@@ -291,8 +334,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"\nresults: {out}/ ({files})")
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "deploy": cmd_deploy,
-            "profile": cmd_profile, "attack": cmd_attack, "compare": cmd_compare, "run": cmd_run}
+COMMANDS = {
+    "train": cmd_train, "export": cmd_export, "deploy": cmd_deploy, "profile": cmd_profile,
+    "attack": cmd_attack, "analyze": cmd_analyze, "compare": cmd_compare,
+    "flex-compare": cmd_flex_compare, "run": cmd_run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
         # fixed depthwise conv), "flex:C[:kK][:static|dynamic][:avg|max][:sigmoid|hard][:etaX]"
         # (Flex layer, see randhet.spec.FlexSpec), "flatten", "dense:N"; the output dense is added.
         "layers": ["dense:128"],
+        # snn: spiking, surrogate gradients through time (STBP); hybrid: spiking forward,
+        # straight-through spike gradient dS/dV = 1; ann: ReLU, no time (not deployable)
+        "mode": "snn",
     },
     "neuron": {
         "threshold": 1.25,
@@ -88,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "model.mode": ("snn", "hybrid", "ann"),
     "data.dataset": ("digits", "mnist", "fashion_mnist", "cifar10", "nmnist"),
     "encoding.kind": ("direct", "rate", "events"),
     "neuron.randomize": ("current", "voltage", "both", "none"),

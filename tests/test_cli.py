@@ -130,7 +130,11 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["train", "export", "deploy", "run"])
+@pytest.mark.parametrize(
+    "command",
+    ["train", "export", "deploy", "profile", "attack", "analyze", "compare", "flex-compare",
+     "run"],
+)
 def test_help_for_every_command(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])

@@ -2,12 +2,19 @@
 
 Inputs are [0, 1] images [B, C, H, W] (or event frames [B, C, H, W, T]); normalisation and
 encoding over T steps happen inside the model, so gradients (and attacks) act on pixels.
+
+Training modes (config ``model.mode``, BioFlexNet's three): ``snn`` (default) spiking over T
+steps with SLAYER's surrogate spike gradient through time (STBP); ``hybrid`` the same spiking
+forward, but the spike function's backward is the straight-through estimator dS/dV = 1 (no
+surrogate shape; gradients still flow through the membrane dynamics over time); ``ann`` ReLU
+units with the same layers and no time (:mod:`randhet.train.ann`, not deployable).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Literal
 
 import torch
 
@@ -15,6 +22,9 @@ from randhet.decays import DecayDraw, round_ste
 from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
 from randhet.train.flex import RandHetFlex
 from randhet.train.neuron import RandHetConv, RandHetDense
+
+Mode = Literal["snn", "hybrid", "ann"]
+MODES: tuple[str, ...] = ("snn", "hybrid", "ann")
 
 
 class Encoder(torch.nn.Module):
@@ -69,12 +79,16 @@ class SpikingNetwork(torch.nn.Module):
     """Encoder followed by RandHet CUBA blocks; ``seed`` seeds the decay draws and rate coding.
 
     ``layers`` mirrors ``spec.layers``; ``blocks`` are the spiking ones (everything but flatten),
-    in order.
+    in order. ``mode``: ``snn`` (surrogate gradients, STBP) or ``hybrid`` (straight-through
+    spike gradient); the forward pass is identical.
     """
 
-    def __init__(self, spec: NetworkSpec, seed: int = 0) -> None:
+    def __init__(self, spec: NetworkSpec, seed: int = 0, mode: Mode = "snn") -> None:
         super().__init__()
+        if mode not in ("snn", "hybrid"):
+            raise ValueError(f"SpikingNetwork mode must be snn or hybrid, got {mode!r}")
         self.spec = spec
+        self.mode = mode
         self.generator = torch.Generator().manual_seed(seed)
         self.encoder = Encoder(spec.encoding, self.generator)
         layers: list[torch.nn.Module] = []
@@ -91,6 +105,8 @@ class SpikingNetwork(torch.nn.Module):
                                  self.generator)
                 )
         self.layers = torch.nn.ModuleList(layers)
+        for block in self.blocks:
+            block.neuron.straight_through = mode == "hybrid"
 
     @property
     def blocks(self) -> list[RandHetDense | RandHetConv]:
@@ -165,3 +181,14 @@ class SpikingNetwork(torch.nn.Module):
     def layer_shapes(self) -> list[tuple[int, ...]]:
         """Neuron shapes of the spiking layers."""
         return [tuple(layer.out_shape) for layer in self.spec.spiking_layers]
+
+
+def build_network(spec: NetworkSpec, mode: str = "snn", seed: int = 0) -> torch.nn.Module:
+    """The trainable model for ``spec`` in a training mode (snn | hybrid | ann)."""
+    if mode == "ann":
+        from randhet.train.ann import AnnNetwork
+
+        return AnnNetwork(spec, seed=seed)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return SpikingNetwork(spec, seed=seed, mode=mode)  # type: ignore[arg-type]

@@ -93,6 +93,7 @@ class RandHetNeuron(base.Neuron):
             self.register_buffer("fixed_eps_voltage", _or_zero(eps_v, spec, shape))
         self.fixed_draw: DecayDraw | None = None
         self.last_draw: DecayDraw | None = None
+        self.straight_through = False  # hybrid mode: dS/dV = 1 instead of the surrogate
 
     def clamp(self) -> None:
         with torch.no_grad():
@@ -151,7 +152,18 @@ class RandHetNeuron(base.Neuron):
         return current, voltage
 
     def spike(self, voltage: torch.Tensor) -> torch.Tensor:
-        """SLAYER's CUBA spike function (surrogate gradient) on the pre-reset voltage."""
+        """SLAYER's CUBA spike function on the pre-reset voltage.
+
+        Backward: SLAYER's surrogate (STBP), or with ``straight_through`` (hybrid mode) the
+        straight-through estimator dS/dV = 1 (identity, no surrogate shape); the forward
+        spikes are the same bits either way.
+        """
+        if self.straight_through:
+            s = Spike.apply(
+                voltage.detach(), self.threshold + self.threshold_eps,
+                self.tau_rho * TAU_RHO_MULT, self.scale_rho * SCALE_RHO_MULT, False, None, 1,
+            )
+            return s + (voltage - voltage.detach())
         return Spike.apply(
             voltage, self.threshold + self.threshold_eps, self.tau_rho * TAU_RHO_MULT,
             self.scale_rho * SCALE_RHO_MULT, False, None, 1,

@@ -36,7 +36,7 @@ from randhet.config import dump_toml, network_spec
 from randhet.data import Splits, load_dataset
 from randhet.errors import ConfigError, UserError
 from randhet.io import save_torch, write_json, write_text
-from randhet.train.model import SpikingNetwork
+from randhet.train.model import SpikingNetwork, build_network
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -443,7 +443,7 @@ def train(
     tc = cfg["train"]
     device = pick_device(tc["device"])
     torch.manual_seed(cfg["seed"])
-    model = SpikingNetwork(spec, seed=cfg["seed"]).to(device)
+    model = build_network(spec, cfg["model"]["mode"], seed=cfg["seed"]).to(device)
     optimizer = build_optimizer(model, tc)
     state = TrainState(model, optimizer, build_scheduler(optimizer, tc),
                        np.random.default_rng(cfg["seed"]))
@@ -492,6 +492,10 @@ def load_trained(run_dir: str | Path) -> SpikingNetwork:
 
     run = Path(run_dir)
     spec = NetworkSpec.from_json((run / "spec.json").read_text())
-    model = SpikingNetwork(spec)
+    cfg_path = run / "config.toml"
+    mode = "snn"
+    if cfg_path.is_file():  # runs from before model.mode are snn
+        mode = tomllib.loads(cfg_path.read_text()).get("model", {}).get("mode", "snn")
+    model = build_network(spec, mode)
     model.load_state_dict(torch.load(run / "network.pt", weights_only=True, map_location="cpu"))
     return model

@@ -1,0 +1,160 @@
+"""``randhet flex-compare``: BioFlexNet's six variants trained identically and attacked.
+
+Variants (poster, section 4): ANN, ANN+Flex, SNN (hybrid), SNN+Flex (hybrid), STBP SNN and
+STBP SNN+Flex, i.e. ``model.mode`` in (ann, hybrid, snn) x (with, without Flex). The config's
+layers are the "+Flex" network; the variant without Flex replaces every ``flex:C[:kK]...``
+token by ``conv:C:kK`` (same channels, kernel, stride 1, padding K//2: the same output shape;
+mask, pool, gate and eta options are dropped). Everything else (seed, data, training) is the
+same. Each run goes through the robustness protocol (the config's [attack] table) on the
+``float``/``torch`` targets only (no export: an ANN cannot deploy); for ANN runs there are no
+decays, so the protocol's sigma = 0 twin and the transfer source are copies of the same network
+and its draws are deterministic repeats. Activation sparsity (spiking variants) is
+``1 - mean spike rate`` of all spiking layers on the test split, from the torch model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from randhet.attack.protocol import ProtocolConfig
+from randhet.errors import UserError
+from randhet.io import write_json, write_text
+from randhet.spec import parse_layer_token
+
+VARIANTS: tuple[tuple[str, str, bool], ...] = (
+    ("ANN", "ann", False), ("ANN+Flex", "ann", True),
+    ("SNN (hybrid)", "hybrid", False), ("SNN+Flex (hybrid)", "hybrid", True),
+    ("STBP SNN", "snn", False), ("STBP SNN+Flex", "snn", True),
+)
+
+
+def without_flex(tokens: list[str]) -> list[str]:
+    """The layer tokens with every Flex layer replaced by a plain conv of the same size."""
+    out = []
+    for token in tokens:
+        kind, a = parse_layer_token(str(token))
+        out.append(f"conv:{a['n']}:k{a['k']}" if kind == "flex" else str(token))
+    return out
+
+
+def variant_config(base: dict[str, Any], mode: str, flex: bool, name: str) -> dict[str, Any]:
+    """A copy of ``base`` for one variant (mode, Flex or not), named ``name``."""
+    cfg = copy.deepcopy(base)
+    cfg["model"]["mode"] = mode
+    if not flex:
+        cfg["model"]["layers"] = without_flex(cfg["model"]["layers"])
+    cfg["name"] = name
+    return cfg
+
+
+def _slug(label: str) -> str:
+    return label.lower().replace("+", "-").replace(" ", "").replace("(", "-").replace(")", "")
+
+
+def _test_stats(run: Path, samples: int) -> dict[str, Any]:
+    """Clean test accuracy (torch model, fresh draws) and per-layer rates on the test split."""
+    import tomllib
+
+    import torch
+
+    from randhet.data import load_dataset
+    from randhet.train.trainer import EVAL_BATCH, evaluate, load_trained
+
+    model = load_trained(run)
+    cfg = tomllib.loads((run / "config.toml").read_text())
+    data = load_dataset(cfg["data"], timesteps=model.spec.encoding.timesteps)
+    n = len(data.x_test) if samples <= 0 else min(samples, len(data.x_test))
+    res = evaluate(model, data.x_test[:n], data.y_test[:n], EVAL_BATCH, torch.device("cpu"))
+    hidden = [s.out_shape for s in model.spec.spiking_layers][:-1] or [(1,)]
+    sizes = [float(torch.Size(s).numel()) for s in hidden]
+    rates = res.spike_rate[: len(sizes)]
+    rate = sum(r * w for r, w in zip(rates, sizes, strict=True)) / sum(sizes)
+    spiking = cfg["model"].get("mode", "snn") != "ann"
+    return {"accuracy": res.accuracy, "samples": n, "rates": res.spike_rate,
+            "activation_sparsity": 1.0 - rate if spiking else None}
+
+
+def flex_compare(
+    base_cfg: dict[str, Any], protocol: ProtocolConfig, out_dir: str | Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and attack the six variants; write flex_compare.json/.md/.png into ``out_dir``."""
+    from randhet.attack.run import attack_run
+    from randhet.train.trainer import train
+
+    if not any(parse_layer_token(str(t))[0] == "flex" for t in base_cfg["model"]["layers"]):
+        raise UserError("flex-compare needs a config with a flex layer in model.layers "
+                        "(e.g. configs/digits-flex.toml)")
+    targets = tuple(t for t in protocol.targets if t in ("float", "torch")) or ("torch",)
+    protocol = dataclasses.replace(protocol, targets=targets)
+    out = Path(out_dir)
+    rows = []
+    for label, mode, flex in VARIANTS:
+        name = f"{base_cfg['name']}-{_slug(label)}"
+        cfg = variant_config(base_cfg, mode, flex, name)
+        run = out / name
+        metrics = train(cfg, run, progress=progress)
+        rob = attack_run(run, protocol, progress=progress)
+        stats = _test_stats(run, 0)
+        rows.append({
+            "variant": label, "mode": mode, "flex": flex, "layers": cfg["model"]["layers"],
+            "run": str(run), "val_accuracy": metrics["best_val_accuracy"],
+            "clean_accuracy": stats["accuracy"], "test_samples": stats["samples"],
+            "activation_sparsity": stats["activation_sparsity"],
+            "auc": {a: rob["auc"][a]["torch"] for a in protocol.attacks},
+            "curves": {a: [{"eps": p["eps"], "accuracy": p["mean"], "std": p["std"]}
+                           for p in rob["curves"][a]["torch"]] for a in protocol.attacks},
+            "flags_ok": {k: f["ok"] for k, f in rob["flags"].items()},
+        })
+    result = {"config": base_cfg["name"], "timesteps": base_cfg["encoding"]["timesteps"],
+              "protocol": protocol.to_dict(), "variants": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "flex_compare.json", result)
+    write_text(out / "flex_compare.md", markdown_table(result))
+    plot_flex_compare(result, out / "flex_compare.png")
+    return result
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """One row per variant: clean accuracy, AUC per attack, activation sparsity."""
+    attacks = list(result["variants"][0]["auc"])
+    head = ["variant", "mode", "clean acc", *[f"AUC {a}" for a in attacks], "sparsity"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["variants"]:
+        sp = r["activation_sparsity"]
+        cells = [r["variant"], r["mode"], f"{r['clean_accuracy']:.3f}",
+                 *[f"{r['auc'][a]:.3f}" for a in attacks], "n/a" if sp is None else f"{sp:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    eps = [p["eps"] for p in result["variants"][0]["curves"][attacks[0]]]
+    lines.append(
+        f"\nclean acc: torch model on the test split; AUC: robust accuracy (torch model, mean "
+        f"over {result['protocol']['draws']} draws) vs eps {eps}, trapezoidal, normalised by the "
+        "eps range; sparsity: 1 - mean spike rate of the spiking layers (ANN: n/a).")
+    return "\n".join(lines) + "\n"
+
+
+def plot_flex_compare(result: dict[str, Any], path: Path) -> None:
+    """Accuracy vs eps, one panel per attack, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks = list(result["variants"][0]["curves"])
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.8), squeeze=False)
+    for ax, attack in zip(axes[0], attacks, strict=True):
+        for r in result["variants"]:
+            pts = r["curves"][attack]
+            ax.plot([p["eps"] for p in pts], [p["accuracy"] for p in pts], marker="o",
+                    linestyle="--" if not r["flex"] else "-", label=r["variant"])
+        ax.set_title(attack)
+        ax.set_xlabel("eps (L-inf, [0, 1] pixels)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

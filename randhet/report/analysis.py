@@ -1,0 +1,469 @@
+"""Analysis of a trained network (BioFlexNet poster, sections 6 and 7): loss landscapes, Flex
+mask statistics and spike sparsity.
+
+Everything runs the torch model (no Lava) in evaluation mode, without gradients. Losses are
+the training loss, cross-entropy of the output spike counts (nats per sample). Spike rates are
+spikes per neuron per time step; sparsity is the NeuroBench activation sparsity, the fraction
+of zero outputs among all outputs (neurons x steps x samples).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from randhet.errors import UserError  # noqa: E402
+from randhet.io import write_json  # noqa: E402
+from randhet.spec import FlexSpec  # noqa: E402
+from randhet.train.flex import RandHetFlex  # noqa: E402
+from randhet.train.model import SpikingNetwork  # noqa: E402
+
+EVAL_BATCH = 256
+MASK_PARAMETERS = ("mask_logit", "theta")  # Flex mask parameters: perturbed as one filter
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def layer_names(model: SpikingNetwork) -> list[str]:
+    """A readable name per spiking layer: ``"<index>:<token>"``, e.g. ``"0:flex:4"``."""
+    names = []
+    for k, layer in enumerate(model.spec.spiking_layers):
+        if isinstance(layer, FlexSpec):
+            token = layer.token
+        elif layer.kind == "dense":
+            token = f"dense:{layer.out_features}"
+        elif layer.pool:
+            token = f"pool:{layer.kernel}"
+        else:
+            token = f"conv:{layer.out_channels}"
+        names.append(f"{k}:{token}")
+    return names
+
+
+def is_randomized(model: SpikingNetwork) -> bool:
+    """Whether two forward passes on the same input can differ (fresh decays or rate coding)."""
+    neuron = model.spec.neuron
+    fresh_decays = neuron.sigma > 0 and neuron.resample != "fixed"
+    return fresh_decays or model.spec.encoding.kind == "rate"
+
+
+def _batches(x: torch.Tensor) -> list[torch.Tensor]:
+    return [x[i:i + EVAL_BATCH] for i in range(0, len(x), EVAL_BATCH)]
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+# --- 1. loss landscape ---------------------------------------------------------------------------
+
+
+def _perturbed_parameters(model: SpikingNetwork) -> dict[str, torch.nn.Parameter]:
+    """The parameters a landscape direction moves: trainable weights of >= 2 dims (conv filters,
+    dense rows) and the Flex mask parameters. Biases, BatchNorm, mean decays and fixed pool
+    kernels are left out (zero direction)."""
+    out = {}
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if not p.requires_grad or leaf.endswith("_decay") or ".norm." in f".{name}":
+            continue
+        if p.dim() >= 2 or leaf in MASK_PARAMETERS:
+            out[name] = p
+    return out
+
+
+def filter_normalized_direction(
+    model: SpikingNetwork, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """A random direction per parameter, filter-normalised (Li et al. 2018).
+
+    Gaussian entries, then each filter (slice along dim 0: a conv output channel, a dense row)
+    rescaled to the norm of the same filter of the weight: ``d_i <- d_i / |d_i| * |w_i|``. A
+    Flex mask vector (``mask_logit`` / ``theta`` [C_out]) is one filter. Parameters that are
+    not perturbed (see :func:`_perturbed_parameters`) are absent (zero direction).
+    """
+    out = {}
+    for name, p in _perturbed_parameters(model).items():
+        w = p.detach().to(torch.float64).cpu()
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        if p.dim() >= 2:
+            w_norm = w.reshape(w.shape[0], -1).norm(dim=1)
+            d_norm = d.reshape(d.shape[0], -1).norm(dim=1)
+            scale = (w_norm / d_norm.clamp_min(1e-30)).reshape(-1, *([1] * (w.dim() - 1)))
+        else:
+            scale = w.norm() / d.norm().clamp_min(1e-30)
+        out[name] = (d * scale).to(p.dtype).to(p.device)
+    return out
+
+
+@torch.no_grad()
+def _loss_and_accuracy(
+    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, draws: int,
+    rng_state: torch.Tensor | None,
+) -> tuple[float, float]:
+    """Mean cross-entropy (nats per sample) and accuracy over ``draws`` passes; every call
+    starts the model's generator from ``rng_state`` (the same random draws at every point)."""
+    if rng_state is not None:
+        model.generator.set_state(rng_state)
+    loss, correct = 0.0, 0
+    for _ in range(draws):
+        for xb, yb in zip(_batches(x), _batches(y), strict=True):
+            logits = model(xb)
+            loss += F.cross_entropy(logits.double(), yb, reduction="sum").item()
+            correct += int((logits.argmax(1) == yb).sum().item())
+    n = draws * len(x)
+    return loss / n, correct / n
+
+
+@torch.no_grad()
+def loss_landscape(
+    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, *, grid: int = 11,
+    span: float = 1.0, seed: int = 0, draws: int = 1,
+) -> dict[str, Any]:
+    """Loss over the plane ``w + alpha * d1 + beta * d2`` around the trained weights w.
+
+    ``d1``, ``d2``: filter-normalised random directions (:func:`filter_normalized_direction`,
+    drawn from ``seed``); alpha and beta run over ``grid`` points in [-span, span] (in units of
+    each filter's norm; an odd grid holds (0, 0) exactly). Cost: ``grid**2 * draws`` passes over
+    the samples x (pixels [N, ...], labels y [N]). A randomized model (fresh decays or rate
+    coding) averages ``draws`` passes per point, every point seeing the same random draws (the
+    model's generator restarts from its current state); a deterministic one uses one pass. The
+    weights, the generator state and the train/eval mode are restored exactly afterwards.
+
+    Returns ``alpha`` [grid], ``beta`` [grid], ``loss`` and ``accuracy`` [grid][grid] (row i:
+    alpha[i], column j: beta[j]; loss in nats per sample), ``center_loss`` and metadata.
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2, got {grid}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    draws = draws if is_randomized(model) else 1
+    gen = torch.Generator().manual_seed(seed)
+    d1 = filter_normalized_direction(model, gen)
+    d2 = filter_normalized_direction(model, gen)
+    params = _perturbed_parameters(model)
+    saved = {name: p.detach().clone() for name, p in params.items()}
+    rng_state = model.generator.get_state()
+    was_training = model.training
+    device = _device(model)
+    x, y = x.to(device), y.to(device).long()
+    coords = [span * (2.0 * i / (grid - 1) - 1.0) for i in range(grid)]
+    loss = np.zeros((grid, grid))
+    acc = np.zeros((grid, grid))
+    model.eval()
+    try:
+        for i, a in enumerate(coords):
+            for j, b in enumerate(coords):
+                for name, p in params.items():
+                    p.copy_(saved[name] + a * d1[name] + b * d2[name])
+                loss[i, j], acc[i, j] = _loss_and_accuracy(model, x, y, draws, rng_state)
+    finally:
+        for name, p in params.items():
+            p.copy_(saved[name])
+        model.generator.set_state(rng_state)
+        model.train(was_training)
+    center = (grid // 2, grid // 2) if grid % 2 else None
+    return {
+        "alpha": coords,
+        "beta": list(coords),
+        "loss": loss.tolist(),
+        "accuracy": acc.tolist(),
+        "center_loss": None if center is None else float(loss[center]),
+        "min_loss": float(loss.min()),
+        "max_loss": float(loss.max()),
+        "grid": grid,
+        "span": span,
+        "seed": seed,
+        "draws": draws,
+        "samples": len(x),
+        "parameters": list(params),
+    }
+
+
+def plot_landscape(result: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """PNG: the landscape as a 3-D surface (left) and a contour map (right)."""
+    a = np.asarray(result["alpha"])
+    b = np.asarray(result["beta"])
+    loss = np.asarray(result["loss"])
+    aa, bb = np.meshgrid(a, b, indexing="ij")
+    fig = plt.figure(figsize=(11, 4.5))
+    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
+    ax3.plot_surface(aa, bb, loss, cmap="viridis", linewidth=0, antialiased=True)
+    ax3.set_xlabel("alpha")
+    ax3.set_ylabel("beta")
+    ax3.set_zlabel("loss (nats)")
+    ax3.set_title("loss surface")
+    ax2 = fig.add_subplot(1, 2, 2)
+    levels = 20 if np.ptp(loss) > 0 else 1
+    cs = ax2.contourf(aa, bb, loss, levels=levels, cmap="viridis")
+    ax2.contour(aa, bb, loss, levels=levels, colors="k", linewidths=0.4)
+    fig.colorbar(cs, ax=ax2, label="loss (nats)")
+    ax2.plot([0], [0], "r+", markersize=10)
+    ax2.set_xlabel("alpha")
+    ax2.set_ylabel("beta")
+    ax2.set_title("contours (+: trained weights)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- 2. Flex mask statistics ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def mask_statistics(
+    model: SpikingNetwork, x: torch.Tensor, bins: int = 10
+) -> list[dict[str, Any]]:
+    """Routing of each Flex layer's units on the samples x (pixels [N, ...]).
+
+    Per Flex layer: ``conv_fraction`` (units with m > 0.5: the conv / selectivity path) and
+    ``pool_fraction`` (m <= 0.5: the pool / invariance path), ``mean_m`` and ``channel_mean_m``
+    [C_out]. A static mask counts one unit per output channel (every neuron of a channel
+    shares its m); a dynamic mask counts every (sample, channel, position, step) and adds
+    ``histogram`` (``edges`` [bins + 1] over [0, 1], ``counts`` [bins]). Empty list without
+    Flex layers. Runs the model in eval mode (restored afterwards).
+    """
+    names = layer_names(model)
+    flex = [(k, b) for k, b in enumerate(model.blocks) if isinstance(b, RandHetFlex)]
+    if not flex:
+        return []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    acc: dict[int, dict[str, Any]] = {
+        k: {"n": 0, "conv": 0, "sum": 0.0, "counts": np.zeros(bins, np.int64),
+            "channel_sum": None, "channel_n": 0}
+        for k, _ in flex
+    }
+    was_training = model.training
+    model.eval()
+    try:
+        for xb in _batches(x.to(_device(model))):
+            model.run_encoded(model.encoder(xb))
+            for k, block in flex:
+                m = block.last_mask
+                assert m is not None
+                c = block.spec.out_channels
+                # static: [C] or [1, C, 1, 1, 1]; dynamic: [B, C, H, W, T]
+                a = acc[k]
+                if block.spec.mask == "static":
+                    if a["n"]:
+                        continue  # input-independent: count the channels once
+                    per_channel = m.reshape(c, 1)
+                else:
+                    per_channel = m.transpose(0, 1).reshape(c, -1)
+                vals = per_channel.double().cpu()
+                a["n"] += vals.numel()
+                a["conv"] += int((vals > 0.5).sum())
+                a["sum"] += float(vals.sum())
+                a["counts"] += np.histogram(vals.numpy().ravel(), bins=edges)[0]
+                csum = vals.sum(dim=1)
+                a["channel_sum"] = csum if a["channel_sum"] is None else a["channel_sum"] + csum
+                a["channel_n"] += vals.shape[1]
+    finally:
+        model.train(was_training)
+    out = []
+    for k, block in flex:
+        a = acc[k]
+        stats: dict[str, Any] = {
+            "layer": k,
+            "name": names[k],
+            "mask": block.spec.mask,
+            "gate": block.spec.gate,
+            "units": a["n"],
+            "conv_fraction": a["conv"] / a["n"],
+            "pool_fraction": 1.0 - a["conv"] / a["n"],
+            "mean_m": a["sum"] / a["n"],
+            "channel_mean_m": (a["channel_sum"] / a["channel_n"]).tolist(),
+        }
+        if block.spec.mask == "dynamic":
+            stats["histogram"] = {"edges": edges.tolist(), "counts": a["counts"].tolist()}
+        out.append(stats)
+    return out
+
+
+# --- 3. spikes -----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def spike_summary(model: SpikingNetwork, x: torch.Tensor) -> dict[str, Any]:
+    """Spiking activity on the samples x (pixels [N, ...]), one pass in eval mode.
+
+    ``layers``: per spiking layer ``name``, ``neurons``, ``timesteps``, ``spikes`` (total),
+    ``spike_rate`` (spikes per neuron per step), ``activation_sparsity`` (zero outputs / all
+    outputs, over every sample, neuron and step) and ``raster`` (sample 0: bool [neurons, T]).
+    ``activation_sparsity`` and ``spike_rate`` at the top level pool every layer's outputs.
+    """
+    names = layer_names(model)
+    zeros = np.zeros(len(names), np.int64)
+    total = np.zeros(len(names), np.int64)
+    spikes = np.zeros(len(names))
+    rasters: list[np.ndarray] = []
+    timesteps = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for xb in _batches(x.to(_device(model))):
+            layers = model.run_encoded(model.encoder(xb))
+            for k, s in enumerate(layers):
+                zeros[k] += int((s == 0).sum())
+                total[k] += s.numel()
+                spikes[k] += float(s.double().sum())
+                if len(rasters) < len(layers):
+                    rasters.append((s[0] != 0).reshape(-1, s.shape[-1]).cpu().numpy())
+                timesteps = s.shape[-1]
+    finally:
+        model.train(was_training)
+    rows = []
+    for k, name in enumerate(names):
+        rows.append({
+            "name": name,
+            "neurons": int(rasters[k].shape[0]),
+            "timesteps": int(timesteps),
+            "spikes": float(spikes[k]),
+            "spike_rate": float(spikes[k] / total[k]),
+            "activation_sparsity": float(zeros[k] / total[k]),
+            "raster": rasters[k],
+        })
+    return {
+        "samples": len(x),
+        "layers": rows,
+        "spike_rate": float(spikes.sum() / total.sum()),
+        "activation_sparsity": float(zeros.sum() / total.sum()),
+    }
+
+
+def summary_json(summary: dict[str, Any]) -> dict[str, Any]:
+    """A spike summary without its rasters (JSON-ready)."""
+    layers = [{k: v for k, v in ly.items() if k != "raster"} for ly in summary["layers"]]
+    return {**summary, "layers": layers}
+
+
+def plot_rasters(summaries: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """PNG: one spike raster of sample 0 per network (layers stacked) side by side, and the
+    per-layer activation sparsity of every network as grouped bars."""
+    n = len(summaries)
+    if n == 0:
+        raise ValueError("no spike summaries to plot")
+    fig, axes = plt.subplots(1, n + 1, figsize=(4.5 * (n + 1), 4.5), squeeze=False)
+    for ax, (net, summary) in zip(axes[0], summaries.items(), strict=False):
+        base = 0
+        for layer in summary["layers"]:
+            raster = np.asarray(layer["raster"])
+            neuron, step = np.nonzero(raster)
+            ax.scatter(step, neuron + base, s=2, label=layer["name"])
+            if base:
+                ax.axhline(base - 0.5, color="0.8", linewidth=0.5)
+            base += raster.shape[0]
+        steps = summary["layers"][0]["timesteps"] if summary["layers"] else 1
+        ax.set_xlim(-0.5, steps - 0.5)
+        ax.set_xlabel("time step")
+        ax.set_ylabel("neuron (layers stacked)")
+        ax.set_title(f"{net}\nsparsity {summary['activation_sparsity']:.3f}")
+        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    ax = axes[0][-1]
+    depth = max(len(s["layers"]) for s in summaries.values())
+    width = 0.8 / n
+    for i, (net, summary) in enumerate(summaries.items()):
+        vals = [ly["activation_sparsity"] for ly in summary["layers"]]
+        ax.bar(np.arange(len(vals)) + (i - (n - 1) / 2) * width, vals, width, label=net)
+    ax.set_xticks(range(depth), [f"layer {k}" for k in range(depth)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("activation sparsity (zero outputs / outputs)")
+    ax.set_title("per-layer sparsity")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- 4. a run folder -----------------------------------------------------------------------------
+
+
+def _load(run_dir: Path, samples: int, split: str) -> tuple[
+    SpikingNetwork, torch.Tensor, torch.Tensor, str, dict[str, Any]
+]:
+    from randhet.data import load_dataset
+    from randhet.train.trainer import load_trained
+
+    for name in ("spec.json", "network.pt", "config.toml"):
+        if not (run_dir / name).is_file():
+            raise UserError(f"{run_dir} is not a trained run folder ({name} is missing)")
+    cfg = tomllib.loads((run_dir / "config.toml").read_text())
+    model = load_trained(run_dir)
+    data = load_dataset(cfg["data"], timesteps=model.spec.encoding.timesteps)
+    order = {"val": ("val", "test"), "test": ("test", "val")}
+    if split not in order:
+        raise UserError(f"unknown split {split!r}: use val or test")
+    for part in order[split]:
+        xs, ys = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+        if len(xs):
+            n = min(samples, len(xs))
+            return model, torch.as_tensor(xs[:n]), torch.as_tensor(ys[:n]), part, cfg
+    raise UserError(f"{run_dir}: the data set has no validation or test samples")
+
+
+def _run_name(run_dir: Path, cfg: dict[str, Any]) -> str:
+    return str(cfg.get("name") or run_dir.resolve().name)
+
+
+def analyze_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int = 64,
+    grid: int = 11, span: float = 1.0, draws: int = 1, seed: int = 0, split: str = "val",
+    compare: Sequence[str | Path] = (),
+) -> dict[str, Any]:
+    """Analyse a run's best checkpoint on its first ``samples`` validation images (test images
+    when the validation split is empty, or ``split="test"``).
+
+    Writes into ``out_dir`` (default: the run folder) ``analysis.json`` (loss landscape, Flex
+    mask statistics, spike summary), ``landscape.png`` (:func:`plot_landscape`) and
+    ``rasters.png`` (:func:`plot_rasters`; the runs in ``compare`` are added side by side, on
+    their own data's samples). Returns the JSON's content.
+    """
+    if samples < 1:
+        raise UserError(f"samples must be >= 1, got {samples}")
+    run = Path(run_dir)
+    out = run if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, x, y, part, cfg = _load(run, samples, split)
+    name = _run_name(run, cfg)
+    landscape = loss_landscape(model, x, y, grid=grid, span=span, seed=seed, draws=draws)
+    masks = mask_statistics(model, x)
+    spikes = spike_summary(model, x)
+    summaries = {name: spikes}
+    for other in compare:
+        other_run = Path(other)
+        other_model, ox, _, _, other_cfg = _load(other_run, samples, split)
+        label = _run_name(other_run, other_cfg)
+        while label in summaries:
+            label += "'"
+        summaries[label] = spike_summary(other_model, ox)
+    result = {
+        "run": str(run),
+        "name": name,
+        "split": part,
+        "samples": len(x),
+        "layers": layer_names(model),
+        "randomized": is_randomized(model),
+        "sigma": model.spec.neuron.sigma,
+        "landscape": landscape,
+        "masks": masks,
+        "spikes": summary_json(spikes),
+        "compare": {k: summary_json(v) for k, v in summaries.items() if k != name},
+    }
+    write_json(out / "analysis.json", result)
+    title = f"{name}: loss landscape ({len(x)} {part} samples, draws {landscape['draws']})"
+    plot_landscape(landscape, out / "landscape.png", title=title)
+    plot_rasters(summaries, out / "rasters.png")
+    return result

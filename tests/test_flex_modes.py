@@ -1,0 +1,109 @@
+"""BioFlexNet's three training modes (snn / hybrid / ann) and the six-variant comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from randhet.config import load_config
+from randhet.errors import UserError
+from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec
+from randhet.train.model import SpikingNetwork, build_network
+
+CONV = ["conv:4:s2", "conv:6", "pool:2", "dense:8"]
+FLEX = ["conv:4:s2", "flex:6", "pool:2", "dense:8"]
+
+
+def _spec(tokens: list[str], sigma: float = 1.0) -> NetworkSpec:
+    neuron = NeuronSpec(threshold=0.5, sigma=sigma)
+    return NetworkSpec.from_tokens((1, 8, 8), tokens, 10, neuron, EncodingSpec(timesteps=6))
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand((8, 1, 8, 8), generator=g), torch.arange(8) % 10
+
+
+@pytest.mark.parametrize("mode", ["snn", "hybrid", "ann"])
+@pytest.mark.parametrize("tokens", [CONV, FLEX], ids=["conv", "flex"])
+def test_every_mode_trains_a_step_with_finite_gradients(mode: str, tokens: list[str]) -> None:
+    model = build_network(_spec(tokens), mode, seed=0)
+    x, y = _batch()
+    opt = torch.optim.Adam(model.weight_parameters(), lr=0.01)
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    grads = [p.grad for p in model.weight_parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    opt.step()
+    assert torch.isfinite(model(x)).all()
+
+
+def test_hybrid_spikes_like_snn_but_its_gradient_differs() -> None:
+    spec = _spec(FLEX)
+    snn, hybrid = SpikingNetwork(spec, seed=3), SpikingNetwork(spec, seed=3, mode="hybrid")
+    hybrid.load_state_dict(snn.state_dict())
+    x, y = _batch()
+    grads = []
+    outputs = []
+    for model in (snn, hybrid):
+        out = model(x)
+        outputs.append(out.detach())
+        F.cross_entropy(out, y).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.weight_parameters()]))
+    assert torch.equal(outputs[0], outputs[1])  # same decay draws, same spikes
+    assert not torch.allclose(grads[0], grads[1])
+    assert all(not b.neuron.straight_through for b in snn.blocks)  # the default is untouched
+
+
+def test_mode_is_validated() -> None:
+    with pytest.raises(UserError, match="model.mode"):
+        load_config(None, ["model.mode=stbp"])
+
+
+def test_ann_run_trains_and_its_export_is_refused(tmp_path: Path) -> None:
+    from randhet.export import export_run
+    from randhet.train.model import SpikingNetwork
+    from randhet.train.trainer import load_trained, train
+
+    cfg = load_config(None, [f"model.layers={json.dumps(FLEX)}", "model.mode=ann",
+                             "train.epochs=1", "data.limit=64"])
+    metrics = train(cfg, tmp_path, progress=False)
+    assert 0 <= metrics["best_val_accuracy"] <= 1
+    model = load_trained(tmp_path)
+    assert model.mode == "ann" and not isinstance(model, SpikingNetwork)
+    with pytest.raises(UserError, match="not deployable") as err:
+        export_run(tmp_path)
+    assert "\n" not in str(err.value)
+    assert not list(tmp_path.glob("*.net*"))
+
+
+def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
+    from randhet.attack.flex_compare import VARIANTS, flex_compare, without_flex
+    from randhet.config import protocol_config
+
+    assert without_flex(["flex:6:k5:dynamic:max", "pool:2"]) == ["conv:6:k5", "pool:2"]
+    cfg = load_config(None, [
+        "name=tinyflex", "model.layers=[\"flex:4\", \"pool:2\", \"dense:8\"]",
+        "encoding.timesteps=4", "train.epochs=1", "data.limit=48", "neuron.threshold=0.5",
+        "attack.eps=[0.0, 0.3]", "attack.attacks=[\"fgsm\", \"pgd\", \"pgd_large_eps\"]",
+        "attack.eot=1", "attack.steps=2", "attack.draws=1", "attack.samples=12",
+        "attack.targets=[\"torch\"]",
+    ])
+    result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False)
+    rows = result["variants"]
+    assert [r["variant"] for r in rows] == [v[0] for v in VARIANTS]
+    for r in rows:
+        assert set(r["auc"]) == {"fgsm", "pgd", "pgd_large_eps"}
+        assert all(0 <= a <= 1 for a in r["auc"].values())
+        assert (r["activation_sparsity"] is None) == (r["mode"] == "ann")
+        assert ("flex:4" in r["layers"]) == r["flex"]
+    table = (tmp_path / "flex_compare.md").read_text()
+    assert "STBP SNN+Flex" in table and "AUC pgd_large_eps" in table
+    assert json.loads((tmp_path / "flex_compare.json").read_text())["variants"]
+    assert (tmp_path / "flex_compare.png").stat().st_size > 0
