@@ -7,12 +7,15 @@ decays (:func:`~randhet.deploy.reference.deployment_draws`, seed ``seed + r``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from randhet.attack.scoring import Predict
 from randhet.deploy.emulator import emulate
 from randhet.deploy.reference import deployment_draws, model_from_export
+from randhet.deploy.result import RunResult
 from randhet.export.netx import ExportedNetwork
 
 
@@ -23,24 +26,21 @@ def _inputs(net: ExportedNetwork, x: torch.Tensor, seed: int) -> np.ndarray:
         return model.encoder.to_integer(model.encoder(x)).numpy()
 
 
-def emulator_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
-    """Labels predicted by the emulated deployment (output spike counts, argmax)."""
-
+def _predictor(net: ExportedNetwork, seed: int, run: Callable[..., RunResult]) -> Predict:
     def predict(x: torch.Tensor, r: int) -> np.ndarray:
-        inputs = _inputs(net, x, seed + r)
-        result = emulate(net, inputs, deployment_draws(net, len(x), seed + r))
+        result = run(net, _inputs(net, x, seed + r), deployment_draws(net, len(x), seed + r))
         return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
 
     return predict
+
+
+def emulator_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
+    """Labels predicted by the emulated deployment (output spike counts, argmax)."""
+    return _predictor(net, seed, emulate)
 
 
 def lava_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
     """Labels predicted by the Lava deployment (slow: use it on a small spot-check set)."""
     from randhet.deploy.lava_backend import run_lava
 
-    def predict(x: torch.Tensor, r: int) -> np.ndarray:
-        inputs = _inputs(net, x, seed + r)
-        result = run_lava(net, inputs, deployment_draws(net, len(x), seed + r))
-        return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
-
-    return predict
+    return _predictor(net, seed, run_lava)
