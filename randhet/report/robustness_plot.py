@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def plot_robustness(result: dict[str, Any], path: Path) -> None:
     """Mean accuracy over draws (band: +- std) and worst-case accuracy (dashed) vs eps."""
-    targets = sorted({t for per in result["curves"].values() for t in per})
+    present = {t for per in result["curves"].values() for t in per}
+    order = ["float", "torch", "emulator"]
+    targets = [t for t in order if t in present] + sorted(present - set(order))
     fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
         for attack, per in result["curves"].items():
