@@ -36,8 +36,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {
         # "conv:C[:kK][:sS]" (KxK conv, stride S, padding K//2), "pool:K" (KxK sum pooling as a
-        # fixed depthwise conv), "flex:C[:kK][:static|dynamic][:avg|max][:sigmoid|hard][:etaX]"
-        # (Flex layer, see randhet.spec.FlexSpec), "flatten", "dense:N"; the output dense is added.
+        # fixed depthwise conv), "flex:C[:kK][:static|dynamic|pos][:avg|max][:sigmoid|hard]
+        # [:etaX][:plasticL]" (Flex layer, see randhet.spec.FlexSpec), "flatten", "dense:N";
+        # the output dense is added.
         "layers": ["dense:128"],
         # snn: spiking, surrogate gradients through time (STBP); hybrid: spiking forward,
         # straight-through spike gradient dS/dV = 1; ann: ReLU, no time (not deployable)

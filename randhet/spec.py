@@ -19,7 +19,7 @@ Randomize = Literal["current", "voltage", "both", "none"]
 Distribution = Literal["logit_normal", "gaussian"]
 Granularity = Literal["neuron", "channel"]
 Resample = Literal["forward", "step", "fixed"]
-FlexMask = Literal["static", "dynamic"]
+FlexMask = Literal["static", "dynamic", "pos"]
 FlexPool = Literal["avg", "max"]
 FlexGate = Literal["sigmoid", "hard"]
 
@@ -137,13 +137,19 @@ class FlexSpec:
     a linear sum / K**2) or max (``max``) pooling with the same stride and padding, so both
     paths give (H, W); its channels are reconciled by nearest channel interpolation: output
     channel o takes pooled input channel ``o * C_in // C_out`` (repeat or subsample; linear).
-    Mask: ``static`` is one learned logit per output channel, ``m = gate(logit)``;
+    Mask: ``static`` is one learned logit per output channel, ``m = gate(logit)``; ``pos`` is
+    one learned logit per (output channel, h, w), still input-independent, but a kernel that
+    varies with position is not a convolution: it trains and is refused at export;
     ``dynamic`` is the reference code's ``m = gate(BatchNorm(P - theta))`` per (sample,
     channel, h, w, t) with a learned per-channel theta. Gate: ``sigmoid`` or ``hard``
     (``clip(z / 6 + 0.5, 0, 1)``; the default for a dynamic mask, as in the reference code).
     ``eta`` > 0 adds the poster's temporal noise ``eta(t) ~ N(0, eta**2)`` (per sample,
     channel and step) to the logits in training only (evaluation and deployment: no noise).
-    Only ``static`` + ``avg`` is one convolution and deploys (as the equivalent ConvSpec).
+    ``plastic`` > 0 (lambda) turns on the poster's plasticity rule for a static or ``pos``
+    mask: after every optimizer step the logits move by ``lambda * (r_sel - r_inv)`` (see
+    :meth:`randhet.train.flex.RandHetFlex.plasticity_step`); training-only, no effect on
+    deployment. Only ``static`` + ``avg`` is one convolution and deploys (as the equivalent
+    ConvSpec).
     """
 
     in_shape: tuple[int, int, int]
@@ -153,6 +159,7 @@ class FlexSpec:
     pool: FlexPool = "avg"
     gate: FlexGate | None = None  # None: "hard" for a dynamic mask, else "sigmoid"
     eta: float = 0.0
+    plastic: float = 0.0
     kind: Literal["flex"] = "flex"
 
     def __post_init__(self) -> None:
@@ -188,6 +195,8 @@ class FlexSpec:
             parts.append(self.gate)
         if self.eta:
             parts.append(f"eta{self.eta:g}")
+        if self.plastic:
+            parts.append(f"plastic{self.plastic:g}")
         return ":".join(parts)
 
     def as_conv(self) -> ConvSpec:
@@ -217,14 +226,15 @@ class FlattenSpec:
 LayerSpec = DenseSpec | ConvSpec | FlexSpec | FlattenSpec
 _KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flex": FlexSpec, "flatten": FlattenSpec}
 _LAYER_GRAMMAR = (
-    "conv:C[:kK][:sS], pool:K, flex:C[:kK][:static|dynamic][:avg|max][:sigmoid|hard][:etaX], "
+    "conv:C[:kK][:sS], pool:K, flex:C[:kK][:static|dynamic|pos][:avg|max][:sigmoid|hard][:etaX]"
+    "[:plasticL], "
     "flatten or dense:N"
 )
 
 
 def parse_layer_token(token: str) -> tuple[str, dict[str, Any]]:
-    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flex:C[:kK][:static|dynamic][:avg|max]
-    [:sigmoid|hard][:etaX]``, ``flatten`` or ``dense:N``; ValueError if bad."""
+    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flex:C[:kK][:static|dynamic|pos][:avg|max]
+    [:sigmoid|hard][:etaX][:plasticL]``, ``flatten`` or ``dense:N``; ValueError if bad."""
     kind, *args = token.strip().split(":")
     values: dict[str, Any] = {}
     try:
@@ -253,7 +263,7 @@ def _parse_flex(args: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {"n": int(args[0]), "k": 3}
     seen: set[str] = set()
     for a in args[1:]:
-        if a in ("static", "dynamic"):
+        if a in ("static", "dynamic", "pos"):
             key, value = "mask", a
         elif a in ("avg", "max"):
             key, value = "pool", a
@@ -261,6 +271,8 @@ def _parse_flex(args: list[str]) -> dict[str, Any]:
             key, value = "gate", a
         elif a.startswith("eta"):
             key, value = "eta", float(a[3:])
+        elif a.startswith("plastic"):
+            key, value = "plastic", float(a[7:])
         elif a[:1] == "k":
             key, value = "k", int(a[1:])
         else:
@@ -271,10 +283,15 @@ def _parse_flex(args: list[str]) -> dict[str, Any]:
         values[key] = value
     if values["n"] < 1 or values["k"] < 1 or not 0 <= values.get("eta", 0.0) < float("inf"):
         raise ValueError
+    if not 0 <= values.get("plastic", 0.0) < float("inf"):
+        raise ValueError
+    if values.get("plastic") and values.get("mask") == "dynamic":
+        raise ValueError  # the rule moves learned logits: static or pos masks only
     values.setdefault("mask", "static")
     values.setdefault("pool", "avg")
     values.setdefault("gate", _default_gate(values["mask"]))
     values.setdefault("eta", 0.0)
+    values.setdefault("plastic", 0.0)
     return values
 
 
@@ -296,7 +313,9 @@ def build_layers(
             if kind == "conv":
                 layer: LayerSpec = ConvSpec(chw, a["n"], a["k"], a["s"], a["k"] // 2)
             elif kind == "flex":
-                layer = FlexSpec(chw, a["n"], a["k"], a["mask"], a["pool"], a["gate"], a["eta"])
+                layer = FlexSpec(
+                    chw, a["n"], a["k"], a["mask"], a["pool"], a["gate"], a["eta"], a["plastic"]
+                )
             else:
                 layer = ConvSpec(chw, shape[0], a["n"], a["n"], 0, pool=True)
             if min(layer.out_shape[1:]) < 1:

@@ -159,3 +159,105 @@ def test_static_flex_network_trains_exports_and_deploys_bit_exactly(
     report = deploy(tmp_path / "network.net", backend="lava", samples=8, progress=False)
     assert report["bit_exact_fraction"] == 1.0
     assert report["emulator_bit_exact_fraction"] == 1.0
+
+
+# --- per-position mask (``pos``) and the plasticity rule (``plasticL``) -------------------------
+
+
+def test_pos_and_plastic_tokens_round_trip_and_are_validated() -> None:
+    layers = build_layers(["flex:4:pos", "flex:6:plastic0.01", "flex:6:pos:plastic0.5"],
+                          (2, 8, 8), 10)
+    assert layers[0] == FlexSpec((2, 8, 8), 4, mask="pos")
+    assert layers[1].plastic == 0.01 and layers[2].mask == "pos" and layers[2].plastic == 0.5
+    assert [ly.token for ly in layers[:3]] == [
+        "flex:4:pos", "flex:6:plastic0.01", "flex:6:pos:plastic0.5"]
+    assert not layers[0].deployable and layers[1].deployable
+    spec = NetworkSpec((2, 8, 8), layers)
+    assert NetworkSpec.from_json(spec.to_json()) == spec
+    for bad in ("flex:4:pos:static", "flex:4:plastic-1", "flex:4:dynamic:plastic0.1",
+                "flex:4:plasticx"):
+        with pytest.raises(ValueError, match="bad layer"):
+            build_layers([bad], (2, 8, 8), 10)
+
+
+def test_pos_mask_is_per_position_and_input_independent() -> None:
+    block = _block(FlexSpec((3, 7, 7), 5, mask="pos"))
+    assert block.mask_logit.shape == (5, 7, 7) and not block.folds
+    with torch.no_grad():
+        block.mask_logit.copy_(torch.randn(5, 7, 7, generator=torch.Generator().manual_seed(0)))
+    x = _spikes((2, 3, 7, 7, 6), 2)
+    m = torch.sigmoid(block.mask_logit).reshape(1, 5, 7, 7, 1)
+    expect = m * block.conv_path(x) + (1 - m) * block.pool_path(x)
+    assert torch.allclose(block.unfolded_drive(x), expect)
+    assert block.last_mask is not None and block.last_mask.shape == (1, 5, 7, 7, 1)
+
+
+def test_pos_mask_trains_and_is_refused_at_export(tmp_path: Path, make_tiny_config) -> None:
+    cfg = make_tiny_config('model.layers=["flex:4:pos", "dense:12"]', "train.epochs=1",
+                           "encoding.timesteps=6")
+    grads = _grads_after_one_step(cfg)
+    assert grads["layers.0.mask_logit"].shape == (4, 8, 8)
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert grads["layers.0.mask_logit"].abs().sum() > 0
+    train(cfg, tmp_path, progress=False)
+    with pytest.raises(NetworkFileError) as info:
+        export_run(tmp_path)
+    assert str(info.value) == (
+        "layer 0 (flex:4:pos) has a per-position mask, whose folded kernel would vary with "
+        "position (not a convolution); use flex:4 (static mask, avg pool) to deploy")
+    assert not (tmp_path / "network.net").exists()
+
+
+@pytest.mark.parametrize("mask", ["static", "pos"])
+@pytest.mark.parametrize("conv_scale", [5.0, 0.0], ids=["conv-wins", "pool-wins"])
+def test_plasticity_moves_the_mask_towards_the_more_active_path(
+    mask: str, conv_scale: float
+) -> None:
+    from randhet.train.ann import AnnFlex
+
+    spec = FlexSpec((3, 7, 7), 5, mask=mask, plastic=0.1)
+    snn = _block(spec)
+    ann = AnnFlex(spec)
+    x = _spikes((4, 3, 7, 7, 6), 3)
+    for block, xb in ((snn, x), (ann, x[..., 0])):
+        weight = block.synapse.weight if block is snn else block.conv.weight
+        with torch.no_grad():
+            weight.copy_(conv_scale * torch.ones_like(weight))
+        assert block.plasticity_step() is None  # nothing recorded yet
+        block.eval()
+        block(xb)
+        assert block.path_rates is None  # evaluation does not record
+        block.train()
+        before = block.mask_logit.detach().clone()
+        block(xb)
+        r_sel, r_inv = block.path_rates
+        assert r_sel.shape == before.shape
+        dm = block.plasticity_step()
+        assert torch.allclose(block.mask_logit - before, dm)
+        assert torch.allclose(dm, 0.1 * (r_sel - r_inv))
+        moved = block.mask_logit - before
+        assert (moved > 0).all() if conv_scale else (moved < 0).all()
+        assert block.path_rates is None and block.plasticity_step() is None
+
+
+def test_training_applies_plasticity_after_every_step(
+    tmp_path: Path, make_tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+    step = RandHetFlex.plasticity_step
+
+    def counting(self: RandHetFlex) -> torch.Tensor | None:
+        dm = step(self)
+        calls.append(dm is not None)
+        return dm
+
+    monkeypatch.setattr(RandHetFlex, "plasticity_step", counting)
+    cfg = make_tiny_config('model.layers=["flex:4:plastic0.05", "dense:12"]',
+                           "train.epochs=1", "encoding.timesteps=6")
+    metrics = train(cfg, tmp_path, progress=False)
+    assert calls and all(calls)  # once per optimizer step, each with a recorded forward
+    assert 0 <= metrics["best_val_accuracy"] <= 1
+    model = load_trained(tmp_path)
+    assert torch.isfinite(model.blocks[0].mask_logit).all()
+    export_run(tmp_path)  # plasticity is training-only: a static plastic mask still deploys
+    assert (tmp_path / "network.net").exists()

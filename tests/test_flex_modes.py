@@ -107,3 +107,47 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
     assert "STBP SNN+Flex" in table and "AUC pgd_large_eps" in table
     assert json.loads((tmp_path / "flex_compare.json").read_text())["variants"]
     assert (tmp_path / "flex_compare.png").stat().st_size > 0
+
+
+def test_pgd_large_eps_runs_with_the_reference_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import randhet.attack.run
+    from randhet.attack.flex_compare import LARGE_EPS_STEPS, attack_variant
+    from randhet.attack.protocol import ProtocolConfig
+
+    calls = []
+
+    def fake(run: Path, cfg: ProtocolConfig, out_dir: Path | None = None,
+             progress: bool = True) -> dict:
+        calls.append((cfg.attacks, cfg.steps, out_dir))
+        curve = [{"eps": 0.0, "mean": 1.0, "std": 0.0}]
+        return {"auc": {a: {"torch": 0.5} for a in cfg.attacks},
+                "curves": {a: {"torch": curve} for a in cfg.attacks},
+                "flags": {"ok_flag": {"ok": True}}}
+
+    monkeypatch.setattr(randhet.attack.run, "attack_run", fake)
+    protocol = ProtocolConfig(attacks=("fgsm", "pgd", "pgd_large_eps"), steps=3)
+    rob = attack_variant(tmp_path, protocol, progress=False)
+    assert LARGE_EPS_STEPS == 20
+    assert calls == [(("fgsm", "pgd"), 3, None),
+                     (("pgd_large_eps",), 20, tmp_path / "pgd_large_eps")]
+    assert set(rob["auc"]) == {"fgsm", "pgd", "pgd_large_eps"}
+    assert set(rob["flags"]) == {"ok_flag", "pgd_large_eps:ok_flag"}
+    calls.clear()
+    attack_variant(tmp_path, ProtocolConfig(attacks=("pgd_large_eps",), steps=3))
+    assert calls == [(("pgd_large_eps",), 20, tmp_path / "pgd_large_eps")]
+
+
+def test_cifar10_vgg11_flex_config_builds_and_runs_a_forward() -> None:
+    from randhet.config import network_spec
+    from randhet.spec import FlexSpec
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "cifar10-vgg11-flex.toml")
+    spec = network_spec(cfg, (3, 32, 32), 10)
+    flex = [ly for ly in spec.layers if isinstance(ly, FlexSpec)]
+    assert len(flex) == 4 and all(ly.deployable for ly in flex)
+    model = build_network(spec, cfg["model"]["mode"], seed=0)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()

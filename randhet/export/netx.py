@@ -123,6 +123,9 @@ def check_deployable(spec: NetworkSpec) -> None:
         fix = replace(ly, mask="static", pool="avg", gate=gate)
         if ly.mask == "dynamic":
             why = "an input-dependent mask, which Loihi synapses cannot compute"
+        elif ly.mask == "pos":
+            why = ("a per-position mask, whose folded kernel would vary with position (not a "
+                   "convolution)")
         else:
             why = "a max-pool path, which is not linear and Loihi synapses cannot compute"
         raise NetworkFileError(

@@ -77,8 +77,10 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
 
     Same semantics as :class:`~randhet.train.flex.RandHetFlex` without time: static mask
     ``gate(logit)`` per channel, or dynamic ``gate(BatchNorm(P - theta))`` per sample, channel
-    and position; ``eta`` adds N(0, eta**2) noise per sample and channel to the logits while
-    training.
+    and position, or ``pos``: a learned logit per (channel, h, w); ``eta`` adds N(0, eta**2)
+    noise per sample and channel to the logits while training. ``plastic`` > 0: the same
+    plasticity rule, :meth:`plasticity_step` (``r_sel`` / ``r_inv``: rectified path
+    contributions averaged over the batch and positions, or over the batch for ``pos``).
     """
 
     def __init__(self, spec: FlexSpec, generator: torch.Generator | None = None) -> None:
@@ -90,10 +92,13 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
         self.register_buffer("pool_source", pool_source_channels(c_in, c), persistent=False)
         if spec.mask == "static":
             self.mask_logit = torch.nn.Parameter(torch.zeros(c))
+        elif spec.mask == "pos":
+            self.mask_logit = torch.nn.Parameter(torch.zeros(spec.out_shape))
         else:
             self.theta = torch.nn.Parameter(torch.zeros(c))
             self.norm = torch.nn.BatchNorm2d(c)
         self.last_mask: torch.Tensor | None = None
+        self.path_rates: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _gate(self, z: torch.Tensor) -> torch.Tensor:
         return F.hardsigmoid(z) if self.spec.gate == "hard" else torch.sigmoid(z)
@@ -107,11 +112,24 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
             pooled = F.max_pool2d(x, k, 1, p)
         return pooled.index_select(1, self.pool_source.to(x.device))
 
+    @torch.no_grad()
+    def plasticity_step(self) -> torch.Tensor | None:
+        """``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward (or None)."""
+        if self.spec.plastic <= 0 or self.path_rates is None:
+            return None
+        r_sel, r_inv = self.path_rates
+        self.path_rates = None
+        dm = self.spec.plastic * (r_sel - r_inv).to(self.mask_logit.dtype)
+        self.mask_logit.add_(dm)
+        return dm
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool_path(x)
         c = self.spec.out_channels
         if self.spec.mask == "static":
             logits = self.mask_logit.reshape(1, c, 1, 1)
+        elif self.spec.mask == "pos":
+            logits = self.mask_logit.unsqueeze(0)
         else:
             logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1))
         if self.training and self.spec.eta > 0:
@@ -119,7 +137,15 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
             logits = logits + self.spec.eta * noise.to(x.device, x.dtype)
         m = self._gate(logits)
         self.last_mask = m.detach()
-        return m * self.conv(x) + (1 - m) * pooled
+        conv = self.conv(x)
+        if self.training and self.spec.plastic > 0:
+            with torch.no_grad():
+                m0 = self._gate(self.mask_logit)
+                m0 = m0.reshape(1, c, 1, 1) if m0.dim() == 1 else m0.unsqueeze(0)
+                dims = (0, 2, 3) if self.spec.mask == "static" else (0,)
+                self.path_rates = (F.relu(m0 * conv).mean(dims),
+                                   F.relu((1 - m0) * pooled).mean(dims))
+        return m * conv + (1 - m) * pooled
 
 
 class AnnFlatten(torch.nn.Module):

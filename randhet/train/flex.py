@@ -5,7 +5,21 @@ the linear (average) pool path is one convolution: the block folds
 ``W_fold = m * W_conv + (1 - m) * W_pool`` (per output channel) *before* SLAYER's 8-bit weight
 hook, so training, export, Lava and the emulator all use the same integer kernel
 ``Q(W_fold)``. Every other option (dynamic mask, max pooling, the temporal noise ``eta`` while
-training) runs the two paths separately and is not deployable on Loihi synapses.
+training) runs the two paths separately and is not deployable on Loihi synapses; a ``pos``
+mask (one logit per channel and position) is input-independent but not a convolution, so it
+always runs the two paths and is refused at export too.
+
+Plasticity (``FlexSpec.plastic`` = lambda > 0, the poster's ``dm = lambda * (r_sel - r_inv)``):
+in training mode each forward also records, without gradient, the activity of the two paths'
+contributions to the drive: ``r_sel = mean relu(m * Conv(x))`` and ``r_inv = mean relu((1 - m)
+* Pool(x))`` (the conv / selectivity and pool / invariance shares of ``u``, rectified), averaged
+over the batch, positions and steps per channel (static mask) or over the batch and steps per
+(channel, h, w) (``pos`` mask), i.e. over every axis the mask is shared along; ``m`` is the
+mask without ``eta`` noise. :meth:`RandHetFlex.plasticity_step` (called by the trainer after
+``optimizer.step()``) then adds ``lambda * (r_sel - r_inv)`` to the mask logits, moving the mask
+towards the more active path, and clears the record (the last training forward before the step
+counts, i.e. the adversarial examples' forward under FGSM training). Units: the drive's (SLAYER
+units; ANN: activations).
 """
 
 from __future__ import annotations
@@ -38,7 +52,8 @@ class RandHetFlex(RandHetConv):
     """Flex layer: a SLAYER conv synapse, a pool path, a mask and RandHet CUBA neurons.
 
     Parameters: ``synapse.weight`` (W_conv), ``mask_logit`` [C_out] (static mask) or
-    ``theta`` [C_out] and ``norm`` (BatchNorm of the dynamic mask). ``quantize = False`` is
+    [C_out, H, W] (``pos`` mask) or ``theta`` [C_out] and ``norm`` (BatchNorm of the dynamic
+    mask). ``quantize = False`` is
     the float model (no 8-bit hook; the static mask still folds). ``last_mask`` holds the
     latest mask values (for analysis).
     """
@@ -56,8 +71,11 @@ class RandHetFlex(RandHetConv):
         self.register_buffer(
             "pool_source", pool_source_channels(spec.in_shape[0], c), persistent=False
         )
+        self.path_rates: tuple[torch.Tensor, torch.Tensor] | None = None
         if spec.mask == "static":
             self.mask_logit = torch.nn.Parameter(torch.zeros(c))
+        elif spec.mask == "pos":
+            self.mask_logit = torch.nn.Parameter(torch.zeros(spec.out_shape))
         else:
             self.theta = torch.nn.Parameter(torch.zeros(c))
             self.norm = torch.nn.BatchNorm3d(c)
@@ -110,6 +128,8 @@ class RandHetFlex(RandHetConv):
         c = self.spec.out_channels
         if self.spec.mask == "static":
             logits = self.mask_logit.reshape(1, c, 1, 1, 1)
+        elif self.spec.mask == "pos":
+            logits = self.mask_logit.unsqueeze(0).unsqueeze(-1)
         else:
             logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1, 1))
         if self.training and self.spec.eta > 0:
@@ -125,8 +145,35 @@ class RandHetFlex(RandHetConv):
         self.last_mask = m.detach()
         return m * self.conv_path(x) + (1 - m) * pooled
 
+    def _record_path_rates(self, x: torch.Tensor) -> None:
+        """``path_rates = (r_sel, r_inv)``, shaped like ``mask_logit`` (see the module doc)."""
+        with torch.no_grad():
+            m = self._gate(self.mask_logit)
+            m = m.reshape(1, -1, 1, 1, 1) if m.dim() == 1 else m.unsqueeze(0).unsqueeze(-1)
+            dims = (0, 2, 3, 4) if self.spec.mask == "static" else (0, 4)
+            r_sel = F.relu(m * self.conv_path(x)).mean(dims)
+            r_inv = F.relu((1 - m) * self.pool_path(x)).mean(dims)
+        self.path_rates = (r_sel, r_inv)
+
+    @torch.no_grad()
+    def plasticity_step(self) -> torch.Tensor | None:
+        """Apply ``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward.
+
+        A no-op (returns None) without plasticity or without a recorded forward; else returns
+        the logit change. Called by the trainer after every ``optimizer.step()``.
+        """
+        if self.spec.plastic <= 0 or self.path_rates is None:
+            return None
+        r_sel, r_inv = self.path_rates
+        self.path_rates = None
+        dm = self.spec.plastic * (r_sel - r_inv).to(self.mask_logit.dtype)
+        self.mask_logit.add_(dm)
+        return dm
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, C_out, H, W, T] for input spikes [B, C_in, H, W, T]."""
+        if self.training and self.spec.plastic > 0:
+            self._record_path_rates(x)
         if self.folds and not (self.training and self.spec.eta > 0):
             self.last_mask = self.static_mask().detach()
             z = self.synapse(x)  # the folded, quantized kernel: what Loihi runs

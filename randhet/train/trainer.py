@@ -167,6 +167,9 @@ def train_step(
         params = [p for g in state.optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
     state.optimizer.step()
+    for module in state.model.modules():  # Flex plasticity (FlexSpec.plastic), after the step
+        if hasattr(module, "plasticity_step"):
+            module.plasticity_step()
     out["loss"] = loss.item() * len(y)
     out["correct"] = (logits.argmax(1) == y).sum().item()
     return out
