@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from randhet.errors import NetworkFileError
 from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
-from randhet.train.flex import pool_source_channels
+from randhet.train.flex import plasticity_update, pool_source_channels
 
 NOT_DEPLOYABLE = ("an ann-mode run (ReLU units, no time) is not deployable on Loihi; "
                   "train it with model.mode = snn or hybrid")
@@ -115,13 +115,7 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
     @torch.no_grad()
     def plasticity_step(self) -> torch.Tensor | None:
         """``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward (or None)."""
-        if self.spec.plastic <= 0 or self.path_rates is None:
-            return None
-        r_sel, r_inv = self.path_rates
-        self.path_rates = None
-        dm = self.spec.plastic * (r_sel - r_inv).to(self.mask_logit.dtype)
-        self.mask_logit.add_(dm)
-        return dm
+        return plasticity_update(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool_path(x)

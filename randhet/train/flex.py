@@ -48,6 +48,19 @@ def pool_kernel(spec: FlexSpec) -> torch.Tensor:
     return w
 
 
+@torch.no_grad()
+def plasticity_update(block: torch.nn.Module) -> torch.Tensor | None:
+    """``mask_logit += lambda * (r_sel - r_inv)`` for a Flex block (spiking or ANN) from its
+    recorded ``path_rates``; None without plasticity or without a recorded forward."""
+    if block.spec.plastic <= 0 or block.path_rates is None:
+        return None
+    r_sel, r_inv = block.path_rates
+    block.path_rates = None
+    dm = block.spec.plastic * (r_sel - r_inv).to(block.mask_logit.dtype)
+    block.mask_logit.add_(dm)
+    return dm
+
+
 class RandHetFlex(RandHetConv):
     """Flex layer: a SLAYER conv synapse, a pool path, a mask and RandHet CUBA neurons.
 
@@ -162,13 +175,7 @@ class RandHetFlex(RandHetConv):
         A no-op (returns None) without plasticity or without a recorded forward; else returns
         the logit change. Called by the trainer after every ``optimizer.step()``.
         """
-        if self.spec.plastic <= 0 or self.path_rates is None:
-            return None
-        r_sel, r_inv = self.path_rates
-        self.path_rates = None
-        dm = self.spec.plastic * (r_sel - r_inv).to(self.mask_logit.dtype)
-        self.mask_logit.add_(dm)
-        return dm
+        return plasticity_update(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, C_out, H, W, T] for input spikes [B, C_in, H, W, T]."""
