@@ -153,14 +153,21 @@ def deploy(
         },
         "profile": profile,
     }
-    report.update(measure(net, inputs, result, prep.profile))
-    report["resources"] = check_fit(net, prep.profile).to_dict()
-    report["wall_seconds"] = wall
-    report["versions"] = library_versions()
-    write_json(out / "deploy.json", report)
     from randhet.report.plots import plot_deploy
 
-    plot_deploy(report, [r[0] for r in result.rasters], out / "deploy.png")
+    return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy)
+
+
+def _complete(report: dict[str, Any], prep: Any, inputs: np.ndarray, result: Any, wall: float,
+              path: Path, plot: Any) -> dict[str, Any]:
+    """Add the measurements, resource fit, timing and versions; write the JSON and its plot
+    (raster of the first sample beside it, same name with .png)."""
+    report.update(measure(prep.net, inputs, result, prep.profile))
+    report["resources"] = check_fit(prep.net, prep.profile).to_dict()
+    report["wall_seconds"] = wall
+    report["versions"] = library_versions()
+    write_json(path, report)
+    plot(report, [r[0] for r in result.rasters], path.with_suffix(".png"))
     return report
 
 
@@ -201,12 +208,7 @@ def run_profile(
         "profile_path": str(prep.profile.path),
         "profile_description": prep.profile.description,
     }
-    report.update(measure(net, prep.inputs, result, prep.profile))
-    report["resources"] = check_fit(net, prep.profile).to_dict()
-    report["wall_seconds"] = wall
-    report["versions"] = library_versions()
-    write_json(out / "profile.json", report)
     from randhet.report.plots import plot_profile
 
-    plot_profile(report, [r[0] for r in result.rasters], out / "profile.png")
-    return report
+    return _complete(report, prep, prep.inputs, result, wall, out / "profile.json",
+                     plot_profile)

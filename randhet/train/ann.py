@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from randhet.errors import NetworkFileError
 from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
-from randhet.train.flex import plasticity_update, pool_source_channels
+from randhet.train.flex import add_mask_parameters, plasticity_update, pool_source_channels
 
 NOT_DEPLOYABLE = ("an ann-mode run (ReLU units, no time) is not deployable on Loihi; "
                   "train it with model.mode = snn or hybrid")
@@ -90,13 +90,7 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
         c_in, c = spec.in_shape[0], spec.out_channels
         self.conv = torch.nn.Conv2d(c_in, c, spec.kernel, 1, spec.padding, bias=False)
         self.register_buffer("pool_source", pool_source_channels(c_in, c), persistent=False)
-        if spec.mask == "static":
-            self.mask_logit = torch.nn.Parameter(torch.zeros(c))
-        elif spec.mask == "pos":
-            self.mask_logit = torch.nn.Parameter(torch.zeros(spec.out_shape))
-        else:
-            self.theta = torch.nn.Parameter(torch.zeros(c))
-            self.norm = torch.nn.BatchNorm2d(c)
+        add_mask_parameters(self, spec, torch.nn.BatchNorm2d)
         self.last_mask: torch.Tensor | None = None
         self.path_rates: tuple[torch.Tensor, torch.Tensor] | None = None
 

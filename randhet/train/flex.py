@@ -48,6 +48,19 @@ def pool_kernel(spec: FlexSpec) -> torch.Tensor:
     return w
 
 
+def add_mask_parameters(block: torch.nn.Module, spec: FlexSpec, norm: type) -> None:
+    """The mask's parameters on a Flex block: ``mask_logit`` per channel (static) or per
+    (channel, h, w) (pos), else ``theta`` per channel and the ``norm`` layer (dynamic)."""
+    c = spec.out_channels
+    if spec.mask == "static":
+        block.mask_logit = torch.nn.Parameter(torch.zeros(c))
+    elif spec.mask == "pos":
+        block.mask_logit = torch.nn.Parameter(torch.zeros(spec.out_shape))
+    else:
+        block.theta = torch.nn.Parameter(torch.zeros(c))
+        block.norm = norm(c)
+
+
 @torch.no_grad()
 def plasticity_update(block: torch.nn.Module) -> torch.Tensor | None:
     """``mask_logit += lambda * (r_sel - r_inv)`` for a Flex block (spiking or ANN) from its
@@ -85,13 +98,7 @@ class RandHetFlex(RandHetConv):
             "pool_source", pool_source_channels(spec.in_shape[0], c), persistent=False
         )
         self.path_rates: tuple[torch.Tensor, torch.Tensor] | None = None
-        if spec.mask == "static":
-            self.mask_logit = torch.nn.Parameter(torch.zeros(c))
-        elif spec.mask == "pos":
-            self.mask_logit = torch.nn.Parameter(torch.zeros(spec.out_shape))
-        else:
-            self.theta = torch.nn.Parameter(torch.zeros(c))
-            self.norm = torch.nn.BatchNorm3d(c)
+        add_mask_parameters(self, spec, torch.nn.BatchNorm3d)
         self.synapse.pre_hook_fx = self._weight_hook
 
     @property
