@@ -2,6 +2,11 @@
 
 A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
 ``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130.
+
+Under ``torchrun`` (``torchrun --nproc-per-node N -m randhet COMMAND ...``) every process runs
+the command: ``train`` and ``run`` train with DistributedDataParallel, ``attack`` and
+``deploy``/``profile`` on the emulator shard their samples; rank 0 prints and writes. The other
+commands refuse to run with more than one process.
 """
 
 from __future__ import annotations
@@ -145,6 +150,9 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=d["draws"],
                    help="fresh draws to score each adversarial input")
     p.add_argument("--samples", type=int, default=d["samples"], help="test samples attacked")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help="samples per chunk: the unit of seeding and, under torchrun, of the "
+                   "work each process takes")
     p.add_argument("--target", default=",".join(d["targets"]),
                    help="comma-separated scoring targets: float, torch, emulator, lava")
     p.add_argument("--surrogate-tau", type=float, default=None,
@@ -161,7 +169,7 @@ def _protocol_from_args(args: argparse.Namespace) -> Any:
         eps = as_eps_list(args.eps)
     except (ValueError, ZeroDivisionError) as exc:
         raise UserError(f"--eps {args.eps!r}: {exc}") from None
-    for name in ("eot", "steps", "restarts", "draws", "samples"):
+    for name in ("eot", "steps", "restarts", "draws", "samples", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
@@ -170,7 +178,8 @@ def _protocol_from_args(args: argparse.Namespace) -> Any:
     return ProtocolConfig(
         eps=eps, attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
         eot=args.eot, steps=args.steps, restarts=args.restarts, draws=args.draws,
-        samples=args.samples, targets=targets, surrogate_tau=args.surrogate_tau,
+        samples=args.samples, batch_size=args.batch_size, targets=targets,
+        surrogate_tau=args.surrogate_tau,
         seed=args.seed,
     )
 
@@ -308,12 +317,23 @@ def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from randhet import distributed
+    from randhet.config import load_config
     from randhet.deploy.pipeline import deploy
     from randhet.export import export_run
 
+    world = distributed.world()
+    if world.distributed and load_config(args.config, args.overrides)["deploy"]["backend"] != (
+            "emulator"):
+        raise UserError("under torchrun, 'randhet run' deploys on the sharded emulator only: "
+                        "add --set deploy.backend=emulator (or deploy on Lava afterwards with "
+                        "one process)")
     trained = cmd_train(args)
     cfg, out = trained["cfg"], trained["out"]
-    path = export_run(out)
+    path = out / "network.net"
+    if world.main:
+        path = export_run(out)
+    distributed.barrier()
     print(f"exported: {path}")
     d = cfg["deploy"]
     report = deploy(
@@ -341,10 +361,20 @@ COMMANDS = {
 }
 
 
+DISTRIBUTED = {"train", "run", "attack", "deploy", "profile"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from randhet import distributed
+
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        with distributed.session() as world:
+            if world.distributed and args.command not in DISTRIBUTED:
+                distributed.refuse(f"'randhet {args.command}'")
+            if not world.main and hasattr(args, "quiet"):
+                args.quiet = True  # one set of progress bars: rank 0's
+            COMMANDS[args.command](args)
     except UserError as exc:
         print(f"randhet: error: {exc}", file=sys.stderr)
         return 2

@@ -85,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
         "restarts": 1,
         "draws": 10,  # fresh draws to score each adversarial input
         "samples": 200,  # test samples attacked
+        "batch_size": 50,  # samples per chunk (unit of seeding; torchrun ranks share chunks)
         "targets": ["float", "torch", "emulator"],  # + "lava" for a spot check
         "surrogate_tau": 0.0,  # attacker's surrogate width (0 = as trained)
         "seed": 0,
@@ -130,6 +131,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "attack.restarts": (1, 1000),
     "attack.draws": (1, 10000),
     "attack.samples": (1, 1 << 30),
+    "attack.batch_size": (1, 1 << 20),
     "attack.surrogate_tau": (0.0, 1000.0),
 }
 
@@ -279,7 +281,7 @@ def protocol_config(cfg: dict[str, Any]) -> Any:
     return ProtocolConfig(
         eps=tuple(sorted(float(e) for e in a["eps"])), attacks=tuple(a["attacks"]),
         eot=a["eot"], steps=a["steps"], restarts=a["restarts"], draws=a["draws"],
-        samples=a["samples"], targets=tuple(a["targets"]),
+        samples=a["samples"], batch_size=a["batch_size"], targets=tuple(a["targets"]),
         surrogate_tau=a["surrogate_tau"] or None, seed=a["seed"],
     )
 

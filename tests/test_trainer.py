@@ -116,7 +116,8 @@ def test_checkpoint_loads_with_weights_only(runs: dict[str, Path]) -> None:
     ckpt = _load(runs["full"] / "checkpoint.pt")
     assert ckpt["epoch"] == 4 and len(ckpt["log"]) == 4
     assert ckpt["best"]["epoch"] in range(1, 5)
-    assert set(ckpt["rng"]) == {"model", "order", "torch", "cuda"}
+    assert set(ckpt["rng"]) == {"model", "order", "torch", "cuda", "ranks"}
+    assert ckpt["rng"]["ranks"] == []  # one process: its states are the ones above
     _assert_same_state(ckpt["best_model"], _load(runs["full"] / "network.pt"))
     header = (runs["full"] / "log.csv").read_text().splitlines()[0].split(",")
     for column in ("epoch", "train_loss", "val_accuracy", "lr", "seconds", "spike_rate_0",

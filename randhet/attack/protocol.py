@@ -14,10 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from randhet.attack.scoring import Predict, auc, score, torch_predictor
+from randhet import distributed as dist
+from randhet.attack.scoring import Predict, Score, auc, correct_matrix, torch_predictor
 
 ITERATIVE = ("pgd", "apgd", "pgd_large_eps")
 
@@ -34,7 +36,7 @@ class ProtocolConfig:
     restarts: int = 1
     draws: int = 10
     samples: int = 200
-    batch_size: int = 100
+    batch_size: int = 50  # samples per chunk: the unit of seeding and of work per process
     targets: tuple[str, ...] = ("float", "torch", "emulator")
     lava_spot_samples: int = 8
     surrogate_tau: float | None = None
@@ -79,23 +81,24 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
     return torch.cat(out)
 
 
-def convergence_check(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      cfg: ProtocolConfig, predict: Predict) -> dict[str, Any]:
-    """PGD at the middle positive eps with the configured steps and EOT draws, with twice the
-    steps, and with half the draws: the headline numbers should not move beyond sampling noise
-    (the protocol asks that doubling the steps changes little and that EOT has settled)."""
+def convergence_settings(cfg: ProtocolConfig) -> tuple[float, dict[str, tuple[int, int]]]:
+    """The convergence check's eps (the middle positive eps) and its PGD (steps, eot) runs: as
+    configured, with twice the steps, and with half the draws."""
     positive = [e for e in cfg.eps if e > 0]
-    eps = positive[(len(positive) - 1) // 2]
     runs = {
         "configured": (cfg.steps, cfg.eot),
         "double_steps": (2 * cfg.steps, cfg.eot),
         "half_eot": (cfg.steps, max(1, cfg.eot // 2)),
     }
-    acc = {}
-    for name, (steps, eot) in runs.items():
-        variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
-        acc[name] = score(predict, _craft(model, "pgd", eps, x, y, variant), y, cfg.draws).mean
-    tol = slack(acc["configured"], len(x), cfg.tolerance)
+    return positive[(len(positive) - 1) // 2], runs
+
+
+def convergence_result(cfg: ProtocolConfig, acc: dict[str, float], samples: int
+                       ) -> dict[str, Any]:
+    """The headline numbers should not move beyond sampling noise: doubling the steps changes
+    little and EOT has settled (robustness protocol)."""
+    eps, runs = convergence_settings(cfg)
+    tol = slack(acc["configured"], samples, cfg.tolerance)
     return {
         "eps": eps,
         "settings": {k: {"steps": v[0], "eot": v[1]} for k, v in runs.items()},
@@ -167,6 +170,24 @@ def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: floa
     return out
 
 
+# what a seed is for (the first element of every chunk_seed key)
+CRAFT, SCORE, TWIN, TRANSFER, CONVERGENCE, ZERO_GRAD = range(6)
+
+
+def _seeded(seed: int, models: list[torch.nn.Module], *key: int) -> None:
+    """Seed torch's global RNG (random starts) and the models' generators (EOT draws) for one
+    unit of work, from the protocol seed and the unit's identity."""
+    s = dist.chunk_seed(seed, *key)
+    torch.manual_seed(s)
+    for m in models:
+        m.generator.manual_seed(s)
+
+
+def chunk_slices(samples: int, size: int) -> list[slice]:
+    """The protocol's fixed chunks of ``size`` samples (the last may be shorter)."""
+    return [slice(i, min(i + size, samples)) for i in range(0, samples, size)]
+
+
 def run_protocol(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -182,41 +203,82 @@ def run_protocol(
     ``deployed``: the exported network (needed for the emulator and lava targets);
     ``transfer_source``: the model the transfer attack is crafted on (default: the sigma = 0
     twin of the same weights).
+
+    The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting and scoring
+    is seeded from (``cfg.seed``, what, attack, eps, chunk), so under torchrun each rank takes
+    every N-th chunk and the gathered result is the one a single process computes.
     """
-    torch.manual_seed(cfg.seed)
-    model.generator.manual_seed(cfg.seed)
     predictors: dict[str, Predict] = {"torch": torch_predictor(model)}
     if "float" in cfg.targets:
         predictors["float"] = torch_predictor(model.float_twin())
     if deployed is not None and {"emulator", "lava"} & set(cfg.targets):
         from randhet.deploy.predictors import emulator_predictor
 
-        predictors["emulator"] = emulator_predictor(deployed, seed=cfg.seed + 1000)
+        predictors["emulator"] = emulator_predictor(deployed)
     predictors = {t: predictors[t] for t in ("float", "torch", "emulator") if t in predictors}
-    curves = Curves()
-    lava_checks = []
     twin = model.randomness_off_twin()
-    twin_curve: list[float] = []
-    transfer_curve: list[float] = []
+    models = [m for m in (model, twin, transfer_source) if m is not None]
+    chunks = chunk_slices(len(x), cfg.batch_size)
+    mine = dist.my_chunks(len(chunks))
+    converge = "pgd" in cfg.attacks and max(cfg.eps) > 0
     t0 = time.perf_counter()
-    jobs = [(a, e) for a in cfg.attacks for e in cfg.eps]
-    for name, eps in tqdm(jobs, desc="attacks", disable=None if progress else True):
-        x_adv = _craft(model, name, eps, x, y, cfg)
+    local: dict[tuple[Any, ...], Any] = {}
+    jobs = [(ai, a, ei, e, c) for ai, a in enumerate(cfg.attacks) for ei, e in enumerate(cfg.eps)
+            for c in mine]
+    for ai, name, ei, eps, c in tqdm(jobs, desc="attacks", disable=None if progress else True):
+        xc, yc = x[chunks[c]], y[chunks[c]]
+        _seeded(cfg.seed, models, CRAFT, ai, ei, c)
+        x_adv = _craft(model, name, eps, xc, yc, cfg)
+        seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
         for target, predict in predictors.items():
-            curves.add(name, target, eps, score(predict, x_adv, y, cfg.draws))
-        if name == "pgd":
-            twin_adv = _craft(twin, "pgd", eps, x, y, cfg)
-            twin_curve.append(score(torch_predictor(twin), twin_adv, y, 1).mean)
-            if cfg.transfer:
-                source_adv = (twin_adv if transfer_source is None
-                              else _craft(transfer_source, "pgd", eps, x, y, cfg))
-                transfer_curve.append(
-                    score(predictors["torch"], source_adv, y, cfg.draws).mean)
-            if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps):
-                lava_checks.append(_lava_spot_check(deployed, x_adv, y, cfg))
-    zero_grad = zero_gradient_fraction(model, x[: cfg.batch_size], y[: cfg.batch_size], cfg.eot)
-    convergence = (convergence_check(model, x, y, cfg, predictors["torch"])
-                   if "pgd" in cfg.attacks and max(cfg.eps) > 0 else None)
+            local[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
+        if name != "pgd":
+            continue
+        _seeded(cfg.seed, models, TWIN, ei, c)
+        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg)
+        local["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
+        if cfg.transfer:
+            source_adv = twin_adv
+            if transfer_source is not None:
+                _seeded(cfg.seed, models, TRANSFER, ei, c)
+                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg)
+            local["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
+                                                      cfg.draws)
+        if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps) and c == 0:
+            local["lava"] = _lava_spot_check(deployed, x_adv, yc, cfg, seed)
+    for c in mine:
+        xc, yc = x[chunks[c]], y[chunks[c]]
+        if c == 0:
+            _seeded(cfg.seed, models, ZERO_GRAD)
+            local["zero_grad"] = zero_gradient_fraction(model, xc, yc, cfg.eot)
+        if converge:
+            eps, runs = convergence_settings(cfg)
+            for name, (steps, eot) in runs.items():
+                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
+                _seeded(cfg.seed, models, CONVERGENCE, c)
+                x_adv = _craft(model, "pgd", eps, xc, yc, variant)
+                seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
+                local["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
+                                                            cfg.draws)
+    merged = dist.gather_chunks(local)
+
+    def joined(*key: Any) -> Score:
+        return Score.of(np.concatenate([merged[(*key, c)] for c in range(len(chunks))], axis=1))
+
+    curves = Curves()
+    for name in cfg.attacks:
+        for ei, eps in enumerate(cfg.eps):
+            for target in predictors:
+                curves.add(name, target, eps, joined(name, target, ei))
+    twin_curve = transfer_curve = []
+    if "pgd" in cfg.attacks:
+        twin_curve = [joined("twin", ei).mean for ei in range(len(cfg.eps))]
+        if cfg.transfer:
+            transfer_curve = [joined("transfer", ei).mean for ei in range(len(cfg.eps))]
+    convergence = None
+    if converge:
+        acc = {name: joined("converge", name).mean for name in convergence_settings(cfg)[1]}
+        convergence = convergence_result(cfg, acc, len(x))
     result: dict[str, Any] = {
         "threat_model": {
             "norm": "Linf",
@@ -231,9 +293,11 @@ def run_protocol(
         "curves": curves.points,
         "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
                     for t, pts in per.items()} for a, per in curves.points.items()},
-        "flags": flags(curves, cfg, num_classes, zero_grad, twin_curve, transfer_curve, len(x)),
+        "flags": flags(curves, cfg, num_classes, merged["zero_grad"], twin_curve,
+                       transfer_curve, len(x)),
         "convergence": convergence,
         "seconds": time.perf_counter() - t0,
+        "processes": dist.world().size,
     }
     if twin_curve:
         result["sigma0_twin"] = {"pgd_accuracy": twin_curve, "eps": list(cfg.eps)}
@@ -242,20 +306,20 @@ def run_protocol(
             "source": "sigma = 0 twin" if transfer_source is None else "another run",
             "pgd_accuracy": transfer_curve, "eps": list(cfg.eps),
         }
-    if lava_checks:
-        result["lava_spot_check"] = lava_checks[0]
+    if "lava" in merged:
+        result["lava_spot_check"] = merged["lava"]
     return result
 
 
 def _lava_spot_check(deployed: Any, x_adv: torch.Tensor, y: torch.Tensor,
-                     cfg: ProtocolConfig) -> dict[str, Any]:
-    """A few adversarial inputs through Lava and the emulator with the same draws."""
+                     cfg: ProtocolConfig, seed: int) -> dict[str, Any]:
+    """A few adversarial inputs through Lava and the emulator with the same draw."""
     from randhet.deploy.predictors import emulator_predictor, lava_predictor
 
     n = min(cfg.lava_spot_samples, len(x_adv))
     xs, ys = x_adv[:n], y[:n]
-    lava = lava_predictor(deployed, seed=cfg.seed + 1000)(xs, 0)
-    emu = emulator_predictor(deployed, seed=cfg.seed + 1000)(xs, 0)
+    lava = lava_predictor(deployed)(xs, seed)
+    emu = emulator_predictor(deployed)(xs, seed)
     return {"samples": n, "eps": max(cfg.eps), "agreement": float((lava == emu).mean()),
             "lava_accuracy": float((lava == ys.numpy()).mean()),
             "emulator_accuracy": float((emu == ys.numpy()).mean())}

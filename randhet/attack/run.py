@@ -20,7 +20,9 @@ def attack_run(
     """Attack the run's best checkpoint on its test split; writes robustness.json and .png.
 
     ``transfer_from``: another run folder whose model crafts the transfer attack (default: the
-    sigma = 0 twin of this run's weights)."""
+    sigma = 0 twin of this run's weights). Under torchrun every rank attacks its chunks of the
+    samples and rank 0 writes the gathered result (see :func:`run_protocol`)."""
+    from randhet import distributed as dist
     from randhet.data import load_dataset
     from randhet.train.trainer import load_trained
 
@@ -47,8 +49,9 @@ def attack_run(
         from randhet.export import export_run, read_network
 
         net_path = run / "network.net"
-        if not net_path.is_file():
+        if not net_path.is_file() and dist.world().main:
             export_run(run)
+        dist.barrier()
         deployed = read_network(net_path)
     source = None
     if transfer_from is not None:
@@ -70,10 +73,11 @@ def attack_run(
 
     result["versions"] = library_versions()
     out = Path(out_dir) if out_dir else run
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "robustness.json", result)
-    from randhet.report.robustness_plot import plot_robustness
+    if dist.world().main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "robustness.json", result)
+        from randhet.report.robustness_plot import plot_robustness
 
-    plot_robustness(result, out / "robustness.png")
+        plot_robustness(result, out / "robustness.png")
     result["summary"] = summary_lines(result)
     return result

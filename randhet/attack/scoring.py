@@ -2,7 +2,9 @@
 
 A randomized network's accuracy is a random variable. Each input is scored R times with fresh
 randomness: ``mean``/``std`` are over the R per-draw accuracies; ``worst_case`` is the fraction
-of inputs classified correctly on every draw.
+of inputs classified correctly on every draw. A predictor takes the draw's *seed*, which fixes
+all of that draw's randomness, so a set of inputs scored in pieces (by several processes) gives
+the same numbers as scored whole when each piece is given its own seeds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-Predict = Callable[[torch.Tensor, int], np.ndarray]  # (x, draw index) -> predicted labels [B]
+Predict = Callable[[torch.Tensor, int], np.ndarray]  # (x, draw seed) -> predicted labels [B]
 
 
 @dataclass(frozen=True)
@@ -26,21 +28,34 @@ class Score:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    @classmethod
+    def of(cls, correct: np.ndarray) -> Score:
+        """From a [R draws, B inputs] boolean matrix of correct predictions."""
+        per_draw = correct.mean(1)
+        return cls(float(per_draw.mean()), float(per_draw.std()), float(correct.all(0).mean()),
+                   len(correct))
 
-def score(predict: Predict, x: torch.Tensor, y: torch.Tensor, draws: int) -> Score:
-    """Score inputs ``x`` with ``draws`` fresh draws of the network's randomness."""
-    correct = np.stack([predict(x, r) == y.numpy() for r in range(draws)])  # [R, B]
-    per_draw = correct.mean(1)
-    return Score(float(per_draw.mean()), float(per_draw.std()), float(correct.all(0).mean()),
-                 draws)
+
+def correct_matrix(predict: Predict, x: torch.Tensor, y: torch.Tensor, seed: int, draws: int
+                   ) -> np.ndarray:
+    """[draws, B] booleans: input b classified correctly by draw r (seed ``seed + r``)."""
+    return np.stack([predict(x, seed + r) == y.numpy() for r in range(draws)])
+
+
+def score(predict: Predict, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int = 0
+          ) -> Score:
+    """Score inputs ``x`` with ``draws`` fresh draws (seeds ``seed .. seed + draws - 1``)."""
+    return Score.of(correct_matrix(predict, x, y, seed, draws))
 
 
 def torch_predictor(model: torch.nn.Module, batch_size: int = 256) -> Predict:
-    """Predictions of the torch model; each call draws fresh decays (the model's generator)."""
+    """Predictions of the torch model; the call's seed seeds its decay draws and rate coding
+    (the model's generator)."""
 
     @torch.no_grad()
-    def predict(x: torch.Tensor, r: int) -> np.ndarray:
+    def predict(x: torch.Tensor, seed: int) -> np.ndarray:
         model.eval()
+        model.generator.manual_seed(seed)
         out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 

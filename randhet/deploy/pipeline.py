@@ -6,6 +6,10 @@ sample's spike rasters can be checked bit for bit against the deployed network. 
 sparsity, synaptic operations and energy (:mod:`randhet.deploy.profiling`) and the resource fit
 (:mod:`randhet.deploy.fit`) are computed from what the deployed network did. :func:`run_profile`
 prepares the same inputs and draws (:func:`prepare`) and measures them on the emulator.
+
+Under torchrun the emulator backend (deploy and profile) is sharded: every rank prepares the
+same inputs and draws, runs its contiguous share of the samples, and all ranks gather the whole;
+rank 0 writes the report, which equals a single-process run's (``wall_seconds`` aside).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from randhet import distributed as dist
 from randhet.data import load_dataset
 from randhet.decays import DecayDraw
 from randhet.deploy.fit import check_fit
@@ -71,6 +76,30 @@ def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) 
     return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n])
 
 
+def emulate_sharded(
+    prep: Prepared, on_progress: Any = None, reference: bool = True
+) -> tuple[Any, list[np.ndarray] | None]:
+    """Emulator result and (``reference``) torch reference rasters of every prepared sample.
+
+    Each rank computes its contiguous share (all of them in a single process); every rank gets
+    the whole, in sample order."""
+    from randhet.deploy.emulator import emulate
+    from randhet.deploy.reference import reference_rasters
+    from randhet.deploy.result import RunResult
+
+    part = dist.shard(prep.samples)
+    draws = [DecayDraw(d.current[part], d.voltage[part]) for d in prep.draws]
+    result = emulate(prep.net, prep.inputs[part], draws, on_progress=on_progress)
+    ref = reference_rasters(prep.model, prep.inputs[part], draws) if reference else None
+    if not dist.world().distributed:
+        return result, ref
+    pieces = dist.all_gather((result, ref))
+    whole = RunResult.concat([p[0] for p in pieces])
+    if not reference:
+        return whole, None
+    return whole, [np.concatenate(layer) for layer in zip(*(p[1] for p in pieces), strict=True)]
+
+
 def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
     """Per sample: True where every layer's raster is identical."""
     ok = np.ones(n, dtype=bool)
@@ -92,21 +121,27 @@ def deploy(
     """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    if backend != "emulator":
+        dist.refuse(f"'randhet deploy --backend {backend}'")
     prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
     net, inputs, draws, n = prep.net, prep.inputs, prep.draws, prep.samples
     out = Path(out_dir) if out_dir else net.path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    if dist.world().main:
+        out.mkdir(parents=True, exist_ok=True)
 
     from randhet.deploy.emulator import emulate
+    from randhet.deploy.reference import reference_rasters
 
     t0 = time.perf_counter()
     bar_off = None if progress else True  # None: shown on a terminal only
-    with tqdm(total=n, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
+    total = dist.shard(n).stop - dist.shard(n).start if backend == "emulator" else n
+    with tqdm(total=total, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
         def progress_fn(k: int) -> None:
             bar.update(k - bar.n)
 
+        ref = None
         if backend == "emulator":
-            result = emulate(net, inputs, draws, on_progress=progress_fn)
+            result, ref = emulate_sharded(prep, progress_fn)
         elif backend == "lava":
             from randhet.deploy.lava_backend import run_lava
 
@@ -116,9 +151,8 @@ def deploy(
 
             result = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
-    from randhet.deploy.reference import reference_rasters
-
-    ref = reference_rasters(prep.model, inputs, draws)
+    if ref is None:
+        ref = reference_rasters(prep.model, inputs, draws)
     matched = _matching(ref, result.rasters, n)
     emulator_check = {}
     if backend != "emulator":  # the emulator must agree with the deployment it stands in for
@@ -165,9 +199,11 @@ def _complete(report: dict[str, Any], prep: Any, inputs: np.ndarray, result: Any
     report.update(measure(prep.net, inputs, result, prep.profile))
     report["resources"] = check_fit(prep.net, prep.profile).to_dict()
     report["wall_seconds"] = wall
+    report["processes"] = dist.world().size
     report["versions"] = library_versions()
-    write_json(path, report)
-    plot(report, [r[0] for r in result.rasters], path.with_suffix(".png"))
+    if dist.world().main:
+        write_json(path, report)
+        plot(report, [r[0] for r in result.rasters], path.with_suffix(".png"))
     return report
 
 
@@ -186,15 +222,14 @@ def run_profile(
     prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
     net = prep.net
     out = Path(out_dir) if out_dir else net.path.parent
-    out.mkdir(parents=True, exist_ok=True)
-
-    from randhet.deploy.emulator import emulate
+    if dist.world().main:
+        out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    with tqdm(total=prep.samples, desc="profile (emulator)", unit="sample",
+    share = dist.shard(prep.samples)
+    with tqdm(total=share.stop - share.start, desc="profile (emulator)", unit="sample",
               disable=None if progress else True) as bar:
-        result = emulate(net, prep.inputs, prep.draws,
-                         on_progress=lambda k: bar.update(k - bar.n))
+        result, _ = emulate_sharded(prep, lambda k: bar.update(k - bar.n), reference=False)
     wall = time.perf_counter() - t0
     pred = result.rasters[-1].sum(-1).argmax(1)
     report: dict[str, Any] = {

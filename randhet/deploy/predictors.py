@@ -1,8 +1,8 @@
 """Predictions of the deployed network for the robustness stage: each call is one fresh draw.
 
 ``x`` are pixels (e.g. adversarial inputs crafted on the torch model); they are encoded by the
-deployed model's encoder (rate coding seeded per draw), then run with that draw's per-sample
-decays (:func:`~randhet.deploy.reference.deployment_draws`, seed ``seed + r``).
+deployed model's encoder (rate coding seeded by the call's seed), then run with that draw's
+per-sample decays (:func:`~randhet.deploy.reference.deployment_draws` with the same seed).
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ def _inputs(net: ExportedNetwork, x: torch.Tensor, seed: int) -> np.ndarray:
         return model.encoder.to_integer(model.encoder(x)).numpy()
 
 
-def _predictor(net: ExportedNetwork, seed: int, run: Callable[..., RunResult]) -> Predict:
-    def predict(x: torch.Tensor, r: int) -> np.ndarray:
-        result = run(net, _inputs(net, x, seed + r), deployment_draws(net, len(x), seed + r))
+def _predictor(net: ExportedNetwork, run: Callable[..., RunResult]) -> Predict:
+    def predict(x: torch.Tensor, seed: int) -> np.ndarray:
+        result = run(net, _inputs(net, x, seed), deployment_draws(net, len(x), seed))
         return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
 
     return predict
 
 
-def emulator_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
+def emulator_predictor(net: ExportedNetwork) -> Predict:
     """Labels predicted by the emulated deployment (output spike counts, argmax)."""
-    return _predictor(net, seed, emulate)
+    return _predictor(net, emulate)
 
 
-def lava_predictor(net: ExportedNetwork, seed: int = 1000) -> Predict:
+def lava_predictor(net: ExportedNetwork) -> Predict:
     """Labels predicted by the Lava deployment (slow: use it on a small spot-check set)."""
     from randhet.deploy.lava_backend import run_lava
 
-    return _predictor(net, seed, run_lava)
+    return _predictor(net, run_lava)

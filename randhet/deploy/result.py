@@ -13,3 +13,11 @@ class RunResult:
 
     rasters: list[np.ndarray]  # per spiking layer [S, *shape, T] bool
     active_steps: list[np.ndarray]  # per spiking layer [S]: neuron-steps with nonzero u or v
+
+    @staticmethod
+    def concat(parts: list[RunResult]) -> RunResult:
+        """The results of consecutive sample ranges as one."""
+        return RunResult(
+            [np.concatenate(layer) for layer in zip(*(p.rasters for p in parts), strict=True)],
+            [np.concatenate(layer) for layer in zip(*(p.active_steps for p in parts), strict=True)],
+        )

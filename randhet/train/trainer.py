@@ -8,6 +8,12 @@ when tensorboard is installed, TensorBoard scalars under ``tb/``. Test data is n
 at here. Every file is written atomically, so an interrupted run (Ctrl-C, SIGTERM) keeps the
 last completed epoch's checkpoint, and ``train(..., resume=True)`` continues from it to exactly
 the weights and logs of an uninterrupted run (on the CPU).
+
+Under ``torchrun`` (:mod:`randhet.distributed`) the model is wrapped in DistributedDataParallel:
+``train.batch_size`` stays the *global* batch, each rank trains on its contiguous share of every
+batch with its own decay draws (:func:`~randhet.distributed.rank_seed`), the loss is scaled so
+the averaged gradient equals the gradient of the global batch's mean loss, and validation is
+sharded and summed. Only rank 0 writes files; ``checkpoint.pt`` holds every rank's generators.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from randhet import distributed as dist
 from randhet.config import dump_toml, network_spec
 from randhet.data import Splits, load_dataset
 from randhet.errors import ConfigError, UserError
@@ -62,6 +69,12 @@ class TrainState:
     best: dict[str, float] = field(default_factory=dict)  # epoch, val_accuracy, val_loss
     best_model: dict[str, torch.Tensor] = field(default_factory=dict)
     saved_epoch: int = 0  # the epoch checkpoint.pt holds
+    ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper (torchrun only)
+
+    @property
+    def forward(self) -> torch.nn.Module:
+        """The module a training step runs: the DDP wrapper when distributed, else the model."""
+        return self.ddp if self.ddp is not None else self.model
 
     @property
     def epoch(self) -> int:
@@ -70,17 +83,27 @@ class TrainState:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; under torchrun a CUDA device is this
+    process's ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and dist.world().distributed:
+        device = torch.device("cuda", dist.world().local_rank)
+    return device
 
 
 @torch.no_grad()
 def evaluate(
     model: SpikingNetwork, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device
 ) -> EvalResult:
-    """Accuracy, loss and spike rates with fresh decay draws (the model is stochastic)."""
+    """Accuracy, loss and spike rates with fresh decay draws (the model is stochastic).
+
+    Under torchrun each rank evaluates its share of ``x`` and the sums are added up, so every
+    rank returns the same result."""
     model.eval()
+    part = dist.shard(len(x))
+    x, y, total = x[part], y[part], len(x)
     correct, loss_sum = 0, 0.0
     spikes: np.ndarray | None = None
     sizes: np.ndarray | None = None
@@ -95,8 +118,10 @@ def evaluate(
         batch_sizes = np.array([s.numel() for s in layers], dtype=np.float64)
         spikes = batch_spikes if spikes is None else spikes + batch_spikes
         sizes = batch_sizes if sizes is None else sizes + batch_sizes
-    rate = spikes / sizes  # type: ignore[operator]
-    return EvalResult(correct / len(x), loss_sum / len(x), rate.tolist())
+    sums = dist.all_sum([correct, loss_sum, *spikes, *sizes])  # type: ignore[misc]
+    layers = (len(sums) - 2) // 2
+    rate = sums[2:2 + layers] / sums[2 + layers:]
+    return EvalResult(float(sums[0]) / total, float(sums[1]) / total, rate.tolist())
 
 
 def build_optimizer(model: SpikingNetwork, tc: dict[str, Any]) -> torch.optim.Optimizer:
@@ -151,24 +176,30 @@ def fgsm_examples(
 
 
 def train_step(
-    state: TrainState, x: torch.Tensor, y: torch.Tensor, tc: dict[str, Any]
+    state: TrainState, x: torch.Tensor, y: torch.Tensor, tc: dict[str, Any], share: float = 1.0
 ) -> dict[str, float]:
-    """One optimizer step (on FGSM examples when ``adv_eps > 0``); sums of loss and hits."""
+    """One optimizer step (on FGSM examples when ``adv_eps > 0``); sums of loss and hits.
+
+    ``share``: this rank's fraction of the global batch times the number of ranks (1 in a
+    single process); DDP averages gradients over ranks, so scaling the local mean loss by it
+    gives the gradient of the global batch's mean loss."""
     out: dict[str, float] = {}
     if tc["adv_eps"] > 0:
         x, clean = fgsm_examples(state.model, x, y, tc["adv_eps"])
         out["clean_loss"] = F.cross_entropy(clean, y, reduction="sum").item()
         out["clean_correct"] = (clean.argmax(1) == y).sum().item()
-    logits = state.model(x)
+    logits = state.forward(x)
     loss = F.cross_entropy(logits, y)
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * share).backward()
     if tc["grad_clip"] > 0:
         params = [p for g in state.optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
     state.optimizer.step()
     for module in state.model.modules():  # Flex plasticity (FlexSpec.plastic), after the step
         if hasattr(module, "plasticity_step"):
+            if getattr(module, "path_rates", None) is not None:  # the global batch's rates
+                module.path_rates = tuple(dist.all_mean(r) for r in module.path_rates)
             module.plasticity_step()
     out["loss"] = loss.item() * len(y)
     out["correct"] = (logits.argmax(1) == y).sum().item()
@@ -179,24 +210,35 @@ def train_epoch(
     state: TrainState, data: Splits, tc: dict[str, Any], device: torch.device, bar_desc: str,
     progress: bool,
 ) -> dict[str, float]:
-    """One pass over the shuffled training split; mean loss and accuracy (and clean ones)."""
+    """One pass over the shuffled training split; mean loss and accuracy (and clean ones).
+
+    Every rank shuffles identically and takes its share of each global batch; a final batch
+    smaller than the number of ranks is skipped (distributed runs only)."""
     state.model.train()
+    world = dist.world()
     perm = state.order_rng.permutation(len(data.x_train))
     sums: dict[str, float] = {}
+    seen = 0
     bar = tqdm(
         range(0, len(perm), tc["batch_size"]), desc=bar_desc, leave=False,
         disable=None if progress else True,  # None: shown on a terminal only
     )
     with bar:
         for i in bar:
-            idx = perm[i:i + tc["batch_size"]]
+            batch = perm[i:i + tc["batch_size"]]
+            if len(batch) < world.size:
+                continue
+            idx = batch[dist.shard(len(batch), world)]
             xb = torch.as_tensor(data.x_train[idx], device=device)
             yb = torch.as_tensor(data.y_train[idx], device=device)
-            step = train_step(state, xb, yb, tc)
+            step = train_step(state, xb, yb, tc, len(idx) * world.size / len(batch))
             for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + v
+            seen += len(batch)
             bar.set_postfix(loss=f"{step['loss'] / len(idx):.3f}")
-    n = len(perm)
+    keys = sorted(sums)
+    sums = dict(zip(keys, dist.all_sum([sums[k] for k in keys]).tolist(), strict=True))
+    n = seen
     row = {"train_loss": sums["loss"] / n, "train_accuracy": sums["correct"] / n}
     if "clean_loss" in sums:
         row |= {"clean_loss": sums["clean_loss"] / n, "clean_accuracy": sums["clean_correct"] / n}
@@ -235,8 +277,12 @@ def checkpoint_state(state: TrainState, cfg: dict[str, Any]) -> dict[str, Any]:
     (state dict), ``log`` (the rows so far) and ``rng``: ``model`` (the model's CPU generator,
     decay draws and rate coding), ``order`` (numpy PCG64 state of the shuffling, a dict of
     ints), ``torch`` (global CPU RNG) and ``cuda`` (per-device RNGs, empty without CUDA).
+    Distributed runs add ``ranks``: every rank's ``model``, ``torch`` and ``cuda`` states, in
+    rank order (a collective: call it on every rank).
     """
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    ranks = dist.all_gather({"model": state.model.generator.get_state(),
+                             "torch": torch.get_rng_state(), "cuda": cuda})
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": state.epoch,
@@ -252,6 +298,7 @@ def checkpoint_state(state: TrainState, cfg: dict[str, Any]) -> dict[str, Any]:
             "order": state.order_rng.bit_generator.state,
             "torch": torch.get_rng_state(),
             "cuda": cuda,
+            "ranks": ranks if len(ranks) > 1 else [],
         },
     }
 
@@ -271,11 +318,19 @@ def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
     state.best_model = ckpt["best_model"]
     state.saved_epoch = int(ckpt["epoch"])
     rng = ckpt["rng"]
-    state.model.generator.set_state(rng["model"])
     state.order_rng.bit_generator.state = rng["order"]
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    world = dist.world()
+    ranks = rng.get("ranks") or [{k: rng[k] for k in ("model", "torch", "cuda")}]
+    if len(ranks) != world.size and world.main:
+        print(f"randhet: warning: the checkpoint was written by {len(ranks)} process(es), this "
+              f"run has {world.size}: ranks without a saved state start fresh generators, so "
+              "draws differ from an uninterrupted run", file=sys.stderr)
+    if world.rank < len(ranks):
+        mine = ranks[world.rank]
+        state.model.generator.set_state(mine["model"])
+        torch.set_rng_state(mine["torch"])
+        if mine["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(mine["cuda"])
 
 
 def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -357,12 +412,16 @@ def write_logs(out: Path, rows: list[dict[str, float]]) -> None:
 
 
 def write_epoch_outputs(out: Path, state: TrainState, cfg: dict[str, Any]) -> None:
-    """Logs, ``last.pt``, ``network.pt`` and, last of all, ``checkpoint.pt``."""
-    write_logs(out, state.rows)
-    save_torch(out / "last.pt", cpu_state(state.model))
-    if state.best:
-        save_torch(out / "network.pt", state.best_model)
-    save_torch(out / CHECKPOINT, checkpoint_state(state, cfg))
+    """Logs, ``last.pt``, ``network.pt`` and, last of all, ``checkpoint.pt`` (rank 0 writes;
+    every rank must call it)."""
+    ckpt = checkpoint_state(state, cfg)
+    if dist.world().main:
+        write_logs(out, state.rows)
+        save_torch(out / "last.pt", cpu_state(state.model))
+        if state.best:
+            save_torch(out / "network.pt", state.best_model)
+        save_torch(out / CHECKPOINT, ckpt)
+    dist.barrier()  # the checkpoint exists before any rank goes on
     state.saved_epoch = state.epoch
 
 
@@ -388,6 +447,8 @@ def run_epoch(
 
 
 def _report_interrupt(out: Path, state: TrainState) -> None:
+    if not dist.world().main:
+        return
     if state.saved_epoch:
         print(f"randhet: training interrupted; {out / CHECKPOINT} holds epoch "
               f"{state.saved_epoch}: run the same command with --resume (--out {out}) "
@@ -402,7 +463,7 @@ def _loop(
     progress: bool,
 ) -> None:
     tc = cfg["train"]
-    tb = _tensorboard(out, state.epoch)
+    tb = _tensorboard(out, state.epoch) if dist.world().main else None
     try:
         while state.epoch < tc["epochs"]:
             row = run_epoch(state, data, tc, device, progress)
@@ -413,7 +474,7 @@ def _loop(
                 for k, v in row.items():
                     if k != "epoch":
                         tb.add_scalar(k, v, int(row["epoch"]))
-            if progress:
+            if progress and dist.world().main:
                 tqdm.write(
                     f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  "
                     f"train {row['train_accuracy']:.3f}  val {row['val_accuracy']:.3f}"
@@ -433,29 +494,38 @@ def train(
     KeyboardInterrupt.
     """
     out = Path(out_dir)
+    world = dist.world()
     ckpt = None
     if resume:
         check_resume_config(cfg, out)
         ckpt = load_checkpoint(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.toml", dump_toml(cfg))
     data: Splits = load_dataset(cfg["data"])
+    if min(len(data.x_train), len(data.x_val)) < world.size:
+        raise UserError(f"{world.size} processes need at least as many training and "
+                        "validation samples")
     spec = network_spec(cfg, data.input_shape, data.num_classes)
-    write_text(out / "spec.json", spec.to_json() + "\n")
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.toml", dump_toml(cfg))
+        write_text(out / "spec.json", spec.to_json() + "\n")
 
     tc = cfg["train"]
     device = pick_device(tc["device"])
-    torch.manual_seed(cfg["seed"])
-    model = build_network(spec, cfg["model"]["mode"], seed=cfg["seed"]).to(device)
+    torch.manual_seed(cfg["seed"])  # the same initial weights on every rank
+    model = build_network(spec, cfg["model"]["mode"],
+                          seed=dist.rank_seed(cfg["seed"], world.rank)).to(device)
     optimizer = build_optimizer(model, tc)
     state = TrainState(model, optimizer, build_scheduler(optimizer, tc),
                        np.random.default_rng(cfg["seed"]))
+    if world.distributed:
+        state.ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     with sigterm_as_interrupt():
         try:
             if ckpt is not None:
                 restore(state, ckpt)
                 write_epoch_outputs(out, state, cfg)  # drops what a partial epoch left behind
-                if state.epoch >= tc["epochs"]:
+                if state.epoch >= tc["epochs"] and world.main:
                     print(f"{out}: already trained for {state.epoch} epochs; nothing to do")
             _loop(out, state, cfg, data, device, progress)
         except KeyboardInterrupt:
@@ -467,7 +537,8 @@ def train(
 def _finish(
     out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device
 ) -> dict[str, Any]:
-    """``metrics.json`` and ``training.png``."""
+    """``metrics.json`` and ``training.png`` (written by rank 0; every rank returns them)."""
+    world = dist.world()
     metrics = {
         "dataset": data.name,
         "epochs": state.epoch,
@@ -480,8 +551,11 @@ def _finish(
         "sigma": cfg["neuron"]["sigma"],
         "adv_eps": cfg["train"]["adv_eps"],
         "seed": cfg["seed"],
+        "processes": world.size,
         "torch_version": torch.__version__,
     }
+    if not world.main:
+        return metrics
     write_json(out / "metrics.json", metrics)
     from randhet.report.plots import plot_training
 
