@@ -81,6 +81,7 @@ def session() -> Iterator[World]:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend(), timeout=TIMEOUT)
+    dist.barrier()  # every rank is up, and the connections exist before any timed work
     w = world()
     saved = sys.stdout
     if not w.main:
