@@ -61,14 +61,16 @@ What NIR cannot carry, and how it is approximated
 -------------------------------------------------
 * Integer rounding. Loihi decays truncate toward zero (``sgn(x) (|x (4096-d)| >> 12)``) and the
   first synapse of a direct-encoded network floors ``sum(w x_int) >> input_bits``; NIR is real
-  valued. A float simulator runs exact products. Both agree exactly where the products are exact
-  (binary inputs, ``d`` in {0, 4096}, or ``d = 2048`` over up to 8 steps); otherwise they drift
-  by under one unit of ``1/4096`` per step and neuron, which moves a spike only when ``v`` sits
-  within that of the threshold. Documented tolerance (tests/test_nir.py): at most 2 % of the
-  (neuron, step) raster entries of any layer differ and at least 95 % of the samples get the
-  same class; measured on the tiny digits test network (direct 4-bit input, decays 1024 / 123,
-  sigma = 1, one seeded draw, 100 samples): 0.66 % and 0.26 % of the entries of its two layers,
-  100 % of the classes (a one-step layer delay instead: 10.8 % and 4.5 %).
+  valued and a float simulator multiplies exactly. Both agree exactly where every Loihi product
+  is exact: binary inputs and decays 4096, or 2048 over up to 8 steps (states are multiples of
+  2**7 = 128 units: even weights << 6). Otherwise each truncation loses under one state unit
+  (``1/4096`` in SLAYER units) per step and neuron, the first-synapse floor under one drive
+  unit (``1/64``) per step, and the leaky sums carry these forward; a spike moves only where
+  ``v`` comes that close to the threshold. Documented tolerance (tests/test_nir.py): at most
+  2 % of the (neuron, step) raster entries of any layer differ and at least 95 % of the samples
+  get the same class; measured on the tiny digits test network (direct 4-bit input, decays
+  1024 / 123, sigma = 1, one seeded draw, 100 samples): 0.66 % and 0.26 % of the entries of its
+  two layers, 100 % of the classes (a one-step layer delay instead: 10.8 % and 4.5 %).
 * 24-bit state: ``U`` wraps and ``V`` saturates at +-2**23 (``+-2048`` in SLAYER units); NIR
   states are unbounded. Equal below it; not approximated (a network that reaches it differs).
 * Strict threshold: Loihi and NIR both spike at ``v > v_threshold`` (the same).
