@@ -373,3 +373,45 @@ def test_export_options_are_checked(tiny_run: Path, capsys: pytest.CaptureFixtur
     assert main(["export", str(tiny_run), "--dt", "0.001"]) == 2
     assert main(["export", str(tiny_run), "--format", "nir", "--dt", "-1"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
+
+
+def test_a_foreign_conv_graph_with_pooling_and_per_neuron_decays(tmp_path: Path) -> None:
+    """Conv2d ('same' padding) -> SumPool2d -> Flatten -> Linear, per-neuron time constants:
+    the pool becomes a depthwise sum, differing decays a frozen (resample = fixed) draw."""
+    import nir
+
+    rng = np.random.default_rng(1)
+    dt = 1e-3
+    conv = nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 0.5, (3, 1, 3, 3)), stride=1,
+                      padding="same", dilation=1, groups=1, bias=np.zeros(3))
+    du = rng.choice([512, 1024, 4096], (3, 8, 8))
+
+    def lif(shape: tuple[int, ...], tau_syn: np.ndarray) -> object:
+        ones = np.ones(shape)
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=ones * dt * 4096 / 100, r=ones * 4096 / 100,
+                           v_leak=0 * ones, v_threshold=ones, w_in=tau_syn / dt)
+
+    g = nir.NIRGraph.from_list(
+        nir.Input(np.array([1, 8, 8])), conv, lif((3, 8, 8), dt * 4096 / du),
+        nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+        lif((3, 4, 4), np.full((3, 4, 4), dt * 4)), nir.Flatten(np.array([3, 4, 4]), 0),
+        nir.Linear(rng.normal(0, 0.5, (10, 48))), lif((10,), np.full(10, dt * 2)),
+        nir.Output(np.array([10])), type_check=False)
+    nir.write(tmp_path / "conv.nir", g)
+    net, report = from_nir(read_nir(tmp_path / "conv.nir"), dt=dt, data=dict(DEFAULTS["data"]),
+                           encoding=EncodingSpec("rate", 8), input_shape=(1, 8, 8))
+    assert not report.exact and not report.metadata
+    conv_spec, pool_spec, dense_spec = net.spec.spiking_layers
+    assert (conv_spec.padding, conv_spec.kernel, conv_spec.pool) == (1, 3, False)
+    assert pool_spec.pool and pool_spec.kernel == pool_spec.stride == 2
+    assert np.all(net.layers[1].weight == net.layers[1].weight.flat[0])
+    assert net.spec.neuron.resample == "fixed" and net.spec.neuron.sigma == 0
+    assert np.array_equal(net.layers[0].fixed_current, du)
+    assert np.all(net.layers[0].fixed_voltage == 100)
+    assert np.all(net.layers[1].fixed_current == 1024)  # tau = 4 dt
+    assert np.all(net.layers[2].fixed_current == 2048)
+    deployed = read_network(write_network(net, tmp_path / "network.net"))
+    _assert_same_integers(net, ExportedNetwork(deployed.spec, deployed.layers, deployed.data,
+                                               net.path))
+    x = _inputs(net, 8)
+    assert emulate(deployed, x, deployment_draws(deployed, 8, 0)).rasters[0].any()
