@@ -1,4 +1,4 @@
-"""Command line: ``randhet train | export | deploy | profile | run``.
+"""Command line: ``randhet train | export | import | deploy | profile | run``.
 
 A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
 ``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130.
@@ -70,8 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write DIR/network.net (netx HDF5) for a trained run",
                        description="Export a trained run folder to a netx HDF5 file.")
-    p.add_argument("run_dir", help="folder written by 'randhet train'")
-    p.add_argument("--out", help="output file (default: RUN_DIR/network.net)")
+    p.add_argument("run_dir", help="folder written by 'randhet train' (or, for --format nir, "
+                   "a network.net)")
+    p.add_argument("--out", help="output file (default: RUN_DIR/network.net or network.nir)")
+    p.add_argument("--format", choices=("netx", "nir"), default="netx",
+                   help="netx: Lava's HDF5 (network.net); nir: the Neuromorphic Intermediate "
+                   "Representation (network.nir, for snnTorch, Norse, Rockpool, ...)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="nir: seconds per time step (default 1e-4, what snnTorch assumes)")
+    p.add_argument("--draw", default=None,
+                   help="nir: decays in the per-neuron arrays: mean, fixed (the frozen draw of "
+                   "a resample = fixed network, its default) or a seed (default: mean)")
+
+    p = sub.add_parser("import", help="build network.net from a NIR graph",
+                       description="Import a NIR graph (Input, Affine/Linear, Conv2d, "
+                       "SumPool2d/AvgPool2d, Flatten, CubaLIF, Output in one chain), quantize it "
+                       "to Loihi's widths and write OUT/network.net, deployable with 'randhet "
+                       "deploy OUT/network.net'.")
+    p.add_argument("nir_file", help="network.nir")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", help="TOML config whose [data] and [encoding] the network runs "
+                   "on (needed unless randhet wrote the graph)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="seconds per time step (default: the graph's metadata, else 1e-4)")
 
     p = sub.add_parser("deploy", help="run an exported network and measure it",
                        description="Run test samples through the exported network on a backend; "
@@ -203,8 +224,26 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_export(args: argparse.Namespace) -> Path:
     from randhet.export import export_run
 
+    if args.format == "nir":
+        from randhet.export.interchange import DEFAULT_DT, export_nir, parse_draw
+
+        dt = DEFAULT_DT if args.dt is None else args.dt
+        path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw))
+        print(f"exported: {path} (NIR, dt = {dt:g} s)")
+        return path
+    if args.dt is not None or args.draw is not None:
+        raise UserError("--dt and --draw apply to --format nir only")
     path = export_run(args.run_dir, args.out)
     print(f"exported: {path}")
+    return path
+
+
+def cmd_import(args: argparse.Namespace) -> Path:
+    from randhet.export.interchange import import_nir
+
+    path, report = import_nir(args.nir_file, args.out, args.config, args.dt)
+    how = "exact" if report.exact else f"max weight error {report.max_weight_error:.3g} x vth"
+    print(f"imported: {path} (vThMant {report.threshold_mant}, {how})")
     return path
 
 
@@ -357,7 +396,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 COMMANDS = {
     "train": cmd_train, "export": cmd_export, "deploy": cmd_deploy, "profile": cmd_profile,
     "attack": cmd_attack, "analyze": cmd_analyze, "compare": cmd_compare,
-    "flex-compare": cmd_flex_compare, "run": cmd_run,
+    "flex-compare": cmd_flex_compare, "run": cmd_run, "import": cmd_import,
 }
 
 

@@ -68,7 +68,6 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     """Write ``network.net`` for a trained run folder; returns its path."""
     import tomllib
 
-    from randhet.train.model import Flatten
     from randhet.train.trainer import load_trained
 
     run = Path(run_dir)
@@ -79,6 +78,48 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     check_deployable(model.spec)
     cfg = tomllib.loads((run / "config.toml").read_text())
     target = Path(out_path) if out_path else run / "network.net"
+    fixed = None
+    if model.spec.neuron.resample == "fixed":
+        fixed = []
+        for block in model.blocks:
+            draw = block.neuron.draw(1, 1)
+            fixed.append((_frozen(draw.current, block), _frozen(draw.voltage, block)))
+    _write(target, model, cfg["data"], fixed)
+    return target
+
+
+def write_network(net: ExportedNetwork, out_path: str | Path) -> Path:
+    """Write an :class:`ExportedNetwork` (e.g. one imported from NIR) as a netx file.
+
+    The same writer as :func:`export_run`: lava-dl's block exporter on the torch model that
+    holds the network's integers (:func:`randhet.deploy.reference.model_from_export`), so the
+    file reads back (:func:`read_network`) with the same integers and deploys like any other.
+    """
+    from randhet.deploy.reference import model_from_export
+
+    check_deployable(net.spec)
+    fixed = None
+    if net.spec.neuron.resample == "fixed":
+        fixed = []
+        for k, layer in enumerate(net.layers):
+            if layer.fixed_current is None or layer.fixed_voltage is None:
+                raise NetworkFileError(f"spiking layer {k} has no frozen draw (resample fixed)")
+            fixed.append((np.asarray(layer.fixed_current, dtype=np.int64),
+                          np.asarray(layer.fixed_voltage, dtype=np.int64)))
+    target = Path(out_path)
+    _write(target, model_from_export(net), net.data, fixed)
+    return target
+
+
+def _write(
+    target: Path,
+    model: Any,
+    data: dict[str, Any],
+    fixed: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> None:
+    """Write ``model`` (a SpikingNetwork) atomically to ``target``."""
+    from randhet.train.model import Flatten
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".net.tmp")
     os.close(fd)
@@ -96,18 +137,15 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
             meta.attrs["spec"] = model.spec.deployed().to_json()
             if model.spec.deployed() != model.spec:
                 meta.attrs["trained_spec"] = model.spec.to_json()
-            meta.attrs["data"] = json.dumps(cfg["data"], sort_keys=True)
-            if model.spec.neuron.resample == "fixed":
-                for k, block in enumerate(model.blocks):
-                    draw = block.neuron.draw(1, 1)
-                    g = meta.create_group(f"fixed_decays/{k}")
-                    g.create_dataset("current", data=_frozen(draw.current, block))
-                    g.create_dataset("voltage", data=_frozen(draw.voltage, block))
+            meta.attrs["data"] = json.dumps(data, sort_keys=True)
+            for k, (current, voltage) in enumerate(fixed or []):
+                g = meta.create_group(f"fixed_decays/{k}")
+                g.create_dataset("current", data=current)
+                g.create_dataset("voltage", data=voltage)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
 
 
 def check_deployable(spec: NetworkSpec) -> None:
