@@ -10,15 +10,17 @@ Every stage runs as a real ``torchrun --standalone --nproc-per-node N -m randhet
 
 - ``train_conv``: the conv network of ``configs/digits-conv.toml`` (conv 12 s2, conv 24 s2,
   dense 64, 10; T = 8, sigma = 1) with global batch 256, ``--epochs`` epochs; samples/s =
-  training samples x epochs / the sum of the epochs' ``seconds`` in ``log.csv`` (training +
-  validation, startup excluded);
+  training samples / the median epoch's ``seconds`` in ``log.csv`` (training + validation;
+  startup excluded, epochs are short, so the median damps other load);
 - ``train_dense``: the default dense network (64-128-10, T = 16) with its global batch of 32:
   small per-process batches, where per-step overhead and the gradient all-reduce dominate;
 - ``attack``: the robustness protocol (FGSM + PGD-5, EOT 8, eps 0 and 0.1, 4 scoring draws,
   torch and emulator targets) on ``--attack-samples`` test samples of the conv network, chunks
   of 25; samples/s from ``robustness.json``'s ``seconds``;
-- ``deploy``: the emulator on the whole test split (359 samples) of the conv network;
-  samples/s from ``deploy.json``'s ``wall_seconds``.
+- ``deploy``: the sharded emulator (:func:`randhet.deploy.pipeline.emulate_sharded`: rasters,
+  torch reference, gather) on the conv network's test split repeated ``--deploy-repeat`` times
+  (359 x 10 samples: the split alone is ~0.2 s of work, too little to time), best of 3 calls;
+  ``randhet deploy --backend emulator`` itself runs too, for the identical-output check.
 
 One process runs twice: with one torch thread (what each of N processes gets: torchrun sets
 ``OMP_NUM_THREADS=1``) and with as many threads as processes in the largest job, so the table
@@ -35,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,19 +54,50 @@ TRAININGS = {  # stage: (config, global batch)
 STAGES = ("train_conv", "train_dense", "attack", "deploy")
 
 
-def torchrun(procs: int, threads: int, *args: str) -> float:
-    """Run one randhet command under torchrun; wall seconds of the whole job."""
+def torchrun(procs: int, threads: int, *args: str, script: str | None = None) -> float:
+    """Run one randhet command (or ``script ARGS``) under torchrun; wall seconds of the job."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    target = [script] if script else ["-m", "randhet"]
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc-per-node={procs}", "-m", "randhet", *args],
+         f"--nproc-per-node={procs}", *target, *args],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )
     if done.returncode != 0:
         sys.exit(f"scaling: {' '.join(args[:2])} on {procs} process(es) failed:\n"
                  f"{done.stderr[-3000:]}")
     return time.perf_counter() - t0
+
+
+def deploy_worker(network: str, repeat: int, out: str) -> None:
+    """Under torchrun: time the sharded emulator on the test split repeated ``repeat`` times;
+    rank 0 writes {samples, seconds (best of 3)} to ``out``."""
+    sys.path.insert(0, str(ROOT))
+    import dataclasses
+
+    import numpy as np
+
+    import randhet  # noqa: F401
+    from randhet import distributed as dist
+    from randhet.decays import DecayDraw
+    from randhet.deploy.pipeline import emulate_sharded, prepare
+
+    with dist.session() as world:
+        prep = prepare(network, samples=0, profile="loihi2", seed=1)
+        big = dataclasses.replace(
+            prep, inputs=np.concatenate([prep.inputs] * repeat),
+            draws=[DecayDraw(d.current.repeat(repeat, *[1] * (d.current.dim() - 1)),
+                             d.voltage.repeat(repeat, *[1] * (d.voltage.dim() - 1)))
+                   for d in prep.draws])
+        times = []
+        for _ in range(3):
+            dist.barrier()
+            t0 = time.perf_counter()
+            emulate_sharded(big)
+            times.append(time.perf_counter() - t0)
+        if world.main:
+            Path(out).write_text(json.dumps({"samples": big.samples, "seconds": min(times)}))
 
 
 def stage_rates(procs: int, threads: int, work: Path, args: argparse.Namespace,
@@ -77,9 +111,9 @@ def stage_rates(procs: int, threads: int, work: Path, args: argparse.Namespace,
                         "--set", f"train.epochs={args.epochs}", "--set",
                         f"train.batch_size={batch}", "--quiet")
         with open(run / "log.csv") as f:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+            seconds = statistics.median(float(r["seconds"]) for r in csv.DictReader(f))
         samples = json.loads((run / "metrics.json").read_text())["train_samples"]
-        out[stage] = {"samples_per_s": samples * args.epochs / seconds, "seconds": seconds,
+        out[stage] = {"samples_per_s": samples / seconds, "median_epoch_s": seconds,
                       "global_batch": batch, "job_wall_s": wall}
     # attack and deploy use ONE network (the 1-process conv run's), so their outputs compare
     net_run = work / "train_conv-p1t1"
@@ -94,9 +128,14 @@ def stage_rates(procs: int, threads: int, work: Path, args: argparse.Namespace,
     deploy_out = work / f"deploy-{tag}"
     wall = torchrun(procs, threads, "deploy", str(net_run / "network.net"), "--backend",
                     "emulator", "--out", str(deploy_out), "--quiet")
-    report = json.loads((deploy_out / "deploy.json").read_text())
-    out["deploy"] = {"samples_per_s": report["samples"] / report["wall_seconds"],
-                     "seconds": report["wall_seconds"], "job_wall_s": wall}
+    timing = work / f"deploy-{tag}.json"
+    torchrun(procs, threads, "--deploy-worker", str(net_run / "network.net"),
+             "--deploy-repeat", str(args.deploy_repeat), "--deploy-out", str(timing),
+             script=__file__)
+    report = json.loads(timing.read_text())
+    out["deploy"] = {"samples_per_s": report["samples"] / report["seconds"],
+                     "seconds": report["seconds"], "samples": report["samples"],
+                     "randhet_deploy_job_wall_s": wall}
     return out
 
 
@@ -110,9 +149,15 @@ def _same(work: Path, kind: str, name: str, tag: str, skip: tuple[str, ...]) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--procs", default="1,2", help="process counts (comma-separated)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--attack-samples", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--attack-samples", type=int, default=100)
+    parser.add_argument("--deploy-repeat", type=int, default=10)
+    parser.add_argument("--deploy-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--deploy-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.deploy_worker:
+        deploy_worker(args.deploy_worker, args.deploy_repeat, args.deploy_out)
+        return
     procs = sorted({int(p) for p in args.procs.split(",")} | {1})
     settings = [(1, 1)] + [(p, 1) for p in procs if p > 1] + [(1, max(procs))]
     rows = []

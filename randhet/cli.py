@@ -225,7 +225,8 @@ def cmd_export(args: argparse.Namespace) -> Path:
     from randhet.export import export_run
 
     if args.format == "nir":
-        from randhet.export.interchange import DEFAULT_DT, export_nir, parse_draw
+        from randhet.export.nir_export import export_nir
+        from randhet.export.nir_mapping import DEFAULT_DT, parse_draw
 
         dt = DEFAULT_DT if args.dt is None else args.dt
         path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw))
@@ -239,7 +240,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
 
 
 def cmd_import(args: argparse.Namespace) -> Path:
-    from randhet.export.interchange import import_nir
+    from randhet.export.nir_import import import_nir
 
     path, report = import_nir(args.nir_file, args.out, args.config, args.dt)
     how = "exact" if report.exact else f"max weight error {report.max_weight_error:.3g} x vth"

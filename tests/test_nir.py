@@ -20,15 +20,10 @@ from randhet.deploy.emulator import emulate
 from randhet.deploy.pipeline import prepare
 from randhet.deploy.reference import deployment_draws
 from randhet.export import read_network
-from randhet.export.interchange import (
-    DEFAULT_DT,
-    decay_from_tau,
-    from_nir,
-    read_nir,
-    to_nir,
-    write_nir,
-)
 from randhet.export.netx import ExportedLayer, ExportedNetwork, write_network
+from randhet.export.nir_export import to_nir, write_nir
+from randhet.export.nir_import import from_nir, read_nir
+from randhet.export.nir_mapping import DEFAULT_DT, decay_from_tau
 from randhet.spec import DenseSpec, EncodingSpec, NetworkSpec, NeuronSpec
 
 # snnTorch vs emulator where rounding is not exact: at most this fraction of (neuron, step)

@@ -1,0 +1,162 @@
+"""NIR export: a deployed randhet network as a NIR graph (mapping:
+:mod:`randhet.export.nir_mapping`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from randhet.errors import UserError
+from randhet.export.netx import ExportedNetwork, read_network
+from randhet.export.nir_mapping import (
+    DEFAULT_DT,
+    NIR_FORMAT,
+    load_nir,
+    tau_from_decay,
+)
+from randhet.spec import (
+    WEIGHT_SCALE,
+    DenseSpec,
+    FlattenSpec,
+)
+
+
+def _draws(net: ExportedNetwork, draw: str | int | None) -> tuple[str, list[tuple[Any, Any]]]:
+    """Per spiking layer (current, voltage) integer decays [*neuron shape] and the draw label."""
+    from randhet.deploy.reference import deployment_draws
+
+    neuron = net.spec.neuron
+    if draw is None:
+        draw = "fixed" if neuron.resample == "fixed" else "mean"
+    if neuron.resample == "fixed" and draw != "fixed":
+        raise UserError("a resample = 'fixed' network's decays are its frozen draw: use "
+                        "--draw fixed")
+    if draw == "fixed" and neuron.resample != "fixed":
+        raise UserError(f"--draw fixed needs a resample = 'fixed' network, this one is "
+                        f"{neuron.resample!r}: use mean or a seed")
+    out = []
+    if draw == "mean":
+        for ly in net.layers:
+            out.append((np.full(ly.shape, ly.current_decay, dtype=np.int64),
+                        np.full(ly.shape, ly.voltage_decay, dtype=np.int64)))
+        return "mean", out
+    draws = deployment_draws(net, 1, 0 if draw == "fixed" else int(draw))
+    for ly, d in zip(net.layers, draws, strict=True):
+        pair = []
+        for x in (d.current, d.voltage):
+            a = x.numpy()[0]
+            if neuron.resample == "step":
+                a = a[..., 0]  # the first step's draw
+            pair.append(np.broadcast_to(a, ly.shape).astype(np.int64))
+        out.append((pair[0], pair[1]))
+    return ("fixed" if draw == "fixed" else f"seed {int(draw)}"), out
+
+
+def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None = None) -> Any:
+    """The NIR graph of an exported network (see the module docstring for the mapping)."""
+    nir = load_nir()
+    if not (dt > 0 and math.isfinite(dt)):
+        raise UserError(f"--dt must be a positive number of seconds, got {dt}")
+    spec = net.spec
+    label, decays = _draws(net, draw)
+    shape = tuple(spec.input_shape[:-1] if spec.encoding.kind == "events" else spec.input_shape)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(shape))}
+    order = ["input"]
+    k = 0
+    for i, ls in enumerate(spec.layers):
+        if isinstance(ls, FlattenSpec):
+            name = f"{i}_flatten"
+            nodes[name] = nir.Flatten(input_type=np.array(shape), start_dim=0, end_dim=-1)
+            order.append(name)
+            shape = tuple(ls.out_shape)
+            continue
+        layer = net.layers[k]
+        w = layer.weight.astype(np.float64) / WEIGHT_SCALE
+        gain = 1.0
+        if isinstance(ls, DenseSpec):
+            name = f"{i}_affine"
+            nodes[name] = nir.Affine(weight=w, bias=np.zeros(ls.out_features))
+        elif ls.pool:
+            if np.ptp(layer.weight) != 0:
+                raise UserError(f"layer {i} (pool:{ls.kernel}) has unequal weights")
+            name = f"{i}_avgpool"
+            nodes[name] = nir.AvgPool2d(
+                kernel_size=np.array([ls.kernel] * 2), stride=np.array([ls.stride] * 2),
+                padding=np.array([ls.padding] * 2))
+            gain = float(layer.weight.flat[0]) / WEIGHT_SCALE * ls.kernel**2  # into w_in
+        else:
+            name = f"{i}_conv"
+            nodes[name] = nir.Conv2d(
+                input_shape=(ls.in_shape[1], ls.in_shape[2]), weight=w,
+                stride=(ls.stride, ls.stride), padding=(ls.padding, ls.padding),
+                dilation=(1, 1), groups=1, bias=np.zeros(ls.out_channels),
+            )
+        order.append(name)
+        shape = tuple(ls.out_shape)
+        du, dv = decays[k]
+        tau_syn, tau_mem = tau_from_decay(du, dt), tau_from_decay(dv, dt)
+        neuron = spec.neuron
+        lif = f"{i}_lif"
+        nodes[lif] = nir.CubaLIF(
+            tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros(shape),
+            v_threshold=np.full(shape, layer.threshold_mant / WEIGHT_SCALE),
+            v_reset=np.zeros(shape), w_in=gain * tau_syn / dt,
+            metadata={
+                "dt": float(dt), "randhet_draw": label,
+                "randhet_current_decay": int(layer.current_decay),
+                "randhet_voltage_decay": int(layer.voltage_decay),
+                "randhet_sigma": float(neuron.sigma),
+                "randhet_distribution": neuron.distribution,
+                "randhet_randomize": neuron.randomize,
+                "randhet_granularity": neuron.granularity,
+                "randhet_resample": neuron.resample,
+            },
+        )
+        order.append(lif)
+        k += 1
+    nodes["output"] = nir.Output(output_type=np.array(shape))
+    order.append("output")
+    metadata = {
+        "dt": float(dt), "time_unit": "s", "randhet_format": NIR_FORMAT, "randhet_draw": label,
+        "randhet_spec": spec.to_json(), "randhet_data": json.dumps(net.data, sort_keys=True),
+    }
+    edges = list(zip(order[:-1], order[1:], strict=True))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def write_nir(
+    net: ExportedNetwork, path: str | Path, dt: float = DEFAULT_DT, draw: str | int | None = None
+) -> Path:
+    """Write ``to_nir(net, dt, draw)`` to ``path`` (NIR's HDF5 format)."""
+    graph = to_nir(net, dt, draw)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    load_nir().write(target, graph)
+    return target
+
+
+def export_nir(
+    source: str | Path,
+    out_path: str | Path | None = None,
+    dt: float = DEFAULT_DT,
+    draw: str | int | None = None,
+) -> Path:
+    """``network.nir`` for a trained run folder (default: RUN_DIR/network.nir) or a netx file
+    (default: beside it)."""
+    import tempfile
+
+    from randhet.export.netx import export_run
+
+    src = Path(source)
+    if src.is_file():
+        net = read_network(src)
+        default = src.with_suffix(".nir")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            net = read_network(export_run(src, Path(tmp) / "network.net"))
+        default = src / "network.nir"
+    return write_nir(net, Path(out_path) if out_path else default, dt, draw)
