@@ -405,9 +405,9 @@ DISTRIBUTED = {"train", "run", "attack", "deploy", "profile"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from randhet import distributed
-
     args = build_parser().parse_args(argv)
+    from randhet import distributed  # imports torch: after parsing, so --help stays quick
+
     try:
         with distributed.session() as world:
             if world.distributed and args.command not in DISTRIBUTED:
