@@ -112,3 +112,55 @@ def test_compare_builds_one_table_over_sigmas_and_seeds(tmp_path: Path, make_tin
     table = (tmp_path / "compare.md").read_text()
     assert sum(line.startswith("| ") for line in table.splitlines()) == 3  # header, 2 rows
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_interrupted_attack_resumes_to_the_same_result(tiny_run: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    """SIGTERM after the first finished unit, then the same command: the finished units are
+    reused and robustness.json equals an uninterrupted run's; the partial folder is removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["attack", str(tiny_run), "--eps", "0,0.1,0.3", "--attacks", "fgsm,pgd",
+            "--eot", "2", "--steps", "3", "--draws", "2", "--samples", "60",
+            "--batch-size", "20", "--target", "torch,emulator", "--quiet"]
+    killed = tmp_path / "killed"
+    partial = killed / "robustness.partial"
+    proc = subprocess.Popen([sys.executable, "-m", "randhet", *args, "--out", str(killed)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and len(list(partial.glob("attack*.json"))) < 1:
+        assert time.monotonic() < deadline, "no finished unit within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0 and not (killed / "robustness.json").exists()
+    done_before = len([p for p in partial.glob("*.json") if p.name != "fingerprint.json"])
+    assert done_before >= 1
+    capsys.readouterr()
+    assert main([*args, "--out", str(killed)]) == 0
+    assert f"resumed: {done_before}" in capsys.readouterr().out
+    assert not partial.exists()
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    a, b = (json.loads((d / "robustness.json").read_text()) for d in (killed, tmp_path / "whole"))
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+
+
+def test_unit_cache_round_trips_and_drops_results_of_other_settings(tmp_path: Path) -> None:
+    import numpy as np
+
+    from randhet.attack.cache import UnitCache
+
+    entries = {("pgd", "torch", 0, 1): np.array([[True, False], [True, True]]),
+               ("zero_grad",): 0.25, ("lava",): {"agreement": 1.0}}
+    UnitCache(tmp_path / "p", {"eot": 2}).save("u1", entries)
+    again = UnitCache(tmp_path / "p", {"eot": 2}).load("u1")
+    assert again is not None and again.keys() == entries.keys()
+    assert np.array_equal(again["pgd", "torch", 0, 1], entries["pgd", "torch", 0, 1])
+    assert again["pgd", "torch", 0, 1].dtype == bool and again["zero_grad",] == 0.25
+    assert again["lava",] == {"agreement": 1.0}
+    assert UnitCache(tmp_path / "p", {"eot": 4}).load("u1") is None  # other settings: dropped
+    assert UnitCache(tmp_path / "p", {"eot": 2}).load("u1") is None  # ... for good

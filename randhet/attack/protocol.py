@@ -10,6 +10,7 @@ zero-gradient fraction, transfer and noise weaker than white-box.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from randhet import distributed as dist
+from randhet.attack.cache import UnitCache
 from randhet.attack.scoring import Predict, Score, auc, correct_matrix, torch_predictor
 
 ITERATIVE = ("pgd", "apgd", "pgd_large_eps")
@@ -197,6 +199,7 @@ def run_protocol(
     deployed: Any = None,
     progress: bool = True,
     transfer_source: torch.nn.Module | None = None,
+    cache: UnitCache | None = None,
 ) -> dict[str, Any]:
     """Run every attack at every eps, score on every target, compute the flags.
 
@@ -206,7 +209,9 @@ def run_protocol(
 
     The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting and scoring
     is seeded from (``cfg.seed``, what, attack, eps, chunk), so under torchrun each rank takes
-    every N-th chunk and the gathered result is the one a single process computes.
+    every N-th chunk and the gathered result is the one a single process computes. With a
+    ``cache`` every finished unit of work is kept on disk and a rerun skips it (interrupted
+    runs resume to the same result).
     """
     predictors: dict[str, Predict] = {"torch": torch_predictor(model)}
     if "float" in cfg.targets:
@@ -222,35 +227,40 @@ def run_protocol(
     mine = dist.my_chunks(len(chunks))
     converge = "pgd" in cfg.attacks and max(cfg.eps) > 0
     t0 = time.perf_counter()
-    local: dict[tuple[Any, ...], Any] = {}
-    jobs = [(ai, a, ei, e, c) for ai, a in enumerate(cfg.attacks) for ei, e in enumerate(cfg.eps)
-            for c in mine]
-    for ai, name, ei, eps, c in tqdm(jobs, desc="attacks", disable=None if progress else True):
+    Entries = dict[tuple[Any, ...], Any]
+
+    def attack_unit(ai: int, name: str, ei: int, eps: float, c: int) -> Entries:
+        """One attack at one eps on chunk c, scored on every target (+ the PGD controls)."""
+        out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
         _seeded(cfg.seed, models, CRAFT, ai, ei, c)
         x_adv = _craft(model, name, eps, xc, yc, cfg)
         seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
         for target, predict in predictors.items():
-            local[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
+            out[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
         if name != "pgd":
-            continue
+            return out
         _seeded(cfg.seed, models, TWIN, ei, c)
         twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg)
-        local["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
+        out["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
         if cfg.transfer:
             source_adv = twin_adv
             if transfer_source is not None:
                 _seeded(cfg.seed, models, TRANSFER, ei, c)
                 source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg)
-            local["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
-                                                      cfg.draws)
+            out["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
+                                                    cfg.draws)
         if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps) and c == 0:
-            local["lava"] = _lava_spot_check(deployed, x_adv, yc, cfg, seed)
-    for c in mine:
+            out["lava",] = _lava_spot_check(deployed, x_adv, yc, cfg, seed)
+        return out
+
+    def check_unit(c: int) -> Entries:
+        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c."""
+        out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
         if c == 0:
             _seeded(cfg.seed, models, ZERO_GRAD)
-            local["zero_grad"] = zero_gradient_fraction(model, xc, yc, cfg.eot)
+            out["zero_grad",] = zero_gradient_fraction(model, xc, yc, cfg.eot)
         if converge:
             eps, runs = convergence_settings(cfg)
             for name, (steps, eot) in runs.items():
@@ -258,8 +268,21 @@ def run_protocol(
                 _seeded(cfg.seed, models, CONVERGENCE, c)
                 x_adv = _craft(model, "pgd", eps, xc, yc, variant)
                 seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
-                local["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
-                                                            cfg.draws)
+                out["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
+                                                          cfg.draws)
+        return out
+
+    units = [(f"attack{ai}-eps{ei}-chunk{c}", functools.partial(attack_unit, ai, a, ei, e, c))
+             for ai, a in enumerate(cfg.attacks) for ei, e in enumerate(cfg.eps) for c in mine]
+    units += [(f"checks-chunk{c}", functools.partial(check_unit, c)) for c in mine]
+    local: Entries = {}
+    for unit, compute in tqdm(units, desc="attacks", disable=None if progress else True):
+        entries = cache.load(unit) if cache is not None else None
+        if entries is None:
+            entries = compute()
+            if cache is not None:
+                cache.save(unit, entries)
+        local.update(entries)
     merged = dist.gather_chunks(local)
 
     def joined(*key: Any) -> Score:
@@ -293,7 +316,7 @@ def run_protocol(
         "curves": curves.points,
         "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
                     for t, pts in per.items()} for a, per in curves.points.items()},
-        "flags": flags(curves, cfg, num_classes, merged["zero_grad"], twin_curve,
+        "flags": flags(curves, cfg, num_classes, merged["zero_grad",], twin_curve,
                        transfer_curve, len(x)),
         "convergence": convergence,
         "seconds": time.perf_counter() - t0,
@@ -306,8 +329,8 @@ def run_protocol(
             "source": "sigma = 0 twin" if transfer_source is None else "another run",
             "pgd_accuracy": transfer_curve, "eps": list(cfg.eps),
         }
-    if "lava" in merged:
-        result["lava_spot_check"] = merged["lava"]
+    if ("lava",) in merged:
+        result["lava_spot_check"] = merged["lava",]
     return result
 
 

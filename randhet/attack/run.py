@@ -8,9 +8,25 @@ from typing import Any
 
 import torch
 
+from randhet.attack.cache import UnitCache, digest
 from randhet.attack.protocol import ProtocolConfig, run_protocol, summary_lines
 from randhet.errors import UserError
 from randhet.io import write_json
+
+PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
+
+
+def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
+                 transfer_from: str | Path | None) -> dict[str, Any]:
+    """What the units' results depend on: settings, data and the networks' bytes."""
+    files = [run / "network.pt", run / "network.net"]
+    if transfer_from is not None:
+        files.append(Path(transfer_from) / "network.pt")
+    return {
+        "protocol": cfg.to_dict(),
+        "data": run_cfg["data"],
+        "networks": {str(f): digest(f.read_bytes()) for f in files if f.is_file()},
+    }
 
 
 def attack_run(
@@ -18,6 +34,9 @@ def attack_run(
     progress: bool = True, transfer_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Attack the run's best checkpoint on its test split; writes robustness.json and .png.
+
+    Finished units of work are kept in ``OUT/robustness.partial/`` until the run completes, so
+    the same command after an interruption resumes and gives the same result.
 
     ``transfer_from``: another run folder whose model crafts the transfer attack (default: the
     sigma = 0 twin of this run's weights). Under torchrun every rank attacks its chunks of the
@@ -62,7 +81,12 @@ def attack_run(
         if source.spec.input_shape != model.spec.input_shape:
             raise UserError(f"--transfer-from {other}: its inputs {source.spec.input_shape} "
                             f"differ from {model.spec.input_shape}")
-    result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress, source)
+    out = Path(out_dir) if out_dir else run
+    cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from))
+    result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress, source, cache)
+    if cache.reused:
+        print(f"resumed: {cache.reused} finished unit(s) of an interrupted run were reused "
+              f"from {out / PARTIAL}")
     result["run"] = str(run)
     result["sigma"] = model.spec.neuron.sigma
     result["seeds"] = {"training": run_cfg["seed"], "data_split": run_cfg["data"]["split_seed"],
@@ -72,12 +96,12 @@ def attack_run(
     from randhet.io import library_versions
 
     result["versions"] = library_versions()
-    out = Path(out_dir) if out_dir else run
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "robustness.json", result)
         from randhet.report.robustness_plot import plot_robustness
 
         plot_robustness(result, out / "robustness.png")
+    cache.remove()  # complete: the per-unit results are in robustness.json
     result["summary"] = summary_lines(result)
     return result
