@@ -1,6 +1,6 @@
 """Make lava-nc 0.10.0 usable on Python 3.11 without editing site-packages.
 
-Two source rewrites, applied by a meta-path finder while the affected modules load (no file
+Three source rewrites, applied by a meta-path finder while the affected modules load (no file
 changed, no bytecode cache written for them):
 
 1. ``lava.magma.compiler.var_model`` declares dataclass fields ``x: ByteEncoder =
@@ -11,6 +11,10 @@ changed, no bytecode cache written for them):
    been set`` once anything has touched multiprocessing (a tqdm progress bar does). It becomes a
    call that only sets 'fork' when no start method is chosen yet, and fails with a clear message
    if a different one was chosen (Lava's runtime needs fork).
+3. ``lava.lib.dl.slayer`` imports its ``object_detection`` subpackage (``slayer.obd``) at import,
+   which imports torchvision's model zoo: about 2 s of every randhet process, for code randhet
+   never runs. ``obd`` becomes a lazy attribute (a module ``__getattr__``): ``slayer.obd`` and
+   ``from lava.lib.dl.slayer import obd`` still work and import it on first use.
 
 Lava forks its workers, so they inherit the fix. Where a pattern is absent (a fixed lava), that
 rewrite does nothing.
@@ -47,6 +51,14 @@ REWRITES: tuple[Rewrite, ...] = (
         "lava.magma.runtime.message_infrastructure.multiprocessing",
         re.compile(r"^(\s*)mp\.set_start_method\('fork'\)[ \t]*$", re.MULTILINE),
         r"\1__import__('randhet._compat', fromlist=['x']).ensure_fork_start_method()",
+    ),
+    Rewrite(
+        "lava.lib.dl.slayer",
+        re.compile(r"^from \. import object_detection as obd[ \t]*$", re.MULTILINE),
+        "def __getattr__(name):\n"
+        "    if name == 'obd':\n"
+        "        return __import__('importlib').import_module(__name__ + '.object_detection')\n"
+        "    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')",
     ),
 )
 

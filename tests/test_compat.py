@@ -79,3 +79,22 @@ def test_install_is_idempotent() -> None:
     _compat.install()
     _compat.install()
     assert sum(isinstance(f, _compat._Finder) for f in sys.meta_path) == 1
+
+
+def test_slayer_object_detection_is_imported_on_first_use_only() -> None:
+    module = "lava.lib.dl.slayer"
+    new, count = _compat.rewrite_source(module, _source(module))
+    assert count == 1 and "def __getattr__(name):" in new
+    code = (
+        "import sys, randhet; from randhet._compat import import_slayer_quietly; "
+        "import_slayer_quietly(); import lava.lib.dl.slayer as s; "
+        "print('torchvision' in sys.modules, 'lava.lib.dl.slayer.object_detection' in "
+        "sys.modules); from lava.lib.dl.slayer import obd; s.obd.bbox; "
+        "print(obd is s.obd, 'torchvision' in sys.modules)"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()  # (obd prints a Prophesee warning when it loads)
+    assert lines[0] == "False False" and lines[-1] == "True True"
+    plain = _python("import sys, lava.lib.dl.slayer; print('torchvision' in sys.modules)")
+    assert plain.stdout.strip().endswith("True")  # without randhet: imported eagerly
