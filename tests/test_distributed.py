@@ -110,9 +110,10 @@ def _without(report: dict, *keys: str) -> dict:
     return {k: v for k, v in report.items() if k not in keys}
 
 
-def test_sharded_attack_and_deploy_equal_one_process(tiny_run: Path, tmp_path: Path) -> None:
-    """The robustness protocol and the emulator deployment on 2 processes write the same JSON
-    as one process with the same seeds (timing and the process count aside)."""
+def test_sharded_attack_deploy_and_profile_equal_one_process(tiny_run: Path, tmp_path: Path
+                                                             ) -> None:
+    """The robustness protocol, the emulator deployment and the profile on 2 processes write
+    the same JSON as one process with the same seeds (timing and the process count aside)."""
     assert main(["attack", str(tiny_run), *ATTACK, "--out", str(tmp_path / "a1")]) == 0
     assert main(["deploy", str(tiny_run / "network.net"), "--backend", "emulator", "--quiet",
                  "--out", str(tmp_path / "d1")]) == 0
@@ -127,6 +128,14 @@ def test_sharded_attack_and_deploy_equal_one_process(tiny_run: Path, tmp_path: P
     assert _without(a1, "seconds", "processes") == _without(a2, "seconds", "processes")
     d1, d2 = (json.loads((tmp_path / d / "deploy.json").read_text()) for d in ("d1", "d2"))
     assert _without(d1, "wall_seconds", "processes") == _without(d2, "wall_seconds", "processes")
+    assert main(["profile", str(tiny_run / "network.net"), "--samples", "0", "--quiet",
+                 "--out", str(tmp_path / "p1")]) == 0
+    done = torchrun("profile", str(tiny_run / "network.net"), "--samples", "0", "--quiet",
+                    "--out", str(tmp_path / "p2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    p1, p2 = (json.loads((tmp_path / p / "profile.json").read_text()) for p in ("p1", "p2"))
+    assert p2["processes"] == 2
+    assert _without(p1, "wall_seconds", "processes") == _without(p2, "wall_seconds", "processes")
 
 
 def test_commands_that_do_not_shard_refuse_two_processes(tiny_run: Path) -> None:
