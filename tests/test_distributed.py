@@ -144,3 +144,22 @@ def test_commands_that_do_not_shard_refuse_two_processes(tiny_run: Path) -> None
     assert done.stderr.count("does not run distributed") == 2  # one line from each rank
     assert "/randhet/" not in done.stderr  # no traceback through randhet (torchrun prints its
     # own ChildFailedError summary when a worker exits non-zero)
+
+
+def test_two_process_run_trains_exports_deploys_and_attacks(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--config", "configs/digits.toml", *TINY, "--set", "train.epochs=1",
+            "--set", "attack.samples=40", "--set", "attack.batch_size=20", "--set",
+            "attack.eot=2", "--set", "attack.steps=2", "--set", "attack.draws=2", "--set",
+            "attack.eps=[0.0,0.2]", "--set", 'attack.targets=["torch","emulator"]',
+            "--out", str(out)]
+    refused = torchrun(*args)  # digits.toml deploys on Lava: one process only
+    assert refused.returncode != 0 and "deploy.backend=emulator" in refused.stderr
+    done = torchrun(*args, "--set", "deploy.backend=emulator")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("test accuracy (emulator") == 1
+    for name in ("network.net", "deploy.json", "robustness.json", "metrics.json"):
+        assert (out / name).is_file(), name
+    deploy = json.loads((out / "deploy.json").read_text())
+    assert deploy["processes"] == 2 and deploy["bit_exact_fraction"] == 1.0
+    assert not (out / "robustness.partial").exists()
