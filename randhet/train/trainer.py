@@ -449,9 +449,15 @@ def run_epoch(
 def _report_interrupt(out: Path, state: TrainState) -> None:
     if not dist.world().main:
         return
-    if state.saved_epoch:
+    saved = state.saved_epoch
+    if (out / CHECKPOINT).is_file():  # the signal may land between the write and the update
+        try:
+            saved = int(load_checkpoint(out)["epoch"])
+        except UserError:
+            pass
+    if saved:
         print(f"randhet: training interrupted; {out / CHECKPOINT} holds epoch "
-              f"{state.saved_epoch}: run the same command with --resume (--out {out}) "
+              f"{saved}: run the same command with --resume (--out {out}) "
               "to continue", file=sys.stderr)
     else:
         print("randhet: training interrupted before the first epoch completed; "
