@@ -134,8 +134,9 @@ def deploy(
 
     t0 = time.perf_counter()
     bar_off = None if progress else True  # None: shown on a terminal only
-    total = dist.shard(n).stop - dist.shard(n).start if backend == "emulator" else n
-    with tqdm(total=total, desc=f"deploy ({backend})", unit="sample", disable=bar_off) as bar:
+    share = dist.shard(n) if backend == "emulator" else slice(0, n)  # this rank's samples
+    with tqdm(total=share.stop - share.start, desc=f"deploy ({backend})", unit="sample",
+              disable=bar_off) as bar:
         def progress_fn(k: int) -> None:
             bar.update(k - bar.n)
 
