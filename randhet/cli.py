@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "each flex:C[:kK] becomes conv:C:kK), run the robustness protocol of its "
                        "[attack] table on each; writes flex_compare.json, .md and .png.")
     _add_config_args(p)
+    p.add_argument("--seeds", default="",
+                   help="comma-separated training seeds (default: the config's seed); the "
+                   "table gives mean ± std over them")
 
     p = sub.add_parser("analyze", help="loss landscape, Flex mask statistics, spike rasters",
                        description="Loss over a plane of filter-normalised directions, Flex "
@@ -316,8 +319,12 @@ def cmd_flex_compare(args: argparse.Namespace) -> dict[str, Any]:
     from randhet.config import load_config, protocol_config
 
     cfg = load_config(args.config, args.overrides)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-flex-compare"
-    result = flex_compare(cfg, protocol_config(cfg), out, progress=not args.quiet)
+    result = flex_compare(cfg, protocol_config(cfg), out, progress=not args.quiet, seeds=seeds)
     print(markdown_table(result))
     print(f"results: {out}/flex_compare.json, {out}/flex_compare.md, {out}/flex_compare.png")
     return result

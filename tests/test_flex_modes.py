@@ -95,7 +95,7 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
         "attack.eot=1", "attack.steps=2", "attack.draws=1", "attack.samples=12",
         "attack.targets=[\"torch\"]",
     ])
-    result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False)
+    result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False, seeds=(0, 1))
     rows = result["variants"]
     assert [r["variant"] for r in rows] == [v[0] for v in VARIANTS]
     for r in rows:
@@ -103,8 +103,14 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
         assert all(0 <= a <= 1 for a in r["auc"].values())
         assert (r["activation_sparsity"] is None) == (r["mode"] == "ann")
         assert ("flex:4" in r["layers"]) == r["flex"]
+        assert [s["seed"] for s in r["per_seed"]] == [0, 1] == r["seeds"]
+        accs = [s["clean_accuracy"] for s in r["per_seed"]]
+        assert r["clean_accuracy"] == pytest.approx(sum(accs) / 2)
+        assert r["clean_accuracy_std_over_seeds"] == pytest.approx(abs(accs[0] - accs[1]) / 2)
+        assert all(Path(run).name.endswith(f"-seed{s}") for run, s in
+                   zip(r["runs"], (0, 1), strict=True))
     table = (tmp_path / "flex_compare.md").read_text()
-    assert "STBP SNN+Flex" in table and "AUC pgd_large_eps" in table
+    assert "STBP SNN+Flex" in table and "AUC pgd_large_eps" in table and " ± " in table
     assert json.loads((tmp_path / "flex_compare.json").read_text())["variants"]
     assert (tmp_path / "flex_compare.png").stat().st_size > 0
 

@@ -16,12 +16,18 @@ and its draws are deterministic repeats. Activation sparsity (spiking variants) 
 as a separate protocol pass on the same samples and seed, written to
 ``<run>/pgd_large_eps/robustness.json`` (the other attacks: ``<run>/robustness.json``); its
 flags are reported with a ``pgd_large_eps:`` prefix.
+
+With several training seeds (``--seeds``) every variant is trained and attacked once per seed
+(run folders ``<name>-seed<S>``); a row holds the mean over seeds of every number, the spread
+over seeds (``*_std_over_seeds``; 0 for one seed), the per-seed values, and a flag is ok only
+when it is ok for every seed.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +117,49 @@ def attack_variant(
     return merged
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's row from its per-seed results (each with ``seed``, ``run``,
+    ``val_accuracy``, ``clean_accuracy``, ``test_samples``, ``activation_sparsity`` (None for
+    ANN), ``auc`` {attack: .}, ``curves`` {attack: [{eps, accuracy, std}]}, ``flags_ok``)."""
+    first = per_seed[0]
+    row: dict[str, Any] = {"seeds": [r["seed"] for r in per_seed],
+                           "runs": [r["run"] for r in per_seed], "run": first["run"],
+                           "test_samples": first["test_samples"]}
+    for key in ("val_accuracy", "clean_accuracy", "activation_sparsity"):
+        if first[key] is None:
+            row[key], row[f"{key}_std_over_seeds"] = None, None
+            continue
+        row[key], row[f"{key}_std_over_seeds"] = _mean_std([r[key] for r in per_seed])
+    row["auc"], row["auc_std_over_seeds"], row["curves"] = {}, {}, {}
+    for attack in first["auc"]:
+        row["auc"][attack], row["auc_std_over_seeds"][attack] = _mean_std(
+            [r["auc"][attack] for r in per_seed])
+        points = []
+        for i, p in enumerate(first["curves"][attack]):
+            acc = [r["curves"][attack][i]["accuracy"] for r in per_seed]
+            mean, spread = _mean_std(acc)
+            points.append({"eps": p["eps"], "accuracy": mean,
+                           "std": statistics.fmean(r["curves"][attack][i]["std"]
+                                                   for r in per_seed),
+                           "std_over_seeds": spread})
+        row["curves"][attack] = points
+    row["flags_ok"] = {k: all(r["flags_ok"].get(k, False) for r in per_seed)
+                       for k in first["flags_ok"]}
+    row["per_seed"] = [{k: r[k] for k in ("seed", "val_accuracy", "clean_accuracy",
+                                          "activation_sparsity", "auc")} for r in per_seed]
+    return row
+
+
 def flex_compare(
     base_cfg: dict[str, Any], protocol: ProtocolConfig, out_dir: str | Path,
-    progress: bool = True,
+    progress: bool = True, seeds: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """Train and attack the six variants; write flex_compare.json/.md/.png into ``out_dir``."""
+    """Train and attack the six variants (once per seed; default: the config's seed); write
+    flex_compare.json/.md/.png into ``out_dir``."""
     from randhet.train.trainer import train
 
     if not any(parse_layer_token(str(t))[0] == "flex" for t in base_cfg["model"]["layers"]):
@@ -124,27 +168,34 @@ def flex_compare(
     targets = tuple(t for t in protocol.targets if t in ("float", "torch")) or ("torch",)
     protocol = dataclasses.replace(protocol, targets=targets)
     out = Path(out_dir)
+    seeds = tuple(seeds) or (int(base_cfg["seed"]),)
     rows = []
     for label, mode, flex in VARIANTS:
-        name = f"{base_cfg['name']}-{_slug(label)}"
-        cfg = variant_config(base_cfg, mode, flex, name)
-        run = out / name
-        metrics = train(cfg, run, progress=progress)
-        rob = attack_variant(run, protocol, progress=progress)
-        stats = _test_stats(run, 0)
-        rows.append({
-            "variant": label, "mode": mode, "flex": flex, "layers": cfg["model"]["layers"],
-            "run": str(run), "val_accuracy": metrics["best_val_accuracy"],
-            "clean_accuracy": stats["accuracy"], "test_samples": stats["samples"],
-            "activation_sparsity": stats["activation_sparsity"],
-            "auc": {a: rob["auc"][a]["torch"] for a in protocol.attacks},
-            "curves": {a: [{"eps": p["eps"], "accuracy": p["mean"], "std": p["std"]}
-                           for p in rob["curves"][a]["torch"]] for a in protocol.attacks},
-            "flags_ok": {k: f["ok"] for k, f in rob["flags"].items()},
-        })
+        per_seed = []
+        for seed in seeds:
+            name = f"{base_cfg['name']}-{_slug(label)}"
+            name += f"-seed{seed}" if len(seeds) > 1 else ""
+            cfg = variant_config(base_cfg, mode, flex, name)
+            cfg["seed"] = seed
+            run = out / name
+            metrics = train(cfg, run, progress=progress)
+            rob = attack_variant(run, protocol, progress=progress)
+            stats = _test_stats(run, 0)
+            per_seed.append({
+                "seed": seed, "run": str(run), "val_accuracy": metrics["best_val_accuracy"],
+                "clean_accuracy": stats["accuracy"], "test_samples": stats["samples"],
+                "activation_sparsity": stats["activation_sparsity"],
+                "auc": {a: rob["auc"][a]["torch"] for a in protocol.attacks},
+                "curves": {a: [{"eps": p["eps"], "accuracy": p["mean"], "std": p["std"]}
+                               for p in rob["curves"][a]["torch"]] for a in protocol.attacks},
+                "flags_ok": {k: f["ok"] for k, f in rob["flags"].items()},
+            })
+        rows.append({"variant": label, "mode": mode, "flex": flex,
+                     "layers": variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
+                     **aggregate_seeds(per_seed)})
     result = {"config": base_cfg["name"], "timesteps": base_cfg["encoding"]["timesteps"],
               "protocol": protocol.to_dict(), "pgd_large_eps_steps": LARGE_EPS_STEPS,
-              "variants": rows}
+              "seeds": list(seeds), "variants": rows}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "flex_compare.json", result)
     write_text(out / "flex_compare.md", markdown_table(result))
@@ -153,20 +204,30 @@ def flex_compare(
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """One row per variant: clean accuracy, AUC per attack, activation sparsity."""
+    """One row per variant: clean accuracy, AUC per attack, activation sparsity (mean +- std
+    over seeds when there are several)."""
     attacks = list(result["variants"][0]["auc"])
+    many = len(result.get("seeds", [])) > 1
+
+    def cell(mean: float | None, std: float | None) -> str:
+        if mean is None:
+            return "n/a"
+        return f"{mean:.3f} ± {std:.3f}" if many and std is not None else f"{mean:.3f}"
+
     head = ["variant", "mode", "clean acc", *[f"AUC {a}" for a in attacks], "sparsity"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["variants"]:
-        sp = r["activation_sparsity"]
-        cells = [r["variant"], r["mode"], f"{r['clean_accuracy']:.3f}",
-                 *[f"{r['auc'][a]:.3f}" for a in attacks], "n/a" if sp is None else f"{sp:.3f}"]
+        cells = [r["variant"], r["mode"],
+                 cell(r["clean_accuracy"], r.get("clean_accuracy_std_over_seeds")),
+                 *[cell(r["auc"][a], r.get("auc_std_over_seeds", {}).get(a)) for a in attacks],
+                 cell(r["activation_sparsity"], r.get("activation_sparsity_std_over_seeds"))]
         lines.append("| " + " | ".join(cells) + " |")
     eps = [p["eps"] for p in result["variants"][0]["curves"][attacks[0]]]
     lines.append(
         f"\nclean acc: torch model on the test split; AUC: robust accuracy (torch model, mean "
         f"over {result['protocol']['draws']} draws) vs eps {eps}, trapezoidal, normalised by the "
         "eps range; sparsity: 1 - mean spike rate of the spiking layers (ANN: n/a); "
+        + (f"mean ± std over training seeds {result['seeds']}; " if many else "") +
         f"pgd_large_eps: {result.get('pgd_large_eps_steps', LARGE_EPS_STEPS)} steps of eps / 4, "
         f"the other iterative attacks: {result['protocol']['steps']} steps.")
     return "\n".join(lines) + "\n"
@@ -184,8 +245,14 @@ def plot_flex_compare(result: dict[str, Any], path: Path) -> None:
     for ax, attack in zip(axes[0], attacks, strict=True):
         for r in result["variants"]:
             pts = r["curves"][attack]
-            ax.plot([p["eps"] for p in pts], [p["accuracy"] for p in pts], marker="o",
-                    linestyle="--" if not r["flex"] else "-", label=r["variant"])
+            eps, acc = [p["eps"] for p in pts], [p["accuracy"] for p in pts]
+            line, = ax.plot(eps, acc, marker="o", linestyle="--" if not r["flex"] else "-",
+                            label=r["variant"])
+            spread = [p.get("std_over_seeds", 0.0) for p in pts]
+            if any(spread):  # several training seeds: +- one std over seeds
+                ax.fill_between(eps, [a - d for a, d in zip(acc, spread, strict=True)],
+                                [a + d for a, d in zip(acc, spread, strict=True)],
+                                color=line.get_color(), alpha=0.15)
         ax.set_title(attack)
         ax.set_xlabel("eps (L-inf, [0, 1] pixels)")
         ax.set_ylabel("accuracy")
