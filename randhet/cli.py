@@ -212,11 +212,12 @@ def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
     return Path(args.out) if args.out else Path("runs") / cfg["name"]
 
 
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_train(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train from ``--config``/``--set`` (or the already resolved ``cfg``)."""
     from randhet.config import load_config
     from randhet.train.trainer import train
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = cfg if cfg is not None else load_config(args.config, args.overrides)
     out = _out_dir(args, cfg)
     metrics = train(cfg, out, progress=not args.quiet, resume=getattr(args, "resume", False))
     print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
@@ -370,13 +371,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     from randhet.export import export_run
 
     world = distributed.world()
-    if world.distributed and load_config(args.config, args.overrides)["deploy"]["backend"] != (
-            "emulator"):
+    cfg = load_config(args.config, args.overrides)
+    if world.distributed and cfg["deploy"]["backend"] != "emulator":
         raise UserError("under torchrun, 'randhet run' deploys on the sharded emulator only: "
                         "add --set deploy.backend=emulator (or deploy on Lava afterwards with "
                         "one process)")
-    trained = cmd_train(args)
-    cfg, out = trained["cfg"], trained["out"]
+    trained = cmd_train(args, cfg)
+    out = trained["out"]
     path = out / "network.net"
     if world.main:
         path = export_run(out)

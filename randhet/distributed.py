@@ -149,21 +149,13 @@ def all_gather(obj: T) -> list[T]:
     return out
 
 
-def gather_chunks(local: dict[int, T]) -> dict[int, T]:
-    """Merge every rank's ``{chunk index: result}`` into one dict on every rank."""
-    merged: dict[int, T] = {}
+def gather_chunks(local: dict[Any, T]) -> dict[Any, T]:
+    """Merge every rank's ``{unit key: result}`` (keys distinct across ranks) into one dict on
+    every rank."""
+    merged: dict[Any, T] = {}
     for part in all_gather(local):
         merged.update(part)
     return merged
-
-
-def broadcast(obj: T) -> T:
-    """Rank 0's ``obj`` on every rank."""
-    if not world().distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def barrier() -> None:

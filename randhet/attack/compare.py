@@ -18,7 +18,8 @@ from randhet.attack.protocol import ProtocolConfig
 from randhet.io import write_json, write_text
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def seed_stats(values: list[float]) -> dict[str, float]:
+    """Mean, population std and count of one number over training seeds."""
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "std": float(a.std()), "n": len(a)}
 
@@ -58,10 +59,10 @@ def compare(
     for sigma in sigmas:
         entry: dict[str, Any] = {
             "sigma": sigma,
-            "clean_accuracy": _stats([r["deploy"]["accuracy"] for r in rows[sigma]]),
-            "activation_sparsity": _stats(
+            "clean_accuracy": seed_stats([r["deploy"]["accuracy"] for r in rows[sigma]]),
+            "activation_sparsity": seed_stats(
                 [r["deploy"]["activation_sparsity"] for r in rows[sigma]]),
-            "energy_joules_per_sample": _stats(
+            "energy_joules_per_sample": seed_stats(
                 [r["deploy"]["energy"]["joules_per_sample"] for r in rows[sigma]]),
             "robust_accuracy": {},
         }
@@ -70,7 +71,7 @@ def compare(
             for i, eps in enumerate(protocol.eps):
                 vals = [r["robustness"]["curves"][attack]["torch"][i]["mean"]
                         for r in rows[sigma]]
-                per_eps.append({"eps": eps, **_stats(vals)})
+                per_eps.append({"eps": eps, **seed_stats(vals)})
             entry["robust_accuracy"][attack] = per_eps
         entry["flags_ok"] = {
             name: [r["robustness"]["flags"][name]["ok"] for r in rows[sigma]]

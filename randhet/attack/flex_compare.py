@@ -31,6 +31,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from randhet.attack.compare import seed_stats
 from randhet.attack.protocol import ProtocolConfig
 from randhet.errors import UserError
 from randhet.io import write_json, write_text
@@ -118,7 +119,8 @@ def attack_variant(
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+    s = seed_stats(values)
+    return s["mean"], s["std"]
 
 
 def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:

@@ -137,6 +137,12 @@ class _Layer:
     name: str
 
 
+def _no_bias(node: Any, name: str, where: str) -> None:
+    if np.any(_array(node, "bias", name, where) != 0):
+        raise NetworkFileError(f"{where}: node {name!r} has a nonzero bias (randhet neurons "
+                               "have none)")
+
+
 def _synapse(node: Any, name: str, shape: tuple[int, ...], where: str
              ) -> tuple[DenseSpec | ConvSpec, np.ndarray]:
     kind = type(node).__name__
@@ -150,9 +156,8 @@ def _synapse(node: Any, name: str, shape: tuple[int, ...], where: str
         if w.shape[1] != shape[0]:
             raise NetworkFileError(f"{where}: node {name!r} takes {w.shape[1]} inputs, the "
                                    f"previous node gives {shape[0]}")
-        if kind == "Affine" and np.any(_array(node, "bias", name, where) != 0):
-            raise NetworkFileError(f"{where}: node {name!r} has a nonzero bias (randhet "
-                                   f"neurons have none)")
+        if kind == "Affine":
+            _no_bias(node, name, where)
         return DenseSpec(int(w.shape[1]), int(w.shape[0])), w
     if len(shape) != 3:
         raise NetworkFileError(f"{where}: node {name!r} needs (C, H, W) input, gets {shape}")
@@ -181,9 +186,7 @@ def _synapse(node: Any, name: str, shape: tuple[int, ...], where: str
             p = k // 2 if pad == "same" else 0
         else:
             p = _pair(pad, name, "padding", where)
-        if np.any(_array(node, "bias", name, where) != 0):
-            raise NetworkFileError(f"{where}: node {name!r} has a nonzero bias (randhet "
-                                   f"neurons have none)")
+        _no_bias(node, name, where)
         groups = int(np.asarray(node.groups).reshape(-1)[0])
         depthwise = groups == c == w.shape[0] and w.shape[1] == 1 and groups > 1
         if groups != 1 and not depthwise:
