@@ -26,8 +26,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,12 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+
 import randhet  # noqa: E402,F401  (Lava compatibility fix first)
 from randhet.attack.pgd import PGD  # noqa: E402
 from randhet.config import load_config  # noqa: E402
 from randhet.data import load_dataset  # noqa: E402
-from randhet.train.model import SpikingNetwork  # noqa: E402
-from randhet.train.trainer import load_trained, train  # noqa: E402
+from randhet.models.spiking import SpikingNetwork  # noqa: E402
+from randhet.runs import open_run  # noqa: E402
+from randhet.train.trainer import train  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "attack_speed.json"
 CONFIG = ROOT / "configs" / "digits.toml"
@@ -83,13 +84,6 @@ def time_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="trained run folder (default: train digits)")
@@ -107,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             run = Path(tmp) / "digits"
             print(f"training digits for {args.epochs} epochs ...", flush=True)
             train(load_config(CONFIG, [f"train.epochs={args.epochs}"]), run, progress=False)
-        model = load_trained(run)
+        model = open_run(run).model()
         data = load_dataset(load_config(run / "config.toml")["data"])
     x = torch.as_tensor(data.x_test[:args.batch])
     y = torch.as_tensor(data.y_test[:args.batch])
@@ -153,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "attack_speed",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "threads": threads, "device": "cpu"},
+        "machine": {**machine(), "threads": threads, "device": "cpu"},
         "network": {"config": "configs/digits.toml", "epochs": None if args.run else args.epochs,
                     "run": str(args.run) if args.run else None,
                     "timesteps": model.spec.encoding.timesteps,

@@ -36,7 +36,6 @@ import csv
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import loadavg, machine  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scaling.json"
@@ -187,8 +188,7 @@ def main() -> None:
     result = {
         "benchmark": "scaling",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {**machine(), "load_average_at_end": loadavg()},
         "networks": {"train_conv": "configs/digits-conv.toml, global batch 256",
                      "train_dense": "configs/digits.toml, global batch 32",
                      "attack": "the conv network", "deploy": "the conv network"},

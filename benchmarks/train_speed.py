@@ -31,11 +31,7 @@ Prints a table and writes ``benchmarks/results/train_speed.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -50,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+
 from randhet._compat import import_slayer_quietly  # noqa: E402
 
 import_slayer_quietly()
@@ -58,18 +56,18 @@ from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
 
 from randhet.config import load_config, network_spec  # noqa: E402
 from randhet.data import Splits, load_dataset  # noqa: E402
+from randhet.layer_tokens import network_from_tokens  # noqa: E402
+from randhet.models.neuron import RandHetConv, RandHetDense, slayer_neuron_params  # noqa: E402
+from randhet.models.spiking import Flatten, SpikingNetwork  # noqa: E402
 from randhet.spec import (  # noqa: E402
     ConvSpec,
     DenseSpec,
     EncodingSpec,
     FlattenSpec,
     LayerSpec,
-    NetworkSpec,
     NeuronSpec,
 )
 from randhet.train import trainer  # noqa: E402
-from randhet.train.model import Flatten, SpikingNetwork  # noqa: E402
-from randhet.train.neuron import RandHetConv, RandHetDense, slayer_neuron_params  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "train_speed.json"
 SEED = 0
@@ -95,7 +93,7 @@ NETWORKS: dict[str, tuple[tuple[int, ...], list[str]]] = {
 
 def layer_list(input_shape: tuple[int, ...], tokens: list[str]) -> tuple[LayerSpec, ...]:
     """The layers (randhet's own description) both builds follow."""
-    spec = NetworkSpec.from_tokens(input_shape, tokens, 10, NeuronSpec(), EncodingSpec())
+    spec = network_from_tokens(input_shape, tokens, 10, NeuronSpec(), EncodingSpec())
     return spec.layers
 
 
@@ -254,7 +252,7 @@ def mnist_epoch(quick: bool) -> dict[str, Any]:
     empty = np.zeros((0, 1, 28, 28), np.float32)
     data = Splits(x, y, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64), 10,
                   "synthetic-mnist")
-    spec = NetworkSpec.from_tokens((1, 28, 28), ["dense:128"], 10,
+    spec = network_from_tokens((1, 28, 28), ["dense:128"], 10,
                                    NeuronSpec(sigma=1.0), EncodingSpec(timesteps=STEPS))
     model = SpikingNetwork(spec, seed=SEED)
     tc = dict(load_config(None)["train"], batch_size=MNIST_BATCH)
@@ -301,29 +299,6 @@ def mnist_epoch(quick: bool) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # report
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
-def machine() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "cpus_usable": affinity,
-        "cpu": platform.processor() or platform.machine(), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "lava_dl": importlib.metadata.version("lava-dl"),
-        "device": "cpu",
-    }
 
 
 def ms(s: float) -> str:
