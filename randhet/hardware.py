@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +20,40 @@ from randhet.errors import ProfileError
 PJ = 1e-12  # joules per picojoule
 
 
+def _min(value: float) -> Any:
+    """Metadata of a profile field: its lower bound (integers: inclusive; energies: exclusive)."""
+    return {"min": value}
+
+
 @dataclass(frozen=True)
 class BitWidths:
     """Fixed-point formats of weights, delays, decays, state and threshold (bits)."""
 
-    weight_bits: int
-    weight_range: tuple[int, int]
-    delay_bits: int
-    max_delay: int
-    decay_bits: int
-    state_bits: int
-    threshold_mantissa_bits: int
-    threshold_shift: int
-    bias_mantissa_bits: int
-    bias_exponent_bits: int
-    graded_spike_bits: int | None = None
-    lava_cpu_graded_spike_bits: int | None = None
+    weight_bits: int = field(metadata=_min(1))
+    weight_range: tuple[int, int] = field(metadata={})
+    delay_bits: int = field(metadata=_min(1))
+    max_delay: int = field(metadata=_min(0))
+    decay_bits: int = field(metadata=_min(1))
+    state_bits: int = field(metadata=_min(1))
+    threshold_mantissa_bits: int = field(metadata=_min(1))
+    threshold_shift: int = field(metadata=_min(0))
+    bias_mantissa_bits: int = field(metadata=_min(1))
+    bias_exponent_bits: int = field(metadata=_min(0))
+    graded_spike_bits: int | None = field(default=None, metadata=_min(1))
+    lava_cpu_graded_spike_bits: int | None = field(default=None, metadata=_min(1))
 
 
 @dataclass(frozen=True)
 class CoreLimits:
     """Per-chip and per-core resource limits; ``None`` means no public figure is known."""
 
-    cores_per_chip: int
-    neurons_per_core: int
-    synaptic_memory_bytes_per_core: int | None = None
-    max_fan_in_axons_per_core: int | None = None
-    max_fan_out_per_core: int | None = None
-    synapses_per_chip: int | None = None
-    x86_cores_per_chip: int | None = None
+    cores_per_chip: int = field(metadata=_min(1))
+    neurons_per_core: int = field(metadata=_min(1))
+    synaptic_memory_bytes_per_core: int | None = field(default=None, metadata=_min(1))
+    max_fan_in_axons_per_core: int | None = field(default=None, metadata=_min(1))
+    max_fan_out_per_core: int | None = field(default=None, metadata=_min(1))
+    synapses_per_chip: int | None = field(default=None, metadata=_min(1))
+    x86_cores_per_chip: int | None = field(default=None, metadata=_min(1))
 
     @property
     def neurons_per_chip(self) -> int:
@@ -60,25 +65,25 @@ class CoreLimits:
 class EnergyTable:
     """Energy per operation (pJ) and static power (W per chip, ``None`` if unknown)."""
 
-    synaptic_op_pj: float
-    neuron_update_active_pj: float
-    neuron_update_inactive_pj: float
-    spike_in_tile_pj: float
-    energy_basis: str
-    static_power_w_per_chip: float | None = None
-    synaptic_update_pj: float | None = None
-    hop_east_west_pj: float | None = None
-    hop_north_south_pj: float | None = None
-    proxy_of: str | None = None
+    synaptic_op_pj: float = field(metadata=_min(0))
+    neuron_update_active_pj: float = field(metadata=_min(0))
+    neuron_update_inactive_pj: float = field(metadata=_min(0))
+    spike_in_tile_pj: float = field(metadata=_min(0))
+    energy_basis: str = field(metadata={})
+    static_power_w_per_chip: float | None = field(default=None, metadata=_min(0))
+    synaptic_update_pj: float | None = field(default=None, metadata=_min(0))
+    hop_east_west_pj: float | None = field(default=None, metadata=_min(0))
+    hop_north_south_pj: float | None = field(default=None, metadata=_min(0))
+    proxy_of: str | None = field(default=None, metadata={})
 
 
 @dataclass(frozen=True)
 class AnnReference:
     """Horowitz 45 nm energies (pJ) for an equivalent-ANN comparison; not neuromorphic hardware."""
 
-    mac_32bit_float_pj: float
-    ac_pj: float
-    basis: str
+    mac_32bit_float_pj: float = field(metadata=_min(0))
+    ac_pj: float = field(metadata=_min(0))
+    basis: str = field(metadata={})
 
 
 @dataclass(frozen=True)
@@ -118,55 +123,18 @@ class EnergyEstimate:
         }
 
 
-# --- schema -------------------------------------------------------------------------------
+# --- schema: the dataclasses above are the schema (type, required, minimum per field) ------
 
-_INT, _FLOAT, _STR, _RANGE = "int", "float", "str", "range"
-
-# table -> field -> (kind, required, minimum); minimum applies to numbers (None: no check).
-_SCHEMA: dict[str, dict[str, tuple[str, bool, float | None]]] = {
-    "bits": {
-        "weight_bits": (_INT, True, 1),
-        "weight_range": (_RANGE, True, None),
-        "delay_bits": (_INT, True, 1),
-        "max_delay": (_INT, True, 0),
-        "decay_bits": (_INT, True, 1),
-        "state_bits": (_INT, True, 1),
-        "threshold_mantissa_bits": (_INT, True, 1),
-        "threshold_shift": (_INT, True, 0),
-        "bias_mantissa_bits": (_INT, True, 1),
-        "bias_exponent_bits": (_INT, True, 0),
-        "graded_spike_bits": (_INT, False, 1),
-        "lava_cpu_graded_spike_bits": (_INT, False, 1),
-    },
-    "core": {
-        "cores_per_chip": (_INT, True, 1),
-        "neurons_per_core": (_INT, True, 1),
-        "synaptic_memory_bytes_per_core": (_INT, False, 1),
-        "max_fan_in_axons_per_core": (_INT, False, 1),
-        "max_fan_out_per_core": (_INT, False, 1),
-        "synapses_per_chip": (_INT, False, 1),
-        "x86_cores_per_chip": (_INT, False, 1),
-    },
-    "energy": {
-        "synaptic_op_pj": (_FLOAT, True, 0),
-        "neuron_update_active_pj": (_FLOAT, True, 0),
-        "neuron_update_inactive_pj": (_FLOAT, True, 0),
-        "spike_in_tile_pj": (_FLOAT, True, 0),
-        "energy_basis": (_STR, True, None),
-        "static_power_w_per_chip": (_FLOAT, False, 0),
-        "synaptic_update_pj": (_FLOAT, False, 0),
-        "hop_east_west_pj": (_FLOAT, False, 0),
-        "hop_north_south_pj": (_FLOAT, False, 0),
-        "proxy_of": (_STR, False, None),
-    },
-    "ann_reference": {
-        "mac_32bit_float_pj": (_FLOAT, True, 0),
-        "ac_pj": (_FLOAT, True, 0),
-        "basis": (_STR, True, None),
-    },
-}
-_TOP_LEVEL = {"name", "description", "sources", *_SCHEMA}
+_TABLES: dict[str, type] = {"bits": BitWidths, "core": CoreLimits, "energy": EnergyTable,
+                            "ann_reference": AnnReference}
+_TOP_LEVEL = {"name", "description", "sources", *_TABLES}
 _MAX_BITS = 64
+
+
+def _kind(annotation: str) -> str:
+    """The value kind of a field annotation: int, float, str or range."""
+    base = annotation.replace(" | None", "")
+    return {"int": "int", "float": "float", "str": "str", "tuple[int, int]": "range"}[base]
 
 
 def _field(file: str, table: str | None, key: str) -> str:
@@ -178,11 +146,11 @@ def _check_value(
     file: str, table: str, key: str, value: Any, kind: str, minimum: float | None
 ) -> Any:
     name = _field(file, table, key)
-    if kind == _STR:
+    if kind == "str":
         if not isinstance(value, str) or not value.strip():
             raise ProfileError(f"{name} must be a non-empty string, got {value!r}")
         return value
-    if kind == _RANGE:
+    if kind == "range":
         ok = (
             isinstance(value, list)
             and len(value) == 2
@@ -194,7 +162,7 @@ def _check_value(
         if not low < 0 < high:
             raise ProfileError(f"{name} must satisfy low < 0 < high, got {value!r}")
         return (low, high)
-    if kind == _INT:
+    if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProfileError(f"{name} must be an integer, got {value!r}")
         if minimum is not None and value < minimum:
@@ -216,17 +184,18 @@ def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
     data = raw[table]
     if not isinstance(data, dict):
         raise ProfileError(f"{file}: [{table}] must be a table")
-    schema = _SCHEMA[table]
+    schema = {f.name: f for f in fields(_TABLES[table])}
     for key in data:
         if key not in schema:
             raise ProfileError(f"{_field(file, table, key)} is not a known field")
     out: dict[str, Any] = {}
-    for key, (kind, required, minimum) in schema.items():
+    for key, f in schema.items():
         if key not in data:
-            if required:
+            if f.default is MISSING:
                 raise ProfileError(f"{_field(file, table, key)} is missing")
             continue
-        out[key] = _check_value(file, table, key, data[key], kind, minimum)
+        out[key] = _check_value(file, table, key, data[key], _kind(str(f.type)),
+                                f.metadata.get("min"))
     return out
 
 
@@ -323,14 +292,6 @@ def load_profile(name_or_path: str) -> HardwareProfile:
     except OSError as exc:
         raise ProfileError(f"{path.name}: cannot be read ({exc.strerror})") from None
     return _parse(raw, path)
-
-
-def profile_to_dict(profile: HardwareProfile) -> dict[str, Any]:
-    """JSON-ready dict of a profile (path as a string)."""
-    out = asdict(profile)
-    out["path"] = str(profile.path)
-    out["bits"]["weight_range"] = list(profile.bits.weight_range)
-    return out
 
 
 # --- estimates ----------------------------------------------------------------------------

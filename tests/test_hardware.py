@@ -17,7 +17,6 @@ from randhet.hardware import (
     list_profiles,
     load_profile,
     profile_dirs,
-    profile_to_dict,
 )
 
 SHIPPED = Path(__file__).resolve().parents[1] / "hardware_profiles"
@@ -40,7 +39,6 @@ def test_both_shipped_profiles_load() -> None:
         assert profile.name == name
         assert profile.sources
         assert "lower-bound" in profile.energy.energy_basis
-        json.dumps(profile_to_dict(profile))
 
 
 def test_loihi1_numbers_match_notes() -> None:
