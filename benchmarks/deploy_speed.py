@@ -8,7 +8,7 @@ Run by hand (not a test)::
 Setup: a few networks are trained briefly (1 epoch: speed does not depend on accuracy) on the
 embedded digits and exported (netx HDF5) into a temporary folder. Inputs and decay draws are
 prepared exactly as :func:`randhet.deploy.pipeline.deploy` prepares them (``model.encoder`` on
-the test split, :func:`~randhet.deploy.reference.deployment_draws` with seed 1); the draws are
+the test split, :func:`~randhet.decays.deployment_draws` with seed 1); the draws are
 made once for the largest sample count and sliced, so every run of a network sees the same
 inputs and the same decays.
 
@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -61,13 +59,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+
 from randhet.config import load_config  # noqa: E402
 from randhet.data import load_dataset  # noqa: E402
 from randhet.decays import DecayDraw  # noqa: E402
 from randhet.deploy.emulator import emulate  # noqa: E402
-from randhet.deploy.reference import deployment_draws, model_from_export  # noqa: E402
+from randhet.deploy.pipeline import prepare as deploy_prepare  # noqa: E402
 from randhet.deploy.result import RunResult  # noqa: E402
-from randhet.export import ExportedNetwork, export_run, read_network  # noqa: E402
+from randhet.export import export_run  # noqa: E402
+from randhet.network import ExportedNetwork, read_network  # noqa: E402
 from randhet.spec import DenseSpec  # noqa: E402
 from randhet.train.trainer import train  # noqa: E402
 
@@ -77,7 +78,7 @@ SEED = 1  # decay-draw seed, as `randhet deploy` defaults to
 EPOCHS = 1
 DEPLOY_MODULES = (  # what `randhet deploy --backend emulator` imports, lazily ones included
     "randhet.cli", "randhet.deploy.pipeline", "randhet.deploy.reference",
-    "randhet.deploy.emulator", "randhet.report.plots",
+    "randhet.deploy.emulator", "randhet.plots.stages",
 )
 LAVA_MODULES = (  # what run_lava imports, imported before any timing
     "lava.magma.core.run_conditions", "lava.magma.core.run_configs", "lava.proc.conv.process",
@@ -120,12 +121,8 @@ def prepare(net: ExportedNetwork, n: int) -> tuple[np.ndarray, list[DecayDraw]]:
     """Integer inputs [n, *input, T] and decay draws for the first n test samples, as
     ``deploy()`` makes them."""
     data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
-    n = min(n, len(data.x_test))
-    model = model_from_export(net)
-    model.generator.manual_seed(SEED)
-    with torch.no_grad():
-        encoded = model.encoder(torch.as_tensor(data.x_test[:n]))
-    return model.encoder.to_integer(encoded).numpy(), deployment_draws(net, n, SEED)
+    prep = deploy_prepare(net.path, samples=min(n, len(data.x_test)), profile="loihi2", seed=SEED)
+    return prep.inputs, prep.draws
 
 
 def head(inputs: np.ndarray, draws: list[DecayDraw], n: int) -> tuple[np.ndarray, list[DecayDraw]]:
@@ -398,35 +395,6 @@ def cli_deploy(net: ExportedNetwork, tmp: Path) -> dict[str, Any]:
 # report
 
 
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
-def version(pkg: str) -> str:
-    try:
-        return importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "cpus_usable": affinity,
-        "cpu": platform.processor() or platform.machine(), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
-        "lava_nc": version("lava-nc"), "lava_dl": version("lava-dl"),
-    }
-
-
 def ms(s: float) -> str:
     return f"{s * 1e3:9.2f}"
 
@@ -522,7 +490,7 @@ def print_cli(c: dict[str, Any]) -> None:
           f"`python -c pass` {c['python_startup_s']:.2f} s; `import torch` "
           f"{c['import_torch_s']:.2f} s; `python -c \"import "
           f"randhet.deploy.pipeline\"` {c['import_pipeline_s']:.2f} s; importing every module "
-          f"the command uses (+ cli, reference, emulator, report.plots/matplotlib) "
+          f"the command uses (+ cli, reference, emulator, plots/matplotlib) "
           f"{c['import_all_deploy_modules_s']:.2f} s (Python start included in each);")
     rest = c["wall_s"] - c["import_all_deploy_modules_s"] - c["in_process_deploy_s"]
     print(f"  the same deploy() call in this warm process (no imports) "

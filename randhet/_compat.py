@@ -65,7 +65,7 @@ REWRITES: tuple[Rewrite, ...] = (
 
 def ensure_fork_start_method() -> None:
     """Select multiprocessing's 'fork' start method unless one is already chosen."""
-    import multiprocessing as mp
+    import multiprocessing as mp  # only when Lava is about to run, not at every import
 
     current = mp.get_start_method(allow_none=True)
     if current is None:
@@ -127,6 +127,7 @@ def import_slayer_quietly() -> None:
     """
     if "lava.lib.dl.slayer" in sys.modules:
         return
+    # the few modules the quiet import needs: loaded only when SLAYER is imported
     import contextlib
     import io
     import logging

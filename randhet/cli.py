@@ -1,7 +1,9 @@
 """Command line: ``randhet train | export | import | deploy | profile | run``.
 
 A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
-``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130.
+``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130. Each command imports its
+stage when it runs (torch, SLAYER and Lava take seconds to import), so ``--help`` and a
+mistyped command answer at once.
 
 Under ``torchrun`` (``torchrun --nproc-per-node N -m randhet COMMAND ...``) every process runs
 the command: ``train`` and ``run`` train with DistributedDataParallel, ``attack`` and
@@ -16,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from randhet.config import DEFAULTS
+from randhet.attack.settings import ATTACK_NAMES, TARGETS, ProtocolConfig, as_eps_list
+from randhet.config import DEPLOY_DEFAULTS, PROFILE_SAMPLES, load_config, protocol_config
 from randhet.errors import UserError
 
 QUIET_HELP = "no progress bars (they show on a terminal only)"
@@ -32,10 +35,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
-def _add_deploy_args(p: argparse.ArgumentParser, with_defaults: bool) -> None:
-    d: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
-    if not with_defaults:
-        d = dict.fromkeys(d)
+def _add_deploy_args(p: argparse.ArgumentParser) -> None:
+    d = DEPLOY_DEFAULTS
     p.add_argument(
         "--backend", default=d["backend"],
         help="emulator (batched, bit-exact with Lava), lava (Loihi 2 bit-accurate CPU "
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run test samples through the exported network on a backend; "
                        "writes deploy.json and deploy.png.")
     p.add_argument("network", help="network.net written by 'randhet export'")
-    _add_deploy_args(p, with_defaults=True)
+    _add_deploy_args(p)
     p.add_argument("--out", help="output folder (default: the network file's folder)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -109,10 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "total, float-ANN reference, resource fit) and profile.png, and prints "
                        "a table. A network that does not fit prints a warning (exit 0).")
     p.add_argument("network", help="network.net written by 'randhet export'")
-    p.add_argument("--profile", default="loihi2", help="hardware profile name or TOML path")
-    p.add_argument("--samples", type=int, default=100,
+    p.add_argument("--profile", default=DEPLOY_DEFAULTS["profile"],
+                   help="hardware profile name or TOML path")
+    p.add_argument("--samples", type=int, default=PROFILE_SAMPLES,
                    help="number of test samples (0 = the whole test split)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the per-sample decay draws")
+    p.add_argument("--seed", type=int, default=DEPLOY_DEFAULTS["seed"],
+                   help="seed of the per-sample decay draws")
     p.add_argument("--out", help="output folder (default: the network file's folder)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -162,12 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_attack_args(p: argparse.ArgumentParser) -> None:
-    d = DEFAULTS["attack"]
+    d = ProtocolConfig().to_table()
     p.add_argument("--eps", default=",".join(f"{e:g}" for e in d["eps"]),
                    help="comma-separated L-inf budgets on [0, 1] pixels, fractions allowed "
                    "(e.g. 0,1/255,2/255,4/255,8/255)")
     p.add_argument("--attacks", default=",".join(d["attacks"]),
-                   help="comma-separated: fgsm, pgd, apgd, pgd_large_eps, noise")
+                   help=f"comma-separated: {', '.join(ATTACK_NAMES)}")
     p.add_argument("--eot", type=int, default=d["eot"], help="fresh draws per gradient (EOT)")
     p.add_argument("--steps", type=int, default=d["steps"], help="iterations of PGD/APGD")
     p.add_argument("--restarts", type=int, default=d["restarts"], help="PGD/APGD restarts")
@@ -178,7 +181,8 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help="samples per chunk: the unit of seeding and, under torchrun, of the "
                    "work each process takes")
     p.add_argument("--target", default=",".join(d["targets"]),
-                   help="comma-separated scoring targets: float, torch, emulator, lava")
+                   help=f"comma-separated scoring targets: {', '.join(TARGETS)} (torch always: "
+                   "the protocol's flags are computed on it)")
     p.add_argument("--surrogate-tau", type=float, default=None,
                    help="attacker's surrogate width (relative to threshold; default as trained)")
     p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
@@ -186,38 +190,34 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help="craft the transfer attack on this run (default: the sigma = 0 twin)")
 
 
-def _protocol_from_args(args: argparse.Namespace) -> Any:
-    from randhet.attack.protocol import ProtocolConfig, as_eps_list
-
+def _protocol_from_args(args: argparse.Namespace) -> ProtocolConfig:
+    """The attack flags as a settings table, validated by the attack package's own rules."""
     try:
         eps = as_eps_list(args.eps)
     except (ValueError, ZeroDivisionError) as exc:
         raise UserError(f"--eps {args.eps!r}: {exc}") from None
-    for name in ("eot", "steps", "restarts", "draws", "samples", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
-    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-    if "torch" not in targets:
-        targets = ("torch", *targets)
-    return ProtocolConfig(
-        eps=eps, attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
-        eot=args.eot, steps=args.steps, restarts=args.restarts, draws=args.draws,
-        samples=args.samples, batch_size=args.batch_size, targets=targets,
-        surrogate_tau=args.surrogate_tau,
-        seed=args.seed,
-    )
+
+    def items(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    table = {"eps": list(eps), "attacks": items(args.attacks), "targets": items(args.target),
+             "eot": args.eot, "steps": args.steps, "restarts": args.restarts,
+             "draws": args.draws, "samples": args.samples, "batch_size": args.batch_size,
+             "surrogate_tau": args.surrogate_tau or 0.0, "seed": args.seed}
+    flags = {"targets": "--target", "batch_size": "--batch-size",
+             "surrogate_tau": "--surrogate-tau"}
+    return ProtocolConfig.from_table(table, name=lambda k: flags.get(k, f"--{k}"))
 
 
 def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
     return Path(args.out) if args.out else Path("runs") / cfg["name"]
 
 
-def cmd_train(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train from ``--config``/``--set`` (or the already resolved ``cfg``)."""
-    from randhet.config import load_config
-    from randhet.train.trainer import train
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train from ``--config``/``--set``."""
+    from randhet.train.trainer import train  # the stage, on use
 
-    cfg = cfg if cfg is not None else load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
     out = _out_dir(args, cfg)
     metrics = train(cfg, out, progress=not args.quiet, resume=getattr(args, "resume", False))
     print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
@@ -226,11 +226,11 @@ def cmd_train(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> di
 
 
 def cmd_export(args: argparse.Namespace) -> Path:
-    from randhet.export import export_run
+    from randhet.export import export_run  # the stage, on use
 
     if args.format == "nir":
-        from randhet.export.nir_export import export_nir
-        from randhet.export.nir_mapping import DEFAULT_DT, parse_draw
+        from randhet.export.nir_export import export_nir  # the stage, on use
+        from randhet.export.nir_mapping import DEFAULT_DT, parse_draw  # the stage, on use
 
         dt = DEFAULT_DT if args.dt is None else args.dt
         path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw))
@@ -244,7 +244,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
 
 
 def cmd_import(args: argparse.Namespace) -> Path:
-    from randhet.export.nir_import import import_nir
+    from randhet.export.nir_import import import_nir  # the stage, on use
 
     path, report = import_nir(args.nir_file, args.out, args.config, args.dt)
     how = "exact" if report.exact else f"max weight error {report.max_weight_error:.3g} x vth"
@@ -253,7 +253,7 @@ def cmd_import(args: argparse.Namespace) -> Path:
 
 
 def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.deploy.pipeline import deploy
+    from randhet.deploy.pipeline import deploy  # the stage, on use
 
     report = deploy(
         args.network, backend=args.backend, samples=args.samples, profile=args.profile,
@@ -267,8 +267,8 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.deploy.pipeline import run_profile
-    from randhet.deploy.profiling import profile_table
+    from randhet.deploy.pipeline import run_profile  # the stage, on use
+    from randhet.deploy.profiling import profile_table  # the stage, on use
 
     report = run_profile(args.network, samples=args.samples, profile=args.profile,
                          seed=args.seed, out_dir=args.out, progress=not args.quiet)
@@ -284,7 +284,7 @@ def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.attack.run import attack_run
+    from randhet.attack.run import attack_run  # the stage, on use
 
     result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
                         progress=not args.quiet, transfer_from=args.transfer_from)
@@ -295,8 +295,7 @@ def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.attack.compare import compare
-    from randhet.config import load_config, protocol_config
+    from randhet.experiments.compare import compare  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -308,7 +307,7 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--sigmas (>= 0) and --seeds need at least one value each")
     out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-compare"
     result = compare(cfg, sigmas, seeds, protocol_config(cfg), out, progress=not args.quiet)
-    from randhet.attack.compare import markdown_table
+    from randhet.experiments.compare import markdown_table  # the stage, on use
 
     print(markdown_table(result))
     print(f"results: {out}/compare.json, {out}/compare.md, {out}/compare.png")
@@ -316,8 +315,7 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_flex_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.attack.flex_compare import flex_compare, markdown_table
-    from randhet.config import load_config, protocol_config
+    from randhet.experiments.flex_compare import flex_compare, markdown_table  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -332,7 +330,7 @@ def cmd_flex_compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.report.analysis import analyze_run
+    from randhet.report.analysis import analyze_run  # the stage, on use
 
     if args.samples < 1 or args.grid < 2 or args.draws < 1:
         raise UserError("--samples and --draws must be >= 1, --grid >= 2")
@@ -343,63 +341,12 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
-    """A short plain-text summary of a whole run."""
-    e = report["energy"]
-    rows = [
-        ("validation accuracy (torch, best epoch)", f"{train_metrics['best_val_accuracy']:.4f}"),
-        (f"test accuracy ({report['backend']}, {report['samples']} samples)",
-         f"{report['accuracy']:.4f}"),
-        ("test accuracy (torch model, same draws)", f"{report['reference_accuracy']:.4f}"),
-        ("bit-exact fraction (deployed vs torch)", f"{report['bit_exact_fraction']:.4f}"),
-        ("activation sparsity", f"{report['activation_sparsity']:.4f}"),
-        ("synaptic ops / sample (effective)", f"{report['synops']['effective']:.0f}"),
-        ("synaptic ops / sample (dense)", f"{report['synops']['dense']:d}"),
-        (f"energy / sample ({report['profile']}, estimate)",
-         f"{e['joules_per_sample'] * 1e6:.3f} uJ"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    lines.append(f"energy basis: {e['basis']}")
-    return "\n".join(lines)
-
-
 def cmd_run(args: argparse.Namespace) -> None:
-    from randhet import distributed
-    from randhet.config import load_config
-    from randhet.deploy.pipeline import deploy
-    from randhet.export import export_run
+    from randhet.experiments.pipeline import run_pipeline  # the stage, on use
 
-    world = distributed.world()
     cfg = load_config(args.config, args.overrides)
-    if world.distributed and cfg["deploy"]["backend"] != "emulator":
-        raise UserError("under torchrun, 'randhet run' deploys on the sharded emulator only: "
-                        "add --set deploy.backend=emulator (or deploy on Lava afterwards with "
-                        "one process)")
-    trained = cmd_train(args, cfg)
-    out = trained["out"]
-    path = out / "network.net"
-    if world.main:
-        path = export_run(out)
-    distributed.barrier()
-    print(f"exported: {path}")
-    d = cfg["deploy"]
-    report = deploy(
-        path, backend=d["backend"], samples=d["samples"], profile=d["profile"],
-        seed=d["seed"], progress=not args.quiet,
-    )
-    print()
-    print(summary_table(trained["metrics"], report))
-    files = "config.toml, metrics.json, log.csv, network.net, deploy.json, training.png, deploy.png"
-    if cfg["attack"]["enabled"]:
-        from randhet.attack.run import attack_run
-        from randhet.config import protocol_config
-
-        result = attack_run(out, protocol_config(cfg), progress=not args.quiet)
-        print("\nrobustness (accuracy at each eps, mean over fresh draws; AUC):")
-        print("\n".join(result["summary"]))
-        files += ", robustness.json, robustness.png"
-    print(f"\nresults: {out}/ ({files})")
+    out = _out_dir(args, cfg)
+    run_pipeline(cfg, out, progress=not args.quiet)
 
 
 COMMANDS = {

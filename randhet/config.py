@@ -11,10 +11,28 @@ import copy
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from randhet.attack.settings import ProtocolConfig
+from randhet.data.datasets import DATASETS
 from randhet.errors import ConfigError
-from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec, parse_layer_token
+from randhet.layer_tokens import network_from_tokens, parse_layer_token
+from randhet.spec import (
+    MODES,
+    Distribution,
+    Encoding,
+    EncodingSpec,
+    Granularity,
+    NetworkSpec,
+    NeuronSpec,
+    Randomize,
+    Resample,
+)
+
+BACKENDS: tuple[str, ...] = ("emulator", "lava", "loihi2")
+# how `randhet deploy` and `randhet run` deploy unless told otherwise
+DEPLOY_DEFAULTS: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
+PROFILE_SAMPLES = 100  # test samples `randhet profile` runs unless told otherwise
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -70,40 +88,24 @@ DEFAULTS: dict[str, Any] = {
         "adv_eps": 0.0,  # FGSM adversarial training epsilon on [0, 1] inputs (0 = off)
         "device": "auto",
     },
-    "deploy": {
-        "backend": "lava",
-        "samples": 0,
-        "profile": "loihi2",
-        "seed": 1,
-    },
-    "attack": {  # the robustness protocol (randhet attack; randhet run when enabled)
-        "enabled": True,  # part of `randhet run`
-        "eps": [0.0, 0.05, 0.1, 0.2, 0.3],  # L-inf on [0, 1] pixels
-        "attacks": ["fgsm", "pgd", "noise"],
-        "eot": 20,  # fresh draws averaged per gradient (batched)
-        "steps": 10,
-        "restarts": 1,
-        "draws": 10,  # fresh draws to score each adversarial input
-        "samples": 200,  # test samples attacked
-        "batch_size": 50,  # samples per chunk (unit of seeding; torchrun ranks share chunks)
-        "targets": ["float", "torch", "emulator"],  # + "lava" for a spot check
-        "surrogate_tau": 0.0,  # attacker's surrogate width (0 = as trained)
-        "seed": 0,
-    },
+    "deploy": dict(DEPLOY_DEFAULTS),
+    # the robustness protocol (randhet attack; randhet run when enabled): the attack package's
+    # settings, see randhet.attack.settings.ProtocolConfig
+    "attack": {"enabled": True, **ProtocolConfig().to_table()},
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "model.mode": ("snn", "hybrid", "ann"),
-    "data.dataset": ("digits", "mnist", "fashion_mnist", "cifar10", "nmnist"),
-    "encoding.kind": ("direct", "rate", "events"),
-    "neuron.randomize": ("current", "voltage", "both", "none"),
-    "neuron.distribution": ("logit_normal", "gaussian"),
-    "neuron.granularity": ("neuron", "channel"),
-    "neuron.resample": ("forward", "step", "fixed"),
+    "model.mode": MODES,
+    "data.dataset": tuple(DATASETS),
+    "encoding.kind": get_args(Encoding),
+    "neuron.randomize": get_args(Randomize),
+    "neuron.distribution": get_args(Distribution),
+    "neuron.granularity": get_args(Granularity),
+    "neuron.resample": get_args(Resample),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.schedule": ("constant", "cosine"),
     "train.device": ("auto", "cpu", "cuda"),
-    "deploy.backend": ("emulator", "lava", "loihi2"),
+    "deploy.backend": BACKENDS,
 }
 
 # key -> inclusive (lower, upper) bounds
@@ -126,13 +128,6 @@ _RANGES: dict[str, tuple[float, float]] = {
     "train.decay_lr": (0.0, 1e6),
     "train.adv_eps": (0.0, 1.0),
     "deploy.samples": (0, 1 << 30),
-    "attack.eot": (1, 10000),
-    "attack.steps": (1, 100000),
-    "attack.restarts": (1, 1000),
-    "attack.draws": (1, 10000),
-    "attack.samples": (1, 1 << 30),
-    "attack.batch_size": (1, 1 << 20),
-    "attack.surrogate_tau": (0.0, 1000.0),
 }
 
 
@@ -211,12 +206,7 @@ def validate(cfg: dict[str, Any]) -> None:
             parse_layer_token(str(token))
         except ValueError as exc:
             raise ConfigError(f"'model.layers': {exc}") from None
-    att = cfg["attack"]
-    if not att["eps"] or any(not 0 <= e <= 1 for e in att["eps"]):
-        raise ConfigError("'attack.eps' must be a non-empty list of numbers in [0, 1]")
-    targets = {"float", "torch", "emulator", "lava"}
-    if not set(att["targets"]) <= targets or "torch" not in att["targets"]:
-        raise ConfigError(f"'attack.targets' must include torch, from {sorted(targets)}")
+    protocol_config(cfg)  # the attack package's rules for the [attack] table
     enc = cfg["encoding"]
     if len(enc["mean"]) != len(enc["std"]) or any(s <= 0 for s in enc["std"]):
         raise ConfigError("'encoding.mean' and 'encoding.std' need equal lengths, std > 0")
@@ -273,17 +263,9 @@ def dump_toml(cfg: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def protocol_config(cfg: dict[str, Any]) -> Any:
-    """The robustness protocol settings of a config's ``[attack]`` table."""
-    from randhet.attack.protocol import ProtocolConfig
-
-    a = cfg["attack"]
-    return ProtocolConfig(
-        eps=tuple(sorted(float(e) for e in a["eps"])), attacks=tuple(a["attacks"]),
-        eot=a["eot"], steps=a["steps"], restarts=a["restarts"], draws=a["draws"],
-        samples=a["samples"], batch_size=a["batch_size"], targets=tuple(a["targets"]),
-        surrogate_tau=a["surrogate_tau"] or None, seed=a["seed"],
-    )
+def protocol_config(cfg: dict[str, Any]) -> ProtocolConfig:
+    """The robustness protocol settings of a config's ``[attack]`` table (validated)."""
+    return ProtocolConfig.from_table({k: v for k, v in cfg["attack"].items() if k != "enabled"})
 
 
 def network_spec(
@@ -292,7 +274,7 @@ def network_spec(
     """The network description a config asks for, for data of the given shape."""
     enc = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["encoding"].items()}
     try:
-        return NetworkSpec.from_tokens(
+        return network_from_tokens(
             input_shape, cfg["model"]["layers"], num_classes,
             NeuronSpec(**cfg["neuron"]), EncodingSpec(**enc),
         )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from randhet.network import ExportedNetwork
 from randhet.spec import DECAY_SCALE, NeuronSpec
 
 _EDGE = 0.5 / DECAY_SCALE  # keeps logit() finite for d0 = 0 or 4096
@@ -154,3 +155,24 @@ def draw_network(
         draw_layer(neuron, batch, shape, gen, steps, m)
         for shape, m in zip(layer_shapes, per_layer, strict=True)
     ]
+
+
+def deployment_draws(net: ExportedNetwork, samples: int, seed: int) -> list[DecayDraw]:
+    """Per-layer integer decays for ``samples`` samples, as the deployed network draws them.
+
+    ``forward``: one draw per sample; ``step``: one per sample and step; ``fixed``: the frozen
+    draw stored in the file, the same for every sample. Layout [S, *noise_shape(, T)].
+    """
+    neuron = net.spec.neuron
+    if neuron.resample == "fixed":
+        out = []
+        for layer in net.layers:
+            cur = torch.as_tensor(layer.fixed_current, dtype=torch.float64)
+            vol = torch.as_tensor(layer.fixed_voltage, dtype=torch.float64)
+            out.append(DecayDraw(cur.expand(samples, *cur.shape).clone(),
+                                 vol.expand(samples, *vol.shape).clone()))
+        return out
+    steps = net.spec.encoding.timesteps
+    means = [(layer.current_decay, layer.voltage_decay) for layer in net.layers]
+    shapes = [layer.shape for layer in net.layers]
+    return draw_network(neuron, samples, shapes, seed, steps, means)

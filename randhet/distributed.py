@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from randhet.errors import UserError
+
 T = TypeVar("T")
 
 TIMEOUT = timedelta(minutes=30)  # how long a rank waits for the others at a collective
@@ -166,7 +168,5 @@ def barrier() -> None:
 def refuse(what: str) -> None:
     """Raise UserError when running under torchrun with more than one process."""
     if world().distributed:
-        from randhet.errors import UserError
-
         raise UserError(f"{what} does not run distributed: launch it without torchrun "
                         "(or with --nproc-per-node 1)")

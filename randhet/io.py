@@ -5,24 +5,36 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
-def _atomic(path: Path, write: Any) -> None:
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write (by name, e.g. with h5py); it replaces
+    ``path`` when the block ends normally and is removed when it raises."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic(path: Path, write: Any) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -39,7 +51,7 @@ def save_torch(path: str | Path, obj: Any) -> None:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a result depends on (for the record in every report)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, version  # only when a report is written
 
     out = {}
     for pkg in ("randhet", "lava-nc", "lava-dl", "torch", "numpy", "torchattacks"):

@@ -9,7 +9,7 @@ Integer units (what Loihi and Lava's fixed-point LIF hold): state ``U, V`` (24-b
     V[t] = sat24(sgn * (|V[t-1] * (4096 - dv)| >> 12) + U[t])
     s[t] = V[t] > vThMant << 6;   V[t] = 0 where s[t]
 
-The training neuron (:mod:`randhet.train.neuron`) runs the same integers through
+The training neuron (:mod:`randhet.models.neuron`) runs the same integers through
 :class:`LeakyIntegrator` without the 24-bit wrap/saturation, exactly as SLAYER does, with a
 correct gradient for the decays; the emulator and the profiler run it with them.
 """
@@ -24,12 +24,6 @@ ACT_SHIFT = 6  # synaptic input is left-shifted by 6 (MSB alignment)
 VTH_SHIFT = 6  # threshold mantissa is left-shifted by 6
 STATE_BITS = 24
 MAX_STATE = 1 << (STATE_BITS - 1)
-
-
-def decay(state: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``sign(x) * (|x| >> 12)`` of ``x = state * (4096 - d)`` (int64), as Loihi decays."""
-    prod = state * (DECAY_UNITY - d)
-    return torch.sign(prod) * (prod.abs() >> DECAY_SHIFT)
 
 
 def wrap_current(u: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+Mode = Literal["snn", "hybrid", "ann"]  # training mode: STBP, straight-through, ReLU ANN
 Encoding = Literal["direct", "rate", "events"]
 Randomize = Literal["current", "voltage", "both", "none"]
 Distribution = Literal["logit_normal", "gaussian"]
@@ -22,6 +23,8 @@ Resample = Literal["forward", "step", "fixed"]
 FlexMask = Literal["static", "dynamic", "pos"]
 FlexPool = Literal["avg", "max"]
 FlexGate = Literal["sigmoid", "hard"]
+
+MODES: tuple[str, ...] = get_args(Mode)
 
 DECAY_SCALE = 4096  # Loihi decays are 12-bit: fraction = d / 4096
 WEIGHT_SCALE = 64  # SLAYER weight w <-> Loihi integer weight w * 64 (even, -256..254)
@@ -147,7 +150,7 @@ class FlexSpec:
     channel and step) to the logits in training only (evaluation and deployment: no noise).
     ``plastic`` > 0 (lambda) turns on the poster's plasticity rule for a static or ``pos``
     mask: after every optimizer step the logits move by ``lambda * (r_sel - r_inv)`` (see
-    :meth:`randhet.train.flex.RandHetFlex.plasticity_step`); training-only, no effect on
+    :meth:`randhet.models.flex.RandHetFlex.plasticity_step`); training-only, no effect on
     deployment. Only ``static`` + ``avg`` is one convolution and deploys (as the equivalent
     ConvSpec).
     """
@@ -164,7 +167,7 @@ class FlexSpec:
 
     def __post_init__(self) -> None:
         if self.gate is None:
-            object.__setattr__(self, "gate", _default_gate(self.mask))
+            object.__setattr__(self, "gate", default_gate(self.mask))
 
     @property
     def padding(self) -> int:
@@ -181,30 +184,13 @@ class FlexSpec:
         """Static mask and linear pool path: the layer is exactly one convolution."""
         return self.mask == "static" and self.pool == "avg"
 
-    @property
-    def token(self) -> str:
-        """The canonical layer token (defaults left out)."""
-        parts = [f"flex:{self.out_channels}"]
-        if self.kernel != 3:
-            parts.append(f"k{self.kernel}")
-        if self.mask != "static":
-            parts.append(self.mask)
-        if self.pool != "avg":
-            parts.append(self.pool)
-        if self.gate != _default_gate(self.mask):
-            parts.append(self.gate)
-        if self.eta:
-            parts.append(f"eta{self.eta:g}")
-        if self.plastic:
-            parts.append(f"plastic{self.plastic:g}")
-        return ":".join(parts)
-
     def as_conv(self) -> ConvSpec:
         """The convolution a deployable Flex layer folds into."""
         return ConvSpec(self.in_shape, self.out_channels, self.kernel, 1, self.padding)
 
 
-def _default_gate(mask: str) -> FlexGate:
+def default_gate(mask: str) -> FlexGate:
+    """The gate a Flex mask uses unless told otherwise: hard for a dynamic mask, else sigmoid."""
     return "hard" if mask == "dynamic" else "sigmoid"
 
 
@@ -225,111 +211,6 @@ class FlattenSpec:
 
 LayerSpec = DenseSpec | ConvSpec | FlexSpec | FlattenSpec
 _KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flex": FlexSpec, "flatten": FlattenSpec}
-_LAYER_GRAMMAR = (
-    "conv:C[:kK][:sS], pool:K, flex:C[:kK][:static|dynamic|pos][:avg|max][:sigmoid|hard][:etaX]"
-    "[:plasticL], "
-    "flatten or dense:N"
-)
-
-
-def parse_layer_token(token: str) -> tuple[str, dict[str, Any]]:
-    """Parse ``conv:C[:kK][:sS]``, ``pool:K``, ``flex:C[:kK][:static|dynamic|pos][:avg|max]
-    [:sigmoid|hard][:etaX][:plasticL]``, ``flatten`` or ``dense:N``; ValueError if bad."""
-    kind, *args = token.strip().split(":")
-    values: dict[str, Any] = {}
-    try:
-        if kind == "flex" and args:
-            return kind, _parse_flex(args)
-        if kind == "flatten" and not args:
-            return kind, values
-        if kind in ("dense", "pool", "conv") and args:
-            values = {"n": int(args[0]), "k": 3, "s": 1}
-            options = args[1:] if kind == "conv" else (args[1:] or [])
-            if kind != "conv" and options:
-                raise ValueError
-            for a in options:
-                if a[:1] not in ("k", "s"):
-                    raise ValueError
-                values[a[0]] = int(a[1:])
-            if min(values.values()) >= 1:
-                return kind, values
-    except ValueError:
-        pass
-    raise ValueError(f"bad layer {token!r}: expected {_LAYER_GRAMMAR}")
-
-
-def _parse_flex(args: list[str]) -> dict[str, Any]:
-    """Values of a ``flex`` token's arguments; ValueError if bad or repeated."""
-    values: dict[str, Any] = {"n": int(args[0]), "k": 3}
-    seen: set[str] = set()
-    for a in args[1:]:
-        if a in ("static", "dynamic", "pos"):
-            key, value = "mask", a
-        elif a in ("avg", "max"):
-            key, value = "pool", a
-        elif a in ("sigmoid", "hard"):
-            key, value = "gate", a
-        elif a.startswith("eta"):
-            key, value = "eta", float(a[3:])
-        elif a.startswith("plastic"):
-            key, value = "plastic", float(a[7:])
-        elif a[:1] == "k":
-            key, value = "k", int(a[1:])
-        else:
-            raise ValueError
-        if key in seen:
-            raise ValueError
-        seen.add(key)
-        values[key] = value
-    if values["n"] < 1 or values["k"] < 1 or not 0 <= values.get("eta", 0.0) < float("inf"):
-        raise ValueError
-    if not 0 <= values.get("plastic", 0.0) < float("inf"):
-        raise ValueError
-    if values.get("plastic") and values.get("mask") == "dynamic":
-        raise ValueError  # the rule moves learned logits: static or pos masks only
-    values.setdefault("mask", "static")
-    values.setdefault("pool", "avg")
-    values.setdefault("gate", _default_gate(values["mask"]))
-    values.setdefault("eta", 0.0)
-    values.setdefault("plastic", 0.0)
-    return values
-
-
-def build_layers(
-    tokens: list[str] | tuple[str, ...], input_shape: tuple[int, ...], num_classes: int
-) -> tuple[LayerSpec, ...]:
-    """Layer specs for ``tokens`` on inputs of ``input_shape``; the output dense is appended.
-
-    A dense layer after spatial layers gets an implicit flatten.
-    """
-    layers: list[LayerSpec] = []
-    shape = tuple(input_shape)
-    for token in [*tokens, f"dense:{num_classes}"]:
-        kind, a = parse_layer_token(token)
-        if kind in ("conv", "pool", "flex"):
-            if len(shape) != 3:
-                raise ValueError(f"layer {token!r} needs (C, H, W) input, got {shape}")
-            chw = (shape[0], shape[1], shape[2])
-            if kind == "conv":
-                layer: LayerSpec = ConvSpec(chw, a["n"], a["k"], a["s"], a["k"] // 2)
-            elif kind == "flex":
-                layer = FlexSpec(
-                    chw, a["n"], a["k"], a["mask"], a["pool"], a["gate"], a["eta"], a["plastic"]
-                )
-            else:
-                layer = ConvSpec(chw, shape[0], a["n"], a["n"], 0, pool=True)
-            if min(layer.out_shape[1:]) < 1:
-                raise ValueError(f"layer {token!r} shrinks {shape} to nothing")
-        elif kind == "flatten":
-            layer = FlattenSpec(shape)
-        else:
-            if len(shape) != 1:
-                layers.append(FlattenSpec(shape))
-                shape = layers[-1].out_shape
-            layer = DenseSpec(shape[0], a["n"])
-        layers.append(layer)
-        shape = layer.out_shape
-    return tuple(layers)
 
 
 @dataclass(frozen=True)
@@ -367,20 +248,6 @@ class NetworkSpec:
     def spiking_layers(self) -> tuple[DenseSpec | ConvSpec | FlexSpec, ...]:
         """The layers that have neurons (everything but flatten)."""
         return tuple(ly for ly in self.layers if not isinstance(ly, FlattenSpec))
-
-    @classmethod
-    def from_tokens(
-        cls,
-        input_shape: tuple[int, ...],
-        tokens: list[str] | tuple[str, ...],
-        num_classes: int,
-        neuron: NeuronSpec,
-        encoding: EncodingSpec,
-    ) -> NetworkSpec:
-        """Build from layer tokens (``conv:16``, ``pool:2``, ``dense:128`` ...)."""
-        spatial = tuple(input_shape[:-1]) if encoding.kind == "events" else tuple(input_shape)
-        layers = build_layers(tokens, spatial, num_classes)
-        return cls(tuple(input_shape), layers, neuron, encoding, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from randhet.data import load_dataset
+from randhet.layer_tokens import network_from_tokens
+from randhet.models.flex import RandHetFlex
+from randhet.models.spiking import SpikingNetwork
 from randhet.report.analysis import (
     analyze_run,
     filter_normalized_direction,
@@ -19,10 +22,9 @@ from randhet.report.analysis import (
     mask_statistics,
     spike_summary,
 )
-from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec
-from randhet.train.flex import RandHetFlex
-from randhet.train.model import SpikingNetwork
-from randhet.train.trainer import load_trained, train
+from randhet.runs import open_run
+from randhet.spec import EncodingSpec, NeuronSpec
+from randhet.train.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def samples() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _net(tokens: list[str], sigma: float = 0.0) -> SpikingNetwork:
     torch.manual_seed(0)
-    spec = NetworkSpec.from_tokens(
+    spec = network_from_tokens(
         (1, 8, 8), tokens, 10, NeuronSpec(sigma=sigma), EncodingSpec(timesteps=6)
     )
     return SpikingNetwork(spec, seed=3).eval()
@@ -59,7 +61,7 @@ def test_landscape_centre_is_the_model_loss_and_weights_are_restored_bit_exactly
     flex_run: Path, samples: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = samples
-    model = load_trained(flex_run).randomness_off_twin().eval()
+    model = open_run(flex_run).model().randomness_off_twin().eval()
     with torch.no_grad():
         expected = F.cross_entropy(model(x).double(), y).item()
     before = _state(model)
@@ -75,7 +77,7 @@ def test_landscape_centre_is_the_model_loss_and_weights_are_restored_bit_exactly
     assert all(torch.equal(before[k], after[k]) for k in before)
 
     # a randomized model: draws averaged, the generator and the mode restored as well
-    random_model = load_trained(flex_run).train()
+    random_model = open_run(flex_run).model().train()
     state = random_model.generator.get_state()
     before = _state(random_model)
     result = loss_landscape(random_model, x[:8], y[:8], grid=2, draws=2)
@@ -150,7 +152,7 @@ def test_dynamic_mask_statistics_cover_every_sample_position_and_step(
 def test_spike_summary_sparsity_matches_a_hand_count(
     flex_run: Path, samples: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
-    model = load_trained(flex_run).randomness_off_twin().eval()
+    model = open_run(flex_run).model().randomness_off_twin().eval()
     x = samples[0][:12]
     summary = spike_summary(model, x)
     with torch.no_grad():

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
-from randhet.cli import main
+from randhet.cli import COMMANDS, build_parser, main
 
 TINY_TOML = """
 name = "tiny"
@@ -130,13 +133,61 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "command",
-    ["train", "export", "deploy", "profile", "attack", "analyze", "compare", "flex-compare",
-     "run"],
-)
+def test_every_parser_command_has_a_handler() -> None:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS) and "import" in COMMANDS
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_help_for_every_command(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0
     assert "usage: randhet" in capsys.readouterr().out
+
+
+def _copy_run(tiny_run: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("*.net", "*.nir", "tb"))
+    return run
+
+
+def test_a_truncated_checkpoint_is_one_line_at_export(tiny_run: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    run = _copy_run(tiny_run, tmp_path)
+    data = (run / "network.pt").read_bytes()
+    (run / "network.pt").write_bytes(data[:3000])  # an interrupted copy
+    assert main(["export", str(run)]) == 2
+    line = _error_line(capsys)
+    assert "network.pt: not a readable checkpoint of this run's network" in line
+    (run / "network.pt").write_bytes(b"")
+    assert main(["attack", str(run), "--samples", "4"]) == 2
+    assert "not a readable checkpoint" in _error_line(capsys)
+
+
+def test_a_network_file_that_disagrees_with_its_spec_is_one_line(tiny_run: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    bad = tmp_path / "threshold.net"
+    shutil.copy(tiny_run / "network.net", bad)
+    with h5py.File(bad, "a") as f:  # a threshold the spec does not have (was a ValueError)
+        vth = f["layer/1/neuron/vThMant"]  # layer 0 is the flatten
+        vth[...] = vth[()] + 64
+    assert main(["deploy", str(bad), "--backend", "emulator", "--samples", "4"]) == 2
+    assert "spiking layer 0 has threshold mantissa" in _error_line(capsys)
+
+
+def test_transfer_and_attack_typos_are_refused_before_any_work(tiny_run: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    out = tmp_path / "attack"
+    assert main(["attack", str(tiny_run), "--attacks", "pgd,transfer", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "--attacks: unknown attack 'transfer'" in line and "--transfer-from" in line
+    assert not out.exists()
+    config = tmp_path / "typo.toml"
+    config.write_text(TINY_TOML + '[attack]\nattacks = ["fgsm", "pgdd"]\n')
+    run = tmp_path / "never"
+    assert main(["run", "--config", str(config), "--out", str(run), "--quiet"]) == 2
+    assert "'attack.attacks': unknown attack 'pgdd'" in _error_line(capsys)
+    assert not run.exists()  # refused when the config was loaded, before training
+    assert main(["attack", str(tiny_run), "--target", "emulator", "--out", str(out)]) == 2
+    assert "--target must include torch" in _error_line(capsys)

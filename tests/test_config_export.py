@@ -14,9 +14,9 @@ from randhet.config import DEFAULTS, dump_toml, load_config, network_spec
 from randhet.data import load_dataset
 from randhet.data.datasets import stratified_split
 from randhet.errors import ConfigError
-from randhet.export import read_network
+from randhet.network import read_network
+from randhet.runs import open_run
 from randhet.spec import NetworkSpec
-from randhet.train.trainer import load_trained
 
 
 def test_defaults_file_and_overrides_compose(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_spec_round_trips_through_json() -> None:
 
 
 def test_export_holds_the_trained_integers(tiny_run: Path) -> None:
-    model = load_trained(tiny_run)
+    model = open_run(tiny_run).model()
     net = read_network(tiny_run / "network.net")
     assert net.spec == model.spec
     for block, layer in zip(model.blocks, net.layers, strict=True):

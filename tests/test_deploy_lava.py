@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from randhet.data import load_dataset
-from randhet.decays import draw_network
+from randhet.decays import deployment_draws, draw_network
 from randhet.deploy.lava_backend import run_lava
 from randhet.deploy.pipeline import deploy
-from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
-from randhet.export import export_run, read_network
+from randhet.deploy.reference import reference_rasters
+from randhet.export import export_run
+from randhet.models.exported import model_from_export
+from randhet.network import read_network
 from randhet.spec import NeuronSpec
 from randhet.train.trainer import train
 
@@ -42,7 +44,7 @@ def test_deploy_is_bit_exact_and_reports_every_field(tiny_run: Path, tmp_path: P
     assert 0 < report["synops"]["effective"] < report["synops"]["dense"]
     assert report["energy"]["joules_per_sample"] > 0
     assert "estimate" in report["energy"]["basis"] and report["energy"]["profile"] == "loihi2"
-    assert [layer["name"] for layer in report["layers"]] == ["dense_0", "dense_1"]
+    assert [layer["name"] for layer in report["layers"]] == ["0:dense:24", "1:dense:10"]
     assert [layer["neurons"] for layer in report["layers"]] == [24, 10]
     assert report["decay_draw"]["distinct_current_decays_layer0"] > 24
     assert (tmp_path / "deploy.png").stat().st_size > 0
@@ -132,5 +134,5 @@ def test_conv_randhet_network_learns_digits_and_deploys_bit_exactly(tmp_path: Pa
     report = deploy(tmp_path / "network.net", samples=40, progress=False)
     assert report["bit_exact_fraction"] == 1.0
     assert report["accuracy"] >= 0.8
-    assert [layer["name"] for layer in report["layers"]] == ["conv_0", "conv_1", "dense_2",
-                                                            "dense_3"]
+    assert [layer["name"] for layer in report["layers"]] == ["0:conv:12:s2", "1:conv:24:s2",
+                                                            "2:dense:64", "3:dense:10"]

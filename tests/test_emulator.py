@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from randhet import loihi
+from randhet.decays import deployment_draws
 from randhet.deploy.emulator import emulate
 from randhet.deploy.lava_backend import run_lava
-from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
-from randhet.export import export_run, read_network
-from randhet.export.netx import ExportedLayer, ExportedNetwork
+from randhet.deploy.reference import reference_rasters
+from randhet.export import export_run
+from randhet.models.exported import model_from_export
+from randhet.network import ExportedLayer, ExportedNetwork, read_network
 from randhet.spec import DenseSpec, EncodingSpec, NetworkSpec, NeuronSpec
 from randhet.train.trainer import train
 

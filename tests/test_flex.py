@@ -12,16 +12,21 @@ import torch.nn.functional as F
 
 from randhet.config import network_spec
 from randhet.data import load_dataset
+from randhet.decays import deployment_draws
 from randhet.deploy.pipeline import deploy
-from randhet.deploy.reference import deployment_draws, model_from_export, reference_rasters
+from randhet.deploy.reference import reference_rasters
 from randhet.errors import NetworkFileError
-from randhet.export import export_run, read_network
+from randhet.export import export_run
 from randhet.export.netx import check_deployable
-from randhet.spec import WEIGHT_SCALE, ConvSpec, FlexSpec, NetworkSpec, NeuronSpec, build_layers
-from randhet.train.flex import RandHetFlex
-from randhet.train.model import SpikingNetwork
-from randhet.train.neuron import floor_to_drive_grid
-from randhet.train.trainer import load_trained, train
+from randhet.layer_tokens import build_layers, layer_token
+from randhet.models.exported import model_from_export
+from randhet.models.flex import RandHetFlex
+from randhet.models.neuron import floor_to_drive_grid
+from randhet.models.spiking import SpikingNetwork
+from randhet.network import read_network
+from randhet.runs import open_run
+from randhet.spec import WEIGHT_SCALE, ConvSpec, FlexSpec, NetworkSpec, NeuronSpec
+from randhet.train.trainer import train
 
 
 def _spikes(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -39,7 +44,7 @@ def test_tokens_build_flex_specs_that_round_trip() -> None:
     layers = build_layers(["flex:4", "flex:6:k5:dynamic:max:eta0.5"], (2, 8, 8), 10)
     assert layers[0] == FlexSpec((2, 8, 8), 4)
     assert layers[1] == FlexSpec((4, 8, 8), 6, 5, "dynamic", "max", "hard", 0.5)
-    assert [ly.token for ly in layers[:2]] == ["flex:4", "flex:6:k5:dynamic:max:eta0.5"]
+    assert [layer_token(ly) for ly in layers[:2]] == ["flex:4", "flex:6:k5:dynamic:max:eta0.5"]
     spec = NetworkSpec((2, 8, 8), layers)
     assert NetworkSpec.from_json(spec.to_json()) == spec
     assert spec.deployed().layers[0] == ConvSpec((2, 8, 8), 4, 3, 1, 1)
@@ -141,7 +146,7 @@ def test_static_flex_network_trains_exports_and_deploys_bit_exactly(
     assert grads["layers.0.mask_logit"].abs().sum() > 0
     train(cfg, tmp_path, progress=False)
     export_run(tmp_path)
-    model = load_trained(tmp_path)
+    model = open_run(tmp_path).model()
     net = read_network(tmp_path / "network.net")
     assert isinstance(model.layers[0], RandHetFlex)
     assert net.spec == model.spec.deployed() and isinstance(net.spec.layers[0], ConvSpec)
@@ -169,7 +174,7 @@ def test_pos_and_plastic_tokens_round_trip_and_are_validated() -> None:
                           (2, 8, 8), 10)
     assert layers[0] == FlexSpec((2, 8, 8), 4, mask="pos")
     assert layers[1].plastic == 0.01 and layers[2].mask == "pos" and layers[2].plastic == 0.5
-    assert [ly.token for ly in layers[:3]] == [
+    assert [layer_token(ly) for ly in layers[:3]] == [
         "flex:4:pos", "flex:6:plastic0.01", "flex:6:pos:plastic0.5"]
     assert not layers[0].deployable and layers[1].deployable
     spec = NetworkSpec((2, 8, 8), layers)
@@ -213,7 +218,7 @@ def test_pos_mask_trains_and_is_refused_at_export(tmp_path: Path, make_tiny_conf
 def test_plasticity_moves_the_mask_towards_the_more_active_path(
     mask: str, conv_scale: float
 ) -> None:
-    from randhet.train.ann import AnnFlex
+    from randhet.models.ann import AnnFlex
 
     spec = FlexSpec((3, 7, 7), 5, mask=mask, plastic=0.1)
     snn = _block(spec)
@@ -257,7 +262,7 @@ def test_training_applies_plasticity_after_every_step(
     metrics = train(cfg, tmp_path, progress=False)
     assert calls and all(calls)  # once per optimizer step, each with a recorded forward
     assert 0 <= metrics["best_val_accuracy"] <= 1
-    model = load_trained(tmp_path)
+    model = open_run(tmp_path).model()
     assert torch.isfinite(model.blocks[0].mask_logit).all()
     export_run(tmp_path)  # plasticity is training-only: a static plastic mask still deploys
     assert (tmp_path / "network.net").exists()

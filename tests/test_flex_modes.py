@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 from randhet.config import load_config
 from randhet.errors import UserError
+from randhet.layer_tokens import network_from_tokens
+from randhet.models.spiking import SpikingNetwork, build_network
 from randhet.spec import EncodingSpec, NetworkSpec, NeuronSpec
-from randhet.train.model import SpikingNetwork, build_network
 
 CONV = ["conv:4:s2", "conv:6", "pool:2", "dense:8"]
 FLEX = ["conv:4:s2", "flex:6", "pool:2", "dense:8"]
@@ -20,7 +21,7 @@ FLEX = ["conv:4:s2", "flex:6", "pool:2", "dense:8"]
 
 def _spec(tokens: list[str], sigma: float = 1.0) -> NetworkSpec:
     neuron = NeuronSpec(threshold=0.5, sigma=sigma)
-    return NetworkSpec.from_tokens((1, 8, 8), tokens, 10, neuron, EncodingSpec(timesteps=6))
+    return network_from_tokens((1, 8, 8), tokens, 10, neuron, EncodingSpec(timesteps=6))
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,14 +69,15 @@ def test_mode_is_validated() -> None:
 
 def test_ann_run_trains_and_its_export_is_refused(tmp_path: Path) -> None:
     from randhet.export import export_run
-    from randhet.train.model import SpikingNetwork
-    from randhet.train.trainer import load_trained, train
+    from randhet.models.spiking import SpikingNetwork
+    from randhet.runs import open_run
+    from randhet.train.trainer import train
 
     cfg = load_config(None, [f"model.layers={json.dumps(FLEX)}", "model.mode=ann",
                              "train.epochs=1", "data.limit=64"])
     metrics = train(cfg, tmp_path, progress=False)
     assert 0 <= metrics["best_val_accuracy"] <= 1
-    model = load_trained(tmp_path)
+    model = open_run(tmp_path).model()
     assert model.mode == "ann" and not isinstance(model, SpikingNetwork)
     with pytest.raises(UserError, match="not deployable") as err:
         export_run(tmp_path)
@@ -84,8 +86,8 @@ def test_ann_run_trains_and_its_export_is_refused(tmp_path: Path) -> None:
 
 
 def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
-    from randhet.attack.flex_compare import VARIANTS, flex_compare, without_flex
     from randhet.config import protocol_config
+    from randhet.experiments.flex_compare import VARIANTS, flex_compare, without_flex
 
     assert without_flex(["flex:6:k5:dynamic:max", "pool:2"]) == ["conv:6:k5", "pool:2"]
     cfg = load_config(None, [
@@ -118,9 +120,9 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
 def test_pgd_large_eps_runs_with_the_reference_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import randhet.attack.run
-    from randhet.attack.flex_compare import LARGE_EPS_STEPS, attack_variant
-    from randhet.attack.protocol import ProtocolConfig
+    import randhet.experiments.flex_compare
+    from randhet.attack.settings import ProtocolConfig
+    from randhet.experiments.flex_compare import LARGE_EPS_STEPS, attack_variant
 
     calls = []
 
@@ -132,7 +134,7 @@ def test_pgd_large_eps_runs_with_the_reference_steps(
                 "curves": {a: {"torch": curve} for a in cfg.attacks},
                 "flags": {"ok_flag": {"ok": True}}}
 
-    monkeypatch.setattr(randhet.attack.run, "attack_run", fake)
+    monkeypatch.setattr(randhet.experiments.flex_compare, "attack_run", fake)
     protocol = ProtocolConfig(attacks=("fgsm", "pgd", "pgd_large_eps"), steps=3)
     rob = attack_variant(tmp_path, protocol, progress=False)
     assert LARGE_EPS_STEPS == 20

@@ -9,8 +9,8 @@ from lava.lib.dl.slayer.block import cuba as cuba_block
 from lava.lib.dl.slayer.neuron import cuba
 
 from randhet.decays import decays_from_eps, draw_layer, draw_network
+from randhet.models.neuron import RandHetDense, RandHetNeuron, slayer_neuron_params
 from randhet.spec import NeuronSpec
-from randhet.train.neuron import RandHetDense, RandHetNeuron, slayer_neuron_params
 
 STOCK = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=0.0)
 

@@ -15,16 +15,16 @@ import torch
 
 from randhet.cli import main
 from randhet.config import DEFAULTS
-from randhet.decays import DecayDraw, noise_shape
+from randhet.decays import DecayDraw, deployment_draws, noise_shape
 from randhet.deploy.emulator import emulate
 from randhet.deploy.pipeline import prepare
-from randhet.deploy.reference import deployment_draws
-from randhet.export import read_network
-from randhet.export.netx import ExportedLayer, ExportedNetwork, write_network
+from randhet.export.netx import write_network
 from randhet.export.nir_export import to_nir, write_nir
 from randhet.export.nir_import import from_nir, read_nir
 from randhet.export.nir_mapping import DEFAULT_DT, decay_from_tau
-from randhet.spec import DenseSpec, EncodingSpec, NetworkSpec, NeuronSpec
+from randhet.layer_tokens import network_from_tokens
+from randhet.network import ExportedLayer, ExportedNetwork, read_network
+from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec
 
 # snnTorch vs emulator where rounding is not exact: at most this fraction of (neuron, step)
 # raster entries may differ in any layer, and this fraction of samples must get the same class
@@ -45,7 +45,7 @@ def _net(
     """A random integer network (even weights in -2*wmax..2*wmax, vThMant 80)."""
     n = NeuronSpec(threshold=1.25, current_decay=decays[0] / 4096,
                    voltage_decay=decays[1] / 4096, **neuron)  # type: ignore[arg-type]
-    spec = NetworkSpec.from_tokens(shape, tokens, 10, n, encoding or EncodingSpec("rate", 8))
+    spec = network_from_tokens(shape, tokens, 10, n, encoding or EncodingSpec("rate", 8))
     rng = np.random.default_rng(seed)
     layers = []
     for ls in spec.spiking_layers:
@@ -295,6 +295,10 @@ def _broken(kind: str) -> object:
         del g.nodes["0_lif"]
     elif kind == "shape":
         g.nodes["1_affine"].weight = np.zeros((10, 30))
+    elif kind == "data-not-json":
+        g.metadata["randhet_data"] = "{'dataset': digits"
+    elif kind == "data-not-a-table":  # JSON, but not a data set config (was a traceback)
+        g.metadata["randhet_data"] = "[1, 2]"
     return g
 
 
@@ -308,6 +312,8 @@ BROKEN = {
     "missing-node": "not a valid NIR graph",
     "no-lif": "is not followed by a CubaLIF",
     "shape": "not a valid NIR graph",
+    "data-not-json": "randhet_data metadata is not a JSON data set config",
+    "data-not-a-table": "randhet_data metadata is not a JSON data set config",
 }
 
 

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from randhet import metrics
 from randhet.cli import main
+from randhet.decays import deployment_draws
 from randhet.deploy.emulator import emulate
 from randhet.deploy.fit import _conv_core_fan_in, check_fit
 from randhet.deploy.pipeline import deploy
-from randhet.deploy.profiling import fan_out, measure
-from randhet.deploy.reference import deployment_draws
-from randhet.export.netx import ExportedLayer, ExportedNetwork, read_network
+from randhet.deploy.profiling import measure
+from randhet.deploy.synapses import synapse_counts
 from randhet.hardware import load_profile
+from randhet.network import ExportedLayer, ExportedNetwork, read_network
 from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, NetworkSpec, NeuronSpec
 
 SHIPPED = Path(__file__).resolve().parents[1] / "hardware_profiles"
@@ -89,7 +89,7 @@ def test_profile_numbers_match_a_hand_computation() -> None:
     profile = load_profile("loihi2")
     report = measure(net, INPUTS, result, profile)
     layer = report["layers"][0]
-    assert layer["name"] == "dense_0" and layer["neurons"] == 3
+    assert layer["name"] == "0:dense:3" and layer["neurons"] == 3
     assert layer["spikes_per_sample"] == (4 + 1) / 2
     # sparsity: mean over samples of 1 - spikes / (3 neurons * 4 steps)
     assert report["activation_sparsity"] == pytest.approx(((1 - 4 / 12) + (1 - 1 / 12)) / 2)
@@ -134,7 +134,8 @@ def test_layer_energies_add_up_on_a_conv_network() -> None:
     unit = torch.eye(16, dtype=torch.float64).reshape(16, 1, 4, 4)
     kernel = torch.as_tensor(net.layers[0].weight, dtype=torch.float64)
     unrolled = torch.nn.functional.conv2d(unit, kernel, padding=1).reshape(16, 32).T.numpy()
-    brute = metrics.effective_synops(unrolled, np.count_nonzero(inputs, axis=-1))
+    steps_nonzero = np.count_nonzero(inputs, axis=-1).reshape(len(inputs), -1)  # [S, 16]
+    brute = steps_nonzero @ np.count_nonzero(unrolled, axis=0)  # nonzero input x nonzero weight
     assert report["layers"][0]["synops_effective"] == brute.mean()
 
 
@@ -173,11 +174,11 @@ def test_fit_counts_cores_and_names_a_layer_that_cannot_fit(tmp_path: Path) -> N
     # nonzero synapses: 100 in-image taps per channel less the zero top-left tap, which is in
     # the image for the 3x3 outputs with row, col >= 1
     assert conv.neuron_fan_in == 9 and conv.synapses == 2 * (100 - 9)
-    assert conv.synapses == fan_out(_conv_network().layers[0])[0].sum()
-    assert not report.fits and [ly.name for ly in report.failing] == ["dense_1"]
+    assert conv.synapses == synapse_counts(_conv_network().layers[0], "pre")[0].sum()
+    assert not report.fits and [ly.name for ly in report.failing] == ["1:dense:3"]
     assert "32 input axons" in dense.reason and "max_fan_in_axons_per_core = 12" in dense.reason
     d = report.to_dict()
-    assert d["fits"] is False and d["failing_layers"][0]["name"] == "dense_1"
+    assert d["fits"] is False and d["failing_layers"][0]["name"] == "1:dense:3"
     assert d["chips"] is None and d["layers"][0]["fits"] is True
 
 
@@ -224,10 +225,10 @@ def test_profile_command_warns_when_the_network_does_not_fit(tiny_run: Path, tmp
                  "--out", str(tmp_path), "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("randhet: warning: the network does not fit")
-    assert "dense_0" in err[0] and "64 input axons" in err[0] and "dense_1" not in err[0]
+    assert "0:dense:24" in err[0] and "64 input axons" in err[0] and "1:dense" not in err[0]
     resources = json.loads((tmp_path / "profile.json").read_text())["resources"]
     assert resources["fits"] is False
-    assert [f["name"] for f in resources["failing_layers"]] == ["dense_0"]
+    assert [f["name"] for f in resources["failing_layers"]] == ["0:dense:24"]
 
 
 def test_profile_command_rejects_a_bad_profile_or_network(tiny_run: Path, tmp_path: Path,

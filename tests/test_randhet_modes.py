@@ -10,8 +10,8 @@ from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator as slayer_li
 
 from randhet.decays import draw_layer
 from randhet.loihi import LeakyIntegrator
+from randhet.models.neuron import RandHetConv, RandHetNeuron, slayer_neuron_params
 from randhet.spec import ConvSpec, NeuronSpec
-from randhet.train.neuron import RandHetConv, RandHetNeuron, slayer_neuron_params
 
 
 def _loss(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, fn) -> torch.Tensor:

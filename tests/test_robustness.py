@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from randhet.attack.protocol import ProtocolConfig, as_eps_list, slack
+from randhet.attack.protocol import slack
 from randhet.attack.run import attack_run
 from randhet.attack.scoring import Score, auc, score
+from randhet.attack.settings import ProtocolConfig, as_eps_list
 from randhet.cli import main
 
 FLAGS = {
@@ -98,7 +99,7 @@ def test_auc_uses_the_real_eps_spacing_and_eps_lists_parse() -> None:
 
 
 def test_compare_builds_one_table_over_sigmas_and_seeds(tmp_path: Path, make_tiny_config) -> None:
-    from randhet.attack.compare import compare
+    from randhet.experiments.compare import compare
 
     cfg = make_tiny_config("train.epochs=2", "data.limit=300")
     protocol = ProtocolConfig(eps=(0.0, 0.2), attacks=("fgsm",), eot=2, steps=2, draws=2,

@@ -19,7 +19,7 @@ import torch
 from randhet.cli import main
 from randhet.config import dump_toml, network_spec
 from randhet.data import load_dataset
-from randhet.train.model import SpikingNetwork
+from randhet.models.spiking import SpikingNetwork
 from randhet.train.trainer import (
     TrainState,
     build_optimizer,

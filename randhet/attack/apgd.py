@@ -59,7 +59,7 @@ class APGD(Attack):
         self.best_loss = best_loss
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from torchattacks import APGD as TorchattacksAPGD
+        from torchattacks import APGD as TorchattacksAPGD  # optional: only APGD needs it
 
         flat = _Flat(self.model, tuple(x.shape[1:]))
         atk = TorchattacksAPGD(

@@ -77,7 +77,7 @@ class PGDLargeEps(PGD):
     """The large-epsilon PGD sweep that BioFlexNet's released code calls "SPGD".
 
     It is plain L-inf PGD (nothing spiking- or "S"-specific): 20 steps of size ``eps / 4``
-    from a random start, run over eps from 0 to 0.5 (:data:`SWEEP_EPS`). Kept as its own name
+    from a random start, run there over eps from 0 to 0.5. Kept as its own name
     so that results can be compared with that code's curves.
     """
 
@@ -90,6 +90,3 @@ class PGDLargeEps(PGD):
         super().__init__(model, eps=eps, eot=eot, steps=steps,
                          alpha=eps / 4 if alpha is None else alpha,
                          random_start=random_start, restarts=restarts, seed=seed)
-
-
-SWEEP_EPS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(11))  # 0, 0.05, ... 0.5

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,34 +21,9 @@ from tqdm.auto import tqdm
 
 from randhet import distributed as dist
 from randhet.attack.cache import UnitCache
-from randhet.attack.scoring import Predict, Score, auc, correct_matrix, torch_predictor
-
-ITERATIVE = ("pgd", "apgd", "pgd_large_eps")
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    """What to run. ``eps`` on [0, 1] pixels (L-inf); ``eot`` draws per gradient; ``draws``:
-    fresh draws for scoring; ``targets``: any of float, torch, emulator, lava."""
-
-    eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    attacks: tuple[str, ...] = ("fgsm", "pgd", "noise")
-    eot: int = 20
-    steps: int = 10
-    restarts: int = 1
-    draws: int = 10
-    samples: int = 200
-    batch_size: int = 50  # samples per chunk: the unit of seeding and of work per process
-    targets: tuple[str, ...] = ("float", "torch", "emulator")
-    lava_spot_samples: int = 8
-    surrogate_tau: float | None = None
-    surrogate_scale: float | None = None
-    seed: int = 0
-    transfer: bool = True  # PGD crafted on the sigma = 0 twin, scored on the network
-    tolerance: float = 0.03  # minimum accuracy slack for the ordering flags (else 2 std errors)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from randhet.attack.scoring import Score, auc, correct_matrix, torch_predictor
+from randhet.attack.settings import ITERATIVE, ProtocolConfig
+from randhet.models.base import Predict
 
 
 @dataclass
@@ -346,24 +321,6 @@ def _lava_spot_check(deployed: Any, x_adv: torch.Tensor, y: torch.Tensor,
     return {"samples": n, "eps": max(cfg.eps), "agreement": float((lava == emu).mean()),
             "lava_accuracy": float((lava == ys.numpy()).mean()),
             "emulator_accuracy": float((emu == ys.numpy()).mean())}
-
-
-def as_eps_list(text: str) -> tuple[float, ...]:
-    """Parse ``0,1/255,2/255,0.1`` into floats (fractions allowed); ValueError if malformed."""
-    from fractions import Fraction
-
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        v = float(Fraction(part))
-        if not 0 <= v <= 1:
-            raise ValueError(f"eps {part} is outside [0, 1]")
-        values.append(v)
-    if not values:
-        raise ValueError("no eps given")
-    return tuple(sorted(set(values)))
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from randhet import distributed as dist
 from randhet.attack.cache import UnitCache, digest
-from randhet.attack.protocol import ProtocolConfig, run_protocol, summary_lines
+from randhet.attack.protocol import run_protocol, summary_lines
+from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
-from randhet.io import write_json
+from randhet.export import export_run
+from randhet.io import library_versions, write_json
+from randhet.network import read_network
+from randhet.plots import plot_robustness
+from randhet.runs import open_run
 
 PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
 
@@ -41,32 +46,16 @@ def attack_run(
     ``transfer_from``: another run folder whose model crafts the transfer attack (default: the
     sigma = 0 twin of this run's weights). Under torchrun every rank attacks its chunks of the
     samples and rank 0 writes the gathered result (see :func:`run_protocol`)."""
-    from randhet import distributed as dist
-    from randhet.data import load_dataset
-    from randhet.train.trainer import load_trained
-
-    run = Path(run_dir)
-    for name in ("spec.json", "network.pt", "config.toml"):
-        if not (run / name).is_file():
-            raise UserError(f"{run} is not a trained run folder ({name} is missing)")
-    unknown = set(cfg.targets) - {"float", "torch", "emulator", "lava"}
-    if unknown:
-        raise UserError(f"unknown target(s) {sorted(unknown)}: use float, torch, emulator, lava")
-    from randhet.attack.registry import ATTACKS
-
-    bad = [a for a in cfg.attacks if a not in ATTACKS]
-    if bad:
-        raise UserError(f"unknown attack(s) {bad}; available: {', '.join(sorted(ATTACKS))}")
-    run_cfg = tomllib.loads((run / "config.toml").read_text())
-    model = load_trained(run)
-    data = load_dataset(run_cfg["data"], timesteps=model.spec.encoding.timesteps)
+    cfg.check()
+    opened = open_run(run_dir)
+    run, run_cfg = opened.path, opened.config
+    model = opened.model()
+    data = opened.data()
     n = min(cfg.samples, len(data.x_test))
     x = torch.as_tensor(data.x_test[:n])
     y = torch.as_tensor(data.y_test[:n])
     deployed = None
     if {"emulator", "lava"} & set(cfg.targets):
-        from randhet.export import export_run, read_network
-
         net_path = run / "network.net"
         if not net_path.is_file() and dist.world().main:
             export_run(run)
@@ -75,9 +64,10 @@ def attack_run(
     source = None
     if transfer_from is not None:
         other = Path(transfer_from)
-        if not (other / "network.pt").is_file() or not (other / "spec.json").is_file():
-            raise UserError(f"--transfer-from {other}: not a trained run folder")
-        source = load_trained(other)
+        try:
+            source = open_run(other).model()
+        except UserError as exc:
+            raise UserError(f"--transfer-from: {exc}") from None
         if source.spec.input_shape != model.spec.input_shape:
             raise UserError(f"--transfer-from {other}: its inputs {source.spec.input_shape} "
                             f"differ from {model.spec.input_shape}")
@@ -93,14 +83,10 @@ def attack_run(
                        "attack_and_scoring": cfg.seed}
     if transfer_from is not None:
         result["transfer"]["source"] = str(transfer_from)
-    from randhet.io import library_versions
-
     result["versions"] = library_versions()
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "robustness.json", result)
-        from randhet.report.robustness_plot import plot_robustness
-
         plot_robustness(result, out / "robustness.png")
     cache.remove()  # complete: the per-unit results are in robustness.json
     result["summary"] = summary_lines(result)

@@ -9,13 +9,12 @@ the same numbers as scored whole when each piece is given its own seeds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-Predict = Callable[[torch.Tensor, int], np.ndarray]  # (x, draw seed) -> predicted labels [B]
+from randhet.models.base import EVAL_BATCH, Predict
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def score(predict: Predict, x: torch.Tensor, y: torch.Tensor, draws: int, seed: 
     return Score.of(correct_matrix(predict, x, y, seed, draws))
 
 
-def torch_predictor(model: torch.nn.Module, batch_size: int = 256) -> Predict:
+def torch_predictor(model: torch.nn.Module, batch_size: int = EVAL_BATCH) -> Predict:
     """Predictions of the torch model; the call's seed seeds its decay draws and rate coding
     (the model's generator)."""
 

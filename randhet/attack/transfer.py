@@ -1,33 +1,29 @@
-"""Transfer attack: adversarial inputs crafted on one model, meant for another."""
+"""The transfer attack: a wrapper, not an attack of its own (kept apart from the attacks, as
+torchattacks keeps its wrappers). It runs any attack on a *source* model and hands the inputs
+to another network, which is never queried: a black-box check that the white-box attack on the
+network itself is stronger.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 
 from randhet.attack.base import Attack
 
 
-class Transfer(Attack):
-    """Crafts with the attack ``attack_name`` (a registry name, options ``**opts``) on
-    ``source_model`` (e.g. the sigma = 0 twin) and returns those inputs unchanged for the
-    target. The target is never queried: ``self.model`` is the source.
-    """
+class Transfer:
+    """``Transfer(attack)(x, y)``: ``attack``'s adversarial inputs, crafted on its own model
+    (``source``, e.g. the sigma = 0 twin or another run), for scoring on a target network."""
 
-    name = "transfer"
+    def __init__(self, attack: Attack) -> None:
+        if not isinstance(attack, Attack):
+            raise TypeError(f"Transfer wraps an Attack, got {type(attack).__name__}")
+        self.attack = attack
 
-    def __init__(
-        self, source_model: torch.nn.Module, attack_name: str = "pgd", *, eps: float,
-        eot: int = 1, **opts: Any,
-    ) -> None:
-        from randhet.attack.registry import make_attack
+    @property
+    def source(self) -> torch.nn.Module:
+        """The model whose gradients craft the inputs."""
+        return self.attack.model
 
-        super().__init__(source_model, eps=eps, eot=eot)
-        if attack_name == self.name:
-            raise ValueError("a transfer attack cannot wrap another transfer attack")
-        self.attack_name = attack_name
-        self.inner = make_attack(attack_name, source_model, eps, eot=eot, **opts)
-
-    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.inner(x, y)
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.attack(x, y)

@@ -61,7 +61,7 @@ def stratified_split(
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits: images [1797, 1, 8, 8] in [0, 1] (pixel / 16) and int64 labels."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn takes a second: digits only
 
     d = load_digits()
     return (d.images[:, None] / 16.0).astype(np.float32), d.target.astype(np.int64)

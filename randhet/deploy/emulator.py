@@ -19,7 +19,7 @@ import torch
 from randhet import loihi
 from randhet.decays import DecayDraw
 from randhet.deploy.result import RunResult
-from randhet.export.netx import ExportedLayer, ExportedNetwork
+from randhet.network import ExportedLayer, ExportedNetwork
 from randhet.spec import ConvSpec, DenseSpec
 
 CLAMP_24 = (-(1 << 23), (1 << 23) - 1)

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from randhet.deploy.profiling import layer_names, output_padding
-from randhet.export.netx import ExportedLayer, ExportedNetwork
+from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
+from randhet.layer_tokens import layer_names
+from randhet.network import ExportedLayer, ExportedNetwork
 from randhet.spec import ConvSpec, DenseSpec
 
 UNKNOWN = "unknown"
@@ -134,22 +135,6 @@ class FitReport:
         }
 
 
-def _per_neuron(layer: ExportedLayer) -> tuple[np.ndarray, np.ndarray]:
-    """Per output neuron (flat, C-H-W order): nonzero-weight synapses and input axons read."""
-    w = layer.weight
-    if isinstance(layer.spec, DenseSpec):
-        return np.count_nonzero(w, axis=1), np.full(w.shape[0], w.shape[1])
-    ls = layer.spec
-    ones = torch.ones((1, *ls.in_shape), dtype=torch.float64)
-
-    def fan(kernel: np.ndarray) -> np.ndarray:
-        out = torch.nn.functional.conv2d(ones, torch.as_tensor(kernel, dtype=torch.float64),
-                                         stride=ls.stride, padding=ls.padding, groups=ls.groups)
-        return np.rint(out.numpy()).astype(np.int64).reshape(-1)
-
-    return fan((w != 0).astype(np.float64)), fan(np.ones_like(w, dtype=np.float64))
-
-
 def _blocks(n: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.arange(0, n, p)
     return starts, np.minimum(starts + p, n)
@@ -228,7 +213,7 @@ def _figures(layer: ExportedLayer, bits: int, synapses: np.ndarray,
 def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> LayerFit:
     core, bits = profile.core, profile.bits.weight_bits
     n = layer.neurons
-    synapses, axons = _per_neuron(layer)
+    synapses, axons = synapse_counts(layer, "post")
     limits = {"synaptic_memory": core.synaptic_memory_bytes_per_core,
               "fan_in": core.max_fan_in_axons_per_core}
     known = {key: limit for key, limit in limits.items() if limit is not None}
@@ -284,5 +269,5 @@ def check_fit(net: ExportedNetwork, profile: HardwareProfile) -> FitReport:
         "synapses_per_chip": c.synapses_per_chip or UNKNOWN,
     }
     layers = tuple(_fit_layer(name, layer, profile)
-                   for name, layer in zip(layer_names(net), net.layers, strict=True))
+                   for name, layer in zip(layer_names(net.spec), net.layers, strict=True))
     return FitReport(profile.name, limits, profile.bits.weight_bits, layers)

@@ -18,7 +18,7 @@ import numpy as np
 
 from randhet.decays import DecayDraw
 from randhet.deploy.result import RunResult
-from randhet.export.netx import ExportedNetwork
+from randhet.network import ExportedNetwork
 from randhet.spec import ConvSpec, FlattenSpec
 
 SIM_TAG = "fixed_pt"
@@ -57,8 +57,9 @@ def run_lava(
 ) -> RunResult:
     """Run all samples through Lava; ``inputs`` are integer input spikes [S, *input, T]
     (payloads for direct encoding), ``draws`` the per-layer integer decays
-    (:func:`randhet.deploy.reference.deployment_draws`). ``on_progress(samples_done)`` is
+    (:func:`randhet.decays.deployment_draws`). ``on_progress(samples_done)`` is
     called after each chunk."""
+    # Lava takes seconds to import: only when a network runs on it (the emulator needs none)
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv

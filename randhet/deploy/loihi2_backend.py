@@ -13,12 +13,12 @@ import numpy as np
 from randhet.decays import DecayDraw
 from randhet.deploy.result import RunResult
 from randhet.errors import UserError
-from randhet.export.netx import ExportedNetwork
+from randhet.network import ExportedNetwork
 
 
 def lava_loihi_installed() -> bool:
     """True when Intel's lava-loihi extension can be imported."""
-    from lava.utils.loihi import is_installed
+    from lava.utils.loihi import is_installed  # Lava: only when the backend is asked for
 
     return bool(is_installed())
 

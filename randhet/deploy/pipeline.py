@@ -17,26 +17,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from randhet import distributed as dist
+from randhet.config import BACKENDS, DEPLOY_DEFAULTS, PROFILE_SAMPLES
 from randhet.data import load_dataset
-from randhet.decays import DecayDraw
+from randhet.decays import DecayDraw, deployment_draws
+from randhet.deploy.emulator import emulate
 from randhet.deploy.fit import check_fit
 from randhet.deploy.profiling import measure
+from randhet.deploy.reference import reference_rasters
+from randhet.deploy.result import RunResult
 from randhet.errors import UserError
-from randhet.export.netx import ExportedNetwork, read_network
 from randhet.hardware import HardwareProfile, load_profile
 from randhet.io import library_versions, write_json
-
-if TYPE_CHECKING:
-    from randhet.train.model import SpikingNetwork
-
-BACKENDS = ("emulator", "lava", "loihi2")
+from randhet.models.exported import encode_integers, model_from_export
+from randhet.models.spiking import SpikingNetwork
+from randhet.network import ExportedNetwork, read_network
+from randhet.plots import plot_deploy, plot_profile
 
 
 @dataclass(frozen=True)
@@ -65,28 +67,18 @@ def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) 
     if samples < 0 or samples > available:
         raise UserError(f"--samples {samples}: the test split has {available} samples")
     n = samples or available
-
-    from randhet.deploy.reference import deployment_draws, model_from_export
-
     model = model_from_export(net)
-    model.generator.manual_seed(seed)  # rate-coded inputs are drawn from this seed
-    with torch.no_grad():
-        encoded = model.encoder(torch.as_tensor(data.x_test[:n]))
-    inputs = model.encoder.to_integer(encoded).numpy()
+    inputs = encode_integers(model, torch.as_tensor(data.x_test[:n]), seed)
     return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n])
 
 
 def emulate_sharded(
     prep: Prepared, on_progress: Any = None, reference: bool = True
-) -> tuple[Any, list[np.ndarray] | None]:
+) -> tuple[RunResult, list[np.ndarray] | None]:
     """Emulator result and (``reference``) torch reference rasters of every prepared sample.
 
     Each rank computes its contiguous share (all of them in a single process); every rank gets
     the whole, in sample order."""
-    from randhet.deploy.emulator import emulate
-    from randhet.deploy.reference import reference_rasters
-    from randhet.deploy.result import RunResult
-
     part = dist.shard(prep.samples)
     draws = [DecayDraw(d.current[part], d.voltage[part]) for d in prep.draws]
     result = emulate(prep.net, prep.inputs[part], draws, on_progress=on_progress)
@@ -111,10 +103,10 @@ def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
 def deploy(
     network_path: str | Path,
     *,
-    backend: str = "lava",
-    samples: int = 0,
-    profile: str = "loihi2",
-    seed: int = 1,
+    backend: str = DEPLOY_DEFAULTS["backend"],
+    samples: int = DEPLOY_DEFAULTS["samples"],
+    profile: str = DEPLOY_DEFAULTS["profile"],
+    seed: int = DEPLOY_DEFAULTS["seed"],
     out_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -129,9 +121,6 @@ def deploy(
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
 
-    from randhet.deploy.emulator import emulate
-    from randhet.deploy.reference import reference_rasters
-
     t0 = time.perf_counter()
     bar_off = None if progress else True  # None: shown on a terminal only
     share = dist.shard(n) if backend == "emulator" else slice(0, n)  # this rank's samples
@@ -144,11 +133,11 @@ def deploy(
         if backend == "emulator":
             result, ref = emulate_sharded(prep, progress_fn)
         elif backend == "lava":
-            from randhet.deploy.lava_backend import run_lava
+            from randhet.deploy.lava_backend import run_lava  # Lava: imported on first use
 
             result = run_lava(net, inputs, draws, on_progress=progress_fn)
         else:
-            from randhet.deploy.loihi2_backend import run_loihi2
+            from randhet.deploy.loihi2_backend import run_loihi2  # Lava: on first use
 
             result = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
@@ -188,12 +177,11 @@ def deploy(
         },
         "profile": profile,
     }
-    from randhet.report.plots import plot_deploy
-
     return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy)
 
 
-def _complete(report: dict[str, Any], prep: Any, inputs: np.ndarray, result: Any, wall: float,
+def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result: RunResult,
+              wall: float,
               path: Path, plot: Any) -> dict[str, Any]:
     """Add the measurements, resource fit, timing and versions; write the JSON and its plot
     (raster of the first sample beside it, same name with .png)."""
@@ -211,9 +199,9 @@ def _complete(report: dict[str, Any], prep: Any, inputs: np.ndarray, result: Any
 def run_profile(
     network_path: str | Path,
     *,
-    samples: int = 100,
-    profile: str = "loihi2",
-    seed: int = 1,
+    samples: int = PROFILE_SAMPLES,
+    profile: str = DEPLOY_DEFAULTS["profile"],
+    seed: int = DEPLOY_DEFAULTS["seed"],
     out_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -244,7 +232,5 @@ def run_profile(
         "profile_path": str(prep.profile.path),
         "profile_description": prep.profile.description,
     }
-    from randhet.report.plots import plot_profile
-
     return _complete(report, prep, prep.inputs, result, wall, out / "profile.json",
                      plot_profile)

@@ -2,7 +2,7 @@
 
 ``x`` are pixels (e.g. adversarial inputs crafted on the torch model); they are encoded by the
 deployed model's encoder (rate coding seeded by the call's seed), then run with that draw's
-per-sample decays (:func:`~randhet.deploy.reference.deployment_draws` with the same seed).
+per-sample decays (:func:`~randhet.decays.deployment_draws` with the same seed).
 """
 
 from __future__ import annotations
@@ -12,23 +12,20 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from randhet.attack.scoring import Predict
+from randhet.decays import deployment_draws
 from randhet.deploy.emulator import emulate
-from randhet.deploy.reference import deployment_draws, model_from_export
 from randhet.deploy.result import RunResult
-from randhet.export.netx import ExportedNetwork
-
-
-def _inputs(net: ExportedNetwork, x: torch.Tensor, seed: int) -> np.ndarray:
-    model = model_from_export(net)
-    model.generator.manual_seed(seed)
-    with torch.no_grad():
-        return model.encoder.to_integer(model.encoder(x)).numpy()
+from randhet.models.base import Predict
+from randhet.models.exported import encode_integers, model_from_export
+from randhet.network import ExportedNetwork
 
 
 def _predictor(net: ExportedNetwork, run: Callable[..., RunResult]) -> Predict:
+    model = model_from_export(net)
+
     def predict(x: torch.Tensor, seed: int) -> np.ndarray:
-        result = run(net, _inputs(net, x, seed), deployment_draws(net, len(x), seed))
+        inputs = encode_integers(model, x, seed)
+        result = run(net, inputs, deployment_draws(net, len(x), seed))
         return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
 
     return predict
@@ -41,6 +38,6 @@ def emulator_predictor(net: ExportedNetwork) -> Predict:
 
 def lava_predictor(net: ExportedNetwork) -> Predict:
     """Labels predicted by the Lava deployment (slow: use it on a small spot-check set)."""
-    from randhet.deploy.lava_backend import run_lava
+    from randhet.deploy.lava_backend import run_lava  # Lava is imported on first use only
 
     return _predictor(net, run_lava)

@@ -21,55 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from randhet import metrics
 from randhet.deploy.result import RunResult
-from randhet.export.netx import ExportedLayer, ExportedNetwork
+from randhet.deploy.synapses import synapse_counts
 from randhet.hardware import (
     EnergyEstimate,
     HardwareProfile,
     estimate_ann_energy,
     estimate_energy,
 )
-from randhet.spec import ConvSpec, DenseSpec
+from randhet.layer_tokens import layer_names
+from randhet.network import ExportedNetwork
 
 SYNOPS_UNIT = "synaptic operations per sample, on the exported integer weights"
-
-
-def layer_names(net: ExportedNetwork) -> list[str]:
-    """Names of the spiking layers: ``dense_0``, ``conv_1``, ``pool_2`` ..."""
-    names = []
-    for i, layer in enumerate(net.layers):
-        kind = "pool" if isinstance(layer.spec, ConvSpec) and layer.spec.pool else layer.spec.kind
-        names.append(f"{kind}_{i}")
-    return names
-
-
-def fan_out(layer: ExportedLayer) -> tuple[np.ndarray, np.ndarray]:
-    """Per presynaptic neuron (input shape): the number of synapses with a nonzero weight, and
-    the number of all synapses (zero weights included)."""
-    w = layer.weight
-    if isinstance(layer.spec, DenseSpec):
-        return np.count_nonzero(w, axis=0), np.full(w.shape[1], w.shape[0])
-    ls = layer.spec
-    ones = torch.ones((1, *ls.out_shape), dtype=torch.float64)
-
-    def fan(kernel: np.ndarray) -> np.ndarray:
-        out = torch.nn.functional.conv_transpose2d(
-            ones, torch.as_tensor(kernel, dtype=torch.float64),  # the adjoint of the conv
-            stride=ls.stride, padding=ls.padding, groups=ls.groups,
-            output_padding=output_padding(ls),
-        )
-        return np.rint(out[0].numpy()).astype(np.int64)
-
-    return fan((w != 0).astype(np.float64)), fan(np.ones_like(w, dtype=np.float64))
-
-
-def output_padding(ls: ConvSpec) -> int:
-    """``output_padding`` that makes the transposed conv give back ``ls.in_shape``."""
-    h = ls.in_shape[1]
-    return h - ((ls.out_shape[1] - 1) * ls.stride - 2 * ls.padding + ls.kernel)
 
 
 @dataclass(frozen=True)
@@ -92,9 +57,9 @@ def layer_counts(net: ExportedNetwork, inputs: np.ndarray, result: RunResult) ->
     prev = np.count_nonzero(inputs, axis=-1)  # [S, *input]: steps with a nonzero input
     out = []
     for name, layer, raster, active in zip(
-        layer_names(net), net.layers, result.rasters, result.active_steps, strict=True
+        layer_names(net.spec), net.layers, result.rasters, result.active_steps, strict=True
     ):
-        nonzero, every = fan_out(layer)
+        nonzero, every = synapse_counts(layer, "pre")
         counts_in = prev.reshape(samples, *nonzero.shape).astype(np.int64)
         spikes_per_neuron = raster.sum(-1)  # [S, *shape]
         out.append(LayerCounts(

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from randhet.decays import deployment_draws
 from randhet.errors import UserError
-from randhet.export.netx import ExportedNetwork, read_network
+from randhet.export.netx import export_run
 from randhet.export.nir_mapping import (
     DEFAULT_DT,
     NIR_FORMAT,
     load_nir,
     tau_from_decay,
 )
+from randhet.network import ExportedNetwork, read_network
 from randhet.spec import (
     WEIGHT_SCALE,
     DenseSpec,
@@ -27,8 +30,6 @@ from randhet.spec import (
 
 def _draws(net: ExportedNetwork, draw: str | int | None) -> tuple[str, list[tuple[Any, Any]]]:
     """Per spiking layer (current, voltage) integer decays [*neuron shape] and the draw label."""
-    from randhet.deploy.reference import deployment_draws
-
     neuron = net.spec.neuron
     if draw is None:
         draw = "fixed" if neuron.resample == "fixed" else "mean"
@@ -147,10 +148,6 @@ def export_nir(
 ) -> Path:
     """``network.nir`` for a trained run folder (default: RUN_DIR/network.nir) or a netx file
     (default: beside it)."""
-    import tempfile
-
-    from randhet.export.netx import export_run
-
     src = Path(source)
     if src.is_file():
         net = read_network(src)

@@ -9,10 +9,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
+from randhet.config import load_config
+from randhet.data import load_dataset
+from randhet.decays import noise_shape
 from randhet.errors import NetworkFileError, UserError
-from randhet.export.netx import ExportedLayer, ExportedNetwork, write_network
+from randhet.export.netx import write_network
 from randhet.export.nir_mapping import (
     DEFAULT_DT,
     SUPPORTED,
@@ -20,6 +24,7 @@ from randhet.export.nir_mapping import (
     decay_from_tau,
     load_nir,
 )
+from randhet.network import ExportedLayer, ExportedNetwork
 from randhet.spec import (
     DECAY_SCALE,
     WEIGHT_SCALE,
@@ -35,8 +40,6 @@ from randhet.spec import (
 
 def read_nir(path: str | Path) -> Any:
     """Read a NIR file; a missing, non-HDF5 or unreadable file is a one-line NetworkFileError."""
-    import h5py
-
     p = Path(path)
     if not p.is_file():
         raise NetworkFileError(f"NIR file not found: {p}")
@@ -69,6 +72,21 @@ def _meta(node: Any) -> dict[str, Any]:
             v = v.item()
         out[str(k)] = v
     return out
+
+
+def _data_config(gmeta: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """The graph's ``randhet_data`` metadata (a data set config table), None if absent; a
+    NetworkFileError if it is not a JSON table."""
+    if "randhet_data" not in gmeta:
+        return None
+    try:
+        data = json.loads(str(gmeta["randhet_data"]))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "dataset" not in data:
+        raise NetworkFileError(f"{where}: the randhet_data metadata is not a JSON data set "
+                               "config; give one with --config")
+    return data
 
 
 def _chain(graph: Any, where: str) -> list[str]:
@@ -371,8 +389,8 @@ def from_nir(
         if meta_spec is not None and _strip_pool_weight(meta_spec.layers) != \
                 _strip_pool_weight(specs):
             meta_spec = None  # an edited graph: its metadata no longer describes it
-    if data is None and "randhet_data" in gmeta:
-        data = json.loads(str(gmeta["randhet_data"]))
+    if data is None:
+        data = _data_config(gmeta, where)
     if data is None:
         raise NetworkFileError(f"{where}: the graph carries no randhet data set config; give "
                                f"one with --config")
@@ -417,8 +435,6 @@ def from_nir(
     spec = replace(spec, layers=tuple(fixed_layers))
     layers = [replace(ly, spec=s) for ly, s in zip(layers, spec.spiking_layers, strict=True)]
 
-    from randhet.decays import noise_shape
-
     out_layers = []
     err = 0.0
     for ly, w, (mc, mv) in zip(layers, ints, means, strict=True):
@@ -450,8 +466,6 @@ def import_nir(
     randhet did not write; it overrides the graph's metadata otherwise). The graph's input must
     have the data set's sample shape and its output the data set's class count.
     """
-    from randhet.data import load_dataset
-
     if dt is not None and not (dt > 0 and math.isfinite(dt)):
         raise UserError(f"--dt must be a positive number of seconds, got {dt}")
     graph = read_nir(path)
@@ -459,17 +473,12 @@ def import_nir(
     _graph_layers(graph, dt or float(gmeta.get("dt", DEFAULT_DT)), str(path))  # refuse early
     data = encoding = None
     if config is not None:
-        from randhet.config import load_config
-
         cfg = load_config(config)
         data = cfg["data"]
         enc = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["encoding"].items()}
         encoding = EncodingSpec(**enc)
-    if data is None and "randhet_data" in gmeta:
-        try:
-            data = json.loads(str(gmeta["randhet_data"]))
-        except ValueError:
-            raise NetworkFileError(f"{path}: randhet_data metadata is not JSON") from None
+    if data is None:
+        data = _data_config(gmeta, str(path))
     if data is None:
         raise NetworkFileError(f"{path}: the graph carries no randhet data set config; give "
                                f"one with --config")

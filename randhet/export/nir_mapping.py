@@ -117,7 +117,7 @@ SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "SumPool2d", "AvgPool2d", "F
 
 def load_nir() -> Any:
     try:
-        import nir
+        import nir  # the NIR package: only for NIR export and import
     except ImportError:  # pragma: no cover - nir is a runtime dependency
         raise UserError("NIR interchange needs the 'nir' package (pip install nir)") from None
     return nir

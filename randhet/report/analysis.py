@@ -9,49 +9,29 @@ of zero outputs among all outputs (neurons x steps x samples).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from randhet.errors import UserError
+from randhet.io import write_json
+from randhet.layer_tokens import layer_names
+from randhet.models import EVAL_BATCH, Network
+from randhet.models.flex import RandHetFlex
+from randhet.plots import plot_landscape, plot_rasters
+from randhet.runs import Run, open_run
 
-from randhet.errors import UserError  # noqa: E402
-from randhet.io import write_json  # noqa: E402
-from randhet.spec import FlexSpec  # noqa: E402
-from randhet.train.flex import RandHetFlex  # noqa: E402
-from randhet.train.model import SpikingNetwork  # noqa: E402
-
-EVAL_BATCH = 256
 MASK_PARAMETERS = ("mask_logit", "theta")  # Flex mask parameters: perturbed as one filter
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def layer_names(model: SpikingNetwork) -> list[str]:
-    """A readable name per spiking layer: ``"<index>:<token>"``, e.g. ``"0:flex:4"``."""
-    names = []
-    for k, layer in enumerate(model.spec.spiking_layers):
-        if isinstance(layer, FlexSpec):
-            token = layer.token
-        elif layer.kind == "dense":
-            token = f"dense:{layer.out_features}"
-        elif layer.pool:
-            token = f"pool:{layer.kernel}"
-        else:
-            token = f"conv:{layer.out_channels}"
-        names.append(f"{k}:{token}")
-    return names
-
-
-def is_randomized(model: SpikingNetwork) -> bool:
+def is_randomized(model: Network) -> bool:
     """Whether two forward passes on the same input can differ (fresh decays or rate coding)."""
     neuron = model.spec.neuron
     fresh_decays = neuron.sigma > 0 and neuron.resample != "fixed"
@@ -69,7 +49,7 @@ def _device(model: torch.nn.Module) -> torch.device:
 # --- 1. loss landscape ---------------------------------------------------------------------------
 
 
-def _perturbed_parameters(model: SpikingNetwork) -> dict[str, torch.nn.Parameter]:
+def _perturbed_parameters(model: Network) -> dict[str, torch.nn.Parameter]:
     """The parameters a landscape direction moves: trainable weights of >= 2 dims (conv filters,
     dense rows) and the Flex mask parameters. Biases, BatchNorm, mean decays and fixed pool
     kernels are left out (zero direction)."""
@@ -84,7 +64,7 @@ def _perturbed_parameters(model: SpikingNetwork) -> dict[str, torch.nn.Parameter
 
 
 def filter_normalized_direction(
-    model: SpikingNetwork, generator: torch.Generator
+    model: Network, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
     """A random direction per parameter, filter-normalised (Li et al. 2018).
 
@@ -109,7 +89,7 @@ def filter_normalized_direction(
 
 @torch.no_grad()
 def _loss_and_accuracy(
-    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, draws: int,
+    model: Network, x: torch.Tensor, y: torch.Tensor, draws: int,
     rng_state: torch.Tensor | None,
 ) -> tuple[float, float]:
     """Mean cross-entropy (nats per sample) and accuracy over ``draws`` passes; every call
@@ -128,7 +108,7 @@ def _loss_and_accuracy(
 
 @torch.no_grad()
 def loss_landscape(
-    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, *, grid: int = 11,
+    model: Network, x: torch.Tensor, y: torch.Tensor, *, grid: int = 11,
     span: float = 1.0, seed: int = 0, draws: int = 1,
 ) -> dict[str, Any]:
     """Loss over the plane ``w + alpha * d1 + beta * d2`` around the trained weights w.
@@ -191,41 +171,12 @@ def loss_landscape(
     }
 
 
-def plot_landscape(result: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """PNG: the landscape as a 3-D surface (left) and a contour map (right)."""
-    a = np.asarray(result["alpha"])
-    b = np.asarray(result["beta"])
-    loss = np.asarray(result["loss"])
-    aa, bb = np.meshgrid(a, b, indexing="ij")
-    fig = plt.figure(figsize=(11, 4.5))
-    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
-    ax3.plot_surface(aa, bb, loss, cmap="viridis", linewidth=0, antialiased=True)
-    ax3.set_xlabel("alpha")
-    ax3.set_ylabel("beta")
-    ax3.set_zlabel("loss (nats)")
-    ax3.set_title("loss surface")
-    ax2 = fig.add_subplot(1, 2, 2)
-    levels = 20 if np.ptp(loss) > 0 else 1
-    cs = ax2.contourf(aa, bb, loss, levels=levels, cmap="viridis")
-    ax2.contour(aa, bb, loss, levels=levels, colors="k", linewidths=0.4)
-    fig.colorbar(cs, ax=ax2, label="loss (nats)")
-    ax2.plot([0], [0], "r+", markersize=10)
-    ax2.set_xlabel("alpha")
-    ax2.set_ylabel("beta")
-    ax2.set_title("contours (+: trained weights)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 # --- 2. Flex mask statistics ---------------------------------------------------------------------
 
 
 @torch.no_grad()
 def mask_statistics(
-    model: SpikingNetwork, x: torch.Tensor, bins: int = 10
+    model: Network, x: torch.Tensor, bins: int = 10
 ) -> list[dict[str, Any]]:
     """Routing of each Flex layer's units on the samples x (pixels [N, ...]).
 
@@ -236,7 +187,7 @@ def mask_statistics(
     ``histogram`` (``edges`` [bins + 1] over [0, 1], ``counts`` [bins]). Empty list without
     Flex layers. Runs the model in eval mode (restored afterwards).
     """
-    names = layer_names(model)
+    names = layer_names(model.spec)
     flex = [(k, b) for k, b in enumerate(model.blocks) if isinstance(b, RandHetFlex)]
     if not flex:
         return []
@@ -252,8 +203,7 @@ def mask_statistics(
         for xb in _batches(x.to(_device(model))):
             model.run_encoded(model.encoder(xb))
             for k, block in flex:
-                m = block.last_mask
-                assert m is not None
+                m = block.last_mask  # set by every forward pass of a Flex block
                 c = block.spec.out_channels
                 # static: [C] or [1, C, 1, 1, 1]; dynamic: [B, C, H, W, T]
                 a = acc[k]
@@ -297,7 +247,7 @@ def mask_statistics(
 
 
 @torch.no_grad()
-def spike_summary(model: SpikingNetwork, x: torch.Tensor) -> dict[str, Any]:
+def spike_summary(model: Network, x: torch.Tensor) -> dict[str, Any]:
     """Spiking activity on the samples x (pixels [N, ...]), one pass in eval mode.
 
     ``layers``: per spiking layer ``name``, ``neurons``, ``timesteps``, ``spikes`` (total),
@@ -305,7 +255,7 @@ def spike_summary(model: SpikingNetwork, x: torch.Tensor) -> dict[str, Any]:
     outputs, over every sample, neuron and step) and ``raster`` (sample 0: bool [neurons, T]).
     ``activation_sparsity`` and ``spike_rate`` at the top level pool every layer's outputs.
     """
-    names = layer_names(model)
+    names = layer_names(model.spec)
     zeros = np.zeros(len(names), np.int64)
     total = np.zeros(len(names), np.int64)
     spikes = np.zeros(len(names))
@@ -350,72 +300,21 @@ def summary_json(summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "layers": layers}
 
 
-def plot_rasters(summaries: dict[str, dict[str, Any]], path: str | Path) -> None:
-    """PNG: one spike raster of sample 0 per network (layers stacked) side by side, and the
-    per-layer activation sparsity of every network as grouped bars."""
-    n = len(summaries)
-    if n == 0:
-        raise ValueError("no spike summaries to plot")
-    fig, axes = plt.subplots(1, n + 1, figsize=(4.5 * (n + 1), 4.5), squeeze=False)
-    for ax, (net, summary) in zip(axes[0], summaries.items(), strict=False):
-        base = 0
-        for layer in summary["layers"]:
-            raster = np.asarray(layer["raster"])
-            neuron, step = np.nonzero(raster)
-            ax.scatter(step, neuron + base, s=2, label=layer["name"])
-            if base:
-                ax.axhline(base - 0.5, color="0.8", linewidth=0.5)
-            base += raster.shape[0]
-        steps = summary["layers"][0]["timesteps"] if summary["layers"] else 1
-        ax.set_xlim(-0.5, steps - 0.5)
-        ax.set_xlabel("time step")
-        ax.set_ylabel("neuron (layers stacked)")
-        ax.set_title(f"{net}\nsparsity {summary['activation_sparsity']:.3f}")
-        ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    ax = axes[0][-1]
-    depth = max(len(s["layers"]) for s in summaries.values())
-    width = 0.8 / n
-    for i, (net, summary) in enumerate(summaries.items()):
-        vals = [ly["activation_sparsity"] for ly in summary["layers"]]
-        ax.bar(np.arange(len(vals)) + (i - (n - 1) / 2) * width, vals, width, label=net)
-    ax.set_xticks(range(depth), [f"layer {k}" for k in range(depth)])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("activation sparsity (zero outputs / outputs)")
-    ax.set_title("per-layer sparsity")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 # --- 4. a run folder -----------------------------------------------------------------------------
 
 
-def _load(run_dir: Path, samples: int, split: str) -> tuple[
-    SpikingNetwork, torch.Tensor, torch.Tensor, str, dict[str, Any]
-]:
-    from randhet.data import load_dataset
-    from randhet.train.trainer import load_trained
-
-    for name in ("spec.json", "network.pt", "config.toml"):
-        if not (run_dir / name).is_file():
-            raise UserError(f"{run_dir} is not a trained run folder ({name} is missing)")
-    cfg = tomllib.loads((run_dir / "config.toml").read_text())
-    model = load_trained(run_dir)
-    data = load_dataset(cfg["data"], timesteps=model.spec.encoding.timesteps)
+def _samples(run: Run, samples: int, split: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The first ``samples`` images of ``split`` (the other split when it is empty)."""
     order = {"val": ("val", "test"), "test": ("test", "val")}
     if split not in order:
         raise UserError(f"unknown split {split!r}: use val or test")
+    data = run.data()
     for part in order[split]:
         xs, ys = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
         if len(xs):
             n = min(samples, len(xs))
-            return model, torch.as_tensor(xs[:n]), torch.as_tensor(ys[:n]), part, cfg
-    raise UserError(f"{run_dir}: the data set has no validation or test samples")
-
-
-def _run_name(run_dir: Path, cfg: dict[str, Any]) -> str:
-    return str(cfg.get("name") or run_dir.resolve().name)
+            return torch.as_tensor(xs[:n]), torch.as_tensor(ys[:n]), part
+    raise UserError(f"{run.path}: the data set has no validation or test samples")
 
 
 def analyze_run(
@@ -436,16 +335,20 @@ def analyze_run(
     run = Path(run_dir)
     out = run if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, x, y, part, cfg = _load(run, samples, split)
-    name = _run_name(run, cfg)
+    opened = open_run(run)
+    if split not in ("val", "test"):
+        raise UserError(f"unknown split {split!r}: use val or test")
+    model, name = opened.model(), opened.name
+    x, y, part = _samples(opened, samples, split)
     landscape = loss_landscape(model, x, y, grid=grid, span=span, seed=seed, draws=draws)
     masks = mask_statistics(model, x)
     spikes = spike_summary(model, x)
     summaries = {name: spikes}
     for other in compare:
-        other_run = Path(other)
-        other_model, ox, _, _, other_cfg = _load(other_run, samples, split)
-        label = _run_name(other_run, other_cfg)
+        other_run = open_run(other)
+        other_model = other_run.model()
+        ox, _, _ = _samples(other_run, samples, split)
+        label = other_run.name
         while label in summaries:
             label += "'"
         summaries[label] = spike_summary(other_model, ox)
@@ -454,7 +357,7 @@ def analyze_run(
         "name": name,
         "split": part,
         "samples": len(x),
-        "layers": layer_names(model),
+        "layers": layer_names(model.spec),
         "randomized": is_randomized(model),
         "sigma": model.spec.neuron.sigma,
         "landscape": landscape,

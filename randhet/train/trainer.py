@@ -2,7 +2,8 @@
 
 Writes into the run folder: ``config.toml`` (resolved), ``spec.json`` (network description),
 ``network.pt`` (best-on-validation state dict), ``last.pt`` (latest state dict),
-``checkpoint.pt`` (the whole training state after every epoch, see :func:`checkpoint_state`),
+``checkpoint.pt`` (the whole training state after every epoch, see
+:func:`randhet.train.checkpoint.checkpoint_state`),
 ``log.csv`` and ``log.jsonl`` (one row per epoch), ``training.png``, ``metrics.json`` and,
 when tensorboard is installed, TensorBoard scalars under ``tb/``. Test data is never looked
 at here. Every file is written atomically, so an interrupted run (Ctrl-C, SIGTERM) keeps the
@@ -18,18 +19,8 @@ sharded and summed. Only rank 0 writes files; ``checkpoint.pt`` holds every rank
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import signal
-import sys
-import threading
 import time
-import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,45 +32,24 @@ from tqdm.auto import tqdm
 from randhet import distributed as dist
 from randhet.config import dump_toml, network_spec
 from randhet.data import Splits, load_dataset
-from randhet.errors import ConfigError, UserError
+from randhet.errors import UserError
 from randhet.io import save_torch, write_json, write_text
-from randhet.train.model import SpikingNetwork, build_network
+from randhet.models import EVAL_BATCH, Network, build_network
+from randhet.plots import plot_training
+from randhet.train.checkpoint import (
+    CHECKPOINT,
+    check_resume_config,
+    checkpoint_state,
+    load_checkpoint,
+    report_interrupt,
+    restore,
+    sigterm_as_interrupt,
+)
+from randhet.train.logs import log_row, tensorboard, write_logs
+from randhet.train.state import EvalResult, TrainState, cpu_state
 
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
-EVAL_BATCH = 256
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    accuracy: float
-    loss: float
-    spike_rate: list[float]  # mean spikes per neuron per step, per layer
-
-
-@dataclass
-class TrainState:
-    """Everything that changes while training; :func:`checkpoint_state` saves all of it."""
-
-    model: SpikingNetwork
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    order_rng: np.random.Generator  # shuffles the training set every epoch
-    rows: list[dict[str, float]] = field(default_factory=list)  # the log, one row per epoch
-    best: dict[str, float] = field(default_factory=dict)  # epoch, val_accuracy, val_loss
-    best_model: dict[str, torch.Tensor] = field(default_factory=dict)
-    saved_epoch: int = 0  # the epoch checkpoint.pt holds
-    ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper (torchrun only)
-
-    @property
-    def forward(self) -> torch.nn.Module:
-        """The module a training step runs: the DDP wrapper when distributed, else the model."""
-        return self.ddp if self.ddp is not None else self.model
-
-    @property
-    def epoch(self) -> int:
-        """Completed epochs."""
-        return len(self.rows)
+__all__ = ["EvalResult", "TrainState", "build_optimizer", "build_scheduler", "evaluate",
+           "fgsm_examples", "train", "train_epoch", "train_step"]
 
 
 def pick_device(name: str) -> torch.device:
@@ -92,10 +62,9 @@ def pick_device(name: str) -> torch.device:
         device = torch.device("cuda", dist.world().local_rank)
     return device
 
-
 @torch.no_grad()
 def evaluate(
-    model: SpikingNetwork, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device
+    model: Network, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device
 ) -> EvalResult:
     """Accuracy, loss and spike rates with fresh decay draws (the model is stochastic).
 
@@ -123,8 +92,7 @@ def evaluate(
     rate = sums[2:2 + layers] / sums[2 + layers:]
     return EvalResult(float(sums[0]) / total, float(sums[1]) / total, rate.tolist())
 
-
-def build_optimizer(model: SpikingNetwork, tc: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: Network, tc: dict[str, Any]) -> torch.optim.Optimizer:
     """``train.optimizer`` over two groups: ``weights`` (lr, weight_decay) and, when the mean
     decays are learned, ``decays`` (lr ``decay_lr``, or lr if 0; no weight decay)."""
     groups: list[dict[str, Any]] = [{
@@ -143,7 +111,6 @@ def build_optimizer(model: SpikingNetwork, tc: dict[str, Any]) -> torch.optim.Op
         return torch.optim.AdamW(groups, lr=tc["lr"])
     return torch.optim.Adam(groups, lr=tc["lr"])
 
-
 def build_scheduler(
     optimizer: torch.optim.Optimizer, tc: dict[str, Any]
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -156,9 +123,8 @@ def build_scheduler(
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-
 def fgsm_examples(
-    model: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, eps: float
+    model: Network, x: torch.Tensor, y: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One-step FGSM: ``clamp(x + eps * sign(grad_x CE(model(x), y)), 0, 1)`` on [0, 1] pixels.
 
@@ -173,7 +139,6 @@ def fgsm_examples(
     logits = model(x)
     (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), x)
     return (x + eps * grad.sign()).clamp(0, 1).detach(), logits.detach()
-
 
 def train_step(
     state: TrainState, x: torch.Tensor, y: torch.Tensor, tc: dict[str, Any], share: float = 1.0
@@ -204,7 +169,6 @@ def train_step(
     out["loss"] = loss.item() * len(y)
     out["correct"] = (logits.argmax(1) == y).sum().item()
     return out
-
 
 def train_epoch(
     state: TrainState, data: Splits, tc: dict[str, Any], device: torch.device, bar_desc: str,
@@ -244,173 +208,6 @@ def train_epoch(
         row |= {"clean_loss": sums["clean_loss"] / n, "clean_accuracy": sums["clean_correct"] / n}
     return row
 
-
-def log_row(
-    state: TrainState, epoch: int, train: dict[str, float], val: EvalResult, seconds: float
-) -> dict[str, float]:
-    """One log row: losses, accuracies, learning rate(s) of the epoch, wall time (s), spike
-    rate (spikes per neuron per step, validation) and mean decay fractions per layer."""
-    lrs = {g.get("name", "weights"): g["lr"] for g in state.optimizer.param_groups}
-    row: dict[str, float] = {"epoch": epoch, **train,
-                             "val_loss": val.loss, "val_accuracy": val.accuracy,
-                             "lr": lrs["weights"]}
-    if "decays" in lrs:
-        row["decay_lr"] = lrs["decays"]
-    row["seconds"] = seconds
-    row |= {f"spike_rate_{i}": r for i, r in enumerate(val.spike_rate)}
-    for i, d in enumerate(state.model.mean_decays()):
-        row[f"current_decay_{i}"] = d["current"]
-        row[f"voltage_decay_{i}"] = d["voltage"]
-    return row
-
-
-def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def checkpoint_state(state: TrainState, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The resumable training state (plain tensors, numbers, strings: loads with
-    ``torch.load(weights_only=True)``).
-
-    Keys: ``format``, ``epoch`` (completed), ``config`` (TOML text), ``model``, ``optimizer``,
-    ``scheduler`` (state dicts), ``best`` (epoch, val_accuracy, val_loss), ``best_model``
-    (state dict), ``log`` (the rows so far) and ``rng``: ``model`` (the model's CPU generator,
-    decay draws and rate coding), ``order`` (numpy PCG64 state of the shuffling, a dict of
-    ints), ``torch`` (global CPU RNG) and ``cuda`` (per-device RNGs, empty without CUDA).
-    Distributed runs add ``ranks``: every rank's ``model``, ``torch`` and ``cuda`` states, in
-    rank order (a collective: call it on every rank).
-    """
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    ranks = dist.all_gather({"model": state.model.generator.get_state(),
-                             "torch": torch.get_rng_state(), "cuda": cuda})
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "epoch": state.epoch,
-        "config": dump_toml(cfg),
-        "model": cpu_state(state.model),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "best": dict(state.best),
-        "best_model": state.best_model,
-        "log": [dict(r) for r in state.rows],
-        "rng": {
-            "model": state.model.generator.get_state(),
-            "order": state.order_rng.bit_generator.state,
-            "torch": torch.get_rng_state(),
-            "cuda": cuda,
-            "ranks": ranks if len(ranks) > 1 else [],
-        },
-    }
-
-
-def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
-    """Put a :func:`checkpoint_state` back into freshly built training objects."""
-    state.model.load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    state.scheduler.load_state_dict(ckpt["scheduler"])
-    # the schedule may have grown (train.epochs): recompute this epoch's lr from it
-    lr = [b * state.scheduler.lr_lambdas[0](state.scheduler.last_epoch)
-          for b in state.scheduler.base_lrs]
-    for group, value in zip(state.optimizer.param_groups, lr, strict=True):
-        group["lr"] = value
-    state.rows = [dict(r) for r in ckpt["log"]]
-    state.best = dict(ckpt["best"])
-    state.best_model = ckpt["best_model"]
-    state.saved_epoch = int(ckpt["epoch"])
-    rng = ckpt["rng"]
-    state.order_rng.bit_generator.state = rng["order"]
-    world = dist.world()
-    ranks = rng.get("ranks") or [{k: rng[k] for k in ("model", "torch", "cuda")}]
-    if len(ranks) != world.size and world.main:
-        print(f"randhet: warning: the checkpoint was written by {len(ranks)} process(es), this "
-              f"run has {world.size}: ranks without a saved state start fresh generators, so "
-              "draws differ from an uninterrupted run", file=sys.stderr)
-    if world.rank < len(ranks):
-        mine = ranks[world.rank]
-        state.model.generator.set_state(mine["model"])
-        torch.set_rng_state(mine["torch"])
-        if mine["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(mine["cuda"])
-
-
-def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-    return out
-
-
-def check_resume_config(cfg: dict[str, Any], out: Path) -> None:
-    """Refuse (ConfigError) a config that differs from the run's ``config.toml`` in anything
-    but a larger ``train.epochs``."""
-    path = out / "config.toml"
-    if not path.is_file():
-        raise ConfigError(f"cannot resume {out}: no config.toml there")
-    saved = _flatten(tomllib.loads(path.read_text()))
-    now = _flatten(tomllib.loads(dump_toml(cfg)))
-    for key in sorted(saved.keys() | now.keys()):
-        old, new = saved.get(key, "<missing>"), now.get(key, "<missing>")
-        if old == new or (key == "train.epochs" and isinstance(old, int) and isinstance(new, int)
-                           and new >= old):
-            continue
-        raise ConfigError(
-            f"cannot resume {out}: '{key}' is {new!r} but the run was trained with {old!r} "
-            "(only train.epochs may change, and only grow)"
-        )
-
-
-def load_checkpoint(out: Path) -> dict[str, Any]:
-    """``out/checkpoint.pt`` on the CPU; UserError when missing or unreadable."""
-    path = out / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"cannot resume: no checkpoint at {path} (train without --resume)")
-    try:
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # truncated, corrupt or not a checkpoint at all
-        raise UserError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"cannot resume: {path} is not a randhet checkpoint (format 1)")
-    return ckpt
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While active, SIGTERM raises KeyboardInterrupt (main thread only); restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _tensorboard(out: Path, start_epoch: int) -> Any | None:
-    """A SummaryWriter under ``out/tb`` if tensorboard is installed, else None (silently)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out / "tb"), purge_step=start_epoch + 1 if start_epoch else None)
-
-
-def write_logs(out: Path, rows: list[dict[str, float]]) -> None:
-    """``log.csv`` and ``log.jsonl`` from all rows so far (rewritten whole, atomically)."""
-    if not rows:
-        return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(out / "log.csv", buf.getvalue())
-    write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-
-
 def write_epoch_outputs(out: Path, state: TrainState, cfg: dict[str, Any]) -> None:
     """Logs, ``last.pt``, ``network.pt`` and, last of all, ``checkpoint.pt`` (rank 0 writes;
     every rank must call it)."""
@@ -424,14 +221,12 @@ def write_epoch_outputs(out: Path, state: TrainState, cfg: dict[str, Any]) -> No
     dist.barrier()  # the checkpoint exists before any rank goes on
     state.saved_epoch = state.epoch
 
-
 def _update_best(state: TrainState, row: dict[str, float]) -> None:
     """Model selection: highest validation accuracy, ties to the lower validation loss."""
     key = (row["val_accuracy"], -row["val_loss"])
     if not state.best or key > (state.best["val_accuracy"], -state.best["val_loss"]):
         state.best = {k: row[k] for k in ("epoch", "val_accuracy", "val_loss")}
         state.best_model = cpu_state(state.model)
-
 
 def run_epoch(
     state: TrainState, data: Splits, tc: dict[str, Any], device: torch.device, progress: bool
@@ -445,31 +240,12 @@ def run_epoch(
     state.scheduler.step()
     return row
 
-
-def _report_interrupt(out: Path, state: TrainState) -> None:
-    if not dist.world().main:
-        return
-    saved = state.saved_epoch
-    if (out / CHECKPOINT).is_file():  # the signal may land between the write and the update
-        try:
-            saved = int(load_checkpoint(out)["epoch"])
-        except UserError:
-            pass
-    if saved:
-        print(f"randhet: training interrupted; {out / CHECKPOINT} holds epoch "
-              f"{saved}: run the same command with --resume (--out {out}) "
-              "to continue", file=sys.stderr)
-    else:
-        print("randhet: training interrupted before the first epoch completed; "
-              "nothing to resume", file=sys.stderr)
-
-
 def _loop(
     out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device,
     progress: bool,
 ) -> None:
     tc = cfg["train"]
-    tb = _tensorboard(out, state.epoch) if dist.world().main else None
+    tb = tensorboard(out, state.epoch) if dist.world().main else None
     try:
         while state.epoch < tc["epochs"]:
             row = run_epoch(state, data, tc, device, progress)
@@ -488,7 +264,6 @@ def _loop(
     finally:
         if tb is not None:
             tb.close()
-
 
 def train(
     cfg: dict[str, Any], out_dir: str | Path, progress: bool = True, resume: bool = False
@@ -535,10 +310,9 @@ def train(
                     print(f"{out}: already trained for {state.epoch} epochs; nothing to do")
             _loop(out, state, cfg, data, device, progress)
         except KeyboardInterrupt:
-            _report_interrupt(out, state)
+            report_interrupt(out, state)
             raise
     return _finish(out, state, cfg, data, device)
-
 
 def _finish(
     out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device
@@ -563,22 +337,5 @@ def _finish(
     if not world.main:
         return metrics
     write_json(out / "metrics.json", metrics)
-    from randhet.report.plots import plot_training
-
     plot_training(out / "log.csv", out / "training.png")
     return metrics
-
-
-def load_trained(run_dir: str | Path) -> SpikingNetwork:
-    """The best checkpoint of a run folder as a model on the CPU."""
-    from randhet.spec import NetworkSpec
-
-    run = Path(run_dir)
-    spec = NetworkSpec.from_json((run / "spec.json").read_text())
-    cfg_path = run / "config.toml"
-    mode = "snn"
-    if cfg_path.is_file():  # runs from before model.mode are snn
-        mode = tomllib.loads(cfg_path.read_text()).get("model", {}).get("mode", "snn")
-    model = build_network(spec, mode)
-    model.load_state_dict(torch.load(run / "network.pt", weights_only=True, map_location="cpu"))
-    return model

@@ -18,7 +18,13 @@ from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
 from lava.lib.dl.slayer.neuron import base  # noqa: E402
 from lava.lib.dl.slayer.spike.spike import Spike  # noqa: E402
 
-from randhet.decays import DecayDraw, decays_for, draw_eps, mean_decay_int  # noqa: E402
+from randhet.decays import (  # noqa: E402
+    DecayDraw,
+    decays_for,
+    draw_eps,
+    mean_decay_int,
+    noise_shape,
+)
 from randhet.loihi import LeakyIntegrator  # noqa: E402
 from randhet.spec import DECAY_SCALE, WEIGHT_SCALE, ConvSpec, NeuronSpec  # noqa: E402
 
@@ -178,8 +184,6 @@ class RandHetNeuron(base.Neuron):
 def _or_zero(eps: torch.Tensor | None, spec: NeuronSpec, shape: tuple[int, ...]) -> torch.Tensor:
     if eps is not None:
         return eps[0]
-    from randhet.decays import noise_shape
-
     return torch.zeros(noise_shape(spec, shape), dtype=torch.float64)
 
 

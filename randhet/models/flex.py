@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from randhet.models.neuron import RandHetConv, floor_to_drive_grid
 from randhet.spec import WEIGHT_SCALE, FlexSpec, NeuronSpec
-from randhet.train.neuron import RandHetConv, floor_to_drive_grid
 
 
 def pool_source_channels(in_channels: int, out_channels: int) -> torch.Tensor:
@@ -61,20 +61,93 @@ def add_mask_parameters(block: torch.nn.Module, spec: FlexSpec, norm: type) -> N
         block.norm = norm(c)
 
 
-@torch.no_grad()
-def plasticity_update(block: torch.nn.Module) -> torch.Tensor | None:
-    """``mask_logit += lambda * (r_sel - r_inv)`` for a Flex block (spiking or ANN) from its
-    recorded ``path_rates``; None without plasticity or without a recorded forward."""
-    if block.spec.plastic <= 0 or block.path_rates is None:
-        return None
-    r_sel, r_inv = block.path_rates
-    block.path_rates = None
-    dm = block.spec.plastic * (r_sel - r_inv).to(block.mask_logit.dtype)
-    block.mask_logit.add_(dm)
-    return dm
+class FlexPaths:
+    """The mask, pool path and plasticity shared by the spiking and the ANN Flex layer.
+
+    Tensors are [B, C, H, W, T] (spiking) or [B, C, H, W] (ANN): a trailing time axis is
+    recognised by the rank. The host module holds ``spec`` (a FlexSpec), ``generator``,
+    ``pool_source``, the mask's parameters (:func:`add_mask_parameters`), ``last_mask`` and
+    ``path_rates``.
+    """
+
+    spec: FlexSpec
+    generator: torch.Generator | None
+    pool_source: torch.Tensor
+    mask_logit: torch.nn.Parameter
+    theta: torch.nn.Parameter
+    norm: torch.nn.Module
+    training: bool
+    last_mask: torch.Tensor | None
+    path_rates: tuple[torch.Tensor, torch.Tensor] | None
+
+    def _gate(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.hardsigmoid(logits) if self.spec.gate == "hard" else torch.sigmoid(logits)
+
+    @staticmethod
+    def _time(x: torch.Tensor) -> tuple[int, ...]:
+        """The trailing axes after (H, W): (1,) with a time axis, () without."""
+        return (1,) if x.dim() == 5 else ()
+
+    def _learned_logits(self, like: torch.Tensor) -> torch.Tensor:
+        """The static or ``pos`` mask logits, broadcastable to ``like``'s shape."""
+        c, time = self.spec.out_channels, self._time(like)
+        if self.spec.mask == "static":
+            return self.mask_logit.reshape(1, c, 1, 1, *time)
+        return self.mask_logit.reshape(1, *self.mask_logit.shape, *time)
+
+    def pool_path(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool(x): KxK avg (zeros counted) or max pooling, stride 1, channel-interpolated to
+        C_out (output channel o takes input channel ``pool_source[o]``)."""
+        k, p = self.spec.kernel, self.spec.padding
+        time = self._time(x)
+        size, stride, pad = (k, k, *time), 1, (p, p, *(0 for _ in time))
+        if self.spec.pool == "avg":
+            avg = F.avg_pool3d if time else F.avg_pool2d
+            pooled = avg(x, size, stride, pad, count_include_pad=True)
+        else:
+            pooled = (F.max_pool3d if time else F.max_pool2d)(x, size, stride, pad)
+        return pooled.index_select(1, self.pool_source.to(x.device))
+
+    def mask(self, pooled: torch.Tensor) -> torch.Tensor:
+        """m, broadcastable to ``pooled``: the learned (static or pos) mask, or dynamic
+        ``gate(BatchNorm(P - theta))`` per sample, channel, position (and step); in training,
+        plus ``eta`` noise per sample and channel (and step)."""
+        c, time = self.spec.out_channels, self._time(pooled)
+        if self.spec.mask == "dynamic":
+            logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1, *time))
+        else:
+            logits = self._learned_logits(pooled)
+        if self.training and self.spec.eta > 0:
+            size = (pooled.shape[0], c, 1, 1, *pooled.shape[4:])
+            noise = torch.randn(size, generator=self.generator)
+            logits = logits + self.spec.eta * noise.to(pooled.device, pooled.dtype)
+        return self._gate(logits)
+
+    def record_path_rates(self, conv: torch.Tensor, pooled: torch.Tensor) -> None:
+        """``path_rates = (r_sel, r_inv)`` from the two paths' outputs, shaped like
+        ``mask_logit``: the rectified shares of the drive averaged over every axis the mask is
+        shared along (static: batch, positions, steps; pos: batch, steps)."""
+        with torch.no_grad():
+            m = self._gate(self._learned_logits(conv))
+            shared = (0, *range(2, conv.dim())) if self.spec.mask == "static" else (0, 4)
+            dims = tuple(d for d in shared if d < conv.dim())
+            self.path_rates = (F.relu(m * conv).mean(dims), F.relu((1 - m) * pooled).mean(dims))
+
+    @torch.no_grad()
+    def plasticity_step(self) -> torch.Tensor | None:
+        """``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward's
+        ``path_rates``; returns the logit change, or None (a no-op) without plasticity or without
+        a recorded forward. Called by the trainer after every ``optimizer.step()``."""
+        if self.spec.plastic <= 0 or self.path_rates is None:
+            return None
+        r_sel, r_inv = self.path_rates
+        self.path_rates = None
+        dm = self.spec.plastic * (r_sel - r_inv).to(self.mask_logit.dtype)
+        self.mask_logit.add_(dm)
+        return dm
 
 
-class RandHetFlex(RandHetConv):
+class RandHetFlex(FlexPaths, RandHetConv):
     """Flex layer: a SLAYER conv synapse, a pool path, a mask and RandHet CUBA neurons.
 
     Parameters: ``synapse.weight`` (W_conv), ``mask_logit`` [C_out] (static mask) or
@@ -123,40 +196,12 @@ class RandHetFlex(RandHetConv):
             return self.neuron.quantize_8bit(w, descale=descale)
         return w * WEIGHT_SCALE if descale else w
 
-    def _gate(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.hardsigmoid(logits) if self.spec.gate == "hard" else torch.sigmoid(logits)
-
-    def pool_path(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool(x) [B, C_out, H, W, T]: KxK avg (zeros counted) or max pooling, stride 1."""
-        k, p = self.spec.kernel, self.spec.padding
-        if self.spec.pool == "avg":
-            pooled = F.avg_pool3d(x, (k, k, 1), 1, (p, p, 0), count_include_pad=True)
-        else:
-            pooled = F.max_pool3d(x, (k, k, 1), 1, (p, p, 0))
-        return pooled.index_select(1, self.pool_source.to(x.device))
-
     def conv_path(self, x: torch.Tensor) -> torch.Tensor:
         """Conv(x) [B, C_out, H, W, T] with the (quantized, unfolded) conv kernel alone."""
         w = self.synapse.weight
         w = self.neuron.quantize_8bit(w) if self.quantize else w
         p = self.spec.padding
         return F.conv3d(x, w, None, 1, (p, p, 0))
-
-    def mask(self, pooled: torch.Tensor) -> torch.Tensor:
-        """m, broadcastable to [B, C_out, H, W, T]: static [1, C, 1, 1, 1] (plus noise) or
-        dynamic ``gate(BatchNorm(P - theta))`` per sample, channel, position and step."""
-        c = self.spec.out_channels
-        if self.spec.mask == "static":
-            logits = self.mask_logit.reshape(1, c, 1, 1, 1)
-        elif self.spec.mask == "pos":
-            logits = self.mask_logit.unsqueeze(0).unsqueeze(-1)
-        else:
-            logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1, 1))
-        if self.training and self.spec.eta > 0:
-            b, t = pooled.shape[0], pooled.shape[-1]
-            noise = torch.randn((b, c, 1, 1, t), generator=self.generator)
-            logits = logits + self.spec.eta * noise.to(pooled.device, pooled.dtype)
-        return self._gate(logits)
 
     def unfolded_drive(self, x: torch.Tensor) -> torch.Tensor:
         """``m * Conv(x) + (1 - m) * Pool(x)`` computed path by path (before the drive grid)."""
@@ -165,29 +210,11 @@ class RandHetFlex(RandHetConv):
         self.last_mask = m.detach()
         return m * self.conv_path(x) + (1 - m) * pooled
 
-    def _record_path_rates(self, x: torch.Tensor) -> None:
-        """``path_rates = (r_sel, r_inv)``, shaped like ``mask_logit`` (see the module doc)."""
-        with torch.no_grad():
-            m = self._gate(self.mask_logit)
-            m = m.reshape(1, -1, 1, 1, 1) if m.dim() == 1 else m.unsqueeze(0).unsqueeze(-1)
-            dims = (0, 2, 3, 4) if self.spec.mask == "static" else (0, 4)
-            r_sel = F.relu(m * self.conv_path(x)).mean(dims)
-            r_inv = F.relu((1 - m) * self.pool_path(x)).mean(dims)
-        self.path_rates = (r_sel, r_inv)
-
-    @torch.no_grad()
-    def plasticity_step(self) -> torch.Tensor | None:
-        """Apply ``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward.
-
-        A no-op (returns None) without plasticity or without a recorded forward; else returns
-        the logit change. Called by the trainer after every ``optimizer.step()``.
-        """
-        return plasticity_update(self)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, C_out, H, W, T] for input spikes [B, C_in, H, W, T]."""
         if self.training and self.spec.plastic > 0:
-            self._record_path_rates(x)
+            with torch.no_grad():
+                self.record_path_rates(self.conv_path(x), self.pool_path(x))
         if self.folds and not (self.training and self.spec.eta > 0):
             self.last_mask = self.static_mask().detach()
             z = self.synapse(x)  # the folded, quantized kernel: what Loihi runs

@@ -7,27 +7,34 @@ Training modes (config ``model.mode``, BioFlexNet's three): ``snn`` (default) sp
 steps with SLAYER's surrogate spike gradient through time (STBP); ``hybrid`` the same spiking
 forward, but the spike function's backward is the straight-through estimator dS/dV = 1 (no
 surrogate shape; gradients still flow through the membrane dynamics over time); ``ann`` ReLU
-units with the same layers and no time (:mod:`randhet.train.ann`, not deployable).
+units with the same layers and no time (:mod:`randhet.models.ann`, not deployable).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Literal
 
 import torch
 
 from randhet.decays import DecayDraw, round_ste
-from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
-from randhet.train.flex import RandHetFlex
-from randhet.train.neuron import RandHetConv, RandHetDense
+from randhet.models.ann import AnnNetwork
+from randhet.models.base import Flatten, Network, PixelEncoder
+from randhet.models.flex import RandHetFlex
+from randhet.models.neuron import RandHetConv, RandHetDense
+from randhet.spec import (
+    MODES,
+    ConvSpec,
+    DenseSpec,
+    EncodingSpec,
+    FlattenSpec,
+    FlexSpec,
+    Mode,
+    NetworkSpec,
+)
 
-Mode = Literal["snn", "hybrid", "ann"]
-MODES: tuple[str, ...] = ("snn", "hybrid", "ann")
 
-
-class Encoder(torch.nn.Module):
+class Encoder(PixelEncoder):
     """Pixels -> input spikes [B, C, H, W, T] in SLAYER units.
 
     ``direct``: graded spikes ``round(x_n * 2**bits) / 2**bits`` at every step, ``x_n`` the
@@ -38,13 +45,8 @@ class Encoder(torch.nn.Module):
     """
 
     def __init__(self, spec: EncodingSpec, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.spec = spec
+        super().__init__(spec)
         self.generator = generator
-        mean = torch.tensor(spec.mean or (0.0,), dtype=torch.float32)
-        std = torch.tensor(spec.std or (1.0,), dtype=torch.float32)
-        self.register_buffer("mean", mean.reshape(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.spec.timesteps
@@ -52,8 +54,7 @@ class Encoder(torch.nn.Module):
             return round_ste(x.clamp(0, 1))
         x = x.clamp(0, 1)
         if self.spec.kind == "direct":
-            if x.dim() == 4:
-                x = (x - self.mean) / self.std
+            x = self.normalize(x)
             levels = float(1 << self.spec.input_bits)
             q = round_ste(x * levels) / levels
             return q.unsqueeze(-1).expand(*q.shape, t)
@@ -68,14 +69,7 @@ class Encoder(torch.nn.Module):
         return torch.round(encoded.detach() * scale).to(torch.int64)
 
 
-class Flatten(torch.nn.Module):
-    """[B, C, H, W, T] -> [B, C*H*W, T] (torch's C, H, W order)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1, x.shape[-1])
-
-
-class SpikingNetwork(torch.nn.Module):
+class SpikingNetwork(Network):
     """Encoder followed by RandHet CUBA blocks; ``seed`` seeds the decay draws and rate coding.
 
     ``layers`` mirrors ``spec.layers``; ``blocks`` are the spiking ones (everything but flatten),
@@ -84,12 +78,10 @@ class SpikingNetwork(torch.nn.Module):
     """
 
     def __init__(self, spec: NetworkSpec, seed: int = 0, mode: Mode = "snn") -> None:
-        super().__init__()
+        super().__init__(spec, seed)
         if mode not in ("snn", "hybrid"):
             raise ValueError(f"SpikingNetwork mode must be snn or hybrid, got {mode!r}")
-        self.spec = spec
         self.mode = mode
-        self.generator = torch.Generator().manual_seed(seed)
         self.encoder = Encoder(spec.encoding, self.generator)
         layers: list[torch.nn.Module] = []
         for layer in spec.layers:
@@ -107,10 +99,6 @@ class SpikingNetwork(torch.nn.Module):
         self.layers = torch.nn.ModuleList(layers)
         for block in self.blocks:
             block.neuron.straight_through = mode == "hybrid"
-
-    @property
-    def blocks(self) -> list[RandHetDense | RandHetConv]:
-        return [m for m in self.layers if not isinstance(m, Flatten)]
 
     def run_encoded(
         self, encoded: torch.Tensor, draws: list[DecayDraw] | None = None
@@ -138,16 +126,6 @@ class SpikingNetwork(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output spike counts [B, classes] (the logits used for training) for pixels x."""
         return self.run_encoded(self.encoder(x))[-1].sum(dim=-1)
-
-    def decay_parameters(self) -> list[torch.nn.Parameter]:
-        """The learnable mean decays (empty unless ``neuron.learn_decay``)."""
-        return [p for name, p in self.named_parameters()
-                if name.endswith("_decay") and p.requires_grad]
-
-    def weight_parameters(self) -> list[torch.nn.Parameter]:
-        """Every trainable parameter that is not a mean decay."""
-        decays = {id(p) for p in self.decay_parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in decays]
 
     def mean_decays(self) -> list[dict[str, float]]:
         """Mean current/voltage decay fraction (0..1) of each spiking layer."""
@@ -178,16 +156,10 @@ class SpikingNetwork(torch.nn.Module):
             block.neuron.spec = neuron
         return twin
 
-    def layer_shapes(self) -> list[tuple[int, ...]]:
-        """Neuron shapes of the spiking layers."""
-        return [tuple(layer.out_shape) for layer in self.spec.spiking_layers]
 
-
-def build_network(spec: NetworkSpec, mode: str = "snn", seed: int = 0) -> torch.nn.Module:
+def build_network(spec: NetworkSpec, mode: str = "snn", seed: int = 0) -> Network:
     """The trainable model for ``spec`` in a training mode (snn | hybrid | ann)."""
     if mode == "ann":
-        from randhet.train.ann import AnnNetwork
-
         return AnnNetwork(spec, seed=seed)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

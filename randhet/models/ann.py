@@ -1,6 +1,6 @@
 """The ANN baseline (``model.mode = "ann"``): the spec's layers with ReLU units and no time.
 
-Same layer structure as :class:`~randhet.train.model.SpikingNetwork` (conv, pool as a fixed
+Same layer structure as :class:`~randhet.models.spiking.SpikingNetwork` (conv, pool as a fixed
 depthwise sum-pooling conv, Flex, flatten, dense; no biases), but every layer is one 2-D
 operation followed by ReLU (the output dense gives the logits), in a single forward pass. Inputs
 are [0, 1] pixels [B, C, H, W], normalised inside the model as for the SNN (no input
@@ -17,31 +17,22 @@ import torch
 import torch.nn.functional as F
 
 from randhet.errors import NetworkFileError
-from randhet.spec import ConvSpec, DenseSpec, EncodingSpec, FlattenSpec, FlexSpec, NetworkSpec
-from randhet.train.flex import add_mask_parameters, plasticity_update, pool_source_channels
+from randhet.models.base import Flatten, Network, PixelEncoder
+from randhet.models.flex import FlexPaths, add_mask_parameters, pool_source_channels
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, FlexSpec, NetworkSpec
 
 NOT_DEPLOYABLE = ("an ann-mode run (ReLU units, no time) is not deployable on Loihi; "
                   "train it with model.mode = snn or hybrid")
 
 
-class AnnEncoder(torch.nn.Module):
+class AnnEncoder(PixelEncoder):
     """[0, 1] pixels -> normalised inputs [B, C, H, W] (events: mean over the T frames)."""
-
-    def __init__(self, spec: EncodingSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        mean = torch.tensor(spec.mean or (0.0,), dtype=torch.float32)
-        std = torch.tensor(spec.std or (1.0,), dtype=torch.float32)
-        self.register_buffer("mean", mean.reshape(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.clamp(0, 1)
         if self.spec.kind == "events":
             return x.mean(-1)
-        if self.spec.kind == "direct" and x.dim() == 4:
-            return (x - self.mean) / self.std
-        return x
+        return self.normalize(x)
 
 
 class _NotDeployable:
@@ -72,15 +63,14 @@ class AnnDense(_NotDeployable, torch.nn.Linear):
         self.spec = spec
 
 
-class AnnFlex(_NotDeployable, torch.nn.Module):
+class AnnFlex(FlexPaths, _NotDeployable, torch.nn.Module):
     """``m * Conv(x) + (1 - m) * Pool(x)`` in 2-D, with the FlexSpec's mask, pool and gate.
 
-    Same semantics as :class:`~randhet.train.flex.RandHetFlex` without time: static mask
-    ``gate(logit)`` per channel, or dynamic ``gate(BatchNorm(P - theta))`` per sample, channel
-    and position, or ``pos``: a learned logit per (channel, h, w); ``eta`` adds N(0, eta**2)
-    noise per sample and channel to the logits while training. ``plastic`` > 0: the same
-    plasticity rule, :meth:`plasticity_step` (``r_sel`` / ``r_inv``: rectified path
-    contributions averaged over the batch and positions, or over the batch for ``pos``).
+    Same semantics as :class:`~randhet.models.flex.RandHetFlex` without time (the shared parts
+    are :class:`~randhet.models.flex.FlexPaths`): static mask ``gate(logit)`` per channel, or
+    dynamic ``gate(BatchNorm(P - theta))`` per sample, channel and position, or ``pos``: a
+    learned logit per (channel, h, w); ``eta`` adds N(0, eta**2) noise per sample and channel to
+    the logits while training; ``plastic`` > 0: the same plasticity rule.
     """
 
     def __init__(self, spec: FlexSpec, generator: torch.Generator | None = None) -> None:
@@ -94,56 +84,17 @@ class AnnFlex(_NotDeployable, torch.nn.Module):
         self.last_mask: torch.Tensor | None = None
         self.path_rates: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _gate(self, z: torch.Tensor) -> torch.Tensor:
-        return F.hardsigmoid(z) if self.spec.gate == "hard" else torch.sigmoid(z)
-
-    def pool_path(self, x: torch.Tensor) -> torch.Tensor:
-        """KxK avg (zeros counted) or max pooling, stride 1, channel-interpolated to C_out."""
-        k, p = self.spec.kernel, self.spec.padding
-        if self.spec.pool == "avg":
-            pooled = F.avg_pool2d(x, k, 1, p, count_include_pad=True)
-        else:
-            pooled = F.max_pool2d(x, k, 1, p)
-        return pooled.index_select(1, self.pool_source.to(x.device))
-
-    @torch.no_grad()
-    def plasticity_step(self) -> torch.Tensor | None:
-        """``mask_logit += lambda * (r_sel - r_inv)`` from the last training forward (or None)."""
-        return plasticity_update(self)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool_path(x)
-        c = self.spec.out_channels
-        if self.spec.mask == "static":
-            logits = self.mask_logit.reshape(1, c, 1, 1)
-        elif self.spec.mask == "pos":
-            logits = self.mask_logit.unsqueeze(0)
-        else:
-            logits = self.norm(pooled - self.theta.reshape(1, c, 1, 1))
-        if self.training and self.spec.eta > 0:
-            noise = torch.randn((x.shape[0], c, 1, 1), generator=self.generator)
-            logits = logits + self.spec.eta * noise.to(x.device, x.dtype)
-        m = self._gate(logits)
+        m = self.mask(pooled)
         self.last_mask = m.detach()
         conv = self.conv(x)
         if self.training and self.spec.plastic > 0:
-            with torch.no_grad():
-                m0 = self._gate(self.mask_logit)
-                m0 = m0.reshape(1, c, 1, 1) if m0.dim() == 1 else m0.unsqueeze(0)
-                dims = (0, 2, 3) if self.spec.mask == "static" else (0,)
-                self.path_rates = (F.relu(m0 * conv).mean(dims),
-                                   F.relu((1 - m0) * pooled).mean(dims))
+            self.record_path_rates(conv, pooled)
         return m * conv + (1 - m) * pooled
 
 
-class AnnFlatten(torch.nn.Module):
-    """[B, C, H, W] -> [B, C*H*W] (torch's C, H, W order)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1)
-
-
-class AnnNetwork(torch.nn.Module):
+class AnnNetwork(Network):
     """ReLU network of a NetworkSpec; the interface the trainer and the attacks use.
 
     ``blocks`` are the layers with units (everything but flatten); the neuron spec (decays,
@@ -153,14 +104,12 @@ class AnnNetwork(torch.nn.Module):
     mode = "ann"
 
     def __init__(self, spec: NetworkSpec, seed: int = 0) -> None:
-        super().__init__()
-        self.spec = spec
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(spec, seed)
         self.encoder = AnnEncoder(spec.encoding)
         layers: list[torch.nn.Module] = []
         for layer in spec.layers:
             if isinstance(layer, FlattenSpec):
-                layers.append(AnnFlatten())
+                layers.append(Flatten(time_axis=False))
             elif isinstance(layer, ConvSpec):
                 layers.append(AnnConv(layer))
             elif isinstance(layer, FlexSpec):
@@ -168,10 +117,6 @@ class AnnNetwork(torch.nn.Module):
             else:
                 layers.append(AnnDense(layer))
         self.layers = torch.nn.ModuleList(layers)
-
-    @property
-    def blocks(self) -> list[torch.nn.Module]:
-        return [m for m in self.layers if not isinstance(m, AnnFlatten)]
 
     def run_encoded(self, encoded: torch.Tensor, draws: object = None) -> list[torch.Tensor]:
         """Activations of every unit layer, [B, *shape, 1] each (ReLU; the last: logits)."""
@@ -181,7 +126,7 @@ class AnnNetwork(torch.nn.Module):
         k = 0
         for module in self.layers:
             s = module(s)
-            if isinstance(module, AnnFlatten):
+            if isinstance(module, Flatten):
                 continue
             if k < last:
                 s = F.relu(s)
@@ -193,15 +138,6 @@ class AnnNetwork(torch.nn.Module):
         """Logits [B, classes] for [0, 1] pixels x."""
         return self.run_encoded(self.encoder(x))[-1].squeeze(-1)
 
-    def decay_parameters(self) -> list[torch.nn.Parameter]:
-        return []
-
-    def weight_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def mean_decays(self) -> list[dict[str, float]]:
-        return []
-
     def float_twin(self) -> AnnNetwork:
         """A copy (an ANN has no quantisation)."""
         return copy.deepcopy(self)
@@ -209,6 +145,3 @@ class AnnNetwork(torch.nn.Module):
     def randomness_off_twin(self) -> AnnNetwork:
         """A copy (an ANN draws no decays)."""
         return copy.deepcopy(self)
-
-    def layer_shapes(self) -> list[tuple[int, ...]]:
-        return [tuple(layer.out_shape) for layer in self.spec.spiking_layers]

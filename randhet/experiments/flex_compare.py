@@ -31,11 +31,18 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from randhet.attack.compare import seed_stats
-from randhet.attack.protocol import ProtocolConfig
+import torch
+
+from randhet.attack.run import attack_run
+from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
+from randhet.experiments.compare import seed_stats
 from randhet.io import write_json, write_text
-from randhet.spec import parse_layer_token
+from randhet.layer_tokens import parse_layer_token
+from randhet.models import EVAL_BATCH
+from randhet.plots import plot_flex_compare
+from randhet.runs import open_run
+from randhet.train.trainer import evaluate, train
 
 LARGE_EPS_STEPS = 20  # BioFlexNet's released code: 20 PGD steps in its large-eps ("SPGD") sweep
 VARIANTS: tuple[tuple[str, str, bool], ...] = (
@@ -70,23 +77,15 @@ def _slug(label: str) -> str:
 
 def _test_stats(run: Path, samples: int) -> dict[str, Any]:
     """Clean test accuracy (torch model, fresh draws) and per-layer rates on the test split."""
-    import tomllib
-
-    import torch
-
-    from randhet.data import load_dataset
-    from randhet.train.trainer import EVAL_BATCH, evaluate, load_trained
-
-    model = load_trained(run)
-    cfg = tomllib.loads((run / "config.toml").read_text())
-    data = load_dataset(cfg["data"], timesteps=model.spec.encoding.timesteps)
+    opened = open_run(run)
+    model, data = opened.model(), opened.data()
     n = len(data.x_test) if samples <= 0 else min(samples, len(data.x_test))
     res = evaluate(model, data.x_test[:n], data.y_test[:n], EVAL_BATCH, torch.device("cpu"))
     hidden = [s.out_shape for s in model.spec.spiking_layers][:-1] or [(1,)]
     sizes = [float(torch.Size(s).numel()) for s in hidden]
     rates = res.spike_rate[: len(sizes)]
     rate = sum(r * w for r, w in zip(rates, sizes, strict=True)) / sum(sizes)
-    spiking = cfg["model"].get("mode", "snn") != "ann"
+    spiking = opened.mode != "ann"
     return {"accuracy": res.accuracy, "samples": n, "rates": res.spike_rate,
             "activation_sparsity": 1.0 - rate if spiking else None}
 
@@ -99,8 +98,6 @@ def attack_variant(
     Returns ``{"auc": {attack: {target: .}}, "curves": {attack: {target: [.]}}, "flags":
     {name: flag}}`` merged over the (at most two) protocol passes.
     """
-    from randhet.attack.run import attack_run
-
     main = tuple(a for a in protocol.attacks if a != "pgd_large_eps")
     passes = []
     if main:
@@ -162,8 +159,6 @@ def flex_compare(
 ) -> dict[str, Any]:
     """Train and attack the six variants (once per seed; default: the config's seed); write
     flex_compare.json/.md/.png into ``out_dir``."""
-    from randhet.train.trainer import train
-
     if not any(parse_layer_token(str(t))[0] == "flex" for t in base_cfg["model"]["layers"]):
         raise UserError("flex-compare needs a config with a flex layer in model.layers "
                         "(e.g. configs/digits-flex.toml)")
@@ -235,31 +230,3 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_flex_compare(result: dict[str, Any], path: Path) -> None:
-    """Accuracy vs eps, one panel per attack, one line per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    attacks = list(result["variants"][0]["curves"])
-    fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.8), squeeze=False)
-    for ax, attack in zip(axes[0], attacks, strict=True):
-        for r in result["variants"]:
-            pts = r["curves"][attack]
-            eps, acc = [p["eps"] for p in pts], [p["accuracy"] for p in pts]
-            line, = ax.plot(eps, acc, marker="o", linestyle="--" if not r["flex"] else "-",
-                            label=r["variant"])
-            spread = [p.get("std_over_seeds", 0.0) for p in pts]
-            if any(spread):  # several training seeds: +- one std over seeds
-                ax.fill_between(eps, [a - d for a, d in zip(acc, spread, strict=True)],
-                                [a + d for a, d in zip(acc, spread, strict=True)],
-                                color=line.get_color(), alpha=0.15)
-        ax.set_title(attack)
-        ax.set_xlabel("eps (L-inf, [0, 1] pixels)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

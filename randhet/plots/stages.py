@@ -6,11 +6,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from randhet.plots.figure import pyplot
 
 
 def _raster(ax: Any, sample_rasters: list[np.ndarray], layers: list[dict[str, Any]]) -> None:
@@ -35,6 +33,7 @@ def _sparsity(ax: Any, layers: list[dict[str, Any]]) -> None:
 
 def plot_deploy(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
     """Spike raster of the first sample (all layers) and per-layer activation sparsity."""
+    plt = pyplot()
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
     _raster(ax_r, sample_rasters, report["layers"])
     _sparsity(ax_s, report["layers"])
@@ -51,6 +50,7 @@ def plot_profile(report: dict[str, Any], sample_rasters: list[np.ndarray], path:
     """Spike raster of the first sample, per-layer activation sparsity, and per-layer SynOps
     per sample (effective vs dense, log scale)."""
     layers = report["layers"]
+    plt = pyplot()
     fig, (ax_r, ax_s, ax_o) = plt.subplots(1, 3, figsize=(15, 4))
     _raster(ax_r, sample_rasters, layers)
     _sparsity(ax_s, layers)
@@ -102,6 +102,7 @@ def plot_training(log_csv: Path, path: Path) -> None:
     if not rows:
         return
     epoch = [int(r["epoch"]) for r in rows]
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     ax = axes.ravel()
     split = {"train": "train_{}", "train (clean)": "clean_{}", "validation": "val_{}"}

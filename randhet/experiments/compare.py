@@ -14,8 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from randhet.attack.protocol import ProtocolConfig
+from randhet.attack.run import attack_run
+from randhet.attack.settings import ProtocolConfig
+from randhet.deploy.pipeline import deploy
+from randhet.export import export_run
 from randhet.io import write_json, write_text
+from randhet.plots import plot_compare
+from randhet.train.trainer import train
 
 
 def seed_stats(values: list[float]) -> dict[str, float]:
@@ -33,11 +38,6 @@ def compare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train, deploy and attack every (sigma, seed); write compare.json/.md/.png."""
-    from randhet.attack.run import attack_run
-    from randhet.deploy.pipeline import deploy
-    from randhet.export import export_run
-    from randhet.train.trainer import train
-
     out = Path(out_dir)
     rows: dict[float, list[dict[str, Any]]] = {s: [] for s in sigmas}
     for sigma in sigmas:
@@ -109,26 +109,3 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_compare(result: dict[str, Any], path: Path) -> None:
-    """Robust accuracy vs eps per attack, one line per sigma (error bars: std over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    attacks = list(result["table"][0]["robust_accuracy"])
-    fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.8), squeeze=False)
-    for ax, attack in zip(axes[0], attacks, strict=True):
-        for row in result["table"]:
-            pts = row["robust_accuracy"][attack]
-            ax.errorbar([p["eps"] for p in pts], [p["mean"] for p in pts],
-                        yerr=[p["std"] for p in pts], marker="o", capsize=3,
-                        label=f"sigma = {row['sigma']:g}")
-        ax.set_title(attack)
-        ax.set_xlabel("eps (L-inf)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

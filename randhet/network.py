@@ -1,0 +1,131 @@
+"""The deployed network: what an export writes and every backend runs, in Loihi integers.
+
+Export (:mod:`randhet.export.netx`, :mod:`randhet.export.nir_import`) writes it; deploy, the
+emulator, profiling and the fit check read it back with :func:`read_network`, which needs
+neither the training code nor Lava (see :mod:`randhet.export.netx` for the file's layout).
+It holds the network description (:class:`~randhet.spec.NetworkSpec`, Flex layers already
+folded into convolutions) and, per
+spiking layer, the integer weights, mean decays, threshold mantissa and, for ``resample =
+"fixed"`` networks, the frozen per-neuron draw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from randhet.errors import NetworkFileError
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec
+
+FORMAT_VERSION = 2  # of the randhet group in a netx file
+
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    """One deployed spiking layer in Loihi integers (torch layouts)."""
+
+    spec: DenseSpec | ConvSpec
+    weight: np.ndarray  # int64; dense [out, in], conv [out, in/groups, k, k]
+    current_decay: int  # mean iDecay, 0..4096
+    voltage_decay: int  # mean vDecay, 0..4096
+    threshold_mant: int  # vThMant
+    fixed_current: np.ndarray | None = None  # frozen draw [*noise_shape] ("fixed" resample)
+    fixed_voltage: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Neuron shape: (n,) or (C, H, W)."""
+        return tuple(self.spec.out_shape)
+
+    @property
+    def neurons(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class ExportedNetwork:
+    """A deployable network: its description, its spiking layers, its data set config (so a
+    deployment can rebuild the test split) and the file it was read from or is written to."""
+
+    spec: NetworkSpec
+    layers: tuple[ExportedLayer, ...]  # spiking layers only
+    data: dict[str, Any]
+    path: Path
+
+
+def _scalar(ds: Any) -> int:
+    return int(np.asarray(ds[()]).reshape(-1)[0])
+
+
+def _open(p: Path) -> h5py.File:
+    if not p.is_file():
+        raise NetworkFileError(f"network file not found: {p}")
+    try:
+        return h5py.File(p, "r")
+    except OSError:
+        raise NetworkFileError(f"{p}: not an HDF5 file (corrupt or wrong file)") from None
+
+
+def read_network(path: str | Path) -> ExportedNetwork:
+    """Read a randhet netx file; any problem is a NetworkFileError with a one-line message."""
+    p = Path(path)
+    with _open(p) as f:
+        try:
+            meta = f["randhet"]
+            version = int(meta.attrs["format_version"])
+            spec = NetworkSpec.from_json(meta.attrs["spec"])
+            data = json.loads(meta.attrs["data"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise NetworkFileError(f"{p}: no valid randhet metadata ({exc})") from None
+        if version != FORMAT_VERSION:
+            raise NetworkFileError(f"{p}: format version {version}, expected {FORMAT_VERSION}")
+        if "layer" not in f or len(f["layer"]) != len(spec.layers):
+            raise NetworkFileError(f"{p}: layer group does not match the spec")
+        layers = []
+        for i, ls in enumerate(spec.layers):
+            try:
+                kind = f["layer"][str(i)]["type"][0].decode()
+            except (KeyError, IndexError, AttributeError) as exc:
+                raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
+            if kind != ls.kind:
+                raise NetworkFileError(f"{p}: layer {i} is {kind!r}, the spec says {ls.kind!r}")
+            if isinstance(ls, FlattenSpec):
+                continue
+            layers.append(_read_layer(p, f["layer"][str(i)], i, ls, meta, len(layers)))
+    return ExportedNetwork(spec, tuple(layers), data, p)
+
+
+def _read_layer(
+    p: Path, g: h5py.Group, i: int, ls: DenseSpec | ConvSpec, meta: h5py.Group, k: int
+) -> ExportedLayer:
+    if isinstance(ls, DenseSpec):
+        expected: tuple[int, ...] = (ls.out_features, ls.in_features)
+    else:
+        expected = (ls.out_channels, ls.in_shape[0] // ls.groups, ls.kernel, ls.kernel)
+    try:
+        raw = np.asarray(g["weight"][()], dtype=np.float64)
+        neuron = g["neuron"]
+        fixed = meta.get(f"fixed_decays/{k}")
+        layer = ExportedLayer(
+            spec=ls,
+            weight=np.rint(raw).astype(np.int64).reshape(expected),
+            current_decay=_scalar(neuron["iDecay"]),
+            voltage_decay=_scalar(neuron["vDecay"]),
+            threshold_mant=_scalar(neuron["vThMant"]),
+            fixed_current=None if fixed is None else np.asarray(fixed["current"][()]),
+            fixed_voltage=None if fixed is None else np.asarray(fixed["voltage"][()]),
+        )
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
+    if not np.array_equal(raw.reshape(expected), layer.weight):
+        raise NetworkFileError(f"{p}: layer {i} weights are not integers")
+    if layer.weight.min(initial=0) < -256 or layer.weight.max(initial=0) > 254:
+        raise NetworkFileError(f"{p}: layer {i} weights exceed 8 bits (-256..254)")
+    if not (0 <= layer.current_decay <= 4096 and 0 <= layer.voltage_decay <= 4096):
+        raise NetworkFileError(f"{p}: layer {i} decays are outside 0..4096")
+    return layer

@@ -1,0 +1,44 @@
+"""What changes while a network trains: the model, optimizer, schedule, generators and log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from randhet.models import Network
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    loss: float
+    spike_rate: list[float]  # mean spikes per neuron per step, per layer
+
+@dataclass
+class TrainState:
+    """Everything that changes while training; :func:`checkpoint_state` saves all of it."""
+
+    model: Network
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    order_rng: np.random.Generator  # shuffles the training set every epoch
+    rows: list[dict[str, float]] = field(default_factory=list)  # the log, one row per epoch
+    best: dict[str, float] = field(default_factory=dict)  # epoch, val_accuracy, val_loss
+    best_model: dict[str, torch.Tensor] = field(default_factory=dict)
+    saved_epoch: int = 0  # the epoch checkpoint.pt holds
+    ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper (torchrun only)
+
+    @property
+    def forward(self) -> torch.nn.Module:
+        """The module a training step runs: the DDP wrapper when distributed, else the model."""
+        return self.ddp if self.ddp is not None else self.model
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return len(self.rows)
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
