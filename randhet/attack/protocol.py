@@ -65,14 +65,22 @@ class Curves:
         return [p["mean"] for p in self.points.get(attack, {}).get(target, [])]
 
 
+RANDOMIZED = (*ITERATIVE, "noise")  # attacks with their own generator (a ``seed`` option)
+
+
 def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: torch.Tensor,
-           cfg: ProtocolConfig) -> torch.Tensor:
+           cfg: ProtocolConfig, seed: int = 0) -> torch.Tensor:
+    """Attack ``name`` on ``model``. ``seed`` seeds the attack's own generator (random starts
+    or noise, attacks in :data:`RANDOMIZED`); the EOT draws come from the model's generator,
+    which the caller seeds (:func:`_seeded`)."""
     from randhet.attack.base import surrogate
     from randhet.attack.registry import make_attack
 
     opts: dict[str, Any] = {"eot": cfg.eot}
     if name in ITERATIVE:
         opts.update(steps=cfg.steps, restarts=cfg.restarts)
+    if name in RANDOMIZED:
+        opts["seed"] = seed
     if name == "apgd":
         opts["best_loss"] = True  # every sample gets its highest-loss point (see apgd.py)
     attack = make_attack(name, model, eps, **opts)
@@ -174,15 +182,19 @@ def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: floa
 
 # what a seed is for (the first element of every chunk_seed key)
 CRAFT, SCORE, TWIN, TRANSFER, CONVERGENCE, ZERO_GRAD = range(6)
+ATTACK_STREAM = 0  # appended to a unit's key: the seed of the attack's own generator
 
 
-def _seeded(seed: int, models: list[torch.nn.Module], *key: int) -> None:
-    """Seed torch's global RNG (random starts) and the models' generators (EOT draws) for one
-    unit of work, from the protocol seed and the unit's identity."""
+def _seeded(seed: int, models: list[torch.nn.Module], *key: int) -> int:
+    """Seed one unit of work from the protocol seed and the unit's identity ``key``: the
+    models' generators (EOT decay draws, rate coding) and torch's global RNG with
+    ``chunk_seed(seed, *key)``; returns the seed for the attack's own generator (random starts,
+    noise), ``chunk_seed(seed, *key, ATTACK_STREAM)``, a separate stream from the same key."""
     s = dist.chunk_seed(seed, *key)
     torch.manual_seed(s)
     for m in models:
         m.generator.manual_seed(s)
+    return dist.chunk_seed(seed, *key, ATTACK_STREAM)
 
 
 def chunk_slices(samples: int, size: int) -> list[slice]:
@@ -207,9 +219,10 @@ def run_protocol(
     ``transfer_source``: the model the transfer attack is crafted on (default: the sigma = 0
     twin of the same weights).
 
-    The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting and scoring
-    is seeded from (``cfg.seed``, what, attack, eps, chunk), so under torchrun each rank takes
-    every N-th chunk and the gathered result is the one a single process computes. With a
+    The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting (EOT draws,
+    random starts, noise: :func:`_seeded`) and scoring is seeded from (``cfg.seed``, what,
+    attack, eps, chunk), so under torchrun each rank takes every N-th chunk and the gathered
+    result is the one a single process computes. With a
     ``cache`` every finished unit of work is kept on disk and a rerun skips it (interrupted
     runs resume to the same result).
     """
@@ -233,21 +246,21 @@ def run_protocol(
         """One attack at one eps on chunk c, scored on every target (+ the PGD controls)."""
         out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
-        _seeded(cfg.seed, models, CRAFT, ai, ei, c)
-        x_adv = _craft(model, name, eps, xc, yc, cfg)
+        start = _seeded(cfg.seed, models, CRAFT, ai, ei, c)
+        x_adv = _craft(model, name, eps, xc, yc, cfg, start)
         seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
         for target, predict in predictors.items():
             out[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
         if name != "pgd":
             return out
-        _seeded(cfg.seed, models, TWIN, ei, c)
-        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg)
+        start = _seeded(cfg.seed, models, TWIN, ei, c)
+        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg, start)
         out["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
         if cfg.transfer:
             source_adv = twin_adv
             if transfer_source is not None:
-                _seeded(cfg.seed, models, TRANSFER, ei, c)
-                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg)
+                start = _seeded(cfg.seed, models, TRANSFER, ei, c)
+                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg, start)
             out["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
                                                     cfg.draws)
         if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps) and c == 0:
@@ -255,7 +268,8 @@ def run_protocol(
         return out
 
     def check_unit(c: int) -> Entries:
-        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c."""
+        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c,
+        all seeded alike (common random numbers: the runs differ by their settings alone)."""
         out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
         if c == 0:
@@ -265,8 +279,8 @@ def run_protocol(
             eps, runs = convergence_settings(cfg)
             for name, (steps, eot) in runs.items():
                 variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
-                _seeded(cfg.seed, models, CONVERGENCE, c)
-                x_adv = _craft(model, "pgd", eps, xc, yc, variant)
+                start = _seeded(cfg.seed, models, CONVERGENCE, c)
+                x_adv = _craft(model, "pgd", eps, xc, yc, variant, start)
                 seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
                 out["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
                                                           cfg.draws)
