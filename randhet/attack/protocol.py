@@ -5,7 +5,8 @@ model with EOT gradients, then score them with R fresh draws on each target: the
 (unquantized weights), the quantized torch model, and the deployed network (emulator; Lava for
 a spot check that must agree with the emulator). Sanity checks are computed as named flags with
 their numbers: chance reached, monotone in eps, iterative >= single-step, randomness-off control,
-zero-gradient fraction, transfer and noise weaker than white-box.
+zero-gradient fraction, transfer and noise weaker than white-box; a convergence check reruns PGD
+with twice the steps, half the EOT draws and twice the restarts.
 """
 
 from __future__ import annotations
@@ -91,30 +92,37 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
     return torch.cat(out)
 
 
-def convergence_settings(cfg: ProtocolConfig) -> tuple[float, dict[str, tuple[int, int]]]:
-    """The convergence check's eps (the middle positive eps) and its PGD (steps, eot) runs: as
-    configured, with twice the steps, and with half the draws."""
+def convergence_settings(cfg: ProtocolConfig
+                         ) -> tuple[float, dict[str, tuple[int, int, int]]]:
+    """The convergence check's eps (the middle positive eps) and its PGD (steps, eot, restarts)
+    runs: as configured, with twice the steps, with half the draws, with twice the restarts."""
     positive = [e for e in cfg.eps if e > 0]
     runs = {
-        "configured": (cfg.steps, cfg.eot),
-        "double_steps": (2 * cfg.steps, cfg.eot),
-        "half_eot": (cfg.steps, max(1, cfg.eot // 2)),
+        "configured": (cfg.steps, cfg.eot, cfg.restarts),
+        "double_steps": (2 * cfg.steps, cfg.eot, cfg.restarts),
+        "half_eot": (cfg.steps, max(1, cfg.eot // 2), cfg.restarts),
+        "double_restarts": (cfg.steps, cfg.eot, 2 * cfg.restarts),
     }
     return positive[(len(positive) - 1) // 2], runs
 
 
 def convergence_result(cfg: ProtocolConfig, acc: dict[str, float], samples: int
                        ) -> dict[str, Any]:
-    """The headline numbers should not move beyond sampling noise: doubling the steps changes
-    little and EOT has settled (robustness protocol)."""
+    """The headline numbers should not move beyond sampling noise (:func:`slack`): doubling the
+    steps or the restarts changes little and EOT has settled (robustness protocol)."""
     eps, runs = convergence_settings(cfg)
     tol = slack(acc["configured"], samples, cfg.tolerance)
+
+    def close(run: str) -> bool:
+        return abs(acc[run] - acc["configured"]) <= tol
+
     return {
         "eps": eps,
-        "settings": {k: {"steps": v[0], "eot": v[1]} for k, v in runs.items()},
+        "settings": {k: {"steps": v[0], "eot": v[1], "restarts": v[2]} for k, v in runs.items()},
         "accuracy": acc,
-        "steps_converged": abs(acc["double_steps"] - acc["configured"]) <= tol,
-        "eot_settled": abs(acc["half_eot"] - acc["configured"]) <= tol,
+        "steps_converged": close("double_steps"),
+        "eot_settled": close("half_eot"),
+        "restarts_converged": close("double_restarts"),
         "tolerance": tol,
     }
 
@@ -277,8 +285,9 @@ def run_protocol(
             out["zero_grad",] = zero_gradient_fraction(model, xc, yc, cfg.eot)
         if converge:
             eps, runs = convergence_settings(cfg)
-            for name, (steps, eot) in runs.items():
-                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
+            for name, (steps, eot, restarts) in runs.items():
+                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot,
+                                            "restarts": restarts})
                 start = _seeded(cfg.seed, models, CONVERGENCE, c)
                 x_adv = _craft(model, "pgd", eps, xc, yc, variant, start)
                 seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
@@ -394,9 +403,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if conv:
         a = conv["accuracy"]
         lines.append(f"PGD at eps {conv['eps']:.3g}: {a['configured']:.3f} configured, "
-                     f"{a['double_steps']:.3f} with 2x steps, {a['half_eot']:.3f} with half EOT "
-                     f"(steps converged: {conv['steps_converged']}, EOT settled: "
-                     f"{conv['eot_settled']})")
+                     f"{a['double_steps']:.3f} with 2x steps, {a['half_eot']:.3f} with half EOT, "
+                     f"{a['double_restarts']:.3f} with 2x restarts (steps converged: "
+                     f"{conv['steps_converged']}, EOT settled: {conv['eot_settled']}, "
+                     f"restarts converged: {conv['restarts_converged']}; tolerance "
+                     f"{conv['tolerance']:.3f})")
     if "lava_spot_check" in result:
         c = result["lava_spot_check"]
         lines.append(f"lava spot check: {c['samples']} samples at eps {c['eps']:.3g}, "
