@@ -45,9 +45,12 @@ def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
     assert result["flags"]["chance_reached"]["ok"]
     conv = on_disk["convergence"]
     assert conv["eps"] == 0.1 and set(conv["accuracy"]) == {"configured", "double_steps",
-                                                             "half_eot"}
+                                                             "half_eot", "double_restarts"}
     assert conv["settings"]["double_steps"]["steps"] == 16
     assert conv["settings"]["half_eot"]["eot"] == 2
+    assert conv["settings"]["double_restarts"] == {"steps": 8, "eot": 4, "restarts": 2}
+    assert isinstance(conv["restarts_converged"], bool)
+    assert "with 2x restarts" in "\n".join(result["summary"])
     assert on_disk["lava_spot_check"]["agreement"] == 1.0
     assert on_disk["lava_spot_check"]["samples"] == 6
 

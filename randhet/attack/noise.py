@@ -9,7 +9,8 @@ from randhet.attack.base import Attack
 
 class RandomNoise(Attack):
     """``x_adv = clip(x + u)``, u uniform in [-eps, eps] per pixel (independent of the model
-    and of ``eot``); drawn from a generator seeded with ``seed`` that advances across calls."""
+    and of ``eot``); drawn from the attack's own generator, seeded with ``seed`` (the same seed
+    gives the same noise), that advances across calls."""
 
     name = "noise"
 

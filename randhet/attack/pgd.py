@@ -13,8 +13,9 @@ class PGD(Attack):
 
     ``steps`` signed-gradient steps of size ``alpha`` (pixels; default ``2.5 * eps / steps``),
     each gradient averaged over ``eot`` draws in one batched pass. ``random_start``: begin at a
-    uniform point of the ball (drawn from a generator seeded with ``seed``, which advances
-    across restarts and calls). Each restart returns its LAST iterate (as Madry et al. and
+    uniform point of the ball (drawn from the attack's own generator, seeded with ``seed``: the
+    same seed gives the same starts; it advances across restarts and calls; the protocol passes
+    a seed per unit of work). Each restart returns its LAST iterate (as Madry et al. and
     torchattacks). With ``restarts > 1`` every restart's result is scored by a fresh EOT loss
     (``eot`` draws, no gradient) and, per sample, the one with the HIGHEST loss is kept (not
     the first misclassified one: with a randomized network "misclassified" on one draw says

@@ -5,7 +5,8 @@ model with EOT gradients, then score them with R fresh draws on each target: the
 (unquantized weights), the quantized torch model, and the deployed network (emulator; Lava for
 a spot check that must agree with the emulator). Sanity checks are computed as named flags with
 their numbers: chance reached, monotone in eps, iterative >= single-step, randomness-off control,
-zero-gradient fraction, transfer and noise weaker than white-box.
+zero-gradient fraction, transfer and noise weaker than white-box; a convergence check reruns PGD
+with twice the steps, half the EOT draws and twice the restarts.
 """
 
 from __future__ import annotations
@@ -40,14 +41,22 @@ class Curves:
         return [p["mean"] for p in self.points.get(attack, {}).get(target, [])]
 
 
+RANDOMIZED = (*ITERATIVE, "noise")  # attacks with their own generator (a ``seed`` option)
+
+
 def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: torch.Tensor,
-           cfg: ProtocolConfig) -> torch.Tensor:
+           cfg: ProtocolConfig, seed: int = 0) -> torch.Tensor:
+    """Attack ``name`` on ``model``. ``seed`` seeds the attack's own generator (random starts
+    or noise, attacks in :data:`RANDOMIZED`); the EOT draws come from the model's generator,
+    which the caller seeds (:func:`_seeded`)."""
     from randhet.attack.base import surrogate
     from randhet.attack.registry import make_attack
 
     opts: dict[str, Any] = {"eot": cfg.eot}
     if name in ITERATIVE:
         opts.update(steps=cfg.steps, restarts=cfg.restarts)
+    if name in RANDOMIZED:
+        opts["seed"] = seed
     if name == "apgd":
         opts["best_loss"] = True  # every sample gets its highest-loss point (see apgd.py)
     attack = make_attack(name, model, eps, **opts)
@@ -58,30 +67,37 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
     return torch.cat(out)
 
 
-def convergence_settings(cfg: ProtocolConfig) -> tuple[float, dict[str, tuple[int, int]]]:
-    """The convergence check's eps (the middle positive eps) and its PGD (steps, eot) runs: as
-    configured, with twice the steps, and with half the draws."""
+def convergence_settings(cfg: ProtocolConfig
+                         ) -> tuple[float, dict[str, tuple[int, int, int]]]:
+    """The convergence check's eps (the middle positive eps) and its PGD (steps, eot, restarts)
+    runs: as configured, with twice the steps, with half the draws, with twice the restarts."""
     positive = [e for e in cfg.eps if e > 0]
     runs = {
-        "configured": (cfg.steps, cfg.eot),
-        "double_steps": (2 * cfg.steps, cfg.eot),
-        "half_eot": (cfg.steps, max(1, cfg.eot // 2)),
+        "configured": (cfg.steps, cfg.eot, cfg.restarts),
+        "double_steps": (2 * cfg.steps, cfg.eot, cfg.restarts),
+        "half_eot": (cfg.steps, max(1, cfg.eot // 2), cfg.restarts),
+        "double_restarts": (cfg.steps, cfg.eot, 2 * cfg.restarts),
     }
     return positive[(len(positive) - 1) // 2], runs
 
 
 def convergence_result(cfg: ProtocolConfig, acc: dict[str, float], samples: int
                        ) -> dict[str, Any]:
-    """The headline numbers should not move beyond sampling noise: doubling the steps changes
-    little and EOT has settled (robustness protocol)."""
+    """The headline numbers should not move beyond sampling noise (:func:`slack`): doubling the
+    steps or the restarts changes little and EOT has settled (robustness protocol)."""
     eps, runs = convergence_settings(cfg)
     tol = slack(acc["configured"], samples, cfg.tolerance)
+
+    def close(run: str) -> bool:
+        return abs(acc[run] - acc["configured"]) <= tol
+
     return {
         "eps": eps,
-        "settings": {k: {"steps": v[0], "eot": v[1]} for k, v in runs.items()},
+        "settings": {k: {"steps": v[0], "eot": v[1], "restarts": v[2]} for k, v in runs.items()},
         "accuracy": acc,
-        "steps_converged": abs(acc["double_steps"] - acc["configured"]) <= tol,
-        "eot_settled": abs(acc["half_eot"] - acc["configured"]) <= tol,
+        "steps_converged": close("double_steps"),
+        "eot_settled": close("half_eot"),
+        "restarts_converged": close("double_restarts"),
         "tolerance": tol,
     }
 
@@ -149,15 +165,19 @@ def flags(curves: Curves, cfg: ProtocolConfig, num_classes: int, zero_grad: floa
 
 # what a seed is for (the first element of every chunk_seed key)
 CRAFT, SCORE, TWIN, TRANSFER, CONVERGENCE, ZERO_GRAD = range(6)
+ATTACK_STREAM = 0  # appended to a unit's key: the seed of the attack's own generator
 
 
-def _seeded(seed: int, models: list[torch.nn.Module], *key: int) -> None:
-    """Seed torch's global RNG (random starts) and the models' generators (EOT draws) for one
-    unit of work, from the protocol seed and the unit's identity."""
+def _seeded(seed: int, models: list[torch.nn.Module], *key: int) -> int:
+    """Seed one unit of work from the protocol seed and the unit's identity ``key``: the
+    models' generators (EOT decay draws, rate coding) and torch's global RNG with
+    ``chunk_seed(seed, *key)``; returns the seed for the attack's own generator (random starts,
+    noise), ``chunk_seed(seed, *key, ATTACK_STREAM)``, a separate stream from the same key."""
     s = dist.chunk_seed(seed, *key)
     torch.manual_seed(s)
     for m in models:
         m.generator.manual_seed(s)
+    return dist.chunk_seed(seed, *key, ATTACK_STREAM)
 
 
 def chunk_slices(samples: int, size: int) -> list[slice]:
@@ -182,9 +202,10 @@ def run_protocol(
     ``transfer_source``: the model the transfer attack is crafted on (default: the sigma = 0
     twin of the same weights).
 
-    The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting and scoring
-    is seeded from (``cfg.seed``, what, attack, eps, chunk), so under torchrun each rank takes
-    every N-th chunk and the gathered result is the one a single process computes. With a
+    The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting (EOT draws,
+    random starts, noise: :func:`_seeded`) and scoring is seeded from (``cfg.seed``, what,
+    attack, eps, chunk), so under torchrun each rank takes every N-th chunk and the gathered
+    result is the one a single process computes. With a
     ``cache`` every finished unit of work is kept on disk and a rerun skips it (interrupted
     runs resume to the same result).
     """
@@ -208,21 +229,21 @@ def run_protocol(
         """One attack at one eps on chunk c, scored on every target (+ the PGD controls)."""
         out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
-        _seeded(cfg.seed, models, CRAFT, ai, ei, c)
-        x_adv = _craft(model, name, eps, xc, yc, cfg)
+        start = _seeded(cfg.seed, models, CRAFT, ai, ei, c)
+        x_adv = _craft(model, name, eps, xc, yc, cfg, start)
         seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
         for target, predict in predictors.items():
             out[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
         if name != "pgd":
             return out
-        _seeded(cfg.seed, models, TWIN, ei, c)
-        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg)
+        start = _seeded(cfg.seed, models, TWIN, ei, c)
+        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg, start)
         out["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
         if cfg.transfer:
             source_adv = twin_adv
             if transfer_source is not None:
-                _seeded(cfg.seed, models, TRANSFER, ei, c)
-                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg)
+                start = _seeded(cfg.seed, models, TRANSFER, ei, c)
+                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg, start)
             out["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
                                                     cfg.draws)
         if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps) and c == 0:
@@ -230,7 +251,8 @@ def run_protocol(
         return out
 
     def check_unit(c: int) -> Entries:
-        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c."""
+        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c,
+        all seeded alike (common random numbers: the runs differ by their settings alone)."""
         out: Entries = {}
         xc, yc = x[chunks[c]], y[chunks[c]]
         if c == 0:
@@ -238,10 +260,11 @@ def run_protocol(
             out["zero_grad",] = zero_gradient_fraction(model, xc, yc, cfg.eot)
         if converge:
             eps, runs = convergence_settings(cfg)
-            for name, (steps, eot) in runs.items():
-                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot})
-                _seeded(cfg.seed, models, CONVERGENCE, c)
-                x_adv = _craft(model, "pgd", eps, xc, yc, variant)
+            for name, (steps, eot, restarts) in runs.items():
+                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot,
+                                            "restarts": restarts})
+                start = _seeded(cfg.seed, models, CONVERGENCE, c)
+                x_adv = _craft(model, "pgd", eps, xc, yc, variant, start)
                 seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
                 out["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
                                                           cfg.draws)
@@ -337,9 +360,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if conv:
         a = conv["accuracy"]
         lines.append(f"PGD at eps {conv['eps']:.3g}: {a['configured']:.3f} configured, "
-                     f"{a['double_steps']:.3f} with 2x steps, {a['half_eot']:.3f} with half EOT "
-                     f"(steps converged: {conv['steps_converged']}, EOT settled: "
-                     f"{conv['eot_settled']})")
+                     f"{a['double_steps']:.3f} with 2x steps, {a['half_eot']:.3f} with half EOT, "
+                     f"{a['double_restarts']:.3f} with 2x restarts (steps converged: "
+                     f"{conv['steps_converged']}, EOT settled: {conv['eot_settled']}, "
+                     f"restarts converged: {conv['restarts_converged']}; tolerance "
+                     f"{conv['tolerance']:.3f})")
     if "lava_spot_check" in result:
         c = result["lava_spot_check"]
         lines.append(f"lava spot check: {c['samples']} samples at eps {c['eps']:.3g}, "
