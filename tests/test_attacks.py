@@ -239,14 +239,15 @@ def test_protocol_units_seed_their_own_random_starts_and_noise(twin, net, data):
     """Each unit of the protocol passes a seed from its identity to the attack: two units get
     different random starts (PGD on the deterministic twin: only the start can differ) and
     noise; the same unit twice gets the same."""
-    from randhet.attack.protocol import CRAFT, ProtocolConfig, _craft, _seeded
+    from randhet.attack.protocol import CRAFT, _attack, _craft, _seeded
+    from randhet.attack.settings import ProtocolConfig
 
     x, y = data
     cfg = ProtocolConfig(eot=1, steps=2)
 
     def unit(model, name, chunk):
         start = _seeded(cfg.seed, [model], CRAFT, 0, 1, chunk)
-        return _craft(model, name, 0.1, x, y, cfg, start)
+        return _craft(_attack(model, name, 0.1, cfg, start), x, y, cfg)
 
     for model, name in ((twin, "pgd"), (net, "noise")):
         first = unit(model, name, 0)

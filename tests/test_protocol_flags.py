@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from randhet.attack.protocol import (
-    Curves,
-    ProtocolConfig,
-    convergence_result,
-    convergence_settings,
-    flags,
-)
+from randhet.attack.protocol import Curves, convergence_result, convergence_settings, flags
 from randhet.attack.scoring import Score
+from randhet.attack.settings import ProtocolConfig
 
 CFG = ProtocolConfig(eps=(0.0, 0.1, 0.3), tolerance=0.03)
 SAMPLES = 10_000  # two standard errors <= 0.01: the slack is the 0.03 floor

@@ -11,8 +11,10 @@ with twice the steps, half the EOT draws and twice the restarts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +23,15 @@ import torch
 from tqdm.auto import tqdm
 
 from randhet import distributed as dist
+from randhet.attack.base import Attack, surrogate
 from randhet.attack.cache import UnitCache
+from randhet.attack.registry import make_attack
 from randhet.attack.scoring import Score, auc, correct_matrix, torch_predictor
 from randhet.attack.settings import ITERATIVE, ProtocolConfig
+from randhet.attack.transfer import Transfer
+from randhet.deploy.predictors import emulator_predictor, lava_predictor
 from randhet.models.base import Predict
+from randhet.network import ExportedNetwork
 
 
 @dataclass
@@ -44,14 +51,11 @@ class Curves:
 RANDOMIZED = (*ITERATIVE, "noise")  # attacks with their own generator (a ``seed`` option)
 
 
-def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: torch.Tensor,
-           cfg: ProtocolConfig, seed: int = 0) -> torch.Tensor:
-    """Attack ``name`` on ``model``. ``seed`` seeds the attack's own generator (random starts
-    or noise, attacks in :data:`RANDOMIZED`); the EOT draws come from the model's generator,
-    which the caller seeds (:func:`_seeded`)."""
-    from randhet.attack.base import surrogate
-    from randhet.attack.registry import make_attack
-
+def _attack(model: torch.nn.Module, name: str, eps: float, cfg: ProtocolConfig,
+            seed: int) -> Attack:
+    """Attack ``name`` on ``model`` with the protocol's options. ``seed`` seeds the attack's
+    own generator (random starts or noise, attacks in :data:`RANDOMIZED`); the EOT draws come
+    from the model's generator, which the caller seeds (:func:`_seeded`)."""
     opts: dict[str, Any] = {"eot": cfg.eot}
     if name in ITERATIVE:
         opts.update(steps=cfg.steps, restarts=cfg.restarts)
@@ -59,7 +63,13 @@ def _craft(model: torch.nn.Module, name: str, eps: float, x: torch.Tensor, y: to
         opts["seed"] = seed
     if name == "apgd":
         opts["best_loss"] = True  # every sample gets its highest-loss point (see apgd.py)
-    attack = make_attack(name, model, eps, **opts)
+    return make_attack(name, model, eps, **opts)
+
+
+def _craft(attack: Attack | Transfer, x: torch.Tensor, y: torch.Tensor,
+           cfg: ProtocolConfig) -> torch.Tensor:
+    """Adversarial inputs, ``cfg.batch_size`` at a time, with the attacker's surrogate."""
+    model = attack.source if isinstance(attack, Transfer) else attack.model
     out = []
     with surrogate(model, cfg.surrogate_tau, cfg.surrogate_scale):
         for i in range(0, len(x), cfg.batch_size):
@@ -105,8 +115,6 @@ def convergence_result(cfg: ProtocolConfig, acc: dict[str, float], samples: int
 def zero_gradient_fraction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                            eot: int) -> float:
     """Fraction of inputs whose (EOT) input gradient is exactly zero: a gradient-masking sign."""
-    from randhet.attack.base import Attack
-
     probe = Attack(model, eps=0.0, eot=eot)
     _, grad = probe.loss_and_grad(x, y)
     return float((grad.reshape(len(x), -1).abs().sum(1) == 0).float().mean())
@@ -185,13 +193,177 @@ def chunk_slices(samples: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, samples)) for i in range(0, samples, size)]
 
 
+Entries = dict[tuple[Any, ...], Any]  # a unit's results, keyed by what they are
+
+
+class _Protocol:
+    """One robustness run: its samples, settings, scoring targets and units of work.
+
+    A unit is one attack at one eps on one chunk (:meth:`attack_unit`) or the checks on one
+    chunk (:meth:`check_unit`); each is seeded from the protocol seed and its own key, so it can
+    run on any rank, be cached, and give the same entries.
+    """
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 cfg: ProtocolConfig, deployed: ExportedNetwork | None,
+                 transfer_source: torch.nn.Module | None) -> None:
+        self.model, self.x, self.y, self.cfg = model, x, y, cfg
+        self.deployed, self.transfer_source = deployed, transfer_source
+        predictors: dict[str, Predict] = {"torch": torch_predictor(model)}
+        if "float" in cfg.targets:
+            predictors["float"] = torch_predictor(model.float_twin())
+        if deployed is not None and {"emulator", "lava"} & set(cfg.targets):
+            predictors["emulator"] = emulator_predictor(deployed)
+        order = ("float", "torch", "emulator")
+        self.predictors = {t: predictors[t] for t in order if t in predictors}
+        self.twin = model.randomness_off_twin()
+        self.models = [m for m in (model, self.twin, transfer_source) if m is not None]
+        self.chunks = chunk_slices(len(x), cfg.batch_size)
+        self.converge = "pgd" in cfg.attacks and max(cfg.eps) > 0
+
+    def _craft(self, model: torch.nn.Module, name: str, eps: float, c: int,
+               cfg: ProtocolConfig, *key: int) -> torch.Tensor:
+        """Chunk ``c``'s adversarial inputs, every generator seeded from ``key``."""
+        start = _seeded(self.cfg.seed, self.models, *key)
+        xc, yc = self.x[self.chunks[c]], self.y[self.chunks[c]]
+        return _craft(_attack(model, name, eps, cfg, start), xc, yc, cfg)
+
+    def _score(self, target: str, x_adv: torch.Tensor, c: int, seed: int,
+               draws: int | None = None) -> Any:
+        return correct_matrix(self.predictors[target], x_adv, self.y[self.chunks[c]], seed,
+                              self.cfg.draws if draws is None else draws)
+
+    def attack_unit(self, ai: int, name: str, ei: int, eps: float, c: int) -> Entries:
+        """One attack at one eps on chunk c, scored on every target (+ the PGD controls: the
+        sigma = 0 twin, the transfer check and, at the largest eps, the Lava spot check)."""
+        cfg, out = self.cfg, {}
+        x_adv = self._craft(self.model, name, eps, c, cfg, CRAFT, ai, ei, c)
+        seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
+        for target in self.predictors:
+            out[name, target, ei, c] = self._score(target, x_adv, c, seed)
+        if name != "pgd":
+            return out
+        start = _seeded(cfg.seed, self.models, TWIN, ei, c)
+        twin_attack = Transfer(_attack(self.twin, "pgd", eps, cfg, start))
+        xc, yc = self.x[self.chunks[c]], self.y[self.chunks[c]]
+        twin_adv = _craft(twin_attack, xc, yc, cfg)
+        out["twin", ei, c] = correct_matrix(torch_predictor(self.twin), twin_adv, yc, seed, 1)
+        if cfg.transfer:  # crafted on the twin (reused) or on another run, scored here
+            source_adv = twin_adv
+            if self.transfer_source is not None:
+                start = _seeded(cfg.seed, self.models, TRANSFER, ei, c)
+                source = Transfer(_attack(self.transfer_source, "pgd", eps, cfg, start))
+                source_adv = _craft(source, xc, yc, cfg)
+            out["transfer", ei, c] = self._score("torch", source_adv, c, seed)
+        if "lava" in cfg.targets and self.deployed is not None and eps == max(cfg.eps) \
+                and c == 0:
+            out["lava",] = _lava_spot_check(self.deployed, x_adv, yc, cfg, seed)
+        return out
+
+    def check_unit(self, c: int) -> Entries:
+        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c,
+        all seeded alike (common random numbers: the runs differ by their settings alone)."""
+        cfg, out = self.cfg, {}
+        if c == 0:
+            _seeded(cfg.seed, self.models, ZERO_GRAD)
+            xc, yc = self.x[self.chunks[c]], self.y[self.chunks[c]]
+            out["zero_grad",] = zero_gradient_fraction(self.model, xc, yc, cfg.eot)
+        if self.converge:
+            eps, runs = convergence_settings(cfg)
+            seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
+            for name, (steps, eot, restarts) in runs.items():
+                variant = dataclasses.replace(cfg, steps=steps, eot=eot, restarts=restarts)
+                x_adv = self._craft(self.model, "pgd", eps, c, variant, CONVERGENCE, c)
+                out["converge", name, c] = self._score("torch", x_adv, c, seed)
+        return out
+
+    def units(self) -> list[tuple[str, Callable[[], Entries]]]:
+        """This rank's units: (cache name, work)."""
+        mine = dist.my_chunks(len(self.chunks))
+        cfg = self.cfg
+        units = [(f"attack{ai}-eps{ei}-chunk{c}",
+                  functools.partial(self.attack_unit, ai, a, ei, e, c))
+                 for ai, a in enumerate(cfg.attacks) for ei, e in enumerate(cfg.eps)
+                 for c in mine]
+        return units + [(f"checks-chunk{c}", functools.partial(self.check_unit, c))
+                        for c in mine]
+
+    def compute(self, cache: UnitCache | None, progress: bool) -> Entries:
+        """Every unit's entries, gathered from every rank (cached units are reused)."""
+        local: Entries = {}
+        for unit, work in tqdm(self.units(), desc="attacks", disable=None if progress else True):
+            entries = cache.load(unit) if cache is not None else None
+            if entries is None:
+                entries = work()
+                if cache is not None:
+                    cache.save(unit, entries)
+            local.update(entries)
+        return dist.gather_chunks(local)
+
+    def report(self, merged: Entries, num_classes: int, seconds: float) -> dict[str, Any]:
+        """The result JSON: curves, AUC, flags, convergence and the controls."""
+        cfg, n_eps = self.cfg, len(self.cfg.eps)
+
+        def joined(*key: Any) -> Score:
+            return Score.of(np.concatenate([merged[(*key, c)] for c in range(len(self.chunks))],
+                                           axis=1))
+
+        curves = Curves()
+        for name in cfg.attacks:
+            for ei, eps in enumerate(cfg.eps):
+                for target in self.predictors:
+                    curves.add(name, target, eps, joined(name, target, ei))
+        twin_curve = transfer_curve = []
+        if "pgd" in cfg.attacks:
+            twin_curve = [joined("twin", ei).mean for ei in range(n_eps)]
+            if cfg.transfer:
+                transfer_curve = [joined("transfer", ei).mean for ei in range(n_eps)]
+        convergence = None
+        if self.converge:
+            acc = {name: joined("converge", name).mean for name in convergence_settings(cfg)[1]}
+            convergence = convergence_result(cfg, acc, len(self.x))
+        result: dict[str, Any] = {
+            "threat_model": THREAT_MODEL | {
+                "gradients": "surrogate gradients through the spiking dynamics, "
+                             f"EOT over {cfg.eot} fresh draws per step, batched"},
+            "config": cfg.to_dict(),
+            "samples": len(self.x),
+            "curves": curves.points,
+            "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
+                        for t, pts in per.items()} for a, per in curves.points.items()},
+            "flags": flags(curves, cfg, num_classes, merged["zero_grad",], twin_curve,
+                           transfer_curve, len(self.x)),
+            "convergence": convergence,
+            "seconds": seconds,
+            "processes": dist.world().size,
+        }
+        if twin_curve:
+            result["sigma0_twin"] = {"pgd_accuracy": twin_curve, "eps": list(cfg.eps)}
+        if transfer_curve:
+            result["transfer"] = {
+                "source": "sigma = 0 twin" if self.transfer_source is None else "another run",
+                "pgd_accuracy": transfer_curve, "eps": list(cfg.eps),
+            }
+        if ("lava",) in merged:
+            result["lava_spot_check"] = merged["lava",]
+        return result
+
+
+THREAT_MODEL = {
+    "norm": "Linf",
+    "input_range": [0.0, 1.0],
+    "eps_on": "pixels in [0, 1]; normalisation and spike encoding are inside the model",
+    "attacker_knows": "weights and the decay distribution (white-box), not the draw",
+}
+
+
 def run_protocol(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     cfg: ProtocolConfig,
     num_classes: int,
-    deployed: Any = None,
+    deployed: ExportedNetwork | None = None,
     progress: bool = True,
     transfer_source: torch.nn.Module | None = None,
     cache: UnitCache | None = None,
@@ -205,138 +377,18 @@ def run_protocol(
     The samples are cut into chunks of ``cfg.batch_size``; every chunk's crafting (EOT draws,
     random starts, noise: :func:`_seeded`) and scoring is seeded from (``cfg.seed``, what,
     attack, eps, chunk), so under torchrun each rank takes every N-th chunk and the gathered
-    result is the one a single process computes. With a
-    ``cache`` every finished unit of work is kept on disk and a rerun skips it (interrupted
-    runs resume to the same result).
+    result is the one a single process computes. With a ``cache`` every finished unit of work
+    is kept on disk and a rerun skips it (interrupted runs resume to the same result).
     """
-    predictors: dict[str, Predict] = {"torch": torch_predictor(model)}
-    if "float" in cfg.targets:
-        predictors["float"] = torch_predictor(model.float_twin())
-    if deployed is not None and {"emulator", "lava"} & set(cfg.targets):
-        from randhet.deploy.predictors import emulator_predictor
-
-        predictors["emulator"] = emulator_predictor(deployed)
-    predictors = {t: predictors[t] for t in ("float", "torch", "emulator") if t in predictors}
-    twin = model.randomness_off_twin()
-    models = [m for m in (model, twin, transfer_source) if m is not None]
-    chunks = chunk_slices(len(x), cfg.batch_size)
-    mine = dist.my_chunks(len(chunks))
-    converge = "pgd" in cfg.attacks and max(cfg.eps) > 0
     t0 = time.perf_counter()
-    Entries = dict[tuple[Any, ...], Any]
-
-    def attack_unit(ai: int, name: str, ei: int, eps: float, c: int) -> Entries:
-        """One attack at one eps on chunk c, scored on every target (+ the PGD controls)."""
-        out: Entries = {}
-        xc, yc = x[chunks[c]], y[chunks[c]]
-        start = _seeded(cfg.seed, models, CRAFT, ai, ei, c)
-        x_adv = _craft(model, name, eps, xc, yc, cfg, start)
-        seed = dist.chunk_seed(cfg.seed, SCORE, ai, ei, c)
-        for target, predict in predictors.items():
-            out[name, target, ei, c] = correct_matrix(predict, x_adv, yc, seed, cfg.draws)
-        if name != "pgd":
-            return out
-        start = _seeded(cfg.seed, models, TWIN, ei, c)
-        twin_adv = _craft(twin, "pgd", eps, xc, yc, cfg, start)
-        out["twin", ei, c] = correct_matrix(torch_predictor(twin), twin_adv, yc, seed, 1)
-        if cfg.transfer:
-            source_adv = twin_adv
-            if transfer_source is not None:
-                start = _seeded(cfg.seed, models, TRANSFER, ei, c)
-                source_adv = _craft(transfer_source, "pgd", eps, xc, yc, cfg, start)
-            out["transfer", ei, c] = correct_matrix(predictors["torch"], source_adv, yc, seed,
-                                                    cfg.draws)
-        if "lava" in cfg.targets and deployed is not None and eps == max(cfg.eps) and c == 0:
-            out["lava",] = _lava_spot_check(deployed, x_adv, yc, cfg, seed)
-        return out
-
-    def check_unit(c: int) -> Entries:
-        """The zero-gradient probe (chunk 0) and the convergence check's PGD runs on chunk c,
-        all seeded alike (common random numbers: the runs differ by their settings alone)."""
-        out: Entries = {}
-        xc, yc = x[chunks[c]], y[chunks[c]]
-        if c == 0:
-            _seeded(cfg.seed, models, ZERO_GRAD)
-            out["zero_grad",] = zero_gradient_fraction(model, xc, yc, cfg.eot)
-        if converge:
-            eps, runs = convergence_settings(cfg)
-            for name, (steps, eot, restarts) in runs.items():
-                variant = ProtocolConfig(**{**cfg.to_dict(), "steps": steps, "eot": eot,
-                                            "restarts": restarts})
-                start = _seeded(cfg.seed, models, CONVERGENCE, c)
-                x_adv = _craft(model, "pgd", eps, xc, yc, variant, start)
-                seed = dist.chunk_seed(cfg.seed, SCORE, CONVERGENCE, c)
-                out["converge", name, c] = correct_matrix(predictors["torch"], x_adv, yc, seed,
-                                                          cfg.draws)
-        return out
-
-    units = [(f"attack{ai}-eps{ei}-chunk{c}", functools.partial(attack_unit, ai, a, ei, e, c))
-             for ai, a in enumerate(cfg.attacks) for ei, e in enumerate(cfg.eps) for c in mine]
-    units += [(f"checks-chunk{c}", functools.partial(check_unit, c)) for c in mine]
-    local: Entries = {}
-    for unit, compute in tqdm(units, desc="attacks", disable=None if progress else True):
-        entries = cache.load(unit) if cache is not None else None
-        if entries is None:
-            entries = compute()
-            if cache is not None:
-                cache.save(unit, entries)
-        local.update(entries)
-    merged = dist.gather_chunks(local)
-
-    def joined(*key: Any) -> Score:
-        return Score.of(np.concatenate([merged[(*key, c)] for c in range(len(chunks))], axis=1))
-
-    curves = Curves()
-    for name in cfg.attacks:
-        for ei, eps in enumerate(cfg.eps):
-            for target in predictors:
-                curves.add(name, target, eps, joined(name, target, ei))
-    twin_curve = transfer_curve = []
-    if "pgd" in cfg.attacks:
-        twin_curve = [joined("twin", ei).mean for ei in range(len(cfg.eps))]
-        if cfg.transfer:
-            transfer_curve = [joined("transfer", ei).mean for ei in range(len(cfg.eps))]
-    convergence = None
-    if converge:
-        acc = {name: joined("converge", name).mean for name in convergence_settings(cfg)[1]}
-        convergence = convergence_result(cfg, acc, len(x))
-    result: dict[str, Any] = {
-        "threat_model": {
-            "norm": "Linf",
-            "input_range": [0.0, 1.0],
-            "eps_on": "pixels in [0, 1]; normalisation and spike encoding are inside the model",
-            "attacker_knows": "weights and the decay distribution (white-box), not the draw",
-            "gradients": "surrogate gradients through the spiking dynamics, "
-                         f"EOT over {cfg.eot} fresh draws per step, batched",
-        },
-        "config": cfg.to_dict(),
-        "samples": len(x),
-        "curves": curves.points,
-        "auc": {a: {t: auc([p["eps"] for p in pts], [p["mean"] for p in pts])
-                    for t, pts in per.items()} for a, per in curves.points.items()},
-        "flags": flags(curves, cfg, num_classes, merged["zero_grad",], twin_curve,
-                       transfer_curve, len(x)),
-        "convergence": convergence,
-        "seconds": time.perf_counter() - t0,
-        "processes": dist.world().size,
-    }
-    if twin_curve:
-        result["sigma0_twin"] = {"pgd_accuracy": twin_curve, "eps": list(cfg.eps)}
-    if transfer_curve:
-        result["transfer"] = {
-            "source": "sigma = 0 twin" if transfer_source is None else "another run",
-            "pgd_accuracy": transfer_curve, "eps": list(cfg.eps),
-        }
-    if ("lava",) in merged:
-        result["lava_spot_check"] = merged["lava",]
-    return result
+    protocol = _Protocol(model, x, y, cfg, deployed, transfer_source)
+    merged = protocol.compute(cache, progress)
+    return protocol.report(merged, num_classes, time.perf_counter() - t0)
 
 
-def _lava_spot_check(deployed: Any, x_adv: torch.Tensor, y: torch.Tensor,
+def _lava_spot_check(deployed: ExportedNetwork, x_adv: torch.Tensor, y: torch.Tensor,
                      cfg: ProtocolConfig, seed: int) -> dict[str, Any]:
     """A few adversarial inputs through Lava and the emulator with the same draw."""
-    from randhet.deploy.predictors import emulator_predictor, lava_predictor
-
     n = min(cfg.lava_spot_samples, len(x_adv))
     xs, ys = x_adv[:n], y[:n]
     lava = lava_predictor(deployed)(xs, seed)
