@@ -31,23 +31,28 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable), e.g. --set neuron.sigma=0.5",
     )
-    p.add_argument("--out", help="output folder (default: runs/<config name>)")
+    _add_output_args(p, "runs/<config name>")
+
+
+def _add_output_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--out", help=f"output folder (default: {default})")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
-def _add_deploy_args(p: argparse.ArgumentParser) -> None:
-    d = DEPLOY_DEFAULTS
-    p.add_argument(
-        "--backend", default=d["backend"],
-        help="emulator (batched, bit-exact with Lava), lava (Loihi 2 bit-accurate CPU "
-        "simulator) or loihi2 (hardware, needs lava-loihi)",
-    )
-    p.add_argument(
-        "--samples", type=int, default=d["samples"],
-        help="number of test samples (0 = the whole test split)",
-    )
-    p.add_argument("--profile", default=d["profile"], help="hardware profile name or TOML path")
-    p.add_argument("--seed", type=int, default=d["seed"], help="seed of the per-sample decay draws")
+def _add_deploy_args(p: argparse.ArgumentParser, samples: int, backend: bool = True) -> None:
+    """The network, where it runs, on which samples and draws, and where the results go."""
+    p.add_argument("network", help="network.net written by 'randhet export'")
+    if backend:
+        p.add_argument("--backend", default=DEPLOY_DEFAULTS["backend"],
+                       help="emulator (batched, bit-exact with Lava), lava (Loihi 2 "
+                       "bit-accurate CPU simulator) or loihi2 (hardware, needs lava-loihi)")
+    p.add_argument("--samples", type=int, default=samples,
+                   help="number of test samples (0 = the whole test split)")
+    p.add_argument("--profile", default=DEPLOY_DEFAULTS["profile"],
+                   help="hardware profile name or TOML path")
+    p.add_argument("--seed", type=int, default=DEPLOY_DEFAULTS["seed"],
+                   help="seed of the per-sample decay draws")
+    _add_output_args(p, "the network file's folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,10 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deploy", help="run an exported network and measure it",
                        description="Run test samples through the exported network on a backend; "
                        "writes deploy.json and deploy.png.")
-    p.add_argument("network", help="network.net written by 'randhet export'")
-    _add_deploy_args(p)
-    p.add_argument("--out", help="output folder (default: the network file's folder)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_deploy_args(p, DEPLOY_DEFAULTS["samples"])
 
     p = sub.add_parser("profile", help="profile an exported network on a hardware profile",
                        description="Run test samples through the bit-exact emulator with "
@@ -109,15 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "sparsity, SynOps, neuron updates, energy estimate per layer and in "
                        "total, float-ANN reference, resource fit) and profile.png, and prints "
                        "a table. A network that does not fit prints a warning (exit 0).")
-    p.add_argument("network", help="network.net written by 'randhet export'")
-    p.add_argument("--profile", default=DEPLOY_DEFAULTS["profile"],
-                   help="hardware profile name or TOML path")
-    p.add_argument("--samples", type=int, default=PROFILE_SAMPLES,
-                   help="number of test samples (0 = the whole test split)")
-    p.add_argument("--seed", type=int, default=DEPLOY_DEFAULTS["seed"],
-                   help="seed of the per-sample decay draws")
-    p.add_argument("--out", help="output folder (default: the network file's folder)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_deploy_args(p, PROFILE_SAMPLES, backend=False)
 
     p = sub.add_parser("attack", help="the robustness protocol on a trained run",
                        description="Attack a trained run (white-box, EOT) and score the "
@@ -125,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "writes robustness.json and robustness.png.")
     p.add_argument("run_dir", help="folder written by 'randhet train'")
     _add_attack_args(p)
-    p.add_argument("--out", help="output folder (default: RUN_DIR)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_output_args(p, "RUN_DIR")
 
     p = sub.add_parser("compare", help="sigma = 0 vs RandHet over several training seeds",
                        description="Train, deploy (emulator) and attack the config's network "
@@ -295,7 +288,7 @@ def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.experiments.compare import compare  # the stage, on use
+    from randhet.experiments.compare import compare, markdown_table  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -307,8 +300,6 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--sigmas (>= 0) and --seeds need at least one value each")
     out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-compare"
     result = compare(cfg, sigmas, seeds, protocol_config(cfg), out, progress=not args.quiet)
-    from randhet.experiments.compare import markdown_table  # the stage, on use
-
     print(markdown_table(result))
     print(f"results: {out}/compare.json, {out}/compare.md, {out}/compare.png")
     return result

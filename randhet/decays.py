@@ -24,19 +24,26 @@ from randhet.spec import DECAY_SCALE, NeuronSpec
 _EDGE = 0.5 / DECAY_SCALE  # keeps logit() finite for d0 = 0 or 4096
 
 
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.round(x)
+class _StraightThrough(torch.autograd.Function):
+    """``op(x)`` forward, the identity backward (the straight-through estimator)."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
+    def forward(ctx, x: torch.Tensor, op):  # type: ignore[no-untyped-def, override]
+        return op(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[no-untyped-def, override]
+        return grad, None
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer with a straight-through gradient."""
-    return _RoundSTE.apply(x)
+    return _StraightThrough.apply(x, torch.round)
+
+
+def floor_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round down to an integer with a straight-through gradient."""
+    return _StraightThrough.apply(x, torch.floor)
 
 
 def mean_decay_int(fraction: float) -> int:

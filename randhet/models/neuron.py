@@ -22,6 +22,7 @@ from randhet.decays import (  # noqa: E402
     DecayDraw,
     decays_for,
     draw_eps,
+    floor_ste,
     mean_decay_int,
     noise_shape,
 )
@@ -43,23 +44,13 @@ def slayer_neuron_params(spec: NeuronSpec) -> dict[str, float]:
     }
 
 
-class _FloorSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.floor(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
-
-
 def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
     """Round synaptic input down to Loihi's integer grid (1/64 in SLAYER units).
 
     On Loihi the synapse delivers ``(W_int . x) >> shift``, an integer, which the neuron
     left-shifts by 6. Binary spikes already land on the grid; graded inputs do not.
     """
-    return _FloorSTE.apply(z * WEIGHT_SCALE) / WEIGHT_SCALE
+    return floor_ste(z * WEIGHT_SCALE) / WEIGHT_SCALE
 
 
 class RandHetNeuron(base.Neuron):
