@@ -1,8 +1,9 @@
 """randhet: RandHet spiking networks from training to Loihi deployment.
 
-The public Python API (:mod:`randhet.api`): :func:`load_config`, :func:`train`,
-:func:`load_run`, :func:`export`, :func:`deploy`, :func:`profile`, :func:`attack` and
-:class:`UserError`; they are imported on first use, so ``import randhet`` stays quick.
+The public Python API (:mod:`randhet.api`): :func:`load_config`, :func:`train_run`,
+:func:`load_run`, :func:`export_run`, :func:`deploy_network`, :func:`profile_network`,
+:func:`attack_run` and :class:`UserError`; they are imported on first use, so ``import randhet``
+stays quick.
 Importing the package activates the Python 3.11 compatibility fix for lava-nc
 (:mod:`randhet._compat`); Lava itself is only imported by :mod:`randhet.deploy`.
 """
@@ -15,8 +16,8 @@ _compat.install()
 
 __version__ = "0.1.0"  # the one version number (pyproject.toml reads it from here)
 
-_API = ("Run", "UserError", "attack", "deploy", "export", "load_config", "load_run", "profile",
-        "train")
+_API = ("Run", "UserError", "attack_run", "deploy_network", "export_run", "load_config",
+        "load_run", "profile_network", "train_run")
 __all__ = ["__version__", *_API]
 
 

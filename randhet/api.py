@@ -5,12 +5,15 @@ Each function takes what the matching command takes and returns what it writes a
     import randhet
 
     cfg = randhet.load_config("configs/digits.toml", ["train.epochs=5"])
-    randhet.train(cfg, "runs/py")                        # config.toml, network.pt, ...
-    run = randhet.load_run("runs/py")                    # config, spec, model(), data()
-    net = randhet.export("runs/py")                      # runs/py/network.net
-    report = randhet.deploy(net, backend="emulator")     # deploy.json as a dict
-    prof = randhet.profile(net, profile="loihi1")        # profile.json as a dict
-    rob = randhet.attack("runs/py", eps=[0, 0.1], attacks=["pgd"], samples=50)
+    randhet.train_run(cfg, "runs/py")                      # config.toml, network.pt, ...
+    run = randhet.load_run("runs/py")                      # config, spec, model(), data()
+    net = randhet.export_run("runs/py")                    # runs/py/network.net
+    report = randhet.deploy_network(net, backend="emulator")  # deploy.json as a dict
+    prof = randhet.profile_network(net, profile="loihi1")  # profile.json as a dict
+    rob = randhet.attack_run("runs/py", eps=[0, 0.1], attacks=["pgd"], samples=50)
+
+(The names end in ``_run`` / ``_network`` because ``randhet.train``, ``.export``, ``.deploy``
+and ``.attack`` are the stages' packages.)
 
 A mistake in what is asked (bad path, config key, file) raises :class:`randhet.UserError`
 with a one-line message, as the command line prints it.
@@ -21,18 +24,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from randhet.attack.run import attack_run
+from randhet.attack import run as _attack
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import load_config
-from randhet.deploy.pipeline import deploy, run_profile  # deploy: ``randhet deploy``
+from randhet.deploy.pipeline import deploy, run_profile
 from randhet.errors import UserError
-from randhet.export import export_run
+from randhet.export import netx
 from randhet.export.nir_export import export_nir
 from randhet.runs import Run, open_run
-from randhet.train.trainer import train as _train
+from randhet.train.trainer import train
 
-__all__ = ["Run", "UserError", "attack", "deploy", "export", "load_config", "load_run",
-           "profile", "train"]
+__all__ = ["Run", "UserError", "attack_run", "deploy_network", "export_run", "load_config",
+           "load_run", "profile_network", "train_run"]
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -41,35 +44,42 @@ def load_run(run_dir: str | Path) -> Run:
     return open_run(run_dir)
 
 
-def train(config: dict[str, Any] | str | Path, out_dir: str | Path, *,
-          progress: bool = True, resume: bool = False) -> dict[str, Any]:
+def train_run(config: dict[str, Any] | str | Path, out_dir: str | Path, *,
+              progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Train the network a config (a loaded dict, or a TOML path) describes into ``out_dir``;
     returns ``metrics.json``'s content."""
     cfg = config if isinstance(config, dict) else load_config(config)
-    return _train(cfg, out_dir, progress=progress, resume=resume)
+    return train(cfg, out_dir, progress=progress, resume=resume)
 
 
-def export(run_dir: str | Path, out_path: str | Path | None = None, *,
-           format: str = "netx") -> Path:
+def export_run(run_dir: str | Path, out_path: str | Path | None = None, *,
+               format: str = "netx") -> Path:
     """``network.net`` (``format="netx"``) or ``network.nir`` (``"nir"``) of a trained run."""
     if format == "netx":
-        return export_run(run_dir, out_path)
+        return netx.export_run(run_dir, out_path)
     if format == "nir":
         return export_nir(run_dir, out_path)
     raise UserError(f"unknown export format {format!r}: use netx or nir")
 
 
-def profile(network: str | Path, **options: Any) -> dict[str, Any]:
+def deploy_network(network: str | Path, **options: Any) -> dict[str, Any]:
+    """``randhet deploy``: :func:`randhet.deploy.pipeline.deploy` (``backend``, ``samples``,
+    ``profile``, ``seed``, ``out_dir``, ``progress``)."""
+    return deploy(network, **options)
+
+
+def profile_network(network: str | Path, **options: Any) -> dict[str, Any]:
     """``randhet profile``: :func:`randhet.deploy.pipeline.run_profile` (``samples``,
     ``profile``, ``seed``, ``out_dir``, ``progress``)."""
     return run_profile(network, **options)
 
 
-def attack(run_dir: str | Path, *, out_dir: str | Path | None = None, progress: bool = True,
+def attack_run(run_dir: str | Path, *, out_dir: str | Path | None = None, progress: bool = True,
            transfer_from: str | Path | None = None, **settings: Any) -> dict[str, Any]:
     """``randhet attack``: the robustness protocol with the ``[attack]`` settings given as
     keywords (``eps``, ``attacks``, ``eot``, ``steps``, ``restarts``, ``draws``, ``samples``,
     ``batch_size``, ``targets``, ``surrogate_tau``, ``seed``; the rest take the defaults);
     returns ``robustness.json``'s content."""
     cfg = ProtocolConfig.from_table(settings, name=lambda key: f"attack setting '{key}'")
-    return attack_run(run_dir, cfg, out_dir, progress=progress, transfer_from=transfer_from)
+    return _attack.attack_run(run_dir, cfg, out_dir, progress=progress,
+                              transfer_from=transfer_from)
