@@ -1,0 +1,119 @@
+"""Chip-true Loihi: the profile says what the datapath does, the emulator and Lava follow it
+bit for bit, and where a profile does not know, the events a chip could differ on are counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from randhet import loihi
+from randhet.decays import DecayDraw, deployment_draws
+from randhet.deploy.emulator import chip_events, emulate
+from randhet.deploy.lava_backend import run_lava
+from randhet.hardware import Arithmetic, load_profile
+from randhet.network import ExportedLayer, ExportedNetwork
+from randhet.spec import DenseSpec, EncodingSpec, NetworkSpec, NeuronSpec
+
+LOIHI1 = load_profile("loihi1")
+EDGE = 1 << 23
+
+
+def test_profiles_say_what_the_chip_holds_or_that_it_is_unknown() -> None:
+    a = LOIHI1.arithmetic
+    assert (a.current_decay_range, a.voltage_decay_range) == ((1, 4096), (0, 4095))
+    assert (a.synaptic_input_bits, a.current_overflow) == (22, "twos_complement")
+    assert LOIHI1.core.compartment_profiles_per_core == 31
+    assert LOIHI1.core.threshold_profiles_per_core == 7
+    assert "nengoloihi" in LOIHI1.sources
+    assert LOIHI1.datapath() == loihi.Datapath(22, "twos_complement")
+    loihi2 = load_profile("loihi2")
+    assert loihi2.arithmetic == Arithmetic()  # every field "unknown"
+    assert loihi2.core.compartment_profiles_per_core is None
+    assert loihi2.datapath() == loihi.LAVA
+
+
+def _edge_drive() -> torch.Tensor:
+    """-2**21 four times, then -5120: with du = 1 u reaches exactly -2**23 at step 5."""
+    return torch.tensor([[-(1 << 21)] * 4 + [-5120]], dtype=torch.int64)
+
+
+def test_the_two_wraps_differ_only_at_2pow23() -> None:
+    du, dv = torch.tensor([1]), torch.tensor([0])
+    u_lava, _, _ = loihi.cuba(_edge_drive(), du, dv, 1 << 16)
+    u_chip, _, _ = loihi.cuba(_edge_drive(), du, dv, 1 << 16, datapath=LOIHI1.datapath())
+    assert u_lava[0, 4] == EDGE and u_chip[0, 4] == -EDGE  # Lava turns -2**23 into +2**23
+    assert torch.equal(u_lava[0, :4], u_chip[0, :4])
+    x = torch.tensor([EDGE - 1, EDGE, EDGE + 5, -EDGE, -EDGE - 1, 3 << 24], dtype=torch.int64)
+    assert loihi.wrap_current(x, twos_complement=True).tolist() == [
+        EDGE - 1, -EDGE, -EDGE + 5, -EDGE, EDGE - 1, 0]
+    assert loihi.wrap_current(x).tolist()[:5] == [EDGE - 1, EDGE, -EDGE + 5, EDGE, EDGE - 1]
+
+
+def test_q0_wraps_to_the_synaptic_input_width() -> None:
+    a = torch.tensor([[32767, 32768, -32768, -32769, 40640]], dtype=torch.int64)
+    drive = a << loihi.ACT_SHIFT
+    full = torch.tensor([4096])
+    u_chip, _, _ = loihi.cuba(drive, full, full - 4096, 1 << 16, datapath=LOIHI1.datapath())
+    u_lava, _, _ = loihi.cuba(drive, full, full - 4096, 1 << 16)
+    assert u_lava[0].tolist() == drive[0].tolist()
+    assert u_chip[0].tolist() == [32767 << 6, -(1 << 21), -(1 << 21), (1 << 21) - 64,
+                                  (40640 - 65536) << 6]
+
+
+def _wide_network(n_in: int = 160) -> ExportedNetwork:
+    """``n_in`` inputs at weight 254 into 4 neurons whose current decays fully each step, so
+    u is the step's q0: 160 x 254 = 40640 > 2**15 - 1 wraps on Loihi 1."""
+    vth = 1000
+    neuron = NeuronSpec(threshold=vth / 64, current_decay=1.0, voltage_decay=0.5, sigma=0.0)
+    spec = NetworkSpec((n_in,), (DenseSpec(n_in, 4),), neuron, EncodingSpec("rate", 6), 4)
+    weight = np.full((4, n_in), 254, dtype=np.int64)
+    weight[1] = -256
+    weight[2, : n_in // 2] = 0
+    weight[3, :] = 2
+    return ExportedNetwork(spec, (ExportedLayer(spec.layers[0], weight, 4096, 2048, vth),), {},
+                           Path("wide.net"))
+
+
+@pytest.mark.lava
+def test_emulator_and_lava_follow_the_loihi1_datapath_bit_for_bit() -> None:
+    net = _wide_network()
+    rng = np.random.default_rng(0)
+    inputs = (rng.random((3, 160, 6)) < 0.9).astype(np.int64)
+    draws = deployment_draws(net, 3, seed=0)
+    chip = LOIHI1.datapath()
+    emu = emulate(net, inputs, draws, datapath=chip)
+    lava = run_lava(net, inputs, draws, datapath=chip)
+    assert np.array_equal(emu.rasters[0], lava.rasters[0])
+    assert np.array_equal(emu.active_steps[0], lava.active_steps[0])
+    # neuron 0 (a = 254 x ~144 > 2**15) spikes on Lava's unbounded input and is silenced by
+    # the wrapped one on Loihi 1; neuron 3 (a = 2 x ~144) spikes on both
+    lava_semantics = emulate(net, inputs, draws).rasters[0]
+    assert lava_semantics[:, 0].any() and not emu.rasters[0][:, 0].any()
+    assert np.array_equal(lava_semantics[:, 3], emu.rasters[0][:, 3])
+
+
+def test_events_count_where_a_chip_could_differ() -> None:
+    watch = LOIHI1.arithmetic
+    drive = torch.tensor([[1 << 21, (1 << 21) - 64, -(1 << 21), -(1 << 21) - 64]],
+                         dtype=torch.int64)
+    u = torch.tensor([[EDGE, -EDGE, EDGE - 1, 0]], dtype=torch.int64)
+    du = torch.tensor([[0, 1, 4096, 0]])
+    dv = torch.tensor([[4096, 4095, 0, 7]])
+    assert chip_events(drive, u, du, dv, watch) == {
+        "q0_beyond_width": 2, "u_at_2pow23": 2, "current_decays_out_of_range": 2,
+        "voltage_decays_out_of_range": 1}
+    assert chip_events(drive, u, du, dv, Arithmetic()) == {  # a profile that knows nothing
+        "q0_beyond_width": 0, "u_at_2pow23": 2, "current_decays_out_of_range": 0,
+        "voltage_decays_out_of_range": 0}
+    net = _wide_network()
+    inputs = np.ones((2, 160, 6), dtype=np.int64)
+    draws = [DecayDraw(torch.zeros(2, 4, dtype=torch.float64),
+                       torch.full((2, 4), 4096.0, dtype=torch.float64))]
+    events = emulate(net, inputs, draws, watch=watch).events
+    # neurons 0 and 1 get |a| = 40640 and 40960 > 2**15 every step; the decays are all out
+    assert events == [{"q0_beyond_width": 2 * 2 * 6, "u_at_2pow23": 0,
+                       "current_decays_out_of_range": 8, "voltage_decays_out_of_range": 8}]
+    assert emulate(net, inputs, draws).events is None
