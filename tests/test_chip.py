@@ -117,3 +117,29 @@ def test_events_count_where_a_chip_could_differ() -> None:
     assert events == [{"q0_beyond_width": 2 * 2 * 6, "u_at_2pow23": 0,
                        "current_decays_out_of_range": 8, "voltage_decays_out_of_range": 8}]
     assert emulate(net, inputs, draws).events is None
+
+
+@pytest.mark.parametrize("distribution", ["logit_normal", "gaussian"])
+@pytest.mark.parametrize("resample", ["forward", "step", "fixed"])
+def test_draws_never_leave_the_register_ranges(distribution: str, resample: str) -> None:
+    """Extreme spread around edge means: every drawn decay is one Loihi 1's registers hold,
+    in the training neuron (which export and the reference use) and in deployment draws."""
+    from randhet.decays import draw_layer
+    from randhet.models.neuron import RandHetNeuron
+
+    sigma = 50.0 if distribution == "logit_normal" else 2.0
+    for current, voltage in ((0.0, 1.0), (1.0, 0.0), (0.5, 0.5)):
+        spec = NeuronSpec(current_decay=current, voltage_decay=voltage, sigma=sigma,
+                          distribution=distribution, resample=resample)
+        ranges = (spec.current_decay_range, spec.voltage_decay_range)
+        assert ranges == (LOIHI1.arithmetic.current_decay_range,
+                          LOIHI1.arithmetic.voltage_decay_range)
+        gen = torch.Generator().manual_seed(0)
+        draws = [draw_layer(spec, 64, (200,), gen, steps=4),
+                 RandHetNeuron(spec, (200,), gen).draw(64, 4)]
+        for draw in draws:
+            for d, (lo, hi) in zip((draw.current, draw.voltage), ranges, strict=True):
+                assert lo <= d.min() and d.max() <= hi
+        if current == 0.5:  # the spread reaches both edges: the clamp is what holds it
+            for d, (lo, hi) in zip((draws[0].current, draws[0].voltage), ranges, strict=True):
+                assert d.min() == lo and d.max() == hi
