@@ -19,6 +19,7 @@ from randhet.errors import ProfileError
 from randhet.loihi import Datapath
 
 PJ = 1e-12  # joules per picojoule
+REFERENCE_PROFILE = "loihi1"  # the chip whose datapath has a public source (nengo-loihi, Lava)
 
 
 def _min(value: float) -> Any:
@@ -123,6 +124,18 @@ class HardwareProfile:
     ann_reference: AnnReference
     path: Path
     arithmetic: Arithmetic = Arithmetic()
+
+    def watch(self) -> tuple[Arithmetic, dict[str, str]]:
+        """What to count chip events against: this profile's arithmetic, and for every field it
+        does not know, the reference's (:data:`REFERENCE_PROFILE`, the one chip with public
+        figures); with each field's source."""
+        reference = load_profile(REFERENCE_PROFILE).arithmetic
+        known = {f.name: getattr(self.arithmetic, f.name) for f in fields(Arithmetic)}
+        source = {k: ("this profile" if v is not None else
+                      f"{REFERENCE_PROFILE} (reference: {self.name} does not know)")
+                  for k, v in known.items()}
+        merged = {k: v if v is not None else getattr(reference, k) for k, v in known.items()}
+        return Arithmetic(**merged), source
 
     def datapath(self) -> Datapath:
         """The integer datapath the emulator and Lava run for this profile: the chip's where
