@@ -143,3 +143,56 @@ def test_draws_never_leave_the_register_ranges(distribution: str, resample: str)
         if current == 0.5:  # the spread reaches both edges: the clamp is what holds it
             for d, (lo, hi) in zip((draws[0].current, draws[0].voltage), ranges, strict=True):
                 assert d.min() == lo and d.max() == hi
+
+
+def _dense(n: int, resample: str = "forward") -> ExportedNetwork:
+    spec = NetworkSpec((4,), (DenseSpec(4, n),), NeuronSpec(sigma=1.0, resample=resample),
+                       EncodingSpec("rate", 3), n)
+    weight = np.full((n, 4), 2, dtype=np.int64)
+    return ExportedNetwork(spec, (ExportedLayer(spec.layers[0], weight, 1024, 123, 80),), {},
+                           Path("dense.net"))
+
+
+def _draw(du: np.ndarray, dv: np.ndarray) -> list[DecayDraw]:
+    return [DecayDraw(torch.as_tensor(du, dtype=torch.float64),
+                      torch.as_tensor(dv, dtype=torch.float64))]
+
+
+def test_fit_counts_decay_profiles_per_core_and_cuts_until_they_fit() -> None:
+    from randhet.deploy.fit import check_fit
+
+    net = _dense(100)
+    ten = 1 + np.arange(100) % 10  # 10 distinct pairs among 100 neurons on one core
+    fit = check_fit(net, LOIHI1, _draw(np.stack([ten, ten]), np.zeros((2, 100))))
+    layer = fit.layers[0]
+    assert fit.fits and layer.neurons_per_core == 100 and layer.decay_profiles == 10
+    assert layer.profile_cut is None and fit.profile_limited is None
+    assert layer.redraw_writes_per_sample == 2 * 10  # decayU and decayV of 10 profiles
+
+    own = np.stack([1 + np.arange(100), 1 + np.arange(100)[::-1]])  # a pair per neuron
+    fit = check_fit(net, LOIHI1, _draw(own, np.zeros((2, 100))))
+    layer = fit.layers[0]
+    assert not fit.fits and layer.decay_profiles == 100 and layer.decay_profiles_core == 0
+    assert layer.profile_cut == {"neurons_per_core": 31, "cores": 4}  # 31 + 31 + 31 + 7
+    assert fit.profile_limited == {"cores": 4, "chips": 1}
+    assert fit.summary() == ("does not fit loihi1: 0:dense:100: core 0 needs 100 decay "
+                             "profiles, the chip has 31; with every core within its decay "
+                             "profiles it needs 4 cores, 1 chip(s)")
+    assert layer.redraw_writes_per_sample == 2 * 100  # every neuron's pair, every sample
+    assert fit.redraw()["register_writes_per_sample"] == 200
+    assert fit.redraw()["bytes_per_sample"] == 200 * 12 / 8
+    assert fit.redraw()["energy_joules_per_sample"] == "unknown"
+
+    # per-step redraws: the worst step counts, every step's profiles are rewritten
+    steps = np.ones((1, 100, 3))
+    steps[0, :, 1] = 1 + np.arange(100)
+    layer = check_fit(_dense(100, "step"), LOIHI1, _draw(steps, np.zeros((1, 100, 3)))).layers[0]
+    assert layer.decay_profiles == 100 and layer.profile_cut["neurons_per_core"] == 31
+    assert layer.redraw_writes_per_sample == 2 * (4 + 100 + 4)  # 4 cores: 1 + 1 + 1 + 1 pairs
+
+    # a frozen draw is written once: no traffic per sample; a profile without the limit
+    frozen = check_fit(_dense(100, "fixed"), LOIHI1, _draw(own[:1], np.zeros((1, 100))))
+    assert frozen.layers[0].redraw_writes_per_sample == 0.0
+    unknown = check_fit(net, load_profile("loihi2"), _draw(own, np.zeros((2, 100))))
+    assert unknown.fits and unknown.layers[0].decay_profiles == 100
+    assert unknown.limits["compartment_profiles_per_core"] == "unknown"
