@@ -196,3 +196,32 @@ def test_fit_counts_decay_profiles_per_core_and_cuts_until_they_fit() -> None:
     unknown = check_fit(net, load_profile("loihi2"), _draw(own, np.zeros((2, 100))))
     assert unknown.fits and unknown.layers[0].decay_profiles == 100
     assert unknown.limits["compartment_profiles_per_core"] == "unknown"
+
+
+@pytest.mark.lava
+def test_deploy_runs_the_profile_datapath_on_lava_and_reports_the_events(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """A user profile whose q0 is 12 bits wide: Lava and the emulator wrap alike (bit-exact
+    with each other), the torch model has no wrap (it differs), and deploy.json counts it."""
+    from randhet.deploy.pipeline import deploy
+
+    shipped = Path(__file__).parents[1] / "hardware_profiles" / "loihi1.toml"
+    narrow = tmp_path / "narrow.toml"
+    narrow.write_text(shipped.read_text().replace("synaptic_input_bits = 22",
+                                                  "synaptic_input_bits = 12"))
+    report = deploy(tiny_run / "network.net", backend="lava", samples=12, profile=str(narrow),
+                    out_dir=tmp_path / "narrow", progress=False)
+    assert report["emulator_bit_exact_fraction"] == 1.0
+    assert report["bit_exact_fraction"] < 1.0
+    chip = report["chip"]
+    assert chip["applied"] == "loihi1's datapath" and chip["datapath"]["synaptic_input_bits"] == 12
+    assert chip["events"][0]["q0_beyond_width"] > 0
+    same = deploy(tiny_run / "network.net", backend="emulator", samples=12, profile="loihi2",
+                  out_dir=tmp_path / "loihi2", progress=False)
+    assert same["bit_exact_fraction"] == 1.0  # Lava's semantics, as the torch model
+    assert same["chip"]["applied"].startswith("Lava's CPU semantics")
+    assert same["chip"]["watched"]["source"]["synaptic_input_bits"].startswith("loihi1")
+    assert [ev["q0_beyond_width"] for ev in same["chip"]["events"]] == [0, 0]
+    assert same["timing"]["time_per_step_s"] == "unknown"
+    assert same["resources"]["redraw"]["register_writes_per_sample"] > 0
