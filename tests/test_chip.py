@@ -179,6 +179,7 @@ def test_fit_counts_decay_profiles_per_core_and_cuts_until_they_fit() -> None:
                              "profiles, the chip has 31; with every core within its decay "
                              "profiles it needs 4 cores, 1 chip(s)")
     assert layer.redraw_writes_per_sample == 2 * 100  # every neuron's pair, every sample
+    assert layer.redraw_writes_busiest_core == 2 * 31 and layer.threshold_profiles == 1
     assert fit.redraw()["register_writes_per_sample"] == 200
     assert fit.redraw()["bytes_per_sample"] == 200 * 12 / 8
     assert fit.redraw()["energy_joules_per_sample"] == "unknown"

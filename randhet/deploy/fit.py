@@ -82,6 +82,8 @@ class LayerFit:
     decay_profiles_core: int | None = None  # which core that is
     profile_cut: dict[str, int] | None = None  # neurons_per_core, cores meeting the limit
     redraw_writes_per_sample: float | None = None  # register writes, on the placement that fits
+    redraw_writes_busiest_core: float | None = None  # the same, for the core that writes most
+    threshold_profiles: int | None = None  # distinct vThMant per core (one per layer)
 
     @property
     def fits(self) -> bool:
@@ -299,7 +301,8 @@ def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int |
     per_core = distinct_per_core(codes, p)  # [S', T', cores]
     worst = per_core.max(axis=(0, 1))
     busiest = int(worst.argmax())
-    found = {"decay_profiles": int(worst[busiest]), "decay_profiles_core": busiest}
+    found: dict[str, Any] = {"decay_profiles": int(worst[busiest]),
+                             "decay_profiles_core": busiest, "threshold_profiles": 1}
     if limit is not None and worst[busiest] > limit:
         p = _largest_block(p, lambda q: int(distinct_per_core(codes, q).max()) <= limit)
         found["profile_cut"] = {"neurons_per_core": p, "cores": math.ceil(fit.neurons / p)}
@@ -307,10 +310,11 @@ def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int |
                            f"has {limit}")
     if redraws:
         full = pair_codes(layer, draw, fit.order)  # every sample, not just the distinct ones
-        writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=(1, 2))
-        found["redraw_writes_per_sample"] = float(writes.mean())
+        writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=1)  # [S, cores]
+        found["redraw_writes_per_sample"] = float(writes.sum(axis=1).mean())
+        found["redraw_writes_busiest_core"] = float(writes.mean(axis=0).max())
     else:
-        found["redraw_writes_per_sample"] = 0.0
+        found["redraw_writes_per_sample"] = found["redraw_writes_busiest_core"] = 0.0
     return replace(fit, **found)
 
 
@@ -375,6 +379,7 @@ def check_fit(net: ExportedNetwork, profile: HardwareProfile,
         "synapses_per_chip": c.synapses_per_chip or UNKNOWN,
     }
     limits["compartment_profiles_per_core"] = c.compartment_profiles_per_core or UNKNOWN
+    limits["threshold_profiles_per_core"] = c.threshold_profiles_per_core or UNKNOWN
     layers = tuple(_fit_layer(name, layer, profile)
                    for name, layer in zip(layer_names(net.spec), net.layers, strict=True))
     if draws is not None:
