@@ -7,7 +7,10 @@ step. Around the mean ``d0`` (itself on the grid) a draw is::
     gaussian:      d = round(4096 * clip(d0 / 4096 + sigma * eps, 0, 1))
 
 with ``eps ~ N(0, 1)`` per neuron (or per channel) and per sample, drawn once per forward pass,
-once per time step, or once for good (``resample``). The median of the logit-normal is ``d0``;
+once per time step, or once for good (``resample``), then clamped to the range the decay
+register holds (``NeuronSpec.current_decay_range`` / ``voltage_decay_range``: Loihi 1's 1..4096
+and 0..4095 by default). Training, the emulator and Lava all take their decays from here, so
+the clamp is the same everywhere. The median of the logit-normal is ``d0``;
 ``sigma = 0`` gives ``d0`` exactly. Noise is drawn in float64 on the CPU from a seeded generator;
 the mapping is differentiable in the mean (straight-through rounding), so mean decays can learn.
 """
@@ -52,16 +55,18 @@ def mean_decay_int(fraction: float) -> int:
 
 
 def decays_from_eps(
-    mean: torch.Tensor, sigma: float, eps: torch.Tensor, distribution: str = "logit_normal"
+    mean: torch.Tensor, sigma: float, eps: torch.Tensor, distribution: str = "logit_normal",
+    bounds: tuple[int, int] = (0, DECAY_SCALE),
 ) -> torch.Tensor:
-    """Integer-valued decays (float64, 0..4096) for noise ``eps`` around the mean fraction.
+    """Integer-valued decays (float64, within ``bounds``) for noise ``eps`` around the mean
+    fraction.
 
     ``mean`` is a fraction (any shape broadcastable with ``eps``); gradients reach it.
     """
     d0 = round_ste(mean.to(torch.float64) * DECAY_SCALE).clamp(0, DECAY_SCALE)
     eps = eps.to(device=d0.device, dtype=torch.float64)
     if sigma == 0:
-        return d0 + torch.zeros_like(eps)
+        return d0.clamp(*bounds) + torch.zeros_like(eps)
     if distribution == "logit_normal":
         p = (d0 / DECAY_SCALE).clamp(_EDGE, 1 - _EDGE)
         frac = torch.sigmoid(torch.logit(p) + sigma * eps)
@@ -69,7 +74,7 @@ def decays_from_eps(
         frac = (d0 / DECAY_SCALE + sigma * eps).clamp(0, 1)
     else:
         raise ValueError(f"unknown decay distribution {distribution!r}")
-    return round_ste(frac * DECAY_SCALE).clamp(0, DECAY_SCALE)
+    return round_ste(frac * DECAY_SCALE).clamp(*bounds)
 
 
 def noise_shape(neuron: NeuronSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -117,13 +122,16 @@ def decays_for(
     eps_current: torch.Tensor | None,
     eps_voltage: torch.Tensor | None,
 ) -> DecayDraw:
-    """The draw for given noise (None: the mean decay, shape [1])."""
-    def one(mean: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+    """The draw for given noise (None: the mean decay, shape [1]), within the register
+    ranges of ``neuron``."""
+    def one(mean: torch.Tensor, eps: torch.Tensor | None, bounds: tuple[int, int]
+            ) -> torch.Tensor:
         if eps is None:
-            return round_ste(mean.to(torch.float64) * DECAY_SCALE).clamp(0, DECAY_SCALE)
-        return decays_from_eps(mean, neuron.sigma, eps, neuron.distribution)
+            return round_ste(mean.to(torch.float64) * DECAY_SCALE).clamp(*bounds)
+        return decays_from_eps(mean, neuron.sigma, eps, neuron.distribution, bounds)
 
-    return DecayDraw(one(mean_current, eps_current), one(mean_voltage, eps_voltage))
+    return DecayDraw(one(mean_current, eps_current, neuron.current_decay_range),
+                     one(mean_voltage, eps_voltage, neuron.voltage_decay_range))
 
 
 def draw_layer(

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from randhet.errors import ProfileError
+from randhet.loihi import Datapath
 
 PJ = 1e-12  # joules per picojoule
+REFERENCE_PROFILE = "loihi1"  # the chip whose datapath has a public source (nengo-loihi, Lava)
 
 
 def _min(value: float) -> Any:
@@ -54,6 +56,10 @@ class CoreLimits:
     max_fan_out_per_core: int | None = field(default=None, metadata=_min(1))
     synapses_per_chip: int | None = field(default=None, metadata=_min(1))
     x86_cores_per_chip: int | None = field(default=None, metadata=_min(1))
+    # a core's neurons point to these shared tables: decays (with refractory delay and noise)
+    # and thresholds; a neuron cannot have a decay pair or threshold of its own
+    compartment_profiles_per_core: int | None = field(default=None, metadata=_min(1))
+    threshold_profiles_per_core: int | None = field(default=None, metadata=_min(1))
 
     @property
     def neurons_per_chip(self) -> int:
@@ -75,6 +81,25 @@ class EnergyTable:
     hop_east_west_pj: float | None = field(default=None, metadata=_min(0))
     hop_north_south_pj: float | None = field(default=None, metadata=_min(0))
     proxy_of: str | None = field(default=None, metadata={})
+    register_write_pj: float | None = field(default=None, metadata=_min(0))
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """What the chip's integer datapath does where Lava's CPU model does not say; a missing
+    field is unknown (randhet then keeps Lava's semantics and counts where a chip could differ).
+
+    Decay ranges are in randhet's units (``d``: the state keeps ``(4096 - d) / 4096`` per step)
+    that the registers can hold; ``synaptic_input_bits`` is the signed width ``q0 = a << 6``
+    wraps to; ``current_overflow`` is ``"twos_complement"`` or ``"lava"``."""
+
+    current_decay_range: tuple[int, int] | None = field(default=None,
+                                                        metadata={"kind": "interval"})
+    voltage_decay_range: tuple[int, int] | None = field(default=None,
+                                                        metadata={"kind": "interval"})
+    synaptic_input_bits: int | None = field(default=None, metadata=_min(2))
+    current_overflow: str | None = field(
+        default=None, metadata={"kind": "choice", "choices": ("twos_complement", "lava")})
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,25 @@ class HardwareProfile:
     energy: EnergyTable
     ann_reference: AnnReference
     path: Path
+    arithmetic: Arithmetic = Arithmetic()
+
+    def watch(self) -> tuple[Arithmetic, dict[str, str]]:
+        """What to count chip events against: this profile's arithmetic, and for every field it
+        does not know, the reference's (:data:`REFERENCE_PROFILE`, the one chip with public
+        figures); with each field's source."""
+        reference = load_profile(REFERENCE_PROFILE).arithmetic
+        known = {f.name: getattr(self.arithmetic, f.name) for f in fields(Arithmetic)}
+        source = {k: ("this profile" if v is not None else
+                      f"{REFERENCE_PROFILE} (reference: {self.name} does not know)")
+                  for k, v in known.items()}
+        merged = {k: v if v is not None else getattr(reference, k) for k, v in known.items()}
+        return Arithmetic(**merged), source
+
+    def datapath(self) -> Datapath:
+        """The integer datapath the emulator and Lava run for this profile: the chip's where
+        the profile knows it, Lava's CPU model where it does not."""
+        a = self.arithmetic
+        return Datapath(a.synaptic_input_bits, a.current_overflow or "lava")
 
 
 @dataclass(frozen=True)
@@ -126,7 +170,9 @@ class EnergyEstimate:
 # --- schema: the dataclasses above are the schema (type, required, minimum per field) ------
 
 _TABLES: dict[str, type] = {"bits": BitWidths, "core": CoreLimits, "energy": EnergyTable,
-                            "ann_reference": AnnReference}
+                            "ann_reference": AnnReference, "arithmetic": Arithmetic}
+_OPTIONAL_TABLES = {"arithmetic"}  # absent: every field unknown
+UNKNOWN = "unknown"  # an optional field may say so explicitly (the same as leaving it out)
 _TOP_LEVEL = {"name", "description", "sources", *_TABLES}
 _MAX_BITS = 64
 
@@ -143,7 +189,8 @@ def _field(file: str, table: str | None, key: str) -> str:
 
 
 def _check_value(
-    file: str, table: str, key: str, value: Any, kind: str, minimum: float | None
+    file: str, table: str, key: str, value: Any, kind: str, minimum: float | None,
+    choices: tuple[str, ...] = (),
 ) -> Any:
     name = _field(file, table, key)
     if kind == "str":
@@ -162,6 +209,17 @@ def _check_value(
         if not low < 0 < high:
             raise ProfileError(f"{name} must satisfy low < 0 < high, got {value!r}")
         return (low, high)
+    if kind == "interval":
+        ok = (isinstance(value, list) and len(value) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        if not ok or not 0 <= value[0] <= value[1]:
+            raise ProfileError(f"{name} must be [low, high] with 0 <= low <= high integers, "
+                               f"got {value!r}")
+        return (value[0], value[1])
+    if kind == "choice":
+        if value not in choices:
+            raise ProfileError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProfileError(f"{name} must be an integer, got {value!r}")
@@ -180,6 +238,8 @@ def _check_value(
 
 def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
     if table not in raw:
+        if table in _OPTIONAL_TABLES:
+            return {}
         raise ProfileError(f"{file}: [{table}] table is missing")
     data = raw[table]
     if not isinstance(data, dict):
@@ -190,12 +250,13 @@ def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
             raise ProfileError(f"{_field(file, table, key)} is not a known field")
     out: dict[str, Any] = {}
     for key, f in schema.items():
-        if key not in data:
+        if key not in data or (data[key] == UNKNOWN and f.default is not MISSING):
             if f.default is MISSING:
                 raise ProfileError(f"{_field(file, table, key)} is missing")
             continue
-        out[key] = _check_value(file, table, key, data[key], _kind(str(f.type)),
-                                f.metadata.get("min"))
+        kind = f.metadata.get("kind") or _kind(str(f.type))
+        out[key] = _check_value(file, table, key, data[key], kind, f.metadata.get("min"),
+                                f.metadata.get("choices", ()))
     return out
 
 
@@ -234,6 +295,7 @@ def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
         energy=EnergyTable(**_check_table(file, raw, "energy")),
         ann_reference=AnnReference(**_check_table(file, raw, "ann_reference")),
         path=path,
+        arithmetic=Arithmetic(**_check_table(file, raw, "arithmetic")),
     )
 
 

@@ -16,6 +16,8 @@ correct gradient for the decays; the emulator and the profiler run it with them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 DECAY_UNITY = 1 << 12  # decay fraction 1.0
@@ -26,8 +28,38 @@ STATE_BITS = 24
 MAX_STATE = 1 << (STATE_BITS - 1)
 
 
-def wrap_current(u: torch.Tensor) -> torch.Tensor:
-    """Loihi's 24-bit wrap of the current (once, as Lava's fixed-point LIF does)."""
+@dataclass(frozen=True)
+class Datapath:
+    """How the integer datapath overflows. The defaults are Lava's CPU model.
+
+    ``synaptic_input_bits``: the signed width the summed synaptic input ``q0 = a << 6`` wraps
+    to each step (None: unbounded); ``current_wrap``: ``"lava"`` (one wrap into
+    ``(-2**23, 2**23]``, as Lava's fixed-point LIF) or ``"twos_complement"`` (into
+    ``[-2**23, 2**23 - 1]``, as a 24-bit register)."""
+
+    synaptic_input_bits: int | None = None
+    current_wrap: str = "lava"
+
+    @property
+    def is_lava(self) -> bool:
+        return self.synaptic_input_bits is None and self.current_wrap == "lava"
+
+
+LAVA = Datapath()
+
+
+def wrap_signed(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Two's-complement wrap of int64 ``x`` to ``bits`` signed bits: [-2**(bits-1),
+    2**(bits-1) - 1], however far out of range."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def wrap_current(u: torch.Tensor, twos_complement: bool = False) -> torch.Tensor:
+    """The 24-bit wrap of the current: Lava's one-sided wrap (``-2**23`` becomes ``+2**23``),
+    or the register's two's complement."""
+    if twos_complement:
+        return wrap_signed(u, STATE_BITS)
     u = torch.where(u > MAX_STATE, u - 2 * MAX_STATE, u)
     return torch.where(u <= -MAX_STATE, u + 2 * MAX_STATE, u)
 
@@ -53,8 +85,9 @@ def integrate(
 
     ``drive`` [.., T] int64 input added each step; ``d`` int64 decays [..] (broadcast) or
     [.., T] (one per step); ``threshold``: spike where the state is ``>= threshold`` and reset
-    it to 0 (None: no spikes); ``clip``: ``"wrap"`` (current), ``"saturate"`` (voltage) or None
-    (SLAYER). Returns the state before reset [.., T] and, if ``keep_post``, after reset.
+    it to 0 (None: no spikes); ``clip``: ``"wrap"`` (current, Lava's wrap), ``"wrap_twos"``
+    (current, two's complement), ``"saturate"`` (voltage) or None (SLAYER). Returns the state
+    before reset [.., T] and, if ``keep_post``, after reset.
     """
     steps = drive.shape[-1]
     per_step = d.dim() == drive.dim() and d.shape[-1] == steps
@@ -67,8 +100,8 @@ def integrate(
     for t in range(steps):
         prod = state * (keep[t] if per_step else keep)
         state = torch.sign(prod) * (prod.abs() >> DECAY_SHIFT) + x[t]
-        if clip == "wrap":
-            state = wrap_current(state)
+        if clip in ("wrap", "wrap_twos"):
+            state = wrap_current(state, clip == "wrap_twos")
         elif clip == "saturate":
             state = saturate_voltage(state)
         pre[t] = state
@@ -80,13 +113,20 @@ def integrate(
 
 
 def cuba(
-    drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth_mant: int, hardware: bool = True
+    drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth_mant: int, hardware: bool = True,
+    datapath: Datapath = LAVA,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integer CUBA neurons: ``drive`` [.., T] is ``a << 6`` (int64); returns U, V (before
-    reset) and spikes (bool), each [.., T]. ``hardware`` applies the 24-bit wrap/saturation.
-    The strict threshold ``V > vth`` is ``V >= vth + 1`` on integers."""
+    reset) and spikes (bool), each [.., T]. ``hardware`` applies the 24-bit wrap/saturation and
+    the ``datapath``'s overflow rules. The strict threshold ``V > vth`` is ``V >= vth + 1`` on
+    integers."""
     vth = vth_mant << VTH_SHIFT
-    u, _ = integrate(drive, du, None, "wrap" if hardware else None, keep_post=False)
+    wrap = None
+    if hardware:
+        if datapath.synaptic_input_bits is not None:
+            drive = wrap_signed(drive, datapath.synaptic_input_bits)
+        wrap = "wrap_twos" if datapath.current_wrap == "twos_complement" else "wrap"
+    u, _ = integrate(drive, du, None, wrap, keep_post=False)
     v, _ = integrate(u, dv, vth + 1, "saturate" if hardware else None, keep_post=False)
     return u, v, v > vth
 

@@ -62,7 +62,11 @@ class NeuronSpec:
     Each decay (fraction of the state lost per step, 12-bit grid) is drawn around its mean:
     ``logit_normal``: ``d = sigmoid(logit(mean) + sigma * eps)`` (the reference code's form);
     ``gaussian``: ``d = clip(mean + sigma * eps, 0, 1)`` (sigma in decay fraction units);
-    ``eps ~ N(0, 1)``, then ``d`` is rounded to a multiple of 1/4096. ``granularity``: one draw
+    ``eps ~ N(0, 1)``, then ``d`` is rounded to a multiple of 1/4096 and clamped to the range a
+    decay register holds (``current_decay_range``, ``voltage_decay_range``: integer decays,
+    default Loihi 1's, which Lava's fixed-point LIF shares: the current decay register holds
+    ``d - 1`` in 0..4095, the voltage decay register ``d`` in 0..4095; see
+    ``hardware_profiles/loihi1.toml`` ``[arithmetic]``). ``granularity``: one draw
     per neuron or per channel. ``resample``: a new draw per sample at every forward pass
     (``forward``), at every time step (``step``), or once, frozen (``fixed``: plain
     heterogeneity). ``sigma = 0`` is the stock SLAYER CUBA neuron. ``learn_decay`` makes the
@@ -80,6 +84,8 @@ class NeuronSpec:
     learn_decay: bool = False
     tau_grad: float = 1.0
     scale_grad: float = 1.0
+    current_decay_range: tuple[int, int] = (1, DECAY_SCALE)
+    voltage_decay_range: tuple[int, int] = (0, DECAY_SCALE - 1)
 
     @property
     def randomizes_current(self) -> bool:
@@ -268,7 +274,8 @@ class NetworkSpec:
         return cls(
             input_shape=tuple(int(n) for n in d["input_shape"]),
             layers=tuple(layers),
-            neuron=NeuronSpec(**d["neuron"]),
+            neuron=NeuronSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in d["neuron"].items()}),
             encoding=EncodingSpec(**enc),
             num_classes=int(d["num_classes"]),
         )

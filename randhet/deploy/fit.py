@@ -18,19 +18,26 @@ An estimate of a placement, not a compiler's. The rules:
 * chips: ``ceil(cores / cores_per_chip)``, and ``ceil(nonzero synapses / synapses_per_chip)``
   where the profile gives synapses per chip; the larger wins;
 * a limit the profile lacks (``None``, e.g. Loihi 2's synaptic memory) is reported as
-  ``"unknown"`` and not checked; ``max_fan_out_per_core`` (routing) is not modelled.
+  ``"unknown"`` and not checked; ``max_fan_out_per_core`` (routing) is not modelled;
+* decay profiles (given the deployed draws): a core's neurons point to at most
+  ``compartment_profiles_per_core`` shared (du, dv) pairs. On the placement above the busiest
+  core's distinct pairs are counted (per-sample and per-step redraws: the worst sample and step);
+  over the limit the layer does not fit, and the block size is cut until every core meets it
+  (the cores and chips that takes are reported). Each sample's redraw rewrites two registers per
+  profile in use (per step for per-step redraws): the redraw traffic, on the placement that fits.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from randhet.decays import DecayDraw
 from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
 from randhet.layer_tokens import layer_names
@@ -48,7 +55,11 @@ ASSUMPTIONS = (
     "core fan-in: dense = in_features; conv = input channels x input pixels under the kernel "
     "windows of the core's output positions (an approximation of a compiler's cut)",
     "max_fan_out_per_core (routing) not modelled; a limit the profile lacks is 'unknown'",
+    "decay profiles: distinct (du, dv) pairs of a core's neurons in the worst sample and step of "
+    "the deployed draws; refractory delay and noise are the same for every neuron; each redraw "
+    "writes decayU and decayV of every profile in use",
 )
+REDRAW_REGISTERS = 2  # decayU and decayV of a compartment profile
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,12 @@ class LayerFit:
     core_fan_in: int | None  # distinct input axons of the busiest core
     core_memory_bytes: int | None  # synaptic memory of the fullest core
     reason: str | None = None  # why it cannot fit
+    decay_profiles: int | None = None  # the busiest core's distinct (du, dv) pairs (None: no draws)
+    decay_profiles_core: int | None = None  # which core that is
+    profile_cut: dict[str, int] | None = None  # neurons_per_core, cores meeting the limit
+    redraw_writes_per_sample: float | None = None  # register writes, on the placement that fits
+    redraw_writes_busiest_core: float | None = None  # the same, for the core that writes most
+    threshold_profiles: int | None = None  # distinct vThMant per core (one per layer)
 
     @property
     def fits(self) -> bool:
@@ -81,6 +98,8 @@ class FitReport:
     limits: dict[str, int | str]
     bits_per_synapse: int
     layers: tuple[LayerFit, ...]
+    decay_bits: int = 12
+    write_pj: float | None = None  # energy of one register write (None: unknown)
 
     @property
     def fits(self) -> bool:
@@ -109,14 +128,47 @@ class FitReport:
             return None
         return max(v for v in self.chips_by.values() if isinstance(v, int))
 
+    @property
+    def profile_limited(self) -> dict[str, int] | None:
+        """Cores and chips once every core meets the decay-profile limit (None: some layer fails
+        for another reason, or no layer was over the limit)."""
+        if not any(ly.profile_cut for ly in self.layers):
+            return None
+        if any(ly.cores is None for ly in self.layers):
+            return None
+        cores = sum(ly.profile_cut["cores"] if ly.profile_cut else int(ly.cores or 0)
+                    for ly in self.layers)
+        return {"cores": cores,
+                "chips": math.ceil(cores / int(self.limits["cores_per_chip"]))}
+
     def summary(self) -> str:
         """One line: where it fits, or which layers do not and why."""
         if not self.fits:
             why = "; ".join(f"{ly.name}: {ly.reason}" for ly in self.failing)
+            cut = self.profile_limited
+            if cut is not None:
+                why += (f"; with every core within its decay profiles it needs {cut['cores']} "
+                        f"cores, {cut['chips']} chip(s)")
             return f"does not fit {self.profile}: {why}"
         unknown = [k for k, v in self.limits.items() if v == UNKNOWN]
         note = f" ({', '.join(unknown)} unknown to the profile, not checked)" if unknown else ""
         return f"fits {self.profile} on {self.total_cores} cores, {self.chips} chip(s){note}"
+
+    def redraw(self) -> dict[str, Any] | None:
+        """RandHet's register traffic per sample on the placement that fits (None: no draws)."""
+        per_layer = [ly.redraw_writes_per_sample for ly in self.layers]
+        if any(w is None for w in per_layer):
+            return None
+        writes = float(sum(w for w in per_layer if w is not None))
+        return {"register_writes_per_sample": writes,
+                "bits_per_sample": writes * self.decay_bits,
+                "bytes_per_sample": writes * self.decay_bits / 8,
+                "time_per_write": UNKNOWN,  # no public figure
+                "energy_joules_per_sample": (UNKNOWN if self.write_pj is None
+                                             else writes * self.write_pj * 1e-12),
+                "definition": "decayU and decayV of every profile a core uses, rewritten "
+                              "before each sample (and each step for per-step redraws); "
+                              f"{self.decay_bits}-bit registers"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -129,6 +181,8 @@ class FitReport:
             "chips_by": self.chips_by if self.fits else None,
             "limits": dict(self.limits),
             "bits_per_synapse": self.bits_per_synapse,
+            "profile_limited": self.profile_limited,
+            "redraw": self.redraw(),
             "layers": [{**asdict(ly), "fits": ly.fits} for ly in self.layers],
             "assumptions": list(ASSUMPTIONS),
             "summary": self.summary(),
@@ -185,6 +239,33 @@ def _conv_core_fan_in(ls: ConvSpec, p: int, order: str) -> int:
     return int((pixels * n_groups).max()) * (ls.in_shape[0] // groups)
 
 
+def pair_codes(layer: ExportedLayer, draw: DecayDraw, order: str | None) -> np.ndarray:
+    """One int64 code per (du, dv) pair: [samples, steps (1 unless per-step), neurons], the
+    neurons flat in the order the layer is cut (C-H-W, or H-W-C for a conv cut that way)."""
+    shape = tuple(layer.shape)
+    cur, vol = draw.current.numpy().astype(np.int64), draw.voltage.numpy().astype(np.int64)
+    per_step = cur.ndim == len(shape) + 2
+    samples = cur.shape[0]
+    full = (samples, *shape, cur.shape[-1]) if per_step else (samples, *shape, 1)
+    codes = (np.broadcast_to(cur if per_step else cur[..., None], full) * 8192
+             + np.broadcast_to(vol if per_step else vol[..., None], full))
+    codes = np.moveaxis(codes, -1, 1)  # [S, T', *shape]
+    if order == "HWC":
+        codes = np.moveaxis(codes, 2, -1)
+    return codes.reshape(samples, codes.shape[1], -1)
+
+
+def distinct_per_core(codes: np.ndarray, p: int) -> np.ndarray:
+    """Distinct codes in each block of ``p`` neurons: [S, T', cores] for codes [S, T', N]."""
+    s, t, n = codes.shape
+    cores = math.ceil(n / p)
+    pad = cores * p - n
+    if pad:  # repeat each last block's final value: it adds no distinct pair
+        codes = np.concatenate([codes, np.repeat(codes[..., -1:], pad, axis=-1)], axis=-1)
+    blocks = np.sort(codes.reshape(s, t, cores, p), axis=-1)
+    return 1 + np.count_nonzero(np.diff(blocks, axis=-1), axis=-1)
+
+
 def _largest_block(p_max: int, ok: Callable[[int], bool]) -> int:
     """Largest block size in 1..p_max that ``ok`` accepts, by bisection (ok(1) must hold)."""
     if ok(p_max):
@@ -208,6 +289,33 @@ def _figures(layer: ExportedLayer, bits: int, synapses: np.ndarray,
         "fan_in": lambda p: (ls.in_features if isinstance(ls, DenseSpec)
                              else _conv_core_fan_in(ls, p, str(order))),
     }
+
+
+def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int | None,
+              redraws: bool) -> LayerFit:
+    """``fit`` with its decay-profile count, the cut that meets ``limit`` and the redraw
+    traffic (``redraws``: the draw changes between samples or steps)."""
+    p = int(fit.neurons_per_core or 0)
+    codes = pair_codes(layer, draw, fit.order)
+    codes = np.unique(codes.reshape(codes.shape[0], -1), axis=0).reshape(-1, *codes.shape[1:])
+    per_core = distinct_per_core(codes, p)  # [S', T', cores]
+    worst = per_core.max(axis=(0, 1))
+    busiest = int(worst.argmax())
+    found: dict[str, Any] = {"decay_profiles": int(worst[busiest]),
+                             "decay_profiles_core": busiest, "threshold_profiles": 1}
+    if limit is not None and worst[busiest] > limit:
+        p = _largest_block(p, lambda q: int(distinct_per_core(codes, q).max()) <= limit)
+        found["profile_cut"] = {"neurons_per_core": p, "cores": math.ceil(fit.neurons / p)}
+        found["reason"] = (f"core {busiest} needs {int(worst[busiest])} decay profiles, the chip "
+                           f"has {limit}")
+    if redraws:
+        full = pair_codes(layer, draw, fit.order)  # every sample, not just the distinct ones
+        writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=1)  # [S, cores]
+        found["redraw_writes_per_sample"] = float(writes.sum(axis=1).mean())
+        found["redraw_writes_busiest_core"] = float(writes.mean(axis=0).max())
+    else:
+        found["redraw_writes_per_sample"] = found["redraw_writes_busiest_core"] = 0.0
+    return replace(fit, **found)
 
 
 def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> LayerFit:
@@ -258,8 +366,10 @@ def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> Lay
                     core_memory_bytes=figures[order]["synaptic_memory"](p))
 
 
-def check_fit(net: ExportedNetwork, profile: HardwareProfile) -> FitReport:
-    """Cores per layer, total cores and chips of ``net`` under ``profile``'s known limits."""
+def check_fit(net: ExportedNetwork, profile: HardwareProfile,
+              draws: list[DecayDraw] | None = None) -> FitReport:
+    """Cores per layer, total cores and chips of ``net`` under ``profile``'s known limits; with
+    the deployed ``draws``, the decay profiles each core needs and the redraw traffic."""
     c = profile.core
     limits: dict[str, int | str] = {
         "cores_per_chip": c.cores_per_chip,
@@ -268,6 +378,17 @@ def check_fit(net: ExportedNetwork, profile: HardwareProfile) -> FitReport:
         "max_fan_in_axons_per_core": c.max_fan_in_axons_per_core or UNKNOWN,
         "synapses_per_chip": c.synapses_per_chip or UNKNOWN,
     }
+    limits["compartment_profiles_per_core"] = c.compartment_profiles_per_core or UNKNOWN
+    limits["threshold_profiles_per_core"] = c.threshold_profiles_per_core or UNKNOWN
     layers = tuple(_fit_layer(name, layer, profile)
                    for name, layer in zip(layer_names(net.spec), net.layers, strict=True))
-    return FitReport(profile.name, limits, profile.bits.weight_bits, layers)
+    if draws is not None:
+        neuron = net.spec.neuron
+        redraws = neuron.resample != "fixed" and (neuron.randomizes_current
+                                                  or neuron.randomizes_voltage)
+        layers = tuple(
+            ly if ly.cores is None else _profiles(ly, layer, d, c.compartment_profiles_per_core,
+                                                  redraws)
+            for ly, layer, d in zip(layers, net.layers, draws, strict=True))
+    return FitReport(profile.name, limits, profile.bits.weight_bits, layers,
+                     profile.bits.decay_bits, profile.energy.register_write_pj)

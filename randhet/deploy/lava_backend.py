@@ -18,6 +18,7 @@ import numpy as np
 
 from randhet.decays import DecayDraw
 from randhet.deploy.result import RunResult
+from randhet.loihi import LAVA, Datapath
 from randhet.network import ExportedNetwork
 from randhet.spec import ConvSpec, FlattenSpec
 
@@ -54,11 +55,13 @@ def run_lava(
     draws: list[DecayDraw],
     chunk_samples: int = 50,
     on_progress: Callable[[int], None] | None = None,
+    datapath: Datapath = LAVA,
 ) -> RunResult:
     """Run all samples through Lava; ``inputs`` are integer input spikes [S, *input, T]
     (payloads for direct encoding), ``draws`` the per-layer integer decays
-    (:func:`randhet.decays.deployment_draws`). ``on_progress(samples_done)`` is
-    called after each chunk."""
+    (:func:`randhet.decays.deployment_draws`), ``datapath`` the overflow rules the neurons
+    follow (Lava's, or a chip's from its profile). ``on_progress(samples_done)`` is called
+    after each chunk."""
     # Lava takes seconds to import: only when a network runs on it (the emulator needs none)
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -114,6 +117,8 @@ def run_lava(
             current_decays=decay_table(draws[k].current.numpy(), layer.shape, steps, spatial),
             voltage_decays=decay_table(draws[k].voltage.numpy(), layer.shape, steps, spatial),
             vth=layer.threshold_mant, timesteps=steps, offset=k + 1,
+            q_bits=datapath.synaptic_input_bits or 0,
+            twos_complement=datapath.current_wrap == "twos_complement",
         )
         if flatten_next:
             prev_port.transpose([2, 1, 0]).flatten().connect(syn.s_in)

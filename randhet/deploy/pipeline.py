@@ -28,13 +28,15 @@ from randhet.config import BACKENDS, DEPLOY_DEFAULTS, PROFILE_SAMPLES
 from randhet.data import load_dataset
 from randhet.decays import DecayDraw, deployment_draws
 from randhet.deploy.emulator import emulate
-from randhet.deploy.fit import check_fit
+from randhet.deploy.fit import UNKNOWN, check_fit
 from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
 from randhet.deploy.result import RunResult
 from randhet.errors import UserError
 from randhet.hardware import HardwareProfile, load_profile
 from randhet.io import library_versions, write_json
+from randhet.layer_tokens import layer_names
+from randhet.loihi import Datapath
 from randhet.models.exported import encode_integers, model_from_export
 from randhet.models.spiking import SpikingNetwork
 from randhet.network import ExportedNetwork, read_network
@@ -55,6 +57,17 @@ class Prepared:
     @property
     def samples(self) -> int:
         return len(self.inputs)
+
+    @property
+    def datapath(self) -> Datapath:
+        """The overflow rules every backend runs: the profile's chip, or Lava's."""
+        return self.profile.datapath()
+
+    def emulate(self, inputs: np.ndarray, draws: list[DecayDraw],
+                on_progress: Any = None) -> RunResult:
+        """The emulator on this profile's datapath, counting chip events."""
+        return emulate(self.net, inputs, draws, on_progress=on_progress,
+                       datapath=self.datapath, watch=self.profile.watch()[0])
 
 
 def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) -> Prepared:
@@ -81,7 +94,7 @@ def emulate_sharded(
     the whole, in sample order."""
     part = dist.shard(prep.samples)
     draws = [DecayDraw(d.current[part], d.voltage[part]) for d in prep.draws]
-    result = emulate(prep.net, prep.inputs[part], draws, on_progress=on_progress)
+    result = prep.emulate(prep.inputs[part], draws, on_progress)
     ref = reference_rasters(prep.model, prep.inputs[part], draws) if reference else None
     if not dist.world().distributed:
         return result, ref
@@ -135,7 +148,8 @@ def deploy(
         elif backend == "lava":
             from randhet.deploy.lava_backend import run_lava  # Lava: imported on first use
 
-            result = run_lava(net, inputs, draws, on_progress=progress_fn)
+            result = run_lava(net, inputs, draws, on_progress=progress_fn,
+                              datapath=prep.datapath)
         else:
             from randhet.deploy.loihi2_backend import run_loihi2  # Lava: on first use
 
@@ -145,8 +159,10 @@ def deploy(
         ref = reference_rasters(prep.model, inputs, draws)
     matched = _matching(ref, result.rasters, n)
     emulator_check = {}
+    events = result.events
     if backend != "emulator":  # the emulator must agree with the deployment it stands in for
-        em = emulate(net, inputs, draws)
+        em = prep.emulate(inputs, draws)
+        events = em.events
         emulator_check = {
             "emulator_bit_exact_fraction": float(_matching(em.rasters, result.rasters, n).mean())
         }
@@ -177,16 +193,76 @@ def deploy(
         },
         "profile": profile,
     }
-    return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy)
+    return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy,
+                     events)
+
+
+def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str, Any]:
+    """The datapath run, what it is watched against (and why) and the events per layer."""
+    watch, source = prep.profile.watch()
+    datapath = prep.datapath
+    return {
+        "datapath": {"synaptic_input_bits": datapath.synaptic_input_bits,
+                     "current_wrap": datapath.current_wrap},
+        "applied": ("Lava's CPU semantics: the profile does not know the chip's datapath"
+                    if datapath.is_lava else f"{prep.profile.name}'s datapath"),
+        "watched": {"arithmetic": {k: v for k, v in vars(watch).items()}, "source": source},
+        "events": [{"name": name, **ev} for name, ev in
+                   zip(layer_names(prep.net.spec), events or [], strict=False)],
+        "events_definition": (
+            "per layer: (sample, neuron, step) entries of the summed synaptic input a << 6 "
+            "beyond the watched signed width, and of u at exactly +-2**23 (where Lava's "
+            "one-sided wrap and a 24-bit register differ); drawn decay values outside the "
+            "watched register ranges. Where the datapath applied is the chip's, these are "
+            "what it did; where it is Lava's, they are where a chip could differ."),
+    }
+
+
+RUNTIME_MODEL = (
+    "Timcheck, Pierro, Shrestha, 'A Compute and Communication Runtime Model for Loihi 2', "
+    "arXiv 2601.10035 (2026): a max-affine lower bound of a time step over per-core synaptic "
+    "operations, dendritic (neuron) updates, synaptic memory reads and network-on-chip spike "
+    "traffic, fitted to microbenchmarks")
+
+
+def timing_report(report: dict[str, Any], profile: HardwareProfile) -> dict[str, Any]:
+    """Time per step, latency, throughput and static energy: unknown until the runtime model's
+    constants are public (none is invented); the per-core counts the model takes, and the
+    dynamic energy beside the static, so neither stands in for the other."""
+    steps = int(report["timesteps"])
+    per_core = []
+    for layer, fit in zip(report["layers"], report["resources"]["layers"], strict=True):
+        cores = (fit.get("profile_cut") or {}).get("cores") or fit.get("cores")
+        if cores:
+            per_core.append({"name": layer["name"], "cores": cores,
+                             "synops_per_step_per_core": layer["synops_effective"]
+                             / steps / cores,
+                             "neuron_updates_per_step_per_core": layer["neurons"] / cores,
+                             "spikes_per_step": layer["spikes_per_sample"] / steps})
+    return {
+        "time_per_step_s": UNKNOWN, "latency_s_per_sample": UNKNOWN,
+        "throughput_samples_per_s": UNKNOWN, "static_energy_joules_per_sample": UNKNOWN,
+        "dynamic_energy_joules_per_sample": report["energy"]["joules_per_sample"],
+        "static_power_w_per_chip": profile.energy.static_power_w_per_chip or UNKNOWN,
+        "runtime_model": RUNTIME_MODEL,
+        "why_unknown": ("the runtime model's constants (time per operation, per message bit, the "
+                        "barrier) are in no public text randhet could read; static energy is "
+                        "latency x static power, so it is unknown too"),
+        "model_inputs_per_layer": per_core,
+        "model_inputs_definition": "per step, mean over the layer's cores on the placement that "
+                                   "fits (decay profiles respected)",
+    }
 
 
 def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result: RunResult,
-              wall: float,
-              path: Path, plot: Any) -> dict[str, Any]:
-    """Add the measurements, resource fit, timing and versions; write the JSON and its plot
-    (raster of the first sample beside it, same name with .png)."""
+              wall: float, path: Path, plot: Any,
+              events: list[dict[str, int]] | None) -> dict[str, Any]:
+    """Add the measurements, chip events, resource fit, timing and versions; write the JSON and
+    its plot (raster of the first sample beside it, same name with .png)."""
     report.update(measure(prep.net, inputs, result, prep.profile))
-    report["resources"] = check_fit(prep.net, prep.profile).to_dict()
+    report["chip"] = chip_report(prep, events)
+    report["resources"] = check_fit(prep.net, prep.profile, prep.draws).to_dict()
+    report["timing"] = timing_report(report, prep.profile)
     report["wall_seconds"] = wall
     report["processes"] = dist.world().size
     report["versions"] = library_versions()
@@ -233,4 +309,4 @@ def run_profile(
         "profile_description": prep.profile.description,
     }
     return _complete(report, prep, prep.inputs, result, wall, out / "profile.json",
-                     plot_profile)
+                     plot_profile, result.events)

@@ -177,4 +177,50 @@ def profile_table(report: dict[str, Any]) -> str:
     ]
     if "resources" in report:
         lines.append(f"resources: {report['resources']['summary']}")
+    if "chip" in report:
+        lines += chip_lines(report)
     return "\n".join(lines)
+
+
+def _watts(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g} W"
+
+
+def chip_lines(report: dict[str, Any]) -> list[str]:
+    """What the chip adds: the datapath, the events, the decay profiles, the redraw traffic
+    and the time model, each with its source or 'unknown'."""
+    chip, res, timing = report["chip"], report["resources"], report.get("timing", {})
+    source = chip["watched"]["source"]
+    width = chip["datapath"]["synaptic_input_bits"]
+    lines = [f"datapath: {chip['applied']} (q0: {f'{width}-bit' if width else 'unbounded'}, "
+             f"u wraps {chip['datapath']['current_wrap']})"]
+    for ev in chip["events"]:
+        counts = ", ".join(f"{k} {v}" for k, v in ev.items() if k != "name")
+        lines.append(f"  events {ev['name']}: {counts}")
+    lines.append("  watched: " + "; ".join(f"{k} from {v}" for k, v in source.items()))
+    limit = res["limits"].get("compartment_profiles_per_core")
+    for ly in res["layers"]:
+        if ly.get("decay_profiles") is not None:
+            cut = ly.get("profile_cut")
+            lines.append(f"decay profiles {ly['name']}: busiest core {ly['decay_profiles_core']}"
+                         f" uses {ly['decay_profiles']} (limit {limit})"
+                         + (f"; cut to {cut['neurons_per_core']} neurons per core: "
+                            f"{cut['cores']} cores" if cut else ""))
+    if res.get("profile_limited"):
+        lim = res["profile_limited"]
+        lines.append(f"with decay profiles respected: {lim['cores']} cores, {lim['chips']} "
+                     "chip(s)")
+    if res.get("redraw"):
+        r = res["redraw"]
+        lines.append(f"redraw traffic: {r['register_writes_per_sample']:.0f} register writes, "
+                     f"{r['bytes_per_sample']:.0f} bytes per sample; time per write "
+                     f"{r['time_per_write']}, energy {r['energy_joules_per_sample']}")
+    if timing:
+        lines += [f"time per step: {timing['time_per_step_s']}, latency: "
+                  f"{timing['latency_s_per_sample']} ({timing['why_unknown']})",
+                  f"  model: {timing['runtime_model']}",
+                  "energy per sample: dynamic "
+                  f"{timing['dynamic_energy_joules_per_sample'] * 1e6:.4f} uJ (estimate above), "
+                  f"static {timing['static_energy_joules_per_sample']} (static power per chip: "
+                  f"{_watts(timing['static_power_w_per_chip'])})"]
+    return lines

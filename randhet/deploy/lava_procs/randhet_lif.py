@@ -5,7 +5,10 @@ convention: effective decay d in 0..4096, the state keeps (4096 - d) / 4096 per 
 stream through the network back to back, ``timesteps`` steps each. At the first step of each
 of its sample windows the neuron zeroes u and v and loads that sample's decays. The dynamics are
 Lava's own bit-accurate CUBA code (``AbstractPyLifModelFixed``: 24-bit wrap of u, saturation of
-v, strict threshold). Each neuron records its spike raster of sample s as bits of
+v, strict threshold), or the chip's datapath where a hardware profile knows it (``q_bits``: the
+signed width the summed synaptic input ``a << 6`` wraps to; ``twos_complement``: u wraps as a
+24-bit register, see :class:`randhet.loihi.Datapath`). Each neuron records its spike raster of
+sample s as bits of
 ``spike_bits[s]`` (bit k = spike at step k of the sample) and counts its active neuron updates
 (steps in which u or v is nonzero after integration) in ``active_steps[s]``.
 
@@ -40,6 +43,8 @@ class RandHetLIF(AbstractProcess):
     vth : threshold mantissa (``vThMant``); the neuron spikes when ``v > vth << 6``.
     timesteps : steps per sample (1..63).
     offset : time steps before this layer's first sample window (pipeline latency).
+    q_bits : signed width of the summed synaptic input ``a << 6`` (0: unbounded, as Lava).
+    twos_complement : wrap u into [-2**23, 2**23 - 1] (else Lava's (-2**23, 2**23]).
     """
 
     def __init__(
@@ -51,6 +56,8 @@ class RandHetLIF(AbstractProcess):
         vth: int,
         timesteps: int,
         offset: int,
+        q_bits: int = 0,
+        twos_complement: bool = False,
         name: str | None = None,
     ) -> None:
         shape = tuple(shape)
@@ -61,7 +68,8 @@ class RandHetLIF(AbstractProcess):
             raise ValueError(f"decay tables must have shape {expected}")
         if not 1 <= timesteps <= MAX_TIMESTEPS:
             raise ValueError(f"timesteps must be in 1..{MAX_TIMESTEPS}")
-        super().__init__(timesteps=timesteps, offset=offset, per_step=per_step, name=name)
+        super().__init__(timesteps=timesteps, offset=offset, per_step=per_step, q_bits=q_bits,
+                         twos_complement=twos_complement, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -102,11 +110,42 @@ class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
         self.timesteps = int(proc_params["timesteps"])
         self.offset = int(proc_params["offset"])
         self.per_step = bool(proc_params["per_step"])
+        self.q_bits = int(proc_params["q_bits"])
+        self.twos_complement = bool(proc_params["twos_complement"])
         self.effective_vth = 0
 
     def scale_threshold(self) -> None:
         self.effective_vth = np.left_shift(np.int64(self.vth[0]), self.vth_shift)
         self.isthrscaled = True
+
+    @staticmethod
+    def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+        """Two's-complement wrap of int64 ``x`` to ``bits`` signed bits."""
+        half = np.int64(1) << (bits - 1)
+        return ((x + half) & ((np.int64(1) << bits) - 1)) - half
+
+    def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+        """Lava's fixed-point dynamics, or the chip's overflow rules (``q_bits``,
+        ``twos_complement``), in the same order: decay u, add the (wrapped) input, wrap u;
+        decay v, add u, saturate v."""
+        if not self.q_bits and not self.twos_complement:
+            super().subthr_dynamics(activation_in)
+            return
+        prod = np.int64(self.u) * (self.decay_unity - (np.int64(self.du) + self.ds_offset))
+        q0 = np.left_shift(activation_in.astype(np.int64), self.act_shift)
+        if self.q_bits:
+            q0 = self._wrap(q0, self.q_bits)
+        u = np.sign(prod) * np.right_shift(np.abs(prod), self.decay_shift) + q0
+        if self.twos_complement:
+            u = self._wrap(u, self.uv_bitwidth)
+        else:
+            u = np.where(u > self.max_uv_val, u - 2 * self.max_uv_val, u)
+            u = np.where(u <= -self.max_uv_val, u + 2 * self.max_uv_val, u)
+        self.u[:] = u
+        prod = np.int64(self.v) * (self.decay_unity - (np.int64(self.dv) + self.dm_offset))
+        v = np.sign(prod) * np.right_shift(np.abs(prod), self.decay_shift) + u
+        v = v + self.effective_bias
+        self.v[:] = np.clip(v, -self.max_uv_val + 1, self.max_uv_val - 1)
 
     def spiking_activation(self) -> np.ndarray:
         return self.v > self.effective_vth

@@ -1,0 +1,93 @@
+"""Does a config's network fit a chip once decay profiles are counted? The resource fit with and
+without RandHet's per-neuron decay profiles, and the redraw traffic, for networks whose data
+set is not on this machine.
+
+The fit depends on the network's structure, the nonzero weights (synaptic memory) and the
+deployed decay draws, not on trained values: the weights here are untrained (every synapse
+nonzero, the most memory a trained network can need) and the draws are the deployed ones
+(`randhet.decays.deployment_draws`, seed 1, `--samples` samples). A trained run folder's own
+fit is `randhet profile RUN/network.net --profile loihi1`.
+
+    .venv/bin/python benchmarks/chip_fit.py [--config configs/mnist.toml] [--profile loihi1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
+
+from randhet.config import load_config, network_spec  # noqa: E402
+from randhet.decays import deployment_draws  # noqa: E402
+from randhet.deploy.fit import check_fit  # noqa: E402
+from randhet.hardware import load_profile  # noqa: E402
+from randhet.io import write_json  # noqa: E402
+from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
+from randhet.spec import ConvSpec, DenseSpec  # noqa: E402
+
+INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+                "digits": (1, 8, 8)}
+RESULTS = ROOT / "benchmarks" / "results" / "chip_fit.json"
+
+
+def untrained(cfg: dict, seed: int = 0) -> ExportedNetwork:
+    """The config's network with nonzero even 8-bit weights and the config's mean decays."""
+    shape = INPUT_SHAPES[cfg["data"]["dataset"]]
+    spec = network_spec(cfg, shape, 10).deployed()
+    rng = np.random.default_rng(seed)
+    layers = []
+    for ls in spec.spiking_layers:
+        if isinstance(ls, DenseSpec):
+            wshape: tuple[int, ...] = (ls.out_features, ls.in_features)
+        else:
+            assert isinstance(ls, ConvSpec)
+            wshape = (ls.out_channels, ls.in_shape[0] // ls.groups, ls.kernel, ls.kernel)
+        weight = 2 * rng.integers(1, 128, wshape) * rng.choice([-1, 1], wshape)
+        layers.append(ExportedLayer(ls, weight.astype(np.int64),
+                                    round(spec.neuron.current_decay * 4096),
+                                    round(spec.neuron.voltage_decay * 4096),
+                                    round(spec.neuron.threshold * 64)))
+    return ExportedNetwork(spec, tuple(layers), cfg["data"], Path("untrained.net"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "mnist.toml"))
+    parser.add_argument("--profile", default="loihi1")
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    cfg = load_config(args.config)
+    net = untrained(cfg)
+    profile = load_profile(args.profile)
+    plain = check_fit(net, profile)
+    draws = deployment_draws(net, args.samples, seed=1)
+    counted = check_fit(net, profile, draws)
+    result = {
+        "benchmark": "chip_fit", "config": args.config, "profile": profile.name,
+        "samples": args.samples, "machine": machine(),
+        "neurons": sum(ly.neurons for ly in net.layers),
+        "without_decay_profiles": plain.summary(),
+        "with_decay_profiles": counted.summary(),
+        "profile_limited": counted.profile_limited,
+        "redraw": counted.redraw(),
+        "layers": [{"name": ly.name, "neurons": ly.neurons, "cores": ly.cores,
+                    "neurons_per_core": ly.neurons_per_core,
+                    "decay_profiles": ly.decay_profiles, "profile_cut": ly.profile_cut,
+                    "redraw_writes_per_sample": ly.redraw_writes_per_sample}
+                   for ly in counted.layers],
+        "weights": "untrained: every synapse nonzero (the most synaptic memory)",
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+    write_json(RESULTS, result)
+
+
+if __name__ == "__main__":
+    main()
