@@ -9,7 +9,7 @@ from randhet.attack.protocol import Curves, convergence_result, convergence_sett
 from randhet.attack.scoring import Score
 from randhet.attack.settings import ProtocolConfig
 
-CFG = ProtocolConfig(eps=(0.0, 0.1, 0.3), tolerance=0.03)
+CFG = ProtocolConfig(eps=(0.0, 0.1, 0.3), tolerance=0.03, restarts=1)
 SAMPLES = 10_000  # two standard errors <= 0.01: the slack is the 0.03 floor
 
 # an honest evaluation: every check holds

@@ -27,7 +27,7 @@ def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
     tiny_run: Path, tmp_path: Path
 ) -> None:
     cfg = ProtocolConfig(eps=(0.0, 0.1, 0.5), attacks=("fgsm", "pgd", "noise"), eot=4,
-                         steps=8, draws=3, samples=48,
+                         steps=8, restarts=1, draws=3, samples=48,
                          targets=("float", "torch", "emulator", "lava"), lava_spot_samples=6)
     result = attack_run(tiny_run, cfg, tmp_path, progress=False)
     on_disk = json.loads((tmp_path / "robustness.json").read_text())

@@ -19,6 +19,8 @@ from randhet.plots import plot_robustness
 from randhet.runs import open_run
 
 PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
+# bumped when a unit's seeding or content changes, so an older run's units are not reused
+PROTOCOL_VERSION = 2  # 2: per-unit attack seeds, restarts in the convergence check
 
 
 def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
@@ -28,6 +30,7 @@ def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
     if transfer_from is not None:
         files.append(Path(transfer_from) / "network.pt")
     return {
+        "protocol_version": PROTOCOL_VERSION,
         "protocol": cfg.to_dict(),
         "data": run_cfg["data"],
         "networks": {str(f): digest(f.read_bytes()) for f in files if f.is_file()},
