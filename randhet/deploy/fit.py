@@ -296,8 +296,8 @@ def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int |
     """``fit`` with its decay-profile count, the cut that meets ``limit`` and the redraw
     traffic (``redraws``: the draw changes between samples or steps)."""
     p = int(fit.neurons_per_core or 0)
-    codes = pair_codes(layer, draw, fit.order)
-    codes = np.unique(codes.reshape(codes.shape[0], -1), axis=0).reshape(-1, *codes.shape[1:])
+    full = pair_codes(layer, draw, fit.order)  # [S, T', N]
+    codes = np.unique(full.reshape(len(full), -1), axis=0).reshape(-1, *full.shape[1:])
     per_core = distinct_per_core(codes, p)  # [S', T', cores]
     worst = per_core.max(axis=(0, 1))
     busiest = int(worst.argmax())
@@ -309,8 +309,8 @@ def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int |
         found["reason"] = (f"core {busiest} needs {int(worst[busiest])} decay profiles, the chip "
                            f"has {limit}")
     if redraws:
-        full = pair_codes(layer, draw, fit.order)  # every sample, not just the distinct ones
-        writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=1)  # [S, cores]
+        # every sample (not just the distinct ones): [S, cores]
+        writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=1)
         found["redraw_writes_per_sample"] = float(writes.sum(axis=1).mean())
         found["redraw_writes_busiest_core"] = float(writes.mean(axis=0).max())
     else:
