@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
 from randhet.deploy.result import RunResult
 from randhet.errors import UserError
-from randhet.hardware import HardwareProfile, load_profile
+from randhet.hardware import Arithmetic, HardwareProfile, load_profile
 from randhet.io import library_versions, write_json
 from randhet.layer_tokens import layer_names
 from randhet.loihi import Datapath
@@ -63,11 +64,16 @@ class Prepared:
         """The overflow rules every backend runs: the profile's chip, or Lava's."""
         return self.profile.datapath()
 
+    @cached_property
+    def watch(self) -> tuple[Arithmetic, dict[str, str]]:
+        """What chip events are counted against, and each field's source (read once)."""
+        return self.profile.watch()
+
     def emulate(self, inputs: np.ndarray, draws: list[DecayDraw],
                 on_progress: Any = None) -> RunResult:
         """The emulator on this profile's datapath, counting chip events."""
         return emulate(self.net, inputs, draws, on_progress=on_progress,
-                       datapath=self.datapath, watch=self.profile.watch()[0])
+                       datapath=self.datapath, watch=self.watch[0])
 
 
 def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) -> Prepared:
@@ -199,7 +205,7 @@ def deploy(
 
 def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str, Any]:
     """The datapath run, what it is watched against (and why) and the events per layer."""
-    watch, source = prep.profile.watch()
+    watch, source = prep.watch
     datapath = prep.datapath
     return {
         "datapath": {"synaptic_input_bits": datapath.synaptic_input_bits,

@@ -186,12 +186,35 @@ def _as_decay(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return d
 
 
-class RandHetDense(cuba_block.Dense):
+class _OnTheGrid:
+    """What the dense and conv blocks share: the synapse's drive floored to Loihi's integer
+    grid (unless ``integer_drive`` is off: the float model), then the RandHet neurons."""
+
+    synapse: torch.nn.Module
+    neuron: RandHetNeuron
+    integer_drive: bool
+    weight_dims: int  # 2: dense [out, in]; 4: conv [out, in/groups, k, k]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes [B, *out, T] for input spikes (binary or graded) [B, *in, T]."""
+        z = self.synapse(x)
+        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
+
+    def integer_weight(self) -> torch.Tensor:
+        """The deployed weights: even integers in -256..254, [out, in] or
+        [out, in/groups, k, k]."""
+        w = self.synapse.pre_hook_fx(self.synapse.weight, descale=True)
+        return w.reshape(w.shape[:self.weight_dims]).detach().round().to(torch.int64)
+
+
+class RandHetDense(_OnTheGrid, cuba_block.Dense):
     """SLAYER dense CUBA block with a RandHet neuron and Loihi's integer synaptic input.
 
     No SLAYER ``delay_shift``: the deployed network is pipelined so that layer k sees each
     sample one step after layer k-1 without losing the sample's last step.
     """
+
+    weight_dims = 2
 
     def __init__(
         self,
@@ -208,23 +231,15 @@ class RandHetDense(cuba_block.Dense):
         self.synapse.pre_hook_fx = self.neuron.quantize_8bit
         self.integer_drive = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes [B, out, T] for input spikes (binary or graded) [B, in, T]."""
-        z = self.synapse(x)
-        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
 
-    def integer_weight(self) -> torch.Tensor:
-        """The deployed weights: even integers in -256..254, shape [out, in]."""
-        w = self.synapse.pre_hook_fx(self.synapse.weight, descale=True)
-        return w.reshape(w.shape[:2]).detach().round().to(torch.int64)
-
-
-class RandHetConv(cuba_block.Conv):
+class RandHetConv(_OnTheGrid, cuba_block.Conv):
     """SLAYER convolution CUBA block with a RandHet neuron ([B, C, H, W, T] tensors).
 
     A pooling layer (``spec.pool``) is a depthwise convolution with stride = kernel and fixed,
     equal weights ``pool_weight``: sum pooling that netx and Lava carry as a convolution.
     """
+
+    weight_dims = 4
 
     def __init__(
         self, neuron: NeuronSpec, spec: ConvSpec, generator: torch.Generator | None = None
@@ -243,12 +258,3 @@ class RandHetConv(cuba_block.Conv):
                 self.synapse.weight.fill_(spec.pool_weight)
             self.synapse.weight.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes [B, C', H', W', T] for input spikes [B, C, H, W, T]."""
-        z = self.synapse(x)
-        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
-
-    def integer_weight(self) -> torch.Tensor:
-        """The deployed kernel: even integers in -256..254, shape [out, in/groups, k, k]."""
-        w = self.synapse.pre_hook_fx(self.synapse.weight, descale=True)
-        return w.reshape(w.shape[:4]).detach().round().to(torch.int64)

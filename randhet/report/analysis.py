@@ -305,9 +305,7 @@ def summary_json(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _samples(run: Run, samples: int, split: str) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The first ``samples`` images of ``split`` (the other split when it is empty)."""
-    order = {"val": ("val", "test"), "test": ("test", "val")}
-    if split not in order:
-        raise UserError(f"unknown split {split!r}: use val or test")
+    order = {"val": ("val", "test"), "test": ("test", "val")}  # split checked by analyze_run
     data = run.data()
     for part in order[split]:
         xs, ys = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
