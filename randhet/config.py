@@ -15,7 +15,8 @@ from typing import Any, get_args
 
 from randhet.attack.settings import ProtocolConfig
 from randhet.data.datasets import DATASETS
-from randhet.errors import ConfigError
+from randhet.errors import ConfigError, ProfileError
+from randhet.hardware import load_profile
 from randhet.layer_tokens import network_from_tokens, parse_layer_token
 from randhet.spec import (
     MODES,
@@ -69,7 +70,11 @@ DEFAULTS: dict[str, Any] = {
         "sigma": 1.0,
         "randomize": "both",  # current | voltage | both | none
         "distribution": "logit_normal",  # logit_normal | gaussian (sigma in decay fraction)
-        "granularity": "neuron",  # neuron | channel
+        # neuron | channel | profile (K = profiles shared draws per core: fits Loihi's
+        # decay profiles; core_size neurons per core, 0 = deploy.profile's neurons per core)
+        "granularity": "neuron",
+        "profiles": 0,
+        "core_size": 0,
         "resample": "forward",  # forward (per sample per pass) | step | fixed
         "learn_decay": False,  # learn the mean decays (with a correct gradient)
         "tau_grad": 1.0,
@@ -119,6 +124,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "neuron.current_decay": (0.0, 1.0),
     "neuron.voltage_decay": (0.0, 1.0),
     "neuron.sigma": (0.0, 10.0),
+    "neuron.profiles": (0, 1 << 20),
+    "neuron.core_size": (0, 1 << 20),
     "train.epochs": (1, 100000),
     "train.batch_size": (1, 1 << 20),
     "train.lr": (0.0, 10.0),
@@ -206,6 +213,10 @@ def validate(cfg: dict[str, Any]) -> None:
             parse_layer_token(str(token))
         except ValueError as exc:
             raise ConfigError(f"'model.layers': {exc}") from None
+    neuron = cfg["neuron"]
+    if neuron["granularity"] == "profile" and neuron["profiles"] < 1:
+        raise ConfigError("'neuron.granularity = \"profile\"' needs 'neuron.profiles' >= 1 "
+                          "(K decay profiles per core)")
     protocol_config(cfg)  # the attack package's rules for the [attack] table
     enc = cfg["encoding"]
     if len(enc["mean"]) != len(enc["std"]) or any(s <= 0 for s in enc["std"]):
@@ -268,6 +279,19 @@ def protocol_config(cfg: dict[str, Any]) -> ProtocolConfig:
     return ProtocolConfig.from_table({k: v for k, v in cfg["attack"].items() if k != "enabled"})
 
 
+def neuron_table(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``[neuron]`` table with the core size resolved: ``core_size = 0`` with profile
+    granularity takes the neurons per core of ``deploy.profile``'s hardware profile."""
+    neuron = dict(cfg["neuron"])
+    if neuron["granularity"] == "profile" and not neuron["core_size"]:
+        try:
+            neuron["core_size"] = load_profile(cfg["deploy"]["profile"]).core.neurons_per_core
+        except ProfileError as exc:
+            raise ConfigError(f"'neuron.core_size = 0' takes deploy.profile's neurons per "
+                              f"core: {exc}") from None
+    return neuron
+
+
 def network_spec(
     cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> NetworkSpec:
@@ -276,7 +300,7 @@ def network_spec(
     try:
         return network_from_tokens(
             input_shape, cfg["model"]["layers"], num_classes,
-            NeuronSpec(**cfg["neuron"]), EncodingSpec(**enc),
+            NeuronSpec(**neuron_table(cfg)), EncodingSpec(**enc),
         )
     except ValueError as exc:
         raise ConfigError(f"'model.layers' does not fit the data {input_shape}: {exc}") from None

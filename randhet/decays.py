@@ -6,13 +6,14 @@ step. Around the mean ``d0`` (itself on the grid) a draw is::
     logit_normal:  d = round(4096 * sigmoid(logit(d0 / 4096) + sigma * eps))
     gaussian:      d = round(4096 * clip(d0 / 4096 + sigma * eps, 0, 1))
 
-with ``eps ~ N(0, 1)`` per neuron (or per channel) and per sample, drawn once per forward pass,
-once per time step, or once for good (``resample``), then clamped to the range the decay
-register holds (``NeuronSpec.current_decay_range`` / ``voltage_decay_range``: Loihi 1's 1..4096
-and 0..4095 by default). Training, the emulator and Lava all take their decays from here, so
-the clamp is the same everywhere. The median of the logit-normal is ``d0``;
-``sigma = 0`` gives ``d0`` exactly. Noise is drawn in float64 on the CPU from a seeded generator;
-the mapping is differentiable in the mean (straight-through rounding), so mean decays can learn.
+with ``eps ~ N(0, 1)`` per neuron (or per channel, or per decay profile) and per sample,
+drawn once per forward pass, once per time step, or once for good (``resample``), then
+clamped to the range the decay register holds (``NeuronSpec.current_decay_range`` /
+``voltage_decay_range``: Loihi 1's 1..4096 and 0..4095 by default). Training, the emulator and
+Lava all take their decays from here, so the clamp is the same everywhere. The median of the
+logit-normal is ``d0``; ``sigma = 0`` gives ``d0`` exactly. Noise is drawn in float64 on the
+CPU from a seeded generator; the mapping is differentiable in the mean (straight-through
+rounding), so mean decays can learn.
 """
 
 from __future__ import annotations
@@ -77,6 +78,58 @@ def decays_from_eps(
     return round_ste(frac * DECAY_SCALE).clamp(*bounds)
 
 
+def profile_binding(neurons: int, core_size: int, profiles: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """The profile (0..K-1) of every neuron of a layer, [neurons] int64, neurons flat in
+    (C, H, W) order. Neurons ``c * core_size ... (c + 1) * core_size - 1`` form core ``c``; in
+    each core the labels ``0, 1, ..., K-1, 0, 1, ...`` are shuffled over its neurons, so the
+    profiles of a core hold equally many neurons (to within one). A core of at most K neurons
+    gives every neuron a profile of its own."""
+    cores = []
+    for start in range(0, neurons, core_size):
+        n = min(core_size, neurons - start)
+        labels = torch.arange(n, dtype=torch.int64) % profiles
+        cores.append(labels[torch.randperm(n, generator=generator)])
+    return torch.cat(cores)
+
+
+def network_bindings(neuron: NeuronSpec, layer_shapes: list[tuple[int, ...]],
+                     seed: int) -> list[torch.Tensor | None]:
+    """Every layer's :func:`profile_binding` from ``seed`` (None per layer unless the
+    granularity is ``profile``); a generator of its own, so the decay draws do not shift."""
+    if neuron.granularity != "profile":
+        return [None] * len(layer_shapes)
+    gen = torch.Generator().manual_seed(seed)
+    return [profile_binding(int(torch.Size(shape).numel()), neuron.core_size, neuron.profiles,
+                            gen) for shape in layer_shapes]
+
+
+def profile_groups(binding: torch.Tensor, core_size: int, profiles: int) -> torch.Tensor:
+    """Group index ``core * K + profile`` of every neuron (its core's profile), [neurons]."""
+    core = torch.arange(binding.numel(), dtype=torch.int64) // core_size
+    return core * profiles + binding.reshape(-1).to(torch.int64)
+
+
+def representatives(binding: torch.Tensor, core_size: int, profiles: int) -> torch.Tensor:
+    """For every neuron, the flat index of the first neuron of its core bound to the same
+    profile: the neuron whose noise its profile's draw is, [neurons] int64."""
+    group = profile_groups(binding, core_size, profiles)
+    n = group.numel()
+    first = torch.full((int(group.max()) + 1,), n, dtype=torch.int64)
+    first = first.scatter_reduce(0, group, torch.arange(n, dtype=torch.int64), "amin")
+    return first[group]
+
+
+def share_by_profile(eps: torch.Tensor, shape: tuple[int, ...],
+                     rep: torch.Tensor) -> torch.Tensor:
+    """Per-neuron noise [B, *shape(, T)] -> every neuron takes its profile's representative's
+    noise (:func:`representatives`): one draw per profile, shared by its neurons."""
+    lead = eps.shape[0]
+    n = int(torch.Size(shape).numel())
+    flat = eps.reshape(lead, n, -1)
+    return flat.index_select(1, rep.to(flat.device)).reshape(eps.shape)
+
+
 def noise_shape(neuron: NeuronSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Shape of one sample's noise: the neuron shape, or (C, 1, ...) per channel."""
     if neuron.granularity == "channel":
@@ -102,13 +155,24 @@ def draw_eps(
     shape: tuple[int, ...],
     steps: int,
     generator: torch.Generator | None,
+    binding: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Fresh standard-normal noise for the randomized decays (None where not randomized)."""
+    """Fresh standard-normal noise for the randomized decays (None where not randomized).
+
+    Profile granularity draws per neuron, as ``neuron`` granularity does, and every neuron
+    then takes the noise of its profile's first neuron (``binding``: the layer's
+    :func:`profile_binding`), so K = neurons per core repeats the per-neuron draws bit for bit.
+    """
     size = (batch, *noise_shape(neuron, shape))
     if neuron.resample == "step":
         size = (*size, steps)
     cur = torch.randn(size, generator=generator, dtype=torch.float64)
     vol = torch.randn(size, generator=generator, dtype=torch.float64)
+    if neuron.granularity == "profile":
+        if binding is None:
+            raise ValueError("profile granularity needs the layer's profile binding")
+        rep = representatives(binding, neuron.core_size, neuron.profiles)
+        cur, vol = share_by_profile(cur, shape, rep), share_by_profile(vol, shape, rep)
     return (
         cur if neuron.randomizes_current else None,
         vol if neuron.randomizes_voltage else None,
@@ -141,12 +205,14 @@ def draw_layer(
     generator: torch.Generator | None,
     steps: int = 1,
     means: tuple[int, int] | None = None,
+    binding: torch.Tensor | None = None,
 ) -> DecayDraw:
     """Fresh decays for one layer, expanded to the batch, around ``means`` (integer current
-    and voltage decays; default: the spec's configured means)."""
+    and voltage decays; default: the spec's configured means); ``binding`` for profile
+    granularity."""
     if means is None:
         means = (mean_decay_int(neuron.current_decay), mean_decay_int(neuron.voltage_decay))
-    eps_c, eps_v = draw_eps(neuron, batch, shape, steps, generator)
+    eps_c, eps_v = draw_eps(neuron, batch, shape, steps, generator, binding)
     mc = torch.tensor([means[0] / DECAY_SCALE], dtype=torch.float64)
     mv = torch.tensor([means[1] / DECAY_SCALE], dtype=torch.float64)
     draw = decays_for(neuron, mc, mv, eps_c, eps_v)
@@ -161,14 +227,16 @@ def draw_network(
     seed: int,
     steps: int = 1,
     means: list[tuple[int, int]] | None = None,
+    bindings: list[torch.Tensor | None] | None = None,
 ) -> list[DecayDraw]:
     """Decays for every layer and ``batch`` samples from ``seed`` (``means``: per layer integer
-    mean decays, default the spec's)."""
+    mean decays, default the spec's; ``bindings``: per layer profile binding)."""
     gen = torch.Generator().manual_seed(seed)
     per_layer = means or [None] * len(layer_shapes)
+    binds = bindings or [None] * len(layer_shapes)
     return [
-        draw_layer(neuron, batch, shape, gen, steps, m)
-        for shape, m in zip(layer_shapes, per_layer, strict=True)
+        draw_layer(neuron, batch, shape, gen, steps, m, b)
+        for shape, m, b in zip(layer_shapes, per_layer, binds, strict=True)
     ]
 
 
@@ -190,4 +258,7 @@ def deployment_draws(net: ExportedNetwork, samples: int, seed: int) -> list[Deca
     steps = net.spec.encoding.timesteps
     means = [(layer.current_decay, layer.voltage_decay) for layer in net.layers]
     shapes = [layer.shape for layer in net.layers]
-    return draw_network(neuron, samples, shapes, seed, steps, means)
+    bindings = [None if layer.profile_binding is None
+                else torch.as_tensor(layer.profile_binding, dtype=torch.int64)
+                for layer in net.layers]
+    return draw_network(neuron, samples, shapes, seed, steps, means, bindings)

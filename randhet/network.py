@@ -5,8 +5,9 @@ emulator, profiling and the fit check read it back with :func:`read_network`, wh
 neither the training code nor Lava (see :mod:`randhet.export.netx` for the file's layout).
 It holds the network description (:class:`~randhet.spec.NetworkSpec`, Flex layers already
 folded into convolutions) and, per
-spiking layer, the integer weights, mean decays, threshold mantissa and, for ``resample =
-"fixed"`` networks, the frozen per-neuron draw.
+spiking layer, the integer weights, mean decays, threshold mantissa, for ``resample =
+"fixed"`` networks the frozen per-neuron draw and, for profile-grouped RandHet
+(``granularity = "profile"``), every neuron's decay profile within its core.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import h5py
 import numpy as np
 
 from randhet.errors import NetworkFileError
-from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec, NeuronSpec
 
 FORMAT_VERSION = 2  # of the randhet group in a netx file
 
@@ -36,6 +37,7 @@ class ExportedLayer:
     threshold_mant: int  # vThMant
     fixed_current: np.ndarray | None = None  # frozen draw [*noise_shape] ("fixed" resample)
     fixed_voltage: np.ndarray | None = None
+    profile_binding: np.ndarray | None = None  # int64 [neurons], (C, H, W) flat: 0..K-1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -96,12 +98,14 @@ def read_network(path: str | Path) -> ExportedNetwork:
                 raise NetworkFileError(f"{p}: layer {i} is {kind!r}, the spec says {ls.kind!r}")
             if isinstance(ls, FlattenSpec):
                 continue
-            layers.append(_read_layer(p, f["layer"][str(i)], i, ls, meta, len(layers)))
+            layers.append(_read_layer(p, f["layer"][str(i)], i, ls, meta, len(layers),
+                                      spec.neuron))
     return ExportedNetwork(spec, tuple(layers), data, p)
 
 
 def _read_layer(
-    p: Path, g: h5py.Group, i: int, ls: DenseSpec | ConvSpec, meta: h5py.Group, k: int
+    p: Path, g: h5py.Group, i: int, ls: DenseSpec | ConvSpec, meta: h5py.Group, k: int,
+    neuron_spec: NeuronSpec,
 ) -> ExportedLayer:
     if isinstance(ls, DenseSpec):
         expected: tuple[int, ...] = (ls.out_features, ls.in_features)
@@ -111,6 +115,7 @@ def _read_layer(
         raw = np.asarray(g["weight"][()], dtype=np.float64)
         neuron = g["neuron"]
         fixed = meta.get(f"fixed_decays/{k}")
+        bound = meta.get(f"profile_binding/{k}")
         layer = ExportedLayer(
             spec=ls,
             weight=np.rint(raw).astype(np.int64).reshape(expected),
@@ -119,6 +124,7 @@ def _read_layer(
             threshold_mant=_scalar(neuron["vThMant"]),
             fixed_current=None if fixed is None else np.asarray(fixed["current"][()]),
             fixed_voltage=None if fixed is None else np.asarray(fixed["voltage"][()]),
+            profile_binding=None if bound is None else np.asarray(bound[()], dtype=np.int64),
         )
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
@@ -128,4 +134,21 @@ def _read_layer(
         raise NetworkFileError(f"{p}: layer {i} weights exceed 8 bits (-256..254)")
     if not (0 <= layer.current_decay <= 4096 and 0 <= layer.voltage_decay <= 4096):
         raise NetworkFileError(f"{p}: layer {i} decays are outside 0..4096")
+    _check_binding(p, i, layer, neuron_spec)
     return layer
+
+
+def _check_binding(p: Path, i: int, layer: ExportedLayer, spec: NeuronSpec) -> None:
+    """A profile-grouped network needs one profile in 0..K-1 per neuron in every layer."""
+    b = layer.profile_binding
+    if spec.granularity != "profile":
+        if b is not None:
+            raise NetworkFileError(f"{p}: layer {i} has a profile binding, the spec's "
+                                   f"granularity is {spec.granularity!r}")
+        return
+    if b is None or b.shape != (layer.neurons,):
+        raise NetworkFileError(f"{p}: layer {i} needs a profile binding of {layer.neurons} "
+                               "neurons (granularity 'profile')")
+    if b.min(initial=0) < 0 or b.max(initial=0) >= spec.profiles:
+        raise NetworkFileError(f"{p}: layer {i} binds neurons to profiles outside "
+                               f"0..{spec.profiles - 1}")

@@ -18,7 +18,7 @@ Mode = Literal["snn", "hybrid", "ann"]  # training mode: STBP, straight-through,
 Encoding = Literal["direct", "rate", "events"]
 Randomize = Literal["current", "voltage", "both", "none"]
 Distribution = Literal["logit_normal", "gaussian"]
-Granularity = Literal["neuron", "channel"]
+Granularity = Literal["neuron", "channel", "profile"]
 Resample = Literal["forward", "step", "fixed"]
 FlexMask = Literal["static", "dynamic", "pos"]
 FlexPool = Literal["avg", "max"]
@@ -67,10 +67,14 @@ class NeuronSpec:
     default Loihi 1's, which Lava's fixed-point LIF shares: the current decay register holds
     ``d - 1`` in 0..4095, the voltage decay register ``d`` in 0..4095; see
     ``hardware_profiles/loihi1.toml`` ``[arithmetic]``). ``granularity``: one draw
-    per neuron or per channel. ``resample``: a new draw per sample at every forward pass
-    (``forward``), at every time step (``step``), or once, frozen (``fixed``: plain
-    heterogeneity). ``sigma = 0`` is the stock SLAYER CUBA neuron. ``learn_decay`` makes the
-    mean decays trainable (with a correct gradient, unlike SLAYER's).
+    per neuron, per channel, or per decay profile (``profile``: the form that fits a Loihi
+    core: a layer's neurons, flat in (C, H, W) order, are cut into cores of ``core_size``
+    neurons and each neuron is bound, once and from the seed, to one of ``profiles`` (K)
+    profiles of its core, balanced; every draw is one (du, dv) pair per profile, shared by its
+    neurons; see :func:`randhet.decays.profile_binding`). ``resample``: a new draw per sample
+    at every forward pass (``forward``), at every time step (``step``), or once, frozen
+    (``fixed``: plain heterogeneity). ``sigma = 0`` is the stock SLAYER CUBA neuron.
+    ``learn_decay`` makes the mean decays trainable (with a correct gradient, unlike SLAYER's).
     """
 
     threshold: float = 1.25
@@ -86,6 +90,13 @@ class NeuronSpec:
     scale_grad: float = 1.0
     current_decay_range: tuple[int, int] = (1, DECAY_SCALE)
     voltage_decay_range: tuple[int, int] = (0, DECAY_SCALE - 1)
+    profiles: int = 0  # K decay profiles per core (granularity "profile")
+    core_size: int = 0  # neurons per core of the binding (granularity "profile")
+
+    def __post_init__(self) -> None:
+        if self.granularity == "profile" and (self.profiles < 1 or self.core_size < 1):
+            raise ValueError("granularity 'profile' needs profiles >= 1 and core_size >= 1, "
+                             f"got profiles={self.profiles}, core_size={self.core_size}")
 
     @property
     def randomizes_current(self) -> bool:

@@ -24,7 +24,12 @@ An estimate of a placement, not a compiler's. The rules:
   core's distinct pairs are counted (per-sample and per-step redraws: the worst sample and step);
   over the limit the layer does not fit, and the block size is cut until every core meets it
   (the cores and chips that takes are reported). Each sample's redraw rewrites two registers per
-  profile in use (per step for per-step redraws): the redraw traffic, on the placement that fits.
+  profile in use (per step for per-step redraws): the redraw traffic, on the placement that fits;
+* profile-grouped RandHet (``granularity = "profile"``) is placed as it was bound: blocks in
+  (C, H, W) order that never straddle two of the binding's cores (a block size dividing
+  ``core_size``, or the whole layer when it is one binding core), and a core's profiles are the
+  binding's profiles among its neurons, whatever values a draw gives them: the host writes
+  every bound profile's decayU and decayV at each redraw.
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from randhet.decays import DecayDraw
+from randhet.decays import DecayDraw, profile_groups
 from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
 from randhet.layer_tokens import layer_names
 from randhet.network import ExportedLayer, ExportedNetwork
-from randhet.spec import ConvSpec, DenseSpec
+from randhet.spec import ConvSpec, DenseSpec, NeuronSpec
 
 UNKNOWN = "unknown"
 CANNOT_FIT = "cannot fit"
@@ -266,15 +271,27 @@ def distinct_per_core(codes: np.ndarray, p: int) -> np.ndarray:
     return 1 + np.count_nonzero(np.diff(blocks, axis=-1), axis=-1)
 
 
-def _largest_block(p_max: int, ok: Callable[[int], bool]) -> int:
-    """Largest block size in 1..p_max that ``ok`` accepts, by bisection (ok(1) must hold)."""
-    if ok(p_max):
-        return p_max
-    lo, hi = 1, p_max
+def _largest_block(p_max: int, ok: Callable[[int], bool],
+                   sizes: list[int] | None = None) -> int:
+    """Largest block size in 1..p_max (or in the ascending ``sizes``, which start at 1) that
+    ``ok`` accepts, by bisection (ok(1) must hold)."""
+    allowed = [q for q in sizes if q <= p_max] if sizes else list(range(1, p_max + 1))
+    if ok(allowed[-1]):
+        return allowed[-1]
+    lo, hi = 0, len(allowed) - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
+        lo, hi = (mid, hi) if ok(allowed[mid]) else (lo, mid)
+    return allowed[lo]
+
+
+def bound_block_sizes(neurons: int, core_size: int) -> list[int]:
+    """Block sizes whose blocks stay inside one core of a profile binding: the divisors of
+    ``core_size``, and the whole layer when it is a single binding core (ascending)."""
+    sizes = {q for q in range(1, core_size + 1) if core_size % q == 0}
+    if neurons <= core_size:
+        sizes.add(neurons)
+    return sorted(q for q in sizes if q <= max(neurons, 1))
 
 
 def _figures(layer: ExportedLayer, bits: int, synapses: np.ndarray,
@@ -318,7 +335,35 @@ def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int |
     return replace(fit, **found)
 
 
-def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> LayerFit:
+def _bound_profiles(fit: LayerFit, layer: ExportedLayer, neuron: NeuronSpec, limit: int | None,
+                    redraws_per_sample: int) -> LayerFit:
+    """``fit`` with a profile-grouped layer's profiles per core (the binding's, counted on the
+    placement), the cut that meets ``limit`` and the host's register writes per sample
+    (``redraws_per_sample``: 0, 1, or T for per-step redraws)."""
+    groups = profile_groups(torch.as_tensor(layer.profile_binding), neuron.core_size,
+                            neuron.profiles).numpy()[None, None, :]
+    p = int(fit.neurons_per_core or 0)
+    per_core = distinct_per_core(groups, p)[0, 0]
+    busiest = int(per_core.argmax())
+    found: dict[str, Any] = {"decay_profiles": int(per_core[busiest]),
+                             "decay_profiles_core": busiest, "threshold_profiles": 1}
+    if limit is not None and per_core[busiest] > limit:
+        sizes = bound_block_sizes(fit.neurons, neuron.core_size)
+        p = _largest_block(p, lambda q: int(distinct_per_core(groups, q).max()) <= limit, sizes)
+        found["profile_cut"] = {"neurons_per_core": p, "cores": math.ceil(fit.neurons / p)}
+        found["reason"] = (f"core {busiest} holds {int(per_core[busiest])} bound decay "
+                           f"profiles, the chip has {limit}")
+        per_core = distinct_per_core(groups, p)[0, 0]
+    writes = REDRAW_REGISTERS * per_core * redraws_per_sample
+    found["redraw_writes_per_sample"] = float(writes.sum())
+    found["redraw_writes_busiest_core"] = float(writes.max())
+    return replace(fit, **found)
+
+
+def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile,
+               core_size: int | None = None) -> LayerFit:
+    """One layer's placement; ``core_size``: a profile binding's, which blocks must not
+    straddle (blocks in (C, H, W) order)."""
     core, bits = profile.core, profile.bits.weight_bits
     n = layer.neurons
     synapses, axons = synapse_counts(layer, "post")
@@ -329,20 +374,24 @@ def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> Lay
                   "fan_in": int(axons.max())}
     too_big = [key for key, limit in known.items() if one_neuron[key] > limit]
     p_max = min(core.neurons_per_core, n)
-    orders = ("CHW", "HWC") if isinstance(layer.spec, ConvSpec) else (None,)
+    sizes = None if core_size is None else bound_block_sizes(n, core_size)
+    orders: tuple[str | None, ...] = (None,)
+    if isinstance(layer.spec, ConvSpec):
+        orders = ("CHW", "HWC") if core_size is None else ("CHW",)
     figures = {order: _figures(layer, bits, synapses, order) for order in orders}
 
     def ok(order: str | None, keys: list[str]) -> Callable[[int], bool]:
         return lambda p: all(figures[order][k](p) <= known[k] for k in keys)
 
-    cores_by: dict[str, int | str] = {"neurons": math.ceil(n / core.neurons_per_core)}
+    cores_by: dict[str, int | str] = {
+        "neurons": math.ceil(n / _largest_block(p_max, lambda q: True, sizes))}
     for key in limits:
         if key not in known:
             cores_by[key] = UNKNOWN
         elif key in too_big:
             cores_by[key] = CANNOT_FIT
         else:
-            cores_by[key] = min(math.ceil(n / _largest_block(p_max, ok(o, [key])))
+            cores_by[key] = min(math.ceil(n / _largest_block(p_max, ok(o, [key]), sizes))
                                 for o in orders)
     common = {"name": name, "neurons": n, "synapses": int(synapses.sum()),
               "synaptic_memory_bytes": math.ceil(int(synapses.sum()) * bits / 8),
@@ -358,7 +407,7 @@ def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile) -> Lay
         return LayerFit(**common, cores=None, order=None, neurons_per_core=None,
                         core_fan_in=None, core_memory_bytes=None,
                         reason="; ".join(what[k] for k in too_big) + "; no split can fix that")
-    best = {o: _largest_block(p_max, ok(o, list(known))) for o in orders}
+    best = {o: _largest_block(p_max, ok(o, list(known)), sizes) for o in orders}
     order = max(orders, key=lambda o: best[o])  # the first order on a tie
     p = best[order]
     return LayerFit(**common, cores=math.ceil(n / p), order=order, neurons_per_core=p,
@@ -380,12 +429,20 @@ def check_fit(net: ExportedNetwork, profile: HardwareProfile,
     }
     limits["compartment_profiles_per_core"] = c.compartment_profiles_per_core or UNKNOWN
     limits["threshold_profiles_per_core"] = c.threshold_profiles_per_core or UNKNOWN
-    layers = tuple(_fit_layer(name, layer, profile)
+    neuron = net.spec.neuron
+    bound = neuron.core_size if neuron.granularity == "profile" else None
+    layers = tuple(_fit_layer(name, layer, profile, bound)
                    for name, layer in zip(layer_names(net.spec), net.layers, strict=True))
-    if draws is not None:
-        neuron = net.spec.neuron
-        redraws = neuron.resample != "fixed" and (neuron.randomizes_current
-                                                  or neuron.randomizes_voltage)
+    redraws = neuron.resample != "fixed" and (neuron.randomizes_current
+                                              or neuron.randomizes_voltage)
+    if bound is not None:  # the binding says what each core holds, whatever the draws
+        per_sample = (net.spec.encoding.timesteps if neuron.resample == "step" else 1) * redraws
+        layers = tuple(
+            ly if ly.cores is None else _bound_profiles(ly, layer, neuron,
+                                                        c.compartment_profiles_per_core,
+                                                        per_sample)
+            for ly, layer in zip(layers, net.layers, strict=True))
+    elif draws is not None:
         layers = tuple(
             ly if ly.cores is None else _profiles(ly, layer, d, c.compartment_profiles_per_core,
                                                   redraws)

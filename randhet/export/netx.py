@@ -8,7 +8,9 @@ integers in -256..254, decays the *mean* decays (0..4096), threshold ``vThMant =
 The ``randhet`` group carries what netx has no field for: the network spec as JSON (RandHet
 sigma, distribution, resample mode, encoding and the first synapse's right shift), the data set
 config (so deploy can rebuild the test split), the frozen per-neuron draw of ``resample =
-"fixed"`` networks (``fixed_decays/<k>/{current,voltage}``, torch order) and the format version.
+"fixed"`` networks (``fixed_decays/<k>/{current,voltage}``, torch order), the profile binding
+of profile-grouped RandHet (``profile_binding/<k>``: every neuron's profile 0..K-1 in its core,
+(C, H, W) flat; K and the core size are in the spec) and the format version.
 
 A Flex layer (static mask, average pool) is written as the ordinary ``conv`` it folds into
 (weights ``Q(m * W_conv + (1 - m) * W_pool)``) and the stored ``spec`` is the deployed one
@@ -53,6 +55,13 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
     return target
 
 
+def _bindings(model: Network) -> list[np.ndarray] | None:
+    """Every spiking layer's profile binding (None unless profile-grouped)."""
+    if model.spec.neuron.granularity != "profile":
+        return None
+    return [b.neuron.profile_binding.cpu().numpy().astype(np.int64) for b in model.blocks]
+
+
 def write_network(net: ExportedNetwork, out_path: str | Path) -> Path:
     """Write an :class:`ExportedNetwork` (e.g. one imported from NIR) as a netx file.
 
@@ -81,6 +90,7 @@ def _write(
     fixed: list[tuple[np.ndarray, np.ndarray]] | None,
 ) -> None:
     """Write ``model`` (a SpikingNetwork: lava-dl's blocks write their layers) atomically."""
+    bindings = _bindings(model)
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layer")
         for i, module in enumerate(model.layers):
@@ -99,6 +109,8 @@ def _write(
             g = meta.create_group(f"fixed_decays/{k}")
             g.create_dataset("current", data=current)
             g.create_dataset("voltage", data=voltage)
+        for k, binding in enumerate(bindings or []):
+            meta.create_dataset(f"profile_binding/{k}", data=binding)
 
 
 def check_deployable(spec: NetworkSpec) -> None:

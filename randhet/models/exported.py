@@ -35,6 +35,8 @@ def model_from_export(net: ExportedNetwork) -> SpikingNetwork:
             block.synapse.weight.copy_(w.reshape(shape))
             block.neuron.mean_current_decay.fill_(layer.current_decay / DECAY_SCALE)
             block.neuron.mean_voltage_decay.fill_(layer.voltage_decay / DECAY_SCALE)
+            if layer.profile_binding is not None:
+                block.neuron.bind(torch.as_tensor(layer.profile_binding))
     model.eval()
     return model
 

@@ -8,6 +8,8 @@ per sample by :mod:`randhet.decays`. With ``sigma = 0`` it equals SLAYER's stock
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from randhet._compat import import_slayer_quietly
@@ -25,6 +27,8 @@ from randhet.decays import (  # noqa: E402
     floor_ste,
     mean_decay_int,
     noise_shape,
+    representatives,
+    share_by_profile,
 )
 from randhet.loihi import LeakyIntegrator  # noqa: E402
 from randhet.spec import DECAY_SCALE, WEIGHT_SCALE, ConvSpec, NeuronSpec  # noqa: E402
@@ -59,7 +63,9 @@ class RandHetNeuron(base.Neuron):
     Parameters ``mean_current_decay`` / ``mean_voltage_decay`` hold the mean decay fractions
     (learnable with ``spec.learn_decay``). ``fixed_draw`` (a :class:`DecayDraw` for the coming
     batch) replaces the random draw, so the model can run exactly the decays a deployment uses
-    or a frozen draw; ``last_draw`` holds the decays of the latest forward pass.
+    or a frozen draw; ``last_draw`` holds the decays of the latest forward pass. Profile
+    granularity: the buffer ``profile_binding`` holds every neuron's profile in its core (set by
+    :meth:`bind`; the network binds its layers from its seed).
     """
 
     def __init__(
@@ -84,13 +90,25 @@ class RandHetNeuron(base.Neuron):
             self.register_parameter(
                 f"mean_{name}_decay", torch.nn.Parameter(mean, requires_grad=spec.learn_decay)
             )
+        if spec.granularity == "profile":
+            self.register_buffer("profile_binding",
+                                 torch.zeros(self.num_neurons, dtype=torch.int64))
         if spec.resample == "fixed":  # plain heterogeneity: one draw, saved with the weights
-            eps_c, eps_v = draw_eps(spec, 1, tuple(shape), 1, generator)
+            # per neuron; a profile-grouped draw shares it by profile when it is used
+            eps_c, eps_v = draw_eps(replace(spec, granularity="neuron"), 1, tuple(shape), 1,
+                                    generator)
             self.register_buffer("fixed_eps_current", _or_zero(eps_c, spec, shape))
             self.register_buffer("fixed_eps_voltage", _or_zero(eps_v, spec, shape))
         self.fixed_draw: DecayDraw | None = None
         self.last_draw: DecayDraw | None = None
         self.straight_through = False  # hybrid mode: dS/dV = 1 instead of the surrogate
+
+    def bind(self, binding: torch.Tensor) -> None:
+        """Bind every neuron (flat (C, H, W) order) to a decay profile of its core."""
+        if binding.shape != (self.num_neurons,):
+            raise ValueError(f"a binding of shape {tuple(binding.shape)} for "
+                             f"{self.num_neurons} neurons")
+        self.profile_binding.copy_(binding.to(torch.int64))
 
     def clamp(self) -> None:
         with torch.no_grad():
@@ -127,11 +145,18 @@ class RandHetNeuron(base.Neuron):
         if self.fixed_draw is not None:
             return self.fixed_draw
         spec = self.spec
+        binding = self.profile_binding if spec.granularity == "profile" else None
         if spec.resample == "fixed":  # [1, *noise]: the same decays for every sample
             eps_c = self.fixed_eps_current[None] if spec.randomizes_current else None
             eps_v = self.fixed_eps_voltage[None] if spec.randomizes_voltage else None
+            if binding is not None:
+                rep = representatives(binding, spec.core_size, spec.profiles)
+                shape = tuple(self.shape)
+                eps_c = None if eps_c is None else share_by_profile(eps_c, shape, rep)
+                eps_v = None if eps_v is None else share_by_profile(eps_v, shape, rep)
         elif spec.sigma > 0:
-            eps_c, eps_v = draw_eps(spec, batch, tuple(self.shape), steps, self.generator)
+            eps_c, eps_v = draw_eps(spec, batch, tuple(self.shape), steps, self.generator,
+                                    binding)
         else:
             eps_c = eps_v = None
         return decays_for(spec, self.mean_current_decay, self.mean_voltage_decay, eps_c, eps_v)

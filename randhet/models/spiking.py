@@ -17,7 +17,7 @@ import dataclasses
 
 import torch
 
-from randhet.decays import DecayDraw, round_ste
+from randhet.decays import DecayDraw, network_bindings, round_ste
 from randhet.models.ann import AnnNetwork
 from randhet.models.base import Flatten, Network, PixelEncoder
 from randhet.models.flex import RandHetFlex
@@ -99,6 +99,11 @@ class SpikingNetwork(Network):
         self.layers = torch.nn.ModuleList(layers)
         for block in self.blocks:
             block.neuron.straight_through = mode == "hybrid"
+        shapes = [tuple(b.neuron.shape) for b in self.blocks]
+        for block, binding in zip(self.blocks, network_bindings(spec.neuron, shapes, seed),
+                                  strict=True):
+            if binding is not None:
+                block.neuron.bind(binding)
 
     def run_encoded(
         self, encoded: torch.Tensor, draws: list[DecayDraw] | None = None
