@@ -30,7 +30,7 @@ from randhet.spec import (
     Resample,
 )
 
-BACKENDS: tuple[str, ...] = ("emulator", "lava", "loihi2")
+BACKENDS: tuple[str, ...] = ("emulator", "lava", "lava-stock", "loihi2")
 # how `randhet deploy` and `randhet run` deploy unless told otherwise
 DEPLOY_DEFAULTS: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
 PROFILE_SAMPLES = 100  # test samples `randhet profile` runs unless told otherwise

@@ -154,3 +154,35 @@ def test_per_step_redraws_write_every_step(grouped_run: Path) -> None:
     fixed = dataclasses.replace(net.spec.neuron, resample="fixed")
     frozen = dataclasses.replace(net, spec=dataclasses.replace(net.spec, neuron=fixed))
     assert check_fit(frozen, load_profile("loihi1")).redraw()["register_writes_per_sample"] == 0
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("resample", ["forward", "step"])
+def test_stock_lava_lif_groups_deploy_bit_exactly_with_host_written_decays(
+    resample: str, tmp_path: Path, make_tiny_config,
+) -> None:
+    cfg = make_tiny_config("train.epochs=1", "encoding.timesteps=5",
+                           'neuron.granularity="profile"', "neuron.profiles=2",
+                           "neuron.core_size=16", f'neuron.resample="{resample}"')
+    train(cfg, tmp_path, progress=False)
+    export_run(tmp_path)
+    report = deploy(tmp_path / "network.net", backend="lava-stock", samples=5, seed=3,
+                    progress=False, profile="loihi1")
+    assert report["bit_exact_fraction"] == 1.0
+    assert report["emulator_bit_exact_fraction"] == 1.0
+    assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
+    # hand count: dense 24 -> cores of 16 and 8 neurons, 2 profiles each; dense 10 -> one
+    # core, 2 profiles: 6 stock LIF groups, du and dv each (per step: 5 steps)
+    per_sample = 2 * 6 * (5 if resample == "step" else 1)
+    assert report["host_writes_per_sample"]["decay_registers"] == per_sample
+    assert report["resources"]["redraw"]["register_writes_per_sample"] == per_sample
+    assert report["host_writes_per_sample"]["state_resets"] == 3 * (24 + 10)
+    assert "stock Lava LIF cannot run loihi1's datapath" in report["chip"]["applied"]
+
+
+def test_stock_backend_refuses_per_neuron_draws_in_one_line(tiny_run: Path) -> None:
+    from randhet.errors import UserError
+
+    with pytest.raises(UserError, match="granularity = 'profile'") as err:
+        deploy(tiny_run / "network.net", backend="lava-stock", samples=2, progress=False)
+    assert "\n" not in str(err.value)

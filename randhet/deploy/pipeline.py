@@ -15,7 +15,7 @@ rank 0 writes the report, which equals a single-process run's (``wall_seconds`` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
 from randhet.io import library_versions, write_json
 from randhet.layer_tokens import layer_names
-from randhet.loihi import Datapath
+from randhet.loihi import LAVA, Datapath
 from randhet.models.exported import encode_integers, model_from_export
 from randhet.models.spiking import SpikingNetwork
 from randhet.network import ExportedNetwork, read_network
@@ -54,6 +54,7 @@ class Prepared:
     inputs: np.ndarray  # int64 [S, *input, T]
     draws: list[DecayDraw]  # per spiking layer
     labels: np.ndarray  # int64 [S]
+    stock: bool = False  # run by stock Lava processes: Lava's datapath whatever the profile
 
     @property
     def samples(self) -> int:
@@ -62,7 +63,7 @@ class Prepared:
     @property
     def datapath(self) -> Datapath:
         """The overflow rules every backend runs: the profile's chip, or Lava's."""
-        return self.profile.datapath()
+        return LAVA if self.stock else self.profile.datapath()
 
     @cached_property
     def watch(self) -> tuple[Arithmetic, dict[str, str]]:
@@ -156,6 +157,10 @@ def deploy(
 
             result = run_lava(net, inputs, draws, on_progress=progress_fn,
                               datapath=prep.datapath)
+        elif backend == "lava-stock":
+            from randhet.deploy.lava_stock import run_lava_stock  # Lava: on first use
+
+            result, stock_writes = run_lava_stock(net, inputs, draws, on_progress=progress_fn)
         else:
             from randhet.deploy.loihi2_backend import run_loihi2  # Lava: on first use
 
@@ -163,15 +168,23 @@ def deploy(
     wall = time.perf_counter() - t0
     if ref is None:
         ref = reference_rasters(prep.model, inputs, draws)
-    matched = _matching(ref, result.rasters, n)
-    emulator_check = {}
+    emulator_check: dict[str, Any] = {}
     events = result.events
+    if backend == "lava-stock" and not prep.datapath.is_lava:
+        # stock LIF runs Lava's datapath: the emulator follows it, and the report says so
+        prep = replace(prep, stock=True)
+    matched = _matching(ref, result.rasters, n)
     if backend != "emulator":  # the emulator must agree with the deployment it stands in for
         em = prep.emulate(inputs, draws)
         events = em.events
-        emulator_check = {
-            "emulator_bit_exact_fraction": float(_matching(em.rasters, result.rasters, n).mean())
-        }
+        agree = _matching(em.rasters, result.rasters, n)
+        emulator_check["emulator_bit_exact_fraction"] = float(agree.mean())
+        if backend == "lava-stock":  # the stock LIF keeps no count of its active updates
+            result = replace(result, active_steps=em.active_steps)
+            emulator_check["host_writes_per_sample"] = stock_writes
+            emulator_check["neuron_updates_source"] = (
+                "the emulator (stock LIF counts none; its rasters equal the emulator's in "
+                f"{int(agree.sum())} of {n} samples, and equal rasters mean equal states)")
     labels = prep.labels
     pred = result.rasters[-1].sum(-1).argmax(1)
     ref_pred = ref[-1].sum(-1).argmax(1)
@@ -210,8 +223,7 @@ def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str
     return {
         "datapath": {"synaptic_input_bits": datapath.synaptic_input_bits,
                      "current_wrap": datapath.current_wrap},
-        "applied": ("Lava's CPU semantics: the profile does not know the chip's datapath"
-                    if datapath.is_lava else f"{prep.profile.name}'s datapath"),
+        "applied": _applied(prep),
         "watched": {"arithmetic": {k: v for k, v in vars(watch).items()}, "source": source},
         "events": [{"name": name, **ev} for name, ev in
                    zip(layer_names(prep.net.spec), events or [], strict=False)],
@@ -222,6 +234,16 @@ def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str
             "watched register ranges. Where the datapath applied is the chip's, these are "
             "what it did; where it is Lava's, they are where a chip could differ."),
     }
+
+
+def _applied(prep: Prepared) -> str:
+    """Whose datapath the deployment ran, and why."""
+    if not prep.datapath.is_lava:
+        return f"{prep.profile.name}'s datapath"
+    if prep.stock and not prep.profile.datapath().is_lava:
+        return (f"Lava's CPU semantics: stock Lava LIF cannot run {prep.profile.name}'s "
+                "datapath; the events show where that chip could differ")
+    return "Lava's CPU semantics: the profile does not know the chip's datapath"
 
 
 RUNTIME_MODEL = (
