@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from randhet.cli import main
-from randhet.config import dump_toml, with_overrides
+from randhet.config import dump_toml, load_config, with_overrides
 from randhet.errors import ConfigError, UserError
 from randhet.experiments.compare import (
     cell_overrides,
@@ -154,6 +154,27 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     assert main([*args[:2], str(other), *args[3:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.lr" in err[0] and "use another --out" in err[0]
+
+
+def test_compare_continues_a_training_interrupted_inside_a_cell(tmp_path: Path,
+                                                                 make_tiny_config) -> None:
+    """A cell whose training stopped after its first epoch (checkpoint.pt, no cell.json):
+    compare resumes it from the checkpoint instead of starting over."""
+    from randhet.train.trainer import train  # the stage, as compare runs it
+
+    config = _config_file(tmp_path, make_tiny_config, "train.epochs=2")
+    out = tmp_path / "cmp"
+    (cell,), _, _ = plan(load_config(config), [("neuron.sigma", [0])])
+    run = cell.run_dir(out, 0)
+    first = cell.seed_config(0)
+    train({**first, "train": {**first["train"], "epochs": 1}}, run, progress=False)
+    epoch1 = (run / "log.jsonl").read_text()
+    assert main(["compare", "--config", str(config), "--sigmas", "0", "--seeds", "0",
+                 "--out", str(out), "--quiet"]) == 0
+    saved = json.loads((run / "cell.json").read_text())
+    assert saved["epochs"] == 2
+    log = (run / "log.jsonl").read_text()
+    assert log.startswith(epoch1) and len(log.splitlines()) == 2
 
 
 @pytest.mark.parametrize("grid, says", [

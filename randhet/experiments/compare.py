@@ -36,20 +36,20 @@ from randhet.config import with_overrides
 from randhet.decays import deployment_draws
 from randhet.deploy.fit import check_fit
 from randhet.deploy.pipeline import deploy
-from randhet.errors import UserError
+from randhet.errors import ConfigError, UserError
 from randhet.export import export_run
 from randhet.hardware import load_profile
 from randhet.io import write_json, write_text
 from randhet.network import read_network
 from randhet.plots import plot_compare
-from randhet.train.checkpoint import CHECKPOINT
+from randhet.train.checkpoint import CHECKPOINT, check_resume_config
 from randhet.train.trainer import train
 
 SIGMA = "neuron.sigma"
 GRANULARITY = "neuron.granularity"
 PROFILES = "neuron.profiles"  # decay profiles per layer of granularity "profile"
 FIT_PROFILE = "loihi1"  # the hardware profile every cell's resource fit is measured on
-FIT_SAMPLES = 64  # deployed draws the fit counts profiles over, when deploy.samples is 0
+FIT_SAMPLES = 64  # at most this many deployed draws (deploy.samples) the fit counts over
 CELL_FILE = "cell.json"
 
 Grid = list[tuple[str, list[Any]]]
@@ -130,9 +130,10 @@ def full_grid(base_cfg: dict[str, Any], grid: Grid) -> tuple[Grid, str | None]:
     note = None
     if SIGMA not in keys:
         sigma = float(base_cfg["neuron"]["sigma"])
-        grid.append((SIGMA, [0.0, sigma] if sigma != 0 else [0.0]))
-        note = (f"{SIGMA} is not a grid key: added {SIGMA}=0,{sigma:g} (the sigma = 0 control "
-                "beside the config's sigma)")
+        added = [0.0, sigma] if sigma != 0 else [0.0]
+        grid.append((SIGMA, added))
+        note = (f"{SIGMA} is not a grid key: added {SIGMA}={','.join(f'{s:g}' for s in added)} "
+                "(the sigma = 0 control beside the config's sigma)")
     sigmas = dict(grid)[SIGMA]
     if not all(_number(s) for s in sigmas):
         raise UserError(f"{SIGMA} values must be numbers; got {sigmas}")
@@ -175,6 +176,14 @@ class Cell:
     @property
     def sigma(self) -> float:
         return float(self.cfg["neuron"]["sigma"])
+
+    def seed_config(self, seed: int) -> dict[str, Any]:
+        """The config one seed of this cell trains with."""
+        return {**self.cfg, "seed": seed, "name": f"{self.cfg['name']}-{self.training}-seed{seed}"}
+
+    def run_dir(self, out: Path, seed: int) -> Path:
+        """The run folder of one seed of this cell's training."""
+        return out / self.training / f"seed{seed}"
 
 
 def plan(base_cfg: dict[str, Any], grid: Grid) -> tuple[list[Cell], Grid, str | None]:
@@ -235,7 +244,7 @@ def _fit(run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """The network on the Loihi 1 profile with its deployed draws: fits, cores, chips (when it
     does not fit: the decay-profile-limited placement, if that one fits), redraw writes."""
     net = read_network(run / "network.net")
-    samples = cfg["deploy"]["samples"] or FIT_SAMPLES
+    samples = min(cfg["deploy"]["samples"] or FIT_SAMPLES, FIT_SAMPLES)
     report = check_fit(net, load_profile(FIT_PROFILE),
                        deployment_draws(net, samples, cfg["deploy"]["seed"]))
     cores, chips, note = report.total_cores, report.chips, None
@@ -254,7 +263,13 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
                  progress: bool) -> dict[str, Any]:
     """Train (resuming a checkpoint left in ``run``), export, deploy, fit and attack one
     (cell, seed); the numbers the table reads."""
-    metrics = train(cfg, run, progress=progress, resume=(run / CHECKPOINT).is_file())
+    resume = (run / CHECKPOINT).is_file()  # an interrupted training: continue it
+    if resume:
+        try:
+            check_resume_config(cfg, run)
+        except ConfigError as exc:
+            raise UserError(f"{exc}; use another --out") from None
+    metrics = train(cfg, run, progress=progress, resume=resume)
     export_run(run)
     dep = deploy(run / "network.net", backend="emulator", samples=0,
                  profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
@@ -398,10 +413,10 @@ def compare(
     for training, seed in tqdm(work, desc="compare", unit="run",
                                disable=None if progress else True):
         cell = next(c for c in cells if c.training == training)
-        cfg = {**cell.cfg, "seed": seed, "name": f"{base_cfg['name']}-{training}-seed{seed}"}
-        run = out / training / f"seed{seed}"
-        results[training, seed], fresh = run_cell(run, cfg, training_key(cell.overrides),
-                                                  protocol, seed, progress)
+        run = cell.run_dir(out, seed)
+        results[training, seed], fresh = run_cell(run, cell.seed_config(seed),
+                                                  training_key(cell.overrides), protocol, seed,
+                                                  progress)
         if fresh:
             computed.append(str(run))
     for c in cells:
