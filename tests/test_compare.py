@@ -46,7 +46,7 @@ def test_grid_values_cells_controls_and_the_profile_mapping(make_tiny_config) ->
     assert grid[-1] == ("neuron.sigma", [0.0, 0.5]) and "added neuron.sigma=0,0.5" in note
     assert full_grid(cfg, [("neuron.sigma", [0, 1])]) == ([("neuron.sigma", [0.0, 1.0])], None)
     for bad in ([("neuron.sigma", [1, 2])], [("neuron.sigma", [0, 0.0])],
-                [("neuron.sigma", [0, "x"])], [("a", [1]), ("a", [2])]):
+                [("neuron.sigma", [0, "x"])], [("a", [1]), ("a", [2])], [("seed", [1, 2])]):
         with pytest.raises(UserError):
             full_grid(cfg, bad)
 

@@ -119,6 +119,8 @@ def full_grid(base_cfg: dict[str, Any], grid: Grid) -> tuple[Grid, str | None]:
     grid = [(k, [float(v) if k == SIGMA and _number(v) else v for v in values])
             for k, values in grid]  # 0 and 0.0 are one sigma
     keys = [k for k, _ in grid]
+    if {"seed", "name"} & set(keys):
+        raise UserError("'seed' and 'name' are not grid keys (training seeds: --seeds)")
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
         raise UserError(f"grid key(s) given twice: {', '.join(dup)}")
