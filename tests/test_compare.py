@@ -201,8 +201,11 @@ def test_compare_on_digits_over_granularities_and_three_seeds(tmp_path: Path) ->
     """The full comparison on the demo's digits network (RANDHET_SLOW=1 runs it)."""
     out = tmp_path / "digits"
     config = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
+    protocol = ["attack.targets=[\"torch\", \"emulator\"]", "attack.eps=[0, 0.1, 0.2, 0.3]",
+                "attack.attacks=[\"fgsm\", \"pgd\"]", "attack.eot=4", "attack.steps=5",
+                "attack.restarts=1"]
     assert main(["compare", "--config", str(config), "--set", "train.epochs=10",
-                 "--set", "attack.targets=[\"torch\", \"emulator\"]",
+                 *(a for s in protocol for a in ("--set", s)),
                  "--granularity", "neuron,channel", "--seeds", "0,1,2",
                  "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "compare.json").read_text())
