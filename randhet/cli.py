@@ -121,11 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attack_args(p)
     _add_output_args(p, "RUN_DIR")
 
-    p = sub.add_parser("compare", help="sigma = 0 vs RandHet over several training seeds",
-                       description="Train, deploy (emulator) and attack the config's network "
-                       "for every sigma and seed; writes compare.json, compare.md, compare.png.")
+    p = sub.add_parser("compare", help="a grid of config values, each RandHet cell beside its "
+                       "sigma = 0 control, over several training seeds",
+                       description="Train, deploy (emulator), fit (loihi1) and attack the "
+                       "config's network for every cell of a grid of config values and every "
+                       "seed; every cell with sigma > 0 is read against its sigma = 0 control "
+                       "(neuron.sigma=0,<config sigma> is added when the grid lacks it). "
+                       "Writes compare.json, compare.md, compare.png; a rerun with the same "
+                       "--out reuses the finished (cell, seed) results.")
     _add_config_args(p)
-    p.add_argument("--sigmas", default="0,1", help="comma-separated sigma values")
+    p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                   help="one grid axis (repeatable), e.g. --grid train.adv_eps=0,0.1; values "
+                   "are ints, floats, true/false or strings")
+    p.add_argument("--granularity", metavar="G1,G2",
+                   help="shorthand for --grid neuron.granularity=G1,G2 (e.g. neuron,channel,"
+                   "profile:4: granularity profile with 4 decay profiles)")
+    p.add_argument("--sigmas", metavar="S1,S2",
+                   help="shorthand for --grid neuron.sigma=S1,S2 (must include 0; default: "
+                   "0 and the config's sigma)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
 
     p = sub.add_parser("flex-compare", help="BioFlexNet's six variants, trained and attacked",
@@ -288,18 +301,27 @@ def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from randhet.experiments.compare import compare, markdown_table  # the stage, on use
+    from randhet.experiments.compare import (  # the stage, on use
+        GRANULARITY,
+        SIGMA,
+        compare,
+        markdown_table,
+        parse_grid_arg,
+    )
 
     cfg = load_config(args.config, args.overrides)
+    grid = [parse_grid_arg(text) for text in args.grid]
+    for key, value in ((GRANULARITY, args.granularity), (SIGMA, args.sigmas)):
+        if value is not None:
+            grid.append(parse_grid_arg(f"{key}={value}"))
     try:
-        sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        raise UserError("--sigmas takes numbers and --seeds integers, comma-separated") from None
-    if not sigmas or not seeds or any(s < 0 for s in sigmas):
-        raise UserError("--sigmas (>= 0) and --seeds need at least one value each")
+        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UserError("--seeds needs at least one training seed, each >= 0")
     out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-compare"
-    result = compare(cfg, sigmas, seeds, protocol_config(cfg), out, progress=not args.quiet)
+    result = compare(cfg, grid, seeds, protocol_config(cfg), out, progress=not args.quiet)
     print(markdown_table(result))
     print(f"results: {out}/compare.json, {out}/compare.md, {out}/compare.png")
     return result

@@ -247,12 +247,28 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         _merge(cfg, data, "", str(p))
     for text in overrides or []:
         keys, value = _parse_override(text)
-        nested: dict[str, Any] = {keys[-1]: value}
-        for k in reversed(keys[:-1]):
-            nested = {k: nested}
-        _merge(cfg, nested, "", f"--set {text}")
+        _merge_dotted(cfg, keys, value, f"--set {text}")
     validate(cfg)
     return cfg
+
+
+def _merge_dotted(cfg: dict[str, Any], keys: list[str], value: Any, source: str) -> None:
+    nested: dict[str, Any] = {keys[-1]: value}
+    for k in reversed(keys[:-1]):
+        nested = {k: nested}
+    _merge(cfg, nested, "", source)
+
+
+def with_overrides(cfg: dict[str, Any], overrides: dict[str, Any],
+                   source: str = "override") -> dict[str, Any]:
+    """A validated copy of a resolved config with ``{"section.key": value}`` set, by the same
+    rules as ``--set`` (unknown keys and wrong types refused, then :func:`validate`);
+    ConfigError naming ``source`` and the key otherwise."""
+    out = copy.deepcopy(cfg)
+    for key, value in overrides.items():
+        _merge_dotted(out, key.split("."), value, f"{source} {key}={value}")
+    validate(out)
+    return out
 
 
 def dump_toml(cfg: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ TINY = [
     "train.batch_size=32",
     "train.lr=0.01",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only with RANDHET_SLOW=1 (make test stays short)."""
+    if os.environ.get("RANDHET_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set RANDHET_SLOW=1 to run it")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 def tiny_config(*extra: str) -> dict:

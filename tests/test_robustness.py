@@ -1,5 +1,5 @@
 """The robustness protocol end to end on a tiny trained network: every flag, the deployed
-targets, the Lava spot check, the CLI and the comparison table."""
+targets, the Lava spot check and the CLI (randhet compare: tests/test_compare.py)."""
 
 from __future__ import annotations
 
@@ -99,23 +99,6 @@ def test_auc_uses_the_real_eps_spacing_and_eps_lists_parse() -> None:
         as_eps_list("0,abc")
     assert slack(0.5, 100, 0.01) == pytest.approx(0.1)
     assert slack(0.99, 10000, 0.03) == 0.03
-
-
-def test_compare_builds_one_table_over_sigmas_and_seeds(tmp_path: Path, make_tiny_config) -> None:
-    from randhet.experiments.compare import compare
-
-    cfg = make_tiny_config("train.epochs=2", "data.limit=300")
-    protocol = ProtocolConfig(eps=(0.0, 0.2), attacks=("fgsm",), eot=2, steps=2, draws=2,
-                              samples=24, targets=("torch",), transfer=False)
-    result = compare(cfg, [0.0, 1.0], [0, 1], protocol, tmp_path, progress=False)
-    assert [row["sigma"] for row in result["table"]] == [0.0, 1.0]
-    for row in result["table"]:
-        assert row["clean_accuracy"]["n"] == 2
-        assert len(row["robust_accuracy"]["fgsm"]) == 2
-        assert row["energy_joules_per_sample"]["mean"] > 0
-    table = (tmp_path / "compare.md").read_text()
-    assert sum(line.startswith("| ") for line in table.splitlines()) == 3  # header, 2 rows
-    assert (tmp_path / "compare.png").stat().st_size > 0
 
 
 def test_interrupted_attack_resumes_to_the_same_result(tiny_run: Path, tmp_path: Path,

@@ -1,111 +1,522 @@
-"""``randhet compare``: the same protocol on identically trained networks with and without
-RandHet (sigma = 0 vs sigma > 0), over several training seeds, in one table and one plot.
+"""``randhet compare``: the same protocol on identically trained networks over a grid of config
+values, each RandHet cell beside its sigma = 0 control, over several training seeds, in one
+table and one plot.
 
-For every (sigma, seed): train, export, deploy on the emulator (clean accuracy, sparsity, energy
-per sample), then the robustness protocol. The table reports mean and std over seeds, whichever
-way the numbers fall.
+The grid is an ordered list of (dotted config key, values); its cells are their cartesian
+product (the last key varies fastest). ``neuron.sigma`` is always a grid key (when the grid
+lacks it, ``[0, the config's sigma]`` is appended), and every cell with sigma > 0 is read
+against its control: the cell with sigma = 0 and every other key equal. Granularity means
+nothing at sigma = 0 (no draw), so sigma = 0 cells that differ in ``neuron.granularity``
+alone are one network: it is trained once and shared.
+
+For every (cell, seed): train, export, deploy on the emulator (clean accuracy, sparsity,
+dynamic energy per sample), fit on the Loihi 1 profile with the deployed draws (cores, chips,
+decay-profile redraw traffic), then the robustness protocol. Each (cell, seed) writes
+``cell.json`` in its own run folder when done; a rerun with the same ``out_dir`` reuses it (and
+an interrupted training resumes from its checkpoint), and refuses a folder computed with a
+different config. The table reports mean and std over seeds, whichever way the numbers fall.
 """
 
 from __future__ import annotations
 
-import copy
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from randhet.attack.run import attack_run
+from randhet.attack.scoring import auc
 from randhet.attack.settings import ProtocolConfig
+from randhet.config import with_overrides
+from randhet.decays import deployment_draws
+from randhet.deploy.fit import check_fit
 from randhet.deploy.pipeline import deploy
+from randhet.errors import ConfigError, UserError
 from randhet.export import export_run
+from randhet.hardware import load_profile
 from randhet.io import write_json, write_text
+from randhet.network import read_network
 from randhet.plots import plot_compare
+from randhet.train.checkpoint import CHECKPOINT, check_resume_config
 from randhet.train.trainer import train
 
+SIGMA = "neuron.sigma"
+GRANULARITY = "neuron.granularity"
+PROFILES = "neuron.profiles"  # decay profiles per layer of granularity "profile"
+FIT_PROFILE = "loihi1"  # the hardware profile every cell's resource fit is measured on
+FIT_SAMPLES = 64  # at most this many deployed draws (deploy.samples) the fit counts over
+CELL_FILE = "cell.json"
 
-def seed_stats(values: list[float]) -> dict[str, float]:
-    """Mean, population std and count of one number over training seeds."""
-    a = np.asarray(values, dtype=np.float64)
+Grid = list[tuple[str, list[Any]]]
+
+
+def seed_stats(values: list[float | None]) -> dict[str, float | None]:
+    """Mean, population std and count of one number over training seeds (None values are
+    left out; all None: mean and std None, n 0)."""
+    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not len(a):
+        return {"mean": None, "std": None, "n": 0}
     return {"mean": float(a.mean()), "std": float(a.std()), "n": len(a)}
+
+
+def parse_value(text: str) -> Any:
+    """A grid value from the command line: int, float, bool (true/false), else the string."""
+    t = text.strip()
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(t)
+        except ValueError:
+            pass
+    return t
+
+
+def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2`` -> (key, parsed values); UserError when malformed."""
+    key, sep, values = text.partition("=")
+    items = [v for v in values.split(",") if v.strip()]
+    if not sep or not key.strip() or not items:
+        raise UserError(f"--grid {text!r}: expected section.key=value1,value2,...")
+    return key.strip(), [parse_value(v) for v in items]
+
+
+def cell_overrides(cell: dict[str, Any]) -> dict[str, Any]:
+    """The config values one cell sets: its grid values, with ``neuron.granularity =
+    "profile:K"`` meaning ``neuron.granularity = "profile"`` and ``neuron.profiles = K``."""
+    out: dict[str, Any] = {}
+    for key, value in cell.items():
+        m = re.fullmatch(r"profile:(\d+)", value) if isinstance(value, str) else None
+        if key == GRANULARITY and m:
+            out[GRANULARITY] = "profile"
+            out[PROFILES] = int(m.group(1))
+        else:
+            out[key] = value
+    return out
+
+
+def control_of(cell: dict[str, Any]) -> dict[str, Any]:
+    """The cell's sigma = 0 twin: every other key equal."""
+    return {**cell, SIGMA: 0.0}
+
+
+def training_key(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that make the trained network: at sigma = 0 granularity (and its profile
+    count) change nothing, so they are dropped; the config's own values stand."""
+    if float(overrides.get(SIGMA, 1)) == 0:
+        return {k: v for k, v in overrides.items() if k not in (GRANULARITY, PROFILES)}
+    return dict(overrides)
+
+
+def full_grid(base_cfg: dict[str, Any], grid: Grid) -> tuple[Grid, str | None]:
+    """The grid with ``neuron.sigma`` in it (appended as [0, config sigma] when missing) and
+    the note saying so (None when the grid had it); UserError for a malformed grid."""
+    grid = [(k, [float(v) if k == SIGMA and _number(v) else v for v in values])
+            for k, values in grid]  # 0 and 0.0 are one sigma
+    keys = [k for k, _ in grid]
+    if {"seed", "name"} & set(keys):
+        raise UserError("'seed' and 'name' are not grid keys (training seeds: --seeds)")
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise UserError(f"grid key(s) given twice: {', '.join(dup)}")
+    for key, values in grid:
+        if not values:
+            raise UserError(f"grid key {key!r} has no values")
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise UserError(f"grid key {key!r} repeats a value: {values}")
+    note = None
+    if SIGMA not in keys:
+        sigma = float(base_cfg["neuron"]["sigma"])
+        added = [0.0, sigma] if sigma != 0 else [0.0]
+        grid.append((SIGMA, added))
+        note = (f"{SIGMA} is not a grid key: added {SIGMA}={','.join(f'{s:g}' for s in added)} "
+                "(the sigma = 0 control beside the config's sigma)")
+    sigmas = dict(grid)[SIGMA]
+    if not all(_number(s) for s in sigmas):
+        raise UserError(f"{SIGMA} values must be numbers; got {sigmas}")
+    if not any(s == 0 for s in sigmas):
+        raise UserError(f"{SIGMA} values {sigmas} need 0: every RandHet cell is read against "
+                        "its sigma = 0 control")
+    return grid, note
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def expand(grid: Grid) -> list[dict[str, Any]]:
+    """The grid's cells, {key: value} in grid order, the last key varying fastest."""
+    keys = [k for k, _ in grid]
+    return [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(v for _, v in grid))]
+
+
+def _slug(overrides: dict[str, Any]) -> str:
+    """A folder name for a training: its overrides, filesystem-safe."""
+    text = "_".join(f"{k}-{v}" for k, v in overrides.items())
+    return re.sub(r"[^A-Za-z0-9._=+-]", "-", text) or "base"
+
+
+@dataclass
+class Cell:
+    """One grid cell: its grid values, the config values it sets, its validated config, its
+    control row and the training (folder) it runs on, shared by equal trainings."""
+
+    values: dict[str, Any]
+    overrides: dict[str, Any]
+    cfg: dict[str, Any]
+    training: str  # folder name under out_dir
+    control: int = -1
+    shared: bool = False  # the training also serves another cell (a sigma = 0 control)
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sigma(self) -> float:
+        return float(self.cfg["neuron"]["sigma"])
+
+    def seed_config(self, seed: int) -> dict[str, Any]:
+        """The config one seed of this cell trains with."""
+        return {**self.cfg, "seed": seed, "name": f"{self.cfg['name']}-{self.training}-seed{seed}"}
+
+    def run_dir(self, out: Path, seed: int) -> Path:
+        """The run folder of one seed of this cell's training."""
+        return out / self.training / f"seed{seed}"
+
+
+def plan(base_cfg: dict[str, Any], grid: Grid) -> tuple[list[Cell], Grid, str | None]:
+    """Every cell resolved and validated before anything is trained (a bad key or value is a
+    one-line UserError naming it), with its control and its (possibly shared) training."""
+    grid, note = full_grid(base_cfg, grid)
+    cells: list[Cell] = []
+    names: dict[str, str] = {}  # training key (JSON) -> folder name
+    for values in expand(grid):
+        overrides = cell_overrides(values)
+        key = training_key(overrides)
+        with_overrides(base_cfg, overrides, source="grid")  # every value, even unused ones
+        cfg = with_overrides(base_cfg, key, source="grid")
+        ident = json.dumps(key, sort_keys=True)
+        if ident not in names:  # a name no other training has (sanitizing may merge two)
+            taken = set(names.values())
+            name = base = _slug(key)
+            suffix = 1
+            while name in taken:
+                suffix += 1
+                name = f"{base}~{suffix}"
+            names[ident] = name
+        cells.append(Cell(values, overrides, cfg, names[ident]))
+    index = {json.dumps(c.values, sort_keys=True): i for i, c in enumerate(cells)}
+    for c in cells:
+        c.control = index[json.dumps(control_of(c.values), sort_keys=True)]
+        c.shared = sum(o.training == c.training for o in cells) > 1
+    return cells, grid, note
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x))
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
+
+
+def _check_same(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """UserError naming the first value that differs between a saved cell and this run."""
+    a, b = _flat(saved), _flat(now)
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+            raise UserError(f"{path} was computed with {key} = {a.get(key, '<missing>')!r}, "
+                            f"this run has {b.get(key, '<missing>')!r}: use another --out")
+
+
+def pgd_target(protocol: ProtocolConfig) -> str:
+    """Where the table's robust accuracy is scored: the deployed network (emulator) when the
+    protocol scores on it, else the torch model."""
+    return "emulator" if "emulator" in protocol.targets else "torch"
+
+
+def _fit(run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The network on the Loihi 1 profile with its deployed draws: fits, cores, chips (when it
+    does not fit: the decay-profile-limited placement, if that one fits), redraw writes."""
+    net = read_network(run / "network.net")
+    samples = min(cfg["deploy"]["samples"] or FIT_SAMPLES, FIT_SAMPLES)
+    report = check_fit(net, load_profile(FIT_PROFILE),
+                       deployment_draws(net, samples, cfg["deploy"]["seed"]))
+    cores, chips, note = report.total_cores, report.chips, None
+    if not report.fits:
+        cut = report.profile_limited
+        cores, chips = (cut["cores"], cut["chips"]) if cut else (None, None)
+        note = "profile-limited" if cut else "does not fit"
+    redraw = report.redraw()
+    return {"profile": FIT_PROFILE, "fits": report.fits, "cores": cores, "chips": chips,
+            "note": note, "draw_samples": samples,
+            "redraw_writes_per_sample": redraw["register_writes_per_sample"] if redraw else None,
+            "summary": report.summary()}
+
+
+def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
+                 progress: bool) -> dict[str, Any]:
+    """Train (resuming a checkpoint left in ``run``), export, deploy, fit and attack one
+    (cell, seed); the numbers the table reads."""
+    resume = (run / CHECKPOINT).is_file()  # an interrupted training: continue it
+    if resume:
+        try:
+            check_resume_config(cfg, run)
+        except ConfigError as exc:
+            raise UserError(f"{exc}; use another --out") from None
+    metrics = train(cfg, run, progress=progress, resume=resume)
+    export_run(run)
+    dep = deploy(run / "network.net", backend="emulator", samples=0,
+                 profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
+    rob = attack_run(run, protocol, progress=progress)
+    target = pgd_target(protocol)
+    eps = list(protocol.eps)
+    pgd = [p["mean"] for p in rob["curves"]["pgd"][target]]
+    pgd_auc = (rob.get("auc", {}).get("pgd", {}).get(target))
+    worst = [min(rob["curves"][a][target][i]["mean"] for a in rob["curves"])
+             for i in range(len(eps))]
+    return {
+        "val_accuracy": metrics["best_val_accuracy"],
+        "epochs": metrics["epochs"],
+        "clean_accuracy": dep["accuracy"],
+        "deploy_samples": dep["samples"],
+        "activation_sparsity": dep["activation_sparsity"],
+        "energy_joules_per_sample": dep["energy"]["joules_per_sample"],
+        "eps": eps,
+        "pgd_accuracy": pgd,
+        "pgd_auc": pgd_auc if pgd_auc is not None else auc(eps, pgd),
+        "worst_case_accuracy": worst,
+        "attacks": list(rob["curves"]),
+        "flags_ok": {name: bool(f["ok"]) for name, f in rob["flags"].items()},
+        "all_flags_ok": all(f["ok"] for f in rob["flags"].values()),
+        "fit": _fit(run, cfg),
+    }
+
+
+def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
+             protocol: ProtocolConfig, seed: int, progress: bool) -> tuple[dict[str, Any], bool]:
+    """One (training, seed): the saved ``cell.json`` when it matches, else computed and saved
+    (atomically). Returns (result, computed now)."""
+    path = run / CELL_FILE
+    ident = _jsonable({"seed": seed, "overrides": overrides, "config": cfg,
+                       "protocol": protocol.to_dict()})
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        _check_same(path, {k: saved.get(k) for k in ident}, ident)
+        return saved, False
+    result = {**ident, "run": str(run), **measure_cell(run, cfg, protocol, progress)}
+    write_json(path, result)
+    return result, True
+
+
+def _pick(key: str, i: int | None) -> Any:
+    return (lambda r: r[key]) if i is None else (lambda r: r[key][i])
+
+
+def _row(c: Cell, control: Cell, eps: list[float]) -> dict[str, Any]:
+    """One cell's row: mean/std/n over seeds, deltas against its control paired by seed."""
+    ps = c.per_seed
+
+    def stat(key: str, i: int | None = None) -> dict[str, Any]:
+        return seed_stats([_pick(key, i)(r) for r in ps])
+
+    def delta(key: str, i: int | None = None) -> dict[str, Any]:
+        get = _pick(key, i)
+        return seed_stats([get(r) - get(k) for r, k in zip(ps, control.per_seed, strict=True)])
+
+    fit = [r["fit"] for r in ps]
+    return {
+        "cell": c.values,
+        "overrides": c.overrides,
+        "control": c.control,
+        "training": c.training,
+        "shared_training": c.shared,
+        "runs": [r["run"] for r in ps],
+        "val_accuracy": stat("val_accuracy"),
+        "clean_accuracy": stat("clean_accuracy"),
+        "clean_accuracy_delta": delta("clean_accuracy"),
+        "pgd_accuracy": [{"eps": e, **stat("pgd_accuracy", i)} for i, e in enumerate(eps)],
+        "pgd_accuracy_delta": [{"eps": e, **delta("pgd_accuracy", i)}
+                               for i, e in enumerate(eps)],
+        "pgd_auc": stat("pgd_auc"),
+        "pgd_auc_delta": delta("pgd_auc"),
+        "worst_case_accuracy": [{"eps": e, **stat("worst_case_accuracy", i)}
+                                for i, e in enumerate(eps)],
+        "activation_sparsity": stat("activation_sparsity"),
+        "energy_joules_per_sample": stat("energy_joules_per_sample"),
+        "fit": {"profile": FIT_PROFILE, "fits": all(f["fits"] for f in fit),
+                "fits_per_seed": [f["fits"] for f in fit],
+                "cores": seed_stats([f["cores"] for f in fit]),
+                "chips": seed_stats([f["chips"] for f in fit]),
+                "notes": sorted({f["note"] for f in fit if f["note"]}),
+                "redraw_writes_per_sample": seed_stats(
+                    [f["redraw_writes_per_sample"] for f in fit])},
+        "flags_ok": {k: all(r["flags_ok"].get(k, False) for r in ps) for k in ps[0]["flags_ok"]},
+        "all_flags_ok": all(r["all_flags_ok"] for r in ps),
+        "per_seed": [{k: v for k, v in r.items() if k not in ("config", "protocol")}
+                     for r in ps],
+    }
+
+
+DEFINITIONS = {
+    "clean_accuracy": "deployed network on the emulator (bit-exact with Lava), the whole test "
+                      "split, one fresh decay draw per sample (deploy.seed)",
+    "delta": "per training seed, this row minus its sigma = 0 control (same seed, every other "
+             "grid key equal), then mean ± std over seeds",
+    "pgd_accuracy": "PGD with EOT gradients (the protocol's steps, restarts, eot), mean over "
+                    "the protocol's scoring draws, on the target named in 'target'",
+    "pgd_auc": "area under PGD accuracy over the protocol's eps (trapezoid), normalised by the "
+               "eps range",
+    "worst_case_accuracy": "per eps, the lowest mean accuracy over every attack run (same target)",
+    "activation_sparsity": "1 - mean spike rate of the deployed network's layers (emulator)",
+    "energy_joules_per_sample": "dynamic energy per sample, the deploy profile's lower-bound "
+                                "proxy estimate",
+    "fit": f"resource fit on the {FIT_PROFILE} profile with the deployed decay draws: cores and "
+           "chips where it fits; where the decay profiles per core are over the limit, the "
+           "cores and chips once every core meets it ('profile-limited'); redraw writes: "
+           "decay-register writes per sample to redraw the profiles (0: no redraw)",
+}
 
 
 def compare(
     base_cfg: dict[str, Any],
-    sigmas: list[float],
+    grid: Grid,
     seeds: list[int],
     protocol: ProtocolConfig,
     out_dir: str | Path,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train, deploy and attack every (sigma, seed); write compare.json/.md/.png."""
+    """Train, deploy, fit and attack every (grid cell, seed); write compare.json/.md/.png.
+
+    ``grid``: [(dotted config key, values)], e.g. ``[("neuron.granularity", ["neuron",
+    "channel"]), ("neuron.sigma", [0, 1])]``. Returns the compare.json contents; its
+    ``computed`` lists the (training, seed) folders computed in this call (the others were
+    reused from ``out_dir``)."""
+    if not seeds:
+        raise UserError("compare needs at least one training seed")
+    if "pgd" not in protocol.attacks:
+        raise UserError("compare reads PGD: add pgd to attack.attacks")
+    protocol.check()
+    cells, grid, note = plan(base_cfg, grid)
+    if note:
+        print(f"compare: {note}")
     out = Path(out_dir)
-    rows: dict[float, list[dict[str, Any]]] = {s: [] for s in sigmas}
-    for sigma in sigmas:
-        for seed in seeds:
-            cfg = copy.deepcopy(base_cfg)
-            cfg["seed"] = seed
-            cfg["neuron"]["sigma"] = sigma
-            cfg["name"] = f"{base_cfg['name']}-sigma{sigma:g}-seed{seed}"
-            run = out / cfg["name"]
-            metrics = train(cfg, run, progress=progress)
-            export_run(run)
-            dep = deploy(run / "network.net", backend="emulator", samples=0,
-                         profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"],
-                         progress=False)
-            rob = attack_run(run, protocol, progress=progress)
-            rows[sigma].append({"seed": seed, "val_accuracy": metrics["best_val_accuracy"],
-                                "deploy": dep, "robustness": rob})
-    table = []
-    for sigma in sigmas:
-        entry: dict[str, Any] = {
-            "sigma": sigma,
-            "clean_accuracy": seed_stats([r["deploy"]["accuracy"] for r in rows[sigma]]),
-            "activation_sparsity": seed_stats(
-                [r["deploy"]["activation_sparsity"] for r in rows[sigma]]),
-            "energy_joules_per_sample": seed_stats(
-                [r["deploy"]["energy"]["joules_per_sample"] for r in rows[sigma]]),
-            "robust_accuracy": {},
-        }
-        for attack in protocol.attacks:
-            per_eps = []
-            for i, eps in enumerate(protocol.eps):
-                vals = [r["robustness"]["curves"][attack]["torch"][i]["mean"]
-                        for r in rows[sigma]]
-                per_eps.append({"eps": eps, **seed_stats(vals)})
-            entry["robust_accuracy"][attack] = per_eps
-        entry["flags_ok"] = {
-            name: [r["robustness"]["flags"][name]["ok"] for r in rows[sigma]]
-            for name in rows[sigma][0]["robustness"]["flags"]
-        }
-        table.append(entry)
-    result = {"sigmas": sigmas, "seeds": seeds, "protocol": protocol.to_dict(), "table": table,
-              "runs": {str(s): [str(out / f"{base_cfg['name']}-sigma{s:g}-seed{r['seed']}")
-                                for r in rows[s]] for s in sigmas}}
+    trainings = list(dict.fromkeys(c.training for c in cells))
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    computed = []
+    work = [(t, s) for t in trainings for s in seeds]
+    for training, seed in tqdm(work, desc="compare", unit="run",
+                               disable=None if progress else True):
+        cell = next(c for c in cells if c.training == training)
+        run = cell.run_dir(out, seed)
+        results[training, seed], fresh = run_cell(run, cell.seed_config(seed),
+                                                  training_key(cell.overrides), protocol, seed,
+                                                  progress)
+        if fresh:
+            computed.append(str(run))
+    for c in cells:
+        c.per_seed = [results[c.training, s] for s in seeds]
+    eps = list(protocol.eps)
+    result = {
+        "grid": [[k, v] for k, v in grid],
+        "grid_note": note,
+        "seeds": list(seeds),
+        "protocol": protocol.to_dict(),
+        "target": pgd_target(protocol),
+        "fit_profile": FIT_PROFILE,
+        "definitions": DEFINITIONS,
+        "rows": [_row(c, cells[c.control], eps) for c in cells],
+        "trainings": len(trainings),
+        "computed": computed,
+    }
     write_json(out / "compare.json", result)
     write_text(out / "compare.md", markdown_table(result))
     plot_compare(result, out / "compare.png")
     return result
 
 
+def _pm(s: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
+    if s["mean"] is None:
+        return "–"
+    return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
+
+
+def _signed(s: dict[str, Any]) -> str:
+    return "–" if s["mean"] is None else f"{s['mean']:+.3f} ± {s['std']:.3f}"
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def markdown_table(result: dict[str, Any]) -> str:
-    """One table: a row per sigma, mean +- std over seeds."""
-    attacks = list(result["table"][0]["robust_accuracy"])
-    eps = [p["eps"] for p in result["table"][0]["robust_accuracy"][attacks[0]]]
-    head = ["sigma", "clean acc", "sparsity", "energy/sample (uJ)"]
-    head += [f"{a} @ {e:.3g}" for a in attacks for e in eps if e > 0]
+    """One table, a row per cell: mean ± std over seeds, deltas against the sigma = 0 control."""
+    keys = [k for k, _ in result["grid"]]
+    eps = [p["eps"] for p in result["rows"][0]["pgd_accuracy"]]
+    positive = [i for i, e in enumerate(eps) if e > 0]
+    last = len(eps) - 1
+    head = [k.split(".")[-1] for k in keys]
+    head += ["clean acc", "Δ clean"]
+    head += [f"PGD @ {eps[i]:.3g} (Δ)" for i in positive]
+    head += ["PGD AUC (Δ)", f"worst @ {eps[last]:.3g}", "sparsity",
+             f"{result['fit_profile']} cores / chips", "redraw writes/sample",
+             "energy/sample (uJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def pm(s: dict[str, float], scale: float = 1.0) -> str:
-        return f"{s['mean'] * scale:.3f} ± {s['std'] * scale:.3f}"
-
-    for row in result["table"]:
-        cells = [f"{row['sigma']:g}", pm(row["clean_accuracy"]), pm(row["activation_sparsity"]),
-                 pm(row["energy_joules_per_sample"], 1e6)]
-        cells += [pm(p) for a in attacks for p in row["robust_accuracy"][a] if p["eps"] > 0]
+    for index, row in enumerate(result["rows"]):
+        control = row["control"] == index
+        mark = "†" if row["shared_training"] else ""
+        cells = [_value(row["cell"][k]) + (mark if k == SIGMA else "") for k in keys]
+        cells += [_pm(row["clean_accuracy"]),
+                  "control" if control else _signed(row["clean_accuracy_delta"])]
+        for i in positive:
+            d = "" if control else f" ({_signed(row['pgd_accuracy_delta'][i])})"
+            cells.append(_pm(row["pgd_accuracy"][i]) + d)
+        d = "" if control else f" ({_signed(row['pgd_auc_delta'])})"
+        cells.append(_pm(row["pgd_auc"]) + d)
+        cells.append(_pm(row["worst_case_accuracy"][last]))
+        cells.append(_pm(row["activation_sparsity"]))
+        fit = row["fit"]
+        cores = "–" if fit["cores"]["mean"] is None else (
+            f"{fit['cores']['mean']:.0f} / {fit['chips']['mean']:.0f}")
+        notes = ", ".join(fit["notes"])
+        cells.append(cores + ("" if fit["fits"] else f" (does not fit; {notes or 'no cut'})"))
+        cells.append(_pm(fit["redraw_writes_per_sample"], digits=0))
+        cells.append(_pm(row["energy_joules_per_sample"], 1e6, 4))
         lines.append("| " + " | ".join(cells) + " |")
-    n = result["table"][0]["clean_accuracy"]["n"]
-    lines.append(f"\nmean ± std over {n} training seed(s); robust accuracy on the torch model, "
-                 "mean over fresh draws; energy is the profile's lower-bound proxy estimate.")
-    return "\n".join(lines) + "\n"
-
-
+    n = len(result["seeds"])
+    target = result["target"]
+    notes = [
+        "",
+        f"Mean ± std over {n} training seed(s) ({', '.join(map(str, result['seeds']))}); every "
+        "cell trained identically. Columns:",
+        "- grid keys: the cell's config values (profile:K = granularity profile with K decay "
+        "profiles); † marks sigma = 0 controls that differ in granularity alone: one network, "
+        "trained once and shared.",
+        "- clean acc: deployed network on the emulator (bit-exact with Lava), whole test split, "
+        "a fresh decay draw per sample.",
+        "- Δ: this row minus its sigma = 0 control (same seed, every other key equal), mean ± "
+        "std over seeds; 'control' marks the control rows.",
+        f"- PGD @ eps: PGD-EOT accuracy scored on the {target} target, mean over the "
+        "protocol's draws; PGD AUC: area under it over eps (trapezoid), normalised by the eps "
+        "range.",
+        f"- worst @ {eps[last]:.3g}: the lowest accuracy over every attack run "
+        f"({', '.join(result['rows'][0]['per_seed'][0]['attacks'])}) at the largest eps, "
+        f"{target} target.",
+        "- sparsity: 1 - mean spike rate of the deployed network (emulator).",
+        f"- {result['fit_profile']} cores / chips: resource fit on the {result['fit_profile']} "
+        "profile with the deployed draws; when a core needs more decay profiles than the chip "
+        "has, the cores and chips once every core meets the limit (profile-limited).",
+        "- redraw writes/sample: decay-register writes per sample to redraw the profiles on "
+        f"{result['fit_profile']} (0: no redraw).",
+        "- energy/sample: dynamic energy, the deploy profile's lower-bound proxy estimate.",
+    ]
+    if result.get("grid_note"):
+        notes.append(f"- note: {result['grid_note']}.")
+    return "\n".join(lines + notes) + "\n"

@@ -1,5 +1,6 @@
 """Accuracy against epsilon: robustness.png (per attack, one panel per scoring target),
-compare.png (one line per sigma) and flex_compare.png (one line per BioFlexNet variant)."""
+compare.png (one line per grid cell; clean accuracy against hardware cost) and
+flex_compare.png (one line per BioFlexNet variant)."""
 
 from __future__ import annotations
 
@@ -56,18 +57,62 @@ def plot_robustness(result: dict[str, Any], path: Path) -> None:
             suptitle="solid: mean over draws (+- std); dashed: correct on every draw")
 
 
+def compare_label(row: dict[str, Any]) -> str:
+    """A compare row's legend label: its grid values (short key names); a sigma = 0 control
+    shared by several granularities without its granularity."""
+    def value(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    control = row["cell"].get("neuron.sigma", 1) == 0
+    cell = {k: v for k, v in row["cell"].items()
+            if not (control and row["shared_training"] and k == "neuron.granularity")}
+    text = ", ".join(f"{k.split('.')[-1]}={value(v)}" for k, v in cell.items())
+    return text + (" (control)" if control else "")
+
+
 def plot_compare(result: dict[str, Any], path: Path) -> None:
-    """Robust accuracy vs eps per attack, one line per sigma (error bars: std over seeds)."""
-    attacks = list(result["table"][0]["robust_accuracy"])
-
-    def draw(ax: Any, i: int) -> None:
-        for row in result["table"]:
-            pts = row["robust_accuracy"][attacks[i]]
-            ax.errorbar([p["eps"] for p in pts], [p["mean"] for p in pts],
-                        yerr=[p["std"] for p in pts], marker="o", capsize=3,
-                        label=f"sigma = {row['sigma']:g}")
-
-    _panels(attacks, draw, path, legend_size=8)
+    """Left: PGD accuracy vs eps, one line per grid cell (band: +- std over seeds; sigma = 0
+    controls dashed, a shared control drawn once). Right: clean accuracy against the Loihi 1
+    redraw writes per sample (against cores when no cell redraws), error bars: std over seeds."""
+    plt = pyplot()
+    rows, seen = [], set()
+    for row in result["rows"]:
+        if row["training"] not in seen:  # controls shared by several cells: one line
+            seen.add(row["training"])
+            rows.append(row)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = []
+    for row in rows:
+        pts = row["pgd_accuracy"]
+        eps = [p["eps"] for p in pts]
+        mean = [p["mean"] for p in pts]
+        control = row["cell"].get("neuron.sigma", 1) == 0
+        (line,) = left.plot(eps, mean, marker="o", ls="--" if control else "-",
+                            label=compare_label(row))
+        _band(left, eps, mean, [p["std"] for p in pts], line.get_color())
+        colors.append(line.get_color())
+    left.set_title(f"PGD-EOT, scored on: {result['target']}")
+    left.set_xlabel("eps (L-inf, pixels in [0, 1])")
+    left.set_ylabel("accuracy")
+    left.set_ylim(0, 1)
+    left.legend(fontsize=7)
+    redraw = [r["fit"]["redraw_writes_per_sample"]["mean"] for r in rows]
+    by_redraw = any(w for w in redraw)
+    key = "redraw_writes_per_sample" if by_redraw else "cores"
+    for row, color in zip(rows, colors, strict=True):
+        x, y = row["fit"][key], row["clean_accuracy"]
+        if x["mean"] is not None:
+            right.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"]], yerr=[y["std"]],
+                           marker="o", capsize=3, color=color)
+    right.set_xlabel(f"{result['fit_profile']} "
+                     + ("redraw register writes per sample" if by_redraw else "cores"))
+    right.set_ylabel("clean accuracy (emulator)")
+    right.set_title("clean accuracy vs hardware cost")
+    right.grid(alpha=0.3)
+    fig.suptitle(f"mean ± std over {len(result['seeds'])} training seed(s)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_flex_compare(result: dict[str, Any], path: Path) -> None:
