@@ -15,7 +15,7 @@ import torch
 
 from randhet.cli import main
 from randhet.config import DEFAULTS
-from randhet.decays import DecayDraw, deployment_draws, noise_shape
+from randhet.decays import DecayDraw, deployment_draws, network_bindings, noise_shape
 from randhet.deploy.emulator import emulate
 from randhet.deploy.pipeline import prepare
 from randhet.export.netx import write_network
@@ -48,7 +48,8 @@ def _net(
     spec = network_from_tokens(shape, tokens, 10, n, encoding or EncodingSpec("rate", 8))
     rng = np.random.default_rng(seed)
     layers = []
-    for ls in spec.spiking_layers:
+    bindings = network_bindings(n, [tuple(ls.out_shape) for ls in spec.spiking_layers], seed)
+    for ls, binding in zip(spec.spiking_layers, bindings, strict=True):
         if isinstance(ls, DenseSpec):
             w = 2 * rng.integers(-wmax, wmax + 1, (ls.out_features, ls.in_features))
         elif ls.pool:
@@ -61,7 +62,8 @@ def _net(
             ns = noise_shape(n, ls.out_shape)
             values = np.array(fixed_values or (0, 123, 1024, 2048, 4096))
             fc, fv = rng.choice(values, ns), rng.choice(values, ns)
-        layers.append(ExportedLayer(ls, w.astype(np.int64), decays[0], decays[1], 80, fc, fv))
+        layers.append(ExportedLayer(ls, w.astype(np.int64), decays[0], decays[1], 80, fc, fv,
+                                    None if binding is None else binding.numpy()))
     return ExportedNetwork(spec, tuple(layers), dict(DEFAULTS["data"]), Path("random.net"))
 
 
@@ -81,7 +83,8 @@ def _assert_same_integers(a: ExportedNetwork, b: ExportedNetwork) -> None:
         assert x.spec == y.spec and np.array_equal(x.weight, y.weight)
         assert (x.current_decay, x.voltage_decay, x.threshold_mant) == \
             (y.current_decay, y.voltage_decay, y.threshold_mant)
-        for p, q in ((x.fixed_current, y.fixed_current), (x.fixed_voltage, y.fixed_voltage)):
+        for p, q in ((x.fixed_current, y.fixed_current), (x.fixed_voltage, y.fixed_voltage),
+                     (x.profile_binding, y.profile_binding)):
             assert (p is None and q is None) or np.array_equal(p, q)
 
 
@@ -94,6 +97,8 @@ ROUND_TRIPS = {
                                resample="fixed"),
     "events-conv-strided": dict(tokens=["conv:3:s2", "dense:12"], shape=(2, 8, 8, 6),
                                 encoding=EncodingSpec("events", 6), sigma=0.3),
+    "profile-grouped-conv": dict(tokens=["conv:4:s2", "dense:16"], sigma=1.0,
+                                 granularity="profile", profiles=3, core_size=8),
     "fixed-channel-conv": dict(tokens=["conv:4:k5", "pool:2"], shape=(1, 8, 8), sigma=0.5,
                                resample="fixed", granularity="channel"),
 }

@@ -186,3 +186,13 @@ def test_stock_backend_refuses_per_neuron_draws_in_one_line(tiny_run: Path) -> N
     with pytest.raises(UserError, match="granularity = 'profile'") as err:
         deploy(tiny_run / "network.net", backend="lava-stock", samples=2, progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_loihi2_backend_refuses_clearly_without_lava_loihi(grouped_run: Path) -> None:
+    from randhet.deploy.loihi2_backend import lava_loihi_installed
+    from randhet.errors import UserError
+
+    if lava_loihi_installed():  # a machine with Intel's extension runs it instead
+        pytest.skip("lava-loihi is installed here")
+    with pytest.raises(UserError, match="needs Intel's lava-loihi extension"):
+        deploy(grouped_run / "network.net", backend="loihi2", samples=2, progress=False)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,29 @@ def dense_weight(layer: ExportedLayer) -> np.ndarray:
     return np.rint(out.reshape(n_in, -1).T.numpy()).astype(np.int64)
 
 
+def _adapters(hardware: bool, graded: bool) -> tuple[Any, Any]:
+    """lava-loihi's embedded spike adapters (host -> chip, chip -> host), None on the CPU."""
+    if not hardware:
+        return None, None
+    if graded:
+        raise UserError("--backend loihi2: graded input spikes (encoding.kind = 'direct') through "
+                        "lava-loihi's spike adapters are not verified by randhet; use "
+                        "encoding.kind = 'rate' or 'events', or --backend lava-stock")
+    from lava.proc.embedded_io.spike import (  # lava-loihi: only on hardware
+        NxToPyAdapter,
+        PyToNxAdapter,
+    )
+
+    return PyToNxAdapter, NxToPyAdapter
+
+
+def _hardware_config() -> Any:
+    """lava-loihi's run configuration for a Loihi 2."""
+    from lava.magma.core.run_configs import Loihi2HwCfg  # lava-loihi: only on hardware
+
+    return Loihi2HwCfg()
+
+
 def host_writes(groups: list[list[Group]], per_step: bool, steps: int) -> dict[str, int]:
     """Host-to-chip writes per sample: decay registers (du, dv of every group, per step for
     per-step redraws) and the state resets (u, v of every neuron, every synapse buffer)."""
@@ -109,9 +133,14 @@ def run_lava_stock(
     inputs: np.ndarray,
     draws: list[DecayDraw],
     on_progress: Callable[[int], None] | None = None,
+    hardware: bool = False,
 ) -> tuple[RunResult, dict[str, int]]:
     """Run all samples as stock Lava processes (see the module); returns the rasters (no
-    neuron-update counts: empty) and the host writes per sample (:func:`host_writes`)."""
+    neuron-update counts: empty) and the host writes per sample (:func:`host_writes`).
+
+    ``hardware``: on a Loihi 2 through lava-loihi (``Loihi2HwCfg``), with its embedded spike
+    adapters between the host's source and sinks and the chip (never run by randhet: no
+    hardware was at hand)."""
     # Lava takes seconds to import: only when a network runs on it
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -131,6 +160,12 @@ def run_lava_stock(
         stream[:, s * slot: s * slot + steps] = frames[s]
     source = Source(data=stream)
     graded = net.spec.encoding.kind == "direct"
+    to_chip, from_chip = _adapters(hardware, graded)
+    source_port = source.s_out
+    if to_chip is not None:
+        adapter = to_chip(shape=source.s_out.shape)
+        source.s_out.connect(adapter.inp)
+        source_port = adapter.out
     shift = net.spec.encoding.input_shift
     lifs: list[list[LIF]] = []
     synapses = []
@@ -147,7 +182,7 @@ def run_lava_stock(
                             "use --backend lava")
         # sources: the input, or every group of the layer below (its synapse blocks summed at
         # the LIF's input port, as the chip sums a compartment's synaptic input)
-        sources = ([(source.s_out, np.arange(frames.shape[1]))] if k == 0 else
+        sources = ([(source_port, np.arange(frames.shape[1]))] if k == 0 else
                    [(lif.s_out, g.neurons) for lif, g in zip(lifs[-1], groups[k - 1],
                                                               strict=True)])
         row = []
@@ -168,7 +203,12 @@ def run_lava_stock(
         sinks.append([])
         for lif in row:
             sink = Sink(shape=lif.s_out.shape, buffer=samples * slot)
-            lif.s_out.connect(sink.a_in)
+            port = lif.s_out
+            if from_chip is not None:
+                back = from_chip(shape=lif.s_out.shape)
+                port.connect(back.inp)
+                port = back.out
+            port.connect(sink.a_in)
             sinks[-1].append(sink)
 
     def write(var: object, value: np.ndarray) -> None:
@@ -186,7 +226,7 @@ def run_lava_stock(
 
     for k in range(n_layers):  # du, dv as arrays from the start: Lava sets no scalar Var
         set_decays(k, 0, 0)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    cfg = _hardware_config() if hardware else Loihi2SimCfg(select_tag="fixed_pt")
     try:
         for s in range(samples):
             for k in range(n_layers):

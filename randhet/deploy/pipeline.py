@@ -164,7 +164,7 @@ def deploy(
         else:
             from randhet.deploy.loihi2_backend import run_loihi2  # Lava: on first use
 
-            result = run_loihi2(net, inputs, draws)
+            result, stock_writes = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
     if ref is None:
         ref = reference_rasters(prep.model, inputs, draws)
@@ -179,7 +179,7 @@ def deploy(
         events = em.events
         agree = _matching(em.rasters, result.rasters, n)
         emulator_check["emulator_bit_exact_fraction"] = float(agree.mean())
-        if backend == "lava-stock":  # the stock LIF keeps no count of its active updates
+        if backend in ("lava-stock", "loihi2"):  # stock LIF keeps no count of active updates
             result = replace(result, active_steps=em.active_steps)
             emulator_check["host_writes_per_sample"] = stock_writes
             emulator_check["neuron_updates_source"] = (

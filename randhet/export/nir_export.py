@@ -20,11 +20,12 @@ from randhet.export.nir_mapping import (
     load_nir,
     tau_from_decay,
 )
-from randhet.network import ExportedNetwork, read_network
+from randhet.network import ExportedLayer, ExportedNetwork, read_network
 from randhet.spec import (
     WEIGHT_SCALE,
     DenseSpec,
     FlattenSpec,
+    NeuronSpec,
 )
 
 
@@ -55,6 +56,14 @@ def _draws(net: ExportedNetwork, draw: str | int | None) -> tuple[str, list[tupl
             pair.append(np.broadcast_to(a, ly.shape).astype(np.int64))
         out.append((pair[0], pair[1]))
     return ("fixed" if draw == "fixed" else f"seed {int(draw)}"), out
+
+
+def _binding_metadata(neuron: NeuronSpec, layer: ExportedLayer) -> dict[str, Any]:
+    """Profile-grouped RandHet: K, the core size and every neuron's profile in its core."""
+    if neuron.granularity != "profile" or layer.profile_binding is None:
+        return {}
+    return {"randhet_profiles": int(neuron.profiles), "randhet_core_size": int(neuron.core_size),
+            "randhet_profile_binding": np.asarray(layer.profile_binding, dtype=np.int64)}
 
 
 def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None = None) -> Any:
@@ -115,6 +124,7 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
                 "randhet_randomize": neuron.randomize,
                 "randhet_granularity": neuron.granularity,
                 "randhet_resample": neuron.resample,
+                **_binding_metadata(neuron, layer),
             },
         )
         order.append(lif)

@@ -443,10 +443,21 @@ def from_nir(
             ns = noise_shape(neuron, tuple(ly.spec.out_shape))
             index = tuple(slice(0, n) for n in ns)
             fixed_c, fixed_v = ly.du[index].copy(), ly.dv[index].copy()
-        out_layers.append(ExportedLayer(ly.spec, w, mc, mv, vth, fixed_c, fixed_v))
+        out_layers.append(ExportedLayer(ly.spec, w, mc, mv, vth, fixed_c, fixed_v,
+                                        _binding(ly.meta, neuron, where)))
         err = max(err, float(np.abs(w / vth - ly.weight).max(initial=0)))
     net = ExportedNetwork(spec, tuple(out_layers), dict(data), Path(path))
     return net, ImportReport(vth, exact, err, meta_spec is not None)
+
+
+def _binding(meta: dict[str, Any], neuron: NeuronSpec, where: str) -> np.ndarray | None:
+    """A profile-grouped layer's binding from its LIF node's metadata (None otherwise)."""
+    if neuron.granularity != "profile":
+        return None
+    if "randhet_profile_binding" not in meta:
+        raise NetworkFileError(f"{where}: a profile-grouped network's LIF node carries no "
+                               "randhet_profile_binding")
+    return np.asarray(meta["randhet_profile_binding"], dtype=np.int64).reshape(-1)
 
 
 def _strip_pool_weight(layers: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
