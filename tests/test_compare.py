@@ -90,21 +90,21 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     config = _config_file(tmp_path, make_tiny_config)
     out = tmp_path / "cmp"
     args = ["compare", "--config", str(config), "--grid", "neuron.sigma=0,1",
-            "--granularity", "neuron,channel", "--seeds", "0", "--out", str(out), "--quiet"]
+            "--granularity", "neuron,profile:2", "--seeds", "0", "--out", str(out), "--quiet"]
     assert main(args) == 0
     result = json.loads((out / "compare.json").read_text())
     rows = result["rows"]
     assert result["grid"] == [["neuron.sigma", [0.0, 1.0]],
-                              ["neuron.granularity", ["neuron", "channel"]]]
+                              ["neuron.granularity", ["neuron", "profile:2"]]]
     assert [r["cell"] for r in rows] == [
         {"neuron.sigma": s, "neuron.granularity": g} for s in (0.0, 1.0)
-        for g in ("neuron", "channel")]
+        for g in ("neuron", "profile:2")]
     # the sigma = 0 control is one training, shared by both granularities
     assert result["trainings"] == 3 and len(result["computed"]) == 3
     assert rows[0]["runs"] == rows[1]["runs"] and rows[0]["shared_training"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
-        "neuron.sigma-0.0", "neuron.sigma-1.0_neuron.granularity-channel",
-        "neuron.sigma-1.0_neuron.granularity-neuron"]
+        "neuron.sigma-0.0", "neuron.sigma-1.0_neuron.granularity-neuron",
+        "neuron.sigma-1.0_neuron.granularity-profile_neuron.profiles-2"]
     assert [r["control"] for r in rows] == [0, 1, 0, 1]
     for r in rows:
         control = rows[r["control"]]
@@ -121,7 +121,7 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
         seed = r["per_seed"][0]
         assert seed["overrides"] == {k: v for k, v in r["overrides"].items()
                                      if r["cell"]["neuron.sigma"] > 0
-                                     or k != "neuron.granularity"}
+                                     or k not in ("neuron.granularity", "neuron.profiles")}
         assert isinstance(seed["all_flags_ok"], bool) and seed["flags_ok"]
         fit = r["fit"]
         assert fit["profile"] == "loihi1" and isinstance(fit["fits"], bool)
@@ -130,6 +130,10 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
         assert writes == 0 if r["cell"]["neuron.sigma"] == 0 else writes > 0
     assert rows[0]["clean_accuracy_delta"]["mean"] == 0
     assert result["target"] == "emulator"
+    # hand count: dense 24 and dense 10, one core each (loihi2's core size), 2 profiles each:
+    # decayU and decayV of 4 profiles per sample; the per-neuron twin draws 24 + 10 pairs
+    assert rows[3]["fit"]["redraw_writes_per_sample"]["mean"] == 2 * 2 * 2
+    assert rows[2]["fit"]["redraw_writes_per_sample"]["mean"] == 2 * (24 + 10)
 
     table = (out / "compare.md").read_text()
     body = [ln for ln in table.splitlines() if ln.startswith("| ")]
@@ -198,8 +202,8 @@ def test_compare_refuses_a_bad_grid_in_one_line(tmp_path: Path, make_tiny_config
 
 @pytest.mark.slow
 def test_compare_on_digits_over_granularities_and_three_seeds(tmp_path: Path) -> None:
-    """The comparison on the demo's digits network, 9 trainings (RANDHET_SLOW=1 runs it; about
-    2.5 min on 2 busy cores)."""
+    """The comparison on the demo's digits network, 12 trainings (RANDHET_SLOW=1 runs it; about
+    4 min on 2 cores)."""
     out = tmp_path / "digits"
     config = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
     protocol = ["attack.targets=[\"torch\", \"emulator\"]", "attack.eps=[0, 0.1, 0.2, 0.3]",
@@ -207,11 +211,14 @@ def test_compare_on_digits_over_granularities_and_three_seeds(tmp_path: Path) ->
                 "attack.restarts=1"]
     assert main(["compare", "--config", str(config), "--set", "train.epochs=10",
                  *(a for s in protocol for a in ("--set", s)),
-                 "--granularity", "neuron,channel", "--seeds", "0,1,2",
+                 "--granularity", "neuron,profile:1,profile:4", "--seeds", "0,1,2",
                  "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "compare.json").read_text())
-    assert result["grid_note"] and len(result["rows"]) == 4 and result["trainings"] == 3
+    assert result["grid_note"] and len(result["rows"]) == 6 and result["trainings"] == 4
     for row in result["rows"]:
         assert row["clean_accuracy"]["n"] == 3
         assert row["clean_accuracy"]["mean"] > 0.8
+    fits = {row["cell"]["neuron.granularity"]: row["fit"]["fits"] for row in result["rows"]
+            if row["cell"]["neuron.sigma"] > 0}
+    assert fits == {"neuron": [False] * 3, "profile:1": [True] * 3, "profile:4": [True] * 3}
     assert os.path.getsize(out / "compare.png") > 0
