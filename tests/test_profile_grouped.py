@@ -196,3 +196,25 @@ def test_loihi2_backend_refuses_clearly_without_lava_loihi(grouped_run: Path) ->
         pytest.skip("lava-loihi is installed here")
     with pytest.raises(UserError, match="needs Intel's lava-loihi extension"):
         deploy(grouped_run / "network.net", backend="loihi2", samples=2, progress=False)
+
+
+def test_training_draws_one_pair_per_profile_and_the_mean_decays_learn(make_tiny_config) -> None:
+    from randhet.config import network_spec
+    from randhet.models.spiking import build_network
+
+    cfg = make_tiny_config('neuron.granularity="profile"', "neuron.profiles=3",
+                           "neuron.core_size=8", "neuron.learn_decay=true")
+    model = build_network(network_spec(cfg, (1, 8, 8), 10), seed=5)
+    model.train()
+    model(torch.rand(4, 1, 8, 8)).sum().backward()
+    for block in model.blocks:
+        neuron = block.neuron
+        groups = profile_groups(neuron.profile_binding, 8, 3).numpy()
+        for d in (neuron.last_draw.current, neuron.last_draw.voltage):
+            flat = d.reshape(4, -1).numpy()
+            for g in np.unique(groups):
+                members = flat[:, groups == g]
+                assert (members == members[:, :1]).all()
+        assert neuron.mean_current_decay.grad is not None
+        assert torch.isfinite(neuron.mean_current_decay.grad).all()
+    assert any(float(b.neuron.mean_voltage_decay.grad.abs().sum()) > 0 for b in model.blocks)
