@@ -8,7 +8,12 @@ nonzero, the most memory a trained network can need) and the draws are the deplo
 (`randhet.decays.deployment_draws`, seed 1, `--samples` samples). A trained run folder's own
 fit is `randhet profile RUN/network.net --profile loihi1`.
 
+The same network is then fitted as profile-grouped RandHet (``neuron.granularity = "profile"``,
+K profiles per core of the profile's neurons per core) for every ``--profiles`` K: whether it
+fits, its cores and chips, and the host's register writes per sample.
+
     .venv/bin/python benchmarks/chip_fit.py [--config configs/mnist.toml] [--profile loihi1]
+        [--profiles 1,4,16,31,32]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from randhet.config import load_config, network_spec  # noqa: E402
-from randhet.decays import deployment_draws  # noqa: E402
+from randhet.decays import deployment_draws, network_bindings  # noqa: E402
 from randhet.deploy.fit import check_fit  # noqa: E402
-from randhet.hardware import load_profile  # noqa: E402
+from randhet.hardware import HardwareProfile, load_profile  # noqa: E402
 from randhet.io import write_json  # noqa: E402
 from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
 from randhet.spec import ConvSpec, DenseSpec  # noqa: E402
@@ -55,7 +61,24 @@ def untrained(cfg: dict, seed: int = 0) -> ExportedNetwork:
                                     round(spec.neuron.current_decay * 4096),
                                     round(spec.neuron.voltage_decay * 4096),
                                     round(spec.neuron.threshold * 64)))
+    shapes = [tuple(ly.shape) for ly in layers]
+    layers = [replace(ly, profile_binding=None if b is None else b.numpy())
+              for ly, b in zip(layers, network_bindings(spec.neuron, shapes, seed), strict=True)]
     return ExportedNetwork(spec, tuple(layers), cfg["data"], Path("untrained.net"))
+
+
+def grouped(config: str, profile: HardwareProfile, k: int, samples: int) -> dict:
+    """The config's network as profile-grouped RandHet, K profiles per core of the profile's
+    neurons per core: fit, cores, chips and the host's register writes per sample."""
+    cfg = load_config(config, ['neuron.granularity="profile"', f"neuron.profiles={k}",
+                               f"neuron.core_size={profile.core.neurons_per_core}"])
+    net = untrained(cfg)
+    fit = check_fit(net, profile, deployment_draws(net, samples, seed=1))
+    cut = fit.profile_limited or {}
+    return {"profiles": k, "fits": fit.fits, "cores": fit.total_cores or cut.get("cores"),
+            "chips": fit.chips or cut.get("chips"),
+            "register_writes_per_sample": fit.redraw()["register_writes_per_sample"],
+            "summary": fit.summary()}
 
 
 def main() -> None:
@@ -63,6 +86,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "mnist.toml"))
     parser.add_argument("--profile", default="loihi1")
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--profiles", default="1,4,16,31,32",
+                        help="K values for the profile-grouped fits")
     args = parser.parse_args()
     cfg = load_config(args.config)
     net = untrained(cfg)
@@ -84,6 +109,8 @@ def main() -> None:
                     "redraw_writes_per_sample": ly.redraw_writes_per_sample}
                    for ly in counted.layers],
         "weights": "untrained: every synapse nonzero (the most synaptic memory)",
+        "profile_grouped": [grouped(args.config, profile, int(k), args.samples)
+                            for k in args.profiles.split(",")],
     }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     write_json(RESULTS, result)
