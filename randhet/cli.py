@@ -269,6 +269,10 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
         f"deployed on {report['backend']}: accuracy {report['accuracy']:.4f} over "
         f"{report['samples']} samples, bit-exact fraction {report['bit_exact_fraction']:.3f}"
     )
+    writes = report.get("host_writes_per_sample")
+    if writes:
+        print(f"host writes per sample: {writes['decay_registers']} decay registers, "
+              f"{writes['state_resets']} state resets")
     return report
 
 
