@@ -469,10 +469,16 @@ def markdown_table(result: dict[str, Any]) -> str:
              f"{result['fit_profile']} cores / chips", "redraw writes/sample",
              "energy/sample (uJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shown: set[Any] = set()
     for index, row in enumerate(result["rows"]):
         control = row["control"] == index
-        mark = "†" if row["shared_training"] else ""
-        cells = [_value(row["cell"][k]) + (mark if k == SIGMA else "") for k in keys]
+        shared = row["shared_training"]
+        if shared and row["training"] in shown:
+            continue  # the same network as a control row above
+        shown.add(row["training"])
+        mark = "†" if shared else ""
+        cells = [("any" if shared and k == GRANULARITY else _value(row["cell"][k]))
+                 + (mark if k == SIGMA else "") for k in keys]
         cells += [_pm(row["clean_accuracy"]),
                   "control" if control else _signed(row["clean_accuracy_delta"])]
         for i in positive:
@@ -497,8 +503,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"Mean ± std over {n} training seed(s) ({', '.join(map(str, result['seeds']))}); every "
         "cell trained identically. Columns:",
         "- grid keys: the cell's config values (profile:K = granularity profile with K decay "
-        "profiles); † marks sigma = 0 controls that differ in granularity alone: one network, "
-        "trained once and shared.",
+        "profiles); † marks a sigma = 0 control shared by every granularity (one network, "
+        "trained once and shared, shown once).",
         "- clean acc: deployed network on the emulator (bit-exact with Lava), whole test split, "
         "a fresh decay draw per sample.",
         "- Δ: this row minus its sigma = 0 control (same seed, every other key equal), mean ± "
