@@ -119,13 +119,15 @@ def _hardware_config() -> Any:
     return Loihi2HwCfg()
 
 
-def host_writes(groups: list[list[Group]], per_step: bool, steps: int) -> dict[str, int]:
+def host_writes(groups: list[list[Group]], per_step: bool, steps: int,
+                buffers: int) -> dict[str, int]:
     """Host-to-chip writes per sample: decay registers (du, dv of every group, per step for
-    per-step redraws) and the state resets (u, v of every neuron, every synapse buffer)."""
+    per-step redraws) and the state resets (u, v of every neuron and the ``buffers`` entries of
+    every synapse's buffer)."""
     n_groups = sum(len(g) for g in groups)
     neurons = sum(len(x.neurons) for g in groups for x in g)
     return {"decay_registers": 2 * n_groups * (steps if per_step else 1),
-            "state_resets": 3 * neurons}
+            "state_resets": 2 * neurons + buffers}
 
 
 def run_lava_stock(
@@ -262,5 +264,6 @@ def run_lava_stock(
         per_sample = data.reshape(layer.neurons, samples, slot)[:, :, k + 1: k + 1 + steps]
         rasters.append(np.moveaxis(per_sample, 0, 1).reshape(samples, *layer.shape, steps) > 0)
     empty = [np.zeros(samples, dtype=np.int64) for _ in net.layers]
-    return RunResult(rasters, empty), host_writes(groups, per_step, steps)
+    buffers = sum(int(np.prod(syn.a_buff.shape)) for syn in synapses)
+    return RunResult(rasters, empty), host_writes(groups, per_step, steps, buffers)
 
