@@ -411,7 +411,8 @@ def compare(
     trainings = list(dict.fromkeys(c.training for c in cells))
     results: dict[tuple[str, int], dict[str, Any]] = {}
     computed = []
-    work = [(t, s) for t in trainings for s in seeds]
+    # seed-major: an interrupted grid leaves whole seeds behind, readable with fewer --seeds
+    work = [(t, s) for s in seeds for t in trainings]
     for training, seed in tqdm(work, desc="compare", unit="run",
                                disable=None if progress else True):
         cell = next(c for c in cells if c.training == training)
