@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from randhet.network import ExportedNetwork
@@ -147,6 +148,19 @@ class DecayDraw:
 
     def to(self, device: torch.device | str) -> DecayDraw:
         return DecayDraw(self.current.to(device), self.voltage.to(device))
+
+    def per_neuron(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``current``, ``voltage`` given to every neuron of a layer of ``shape``: int64
+        [B, T', neurons] (T' = steps when drawn per step, else 1), neurons flat (C, H, W)."""
+        return _per_neuron(self.current, shape), _per_neuron(self.voltage, shape)
+
+
+def _per_neuron(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    a = values.detach().cpu().numpy().astype(np.int64)
+    if a.ndim == len(shape) + 1:  # one value per sample: T' = 1
+        a = a[..., None]
+    a = np.broadcast_to(a, (a.shape[0], *shape, a.shape[-1]))
+    return np.moveaxis(a, -1, 1).reshape(a.shape[0], a.shape[-1], -1)
 
 
 def draw_eps(

@@ -247,17 +247,12 @@ def _conv_core_fan_in(ls: ConvSpec, p: int, order: str) -> int:
 def pair_codes(layer: ExportedLayer, draw: DecayDraw, order: str | None) -> np.ndarray:
     """One int64 code per (du, dv) pair: [samples, steps (1 unless per-step), neurons], the
     neurons flat in the order the layer is cut (C-H-W, or H-W-C for a conv cut that way)."""
-    shape = tuple(layer.shape)
-    cur, vol = draw.current.numpy().astype(np.int64), draw.voltage.numpy().astype(np.int64)
-    per_step = cur.ndim == len(shape) + 2
-    samples = cur.shape[0]
-    full = (samples, *shape, cur.shape[-1]) if per_step else (samples, *shape, 1)
-    codes = (np.broadcast_to(cur if per_step else cur[..., None], full) * 8192
-             + np.broadcast_to(vol if per_step else vol[..., None], full))
-    codes = np.moveaxis(codes, -1, 1)  # [S, T', *shape]
+    cur, vol = draw.per_neuron(tuple(layer.shape))
+    codes = cur * 8192 + vol  # [S, T', N], both under 2**13
     if order == "HWC":
-        codes = np.moveaxis(codes, 2, -1)
-    return codes.reshape(samples, codes.shape[1], -1)
+        s, t = codes.shape[:2]
+        codes = np.moveaxis(codes.reshape(s, t, *layer.shape), 2, -1).reshape(s, t, -1)
+    return codes
 
 
 def distinct_per_core(codes: np.ndarray, p: int) -> np.ndarray:
@@ -308,23 +303,31 @@ def _figures(layer: ExportedLayer, bits: int, synapses: np.ndarray,
     }
 
 
-def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int | None,
-              redraws: bool) -> LayerFit:
-    """``fit`` with its decay-profile count, the cut that meets ``limit`` and the redraw
-    traffic (``redraws``: the draw changes between samples or steps)."""
+def _count_and_cut(fit: LayerFit, codes: np.ndarray, limit: int | None, need: str,
+                   sizes: list[int] | None = None) -> tuple[dict[str, Any], int]:
+    """The busiest core's decay profiles for ``codes`` [S, T', N] on ``fit``'s blocks and,
+    over ``limit``, the largest block (of ``sizes`` when given) that meets it: (the fields
+    found, the neurons per core kept). ``need`` words the reason: "needs", "holds bound"."""
     p = int(fit.neurons_per_core or 0)
-    full = pair_codes(layer, draw, fit.order)  # [S, T', N]
-    codes = np.unique(full.reshape(len(full), -1), axis=0).reshape(-1, *full.shape[1:])
-    per_core = distinct_per_core(codes, p)  # [S', T', cores]
-    worst = per_core.max(axis=(0, 1))
+    worst = distinct_per_core(codes, p).max(axis=(0, 1))
     busiest = int(worst.argmax())
     found: dict[str, Any] = {"decay_profiles": int(worst[busiest]),
                              "decay_profiles_core": busiest, "threshold_profiles": 1}
     if limit is not None and worst[busiest] > limit:
-        p = _largest_block(p, lambda q: int(distinct_per_core(codes, q).max()) <= limit)
+        p = _largest_block(p, lambda q: int(distinct_per_core(codes, q).max()) <= limit, sizes)
         found["profile_cut"] = {"neurons_per_core": p, "cores": math.ceil(fit.neurons / p)}
-        found["reason"] = (f"core {busiest} needs {int(worst[busiest])} decay profiles, the chip "
-                           f"has {limit}")
+        found["reason"] = (f"core {busiest} {need} {int(worst[busiest])} decay profiles, the "
+                           f"chip has {limit}")
+    return found, p
+
+
+def _profiles(fit: LayerFit, layer: ExportedLayer, draw: DecayDraw, limit: int | None,
+              redraws: bool) -> LayerFit:
+    """``fit`` with its decay-profile count, the cut that meets ``limit`` and the redraw
+    traffic (``redraws``: the draw changes between samples or steps)."""
+    full = pair_codes(layer, draw, fit.order)  # [S, T', N]
+    codes = np.unique(full.reshape(len(full), -1), axis=0).reshape(-1, *full.shape[1:])
+    found, p = _count_and_cut(fit, codes, limit, "needs")
     if redraws:
         # every sample (not just the distinct ones): [S, cores]
         writes = REDRAW_REGISTERS * distinct_per_core(full, p).sum(axis=1)
@@ -342,19 +345,9 @@ def _bound_profiles(fit: LayerFit, layer: ExportedLayer, neuron: NeuronSpec, lim
     (``redraws_per_sample``: 0, 1, or T for per-step redraws)."""
     groups = profile_groups(torch.as_tensor(layer.profile_binding), neuron.core_size,
                             neuron.profiles).numpy()[None, None, :]
-    p = int(fit.neurons_per_core or 0)
-    per_core = distinct_per_core(groups, p)[0, 0]
-    busiest = int(per_core.argmax())
-    found: dict[str, Any] = {"decay_profiles": int(per_core[busiest]),
-                             "decay_profiles_core": busiest, "threshold_profiles": 1}
-    if limit is not None and per_core[busiest] > limit:
-        sizes = bound_block_sizes(fit.neurons, neuron.core_size)
-        p = _largest_block(p, lambda q: int(distinct_per_core(groups, q).max()) <= limit, sizes)
-        found["profile_cut"] = {"neurons_per_core": p, "cores": math.ceil(fit.neurons / p)}
-        found["reason"] = (f"core {busiest} holds {int(per_core[busiest])} bound decay "
-                           f"profiles, the chip has {limit}")
-        per_core = distinct_per_core(groups, p)[0, 0]
-    writes = REDRAW_REGISTERS * per_core * redraws_per_sample
+    found, p = _count_and_cut(fit, groups, limit, "holds bound",
+                              bound_block_sizes(fit.neurons, neuron.core_size))
+    writes = REDRAW_REGISTERS * distinct_per_core(groups, p)[0, 0] * redraws_per_sample
     found["redraw_writes_per_sample"] = float(writes.sum())
     found["redraw_writes_busiest_core"] = float(writes.max())
     return replace(fit, **found)

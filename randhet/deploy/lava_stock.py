@@ -62,9 +62,8 @@ def layer_groups(net: ExportedNetwork, draws: list[DecayDraw]) -> list[list[Grou
         else:
             ids = np.zeros(layer.neurons, dtype=np.int64)
         groups = [Group(k, np.flatnonzero(ids == g)) for g in np.unique(ids)]
-        for d in (draw.current, draw.voltage):
-            flat = _per_neuron(d, layer)
-            if any(not (flat[:, g.neurons] == flat[:, g.neurons[:1]]).all() for g in groups):
+        for flat in draw.per_neuron(tuple(layer.shape)):  # [S, T', N]
+            if any(not (flat[..., g.neurons] == flat[..., g.neurons[:1]]).all() for g in groups):
                 raise UserError(
                     f"--backend lava-stock runs neurons that share their decays (one stock LIF "
                     f"per group); spiking layer {k} draws them per "
@@ -72,15 +71,6 @@ def layer_groups(net: ExportedNetwork, draws: list[DecayDraw]) -> list[list[Grou
                     "lava)")
         out.append(groups)
     return out
-
-
-def _per_neuron(d: torch.Tensor, layer: ExportedLayer) -> np.ndarray:
-    """A draw [S, *noise(, T)] as [S, neurons, T'] (T' = 1 unless per step)."""
-    a = d.numpy().astype(np.int64)
-    per_step = a.ndim == len(layer.shape) + 2
-    full = (a.shape[0], *layer.shape, a.shape[-1]) if per_step else (a.shape[0], *layer.shape)
-    a = np.broadcast_to(a, full)
-    return a.reshape(a.shape[0], layer.neurons, -1)
 
 
 def dense_weight(layer: ExportedLayer) -> np.ndarray:
@@ -173,8 +163,8 @@ def run_lava_stock(
     synapses = []
     sinks: list[list[Sink]] = []
     per_step = net.spec.neuron.resample == "step"
-    cur = [_per_neuron(d.current, ly) for d, ly in zip(draws, net.layers, strict=True)]
-    vol = [_per_neuron(d.voltage, ly) for d, ly in zip(draws, net.layers, strict=True)]
+    cur, vol = zip(*(d.per_neuron(tuple(ly.shape))
+                     for d, ly in zip(draws, net.layers, strict=True)), strict=True)  # [S, T', N]
     for k, layer in enumerate(net.layers):
         w = dense_weight(layer)
         peak = max(int(inputs.max(initial=1)) >> shift, 1) if k == 0 else 1
@@ -223,8 +213,8 @@ def run_lava_stock(
     def set_decays(k: int, s: int, j: int) -> None:
         for g, lif in zip(groups[k], lifs[k], strict=True):
             first = g.neurons[0]
-            write(lif.du, np.array([cur[k][s, first, j] - 1]))  # Lava's LIF adds the 1 back
-            write(lif.dv, np.array([vol[k][s, first, j]]))
+            write(lif.du, np.array([cur[k][s, j, first] - 1]))  # Lava's LIF adds the 1 back
+            write(lif.dv, np.array([vol[k][s, j, first]]))
 
     for k in range(n_layers):  # du, dv as arrays from the start: Lava sets no scalar Var
         set_decays(k, 0, 0)
