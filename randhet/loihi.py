@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from randhet import kernel
+
 DECAY_UNITY = 1 << 12  # decay fraction 1.0
 DECAY_SHIFT = 12
 ACT_SHIFT = 6  # synaptic input is left-shifted by 6 (MSB alignment)
@@ -87,10 +89,14 @@ def integrate(
     [.., T] (one per step); ``threshold``: spike where the state is ``>= threshold`` and reset
     it to 0 (None: no spikes); ``clip``: ``"wrap"`` (current, Lava's wrap), ``"wrap_twos"``
     (current, two's complement), ``"saturate"`` (voltage) or None (SLAYER). Returns the state
-    before reset [.., T] and, if ``keep_post``, after reset.
+    before reset [.., T] and, if ``keep_post``, after reset. Runs the fused kernel
+    (:mod:`randhet.kernel`) where it applies, else the per-step loop: the same integers.
     """
     steps = drive.shape[-1]
     per_step = d.dim() == drive.dim() and d.shape[-1] == steps
+    fused = kernel.integrate(drive, d, threshold, clip, keep_post, per_step)
+    if fused is not None:
+        return fused
     keep = DECAY_UNITY - d
     keep = _time_major(keep) if per_step else keep
     x = _time_major(drive)
@@ -156,15 +162,9 @@ class LeakyIntegrator(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
         post, d = ctx.saved_tensors
         a = 1 - d / DECAY_UNITY
-        if ctx.decay_per_step:
-            a = _time_major(a)
-        steps = grad_out.shape[-1]
-        g_out = _time_major(grad_out)
-        g = torch.empty_like(g_out)
-        g[steps - 1] = g_out[steps - 1]
-        for t in range(steps - 2, -1, -1):
-            g[t] = (a[t + 1] if ctx.decay_per_step else a) * g[t + 1] + g_out[t]
-        grad_in = g.movedim(0, -1)
+        grad_in = kernel.integrate_backward(a, grad_out, ctx.decay_per_step)
+        if grad_in is None:
+            grad_in = _input_grad_loop(a, grad_out, ctx.decay_per_step)
         grad_d = None
         if ctx.needs_input_grad[1]:
             prev = torch.zeros_like(post)
@@ -174,6 +174,19 @@ class LeakyIntegrator(torch.autograd.Function):
                 per_step = per_step.sum(-1)
             grad_d = _reduce_to(per_step, d.shape)
         return grad_in, grad_d, None
+
+
+def _input_grad_loop(a: torch.Tensor, grad_out: torch.Tensor, per_step: bool) -> torch.Tensor:
+    """``g[t] = a[t+1] g[t+1] + dL/dy[t]`` step by step, [.., T] (the kernel's fallback)."""
+    if per_step:
+        a = _time_major(a)
+    steps = grad_out.shape[-1]
+    g_out = _time_major(grad_out)
+    g = torch.empty_like(g_out)
+    g[steps - 1] = g_out[steps - 1]
+    for t in range(steps - 2, -1, -1):
+        g[t] = (a[t + 1] if per_step else a) * g[t + 1] + g_out[t]
+    return g.movedim(0, -1)
 
 
 def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -1,0 +1,200 @@
+// The integer leaky integrator of randhet/loihi.py, the whole time loop of a layer in one call.
+//
+// Layout: [N, T], N the batch times the neurons. Inputs come time last ([N, T] contiguous) or
+// time major ([T, N] contiguous), each passed as (row stride, step stride); a stride of 0
+// repeats a value (a decay with no time axis). Outputs are time major, as the loop's are
+// (loihi.py returns [T, ..] storage viewed as [.., T]), so every downstream op sees the same
+// strides. Rows run in parallel, in chunks scanned step by step.
+// The arithmetic is loihi.py's, written for one neuron:
+//   prod = state * keep            keep = 4096 - d, per neuron or per neuron and step
+//   state = sign(prod) * (|prod| >> 12) + drive[t]
+//   state = wrap / saturate (clip)
+//   pre[t] = state; state = 0 where not (state < threshold); post[t] = state
+// The threshold comparison is done in the dtype torch compares an int64 tensor with the
+// threshold in (float32 for a Python float under the default dtype), so the spikes are the
+// same bits. Build with -ffp-contract=off: the backward's a * g + g_out must round twice, as
+// torch's two ops do.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kDecayShift = 12;
+constexpr int64_t kMaxState = int64_t{1} << 23;
+constexpr int64_t kGrain = 256;  // rows per parallel task
+constexpr int64_t kChunk = 64;   // rows scanned together, step by step
+
+enum Clip : int64_t { kNone = 0, kWrapLava = 1, kWrapTwos = 2, kSaturate = 3 };
+enum Threshold : int64_t { kNoThreshold = 0, kInt = 1, kFloat32 = 2, kFloat64 = 3 };
+
+inline int64_t decayed(int64_t state, int64_t keep) {
+  const int64_t prod = state * keep;
+  const int64_t neg = prod >> 63;  // all ones where prod < 0: sign(prod) * (|prod| >> 12)
+  return ((((prod ^ neg) - neg) >> kDecayShift) ^ neg) - neg;
+}
+
+template <int64_t clip>
+inline int64_t clipped(int64_t s) {
+  switch (clip) {
+    case kWrapLava:  // loihi.wrap_current: one wrap into (-2**23, 2**23]
+      if (s > kMaxState) s -= 2 * kMaxState;
+      if (s <= -kMaxState) s += 2 * kMaxState;
+      return s;
+    case kWrapTwos:  // loihi.wrap_signed(s, 24)
+      return ((s + kMaxState) & (2 * kMaxState - 1)) - kMaxState;
+    case kSaturate:  // loihi.saturate_voltage
+      return s < -(kMaxState - 1) ? -(kMaxState - 1) : (s > kMaxState - 1 ? kMaxState - 1 : s);
+    default:
+      return s;
+  }
+}
+
+template <int64_t mode>
+inline bool below(int64_t s, int64_t th_int, float th_f32, double th_f64) {
+  switch (mode) {
+    case kInt: return s < th_int;
+    case kFloat32: return static_cast<float>(s) < th_f32;
+    case kFloat64: return static_cast<double>(s) < th_f64;
+    default: return true;
+  }
+}
+
+template <typename T>
+struct View {  // element (row, t) of a strided [N, T] tensor
+  T* ptr;
+  int64_t row_stride, step_stride;
+  T& at(int64_t row, int64_t t) const { return ptr[row * row_stride + t * step_stride]; }
+};
+
+template <typename T>
+View<T> view(const torch::Tensor& x, bool time_major, int64_t rows, bool has_steps) {
+  if (!has_steps) return {x.data_ptr<T>(), 1, 0};
+  return time_major ? View<T>{x.data_ptr<T>(), 1, rows} : View<T>{x.data_ptr<T>(), x.size(-1), 1};
+}
+
+}  // namespace
+
+template <int64_t clip, int64_t mode>
+void scan_forward(const View<int64_t> x, const View<int64_t> k, const View<int64_t> out_pre,
+                  const View<int64_t> out_post, bool keep_post, int64_t rows, int64_t steps,
+                  int64_t th_int, float th_f32, double th_f64) {
+  at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+    int64_t state[kChunk];
+    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
+      const int64_t r1 = std::min(end, r0 + kChunk);
+      std::fill(state, state + (r1 - r0), int64_t{0});
+      for (int64_t t = 0; t < steps; ++t) {
+        for (int64_t r = r0; r < r1; ++r) {
+          int64_t s = clipped<clip>(decayed(state[r - r0], k.at(r, t)) + x.at(r, t));
+          out_pre.at(r, t) = s;
+          if (!below<mode>(s, th_int, th_f32, th_f64)) s = 0;
+          if (keep_post) out_post.at(r, t) = s;
+          state[r - r0] = s;
+        }
+      }
+    }
+  });
+}
+
+// drive int64 [N, T] (time last) or [T, N] (``drive_time_major``); keep int64 [N] or, with
+// ``keep_steps``, laid out as the drive is. Returns pre and post (empty unless keep_post),
+// both [T, N].
+std::vector<torch::Tensor> integrate_forward(const torch::Tensor& drive, bool drive_time_major,
+                                             const torch::Tensor& keep, bool keep_steps,
+                                             int64_t clip, int64_t th_mode, int64_t th_int,
+                                             double th_float, bool keep_post) {
+  TORCH_CHECK(drive.dim() == 2 && drive.scalar_type() == torch::kInt64 && drive.is_contiguous(),
+              "drive: contiguous int64, 2-d");
+  TORCH_CHECK(keep.scalar_type() == torch::kInt64 && keep.is_contiguous() &&
+                  keep.numel() == (keep_steps ? drive.numel() : drive.size(drive_time_major)),
+              "keep: contiguous int64 [N] or laid out as the drive");
+  const int64_t rows = drive.size(drive_time_major ? 1 : 0);
+  const int64_t steps = drive.size(drive_time_major ? 0 : 1);
+  auto pre = torch::empty({steps, rows}, drive.options());
+  auto post = keep_post ? torch::empty({steps, rows}, drive.options())
+                        : torch::empty({0}, drive.options());
+  const auto x = view<int64_t>(drive, drive_time_major, rows, true);
+  const auto k = view<int64_t>(keep, drive_time_major, rows, keep_steps);
+  const View<int64_t> out_pre{pre.data_ptr<int64_t>(), 1, rows};
+  const View<int64_t> out_post{keep_post ? post.data_ptr<int64_t>() : nullptr, 1, rows};
+  const float th_f32 = static_cast<float>(th_float);
+  const auto run = [&](auto clip_c, auto mode_c) {
+    scan_forward<decltype(clip_c)::value, decltype(mode_c)::value>(
+        x, k, out_pre, out_post, keep_post, rows, steps, th_int, th_f32, th_float);
+  };
+  const auto with_mode = [&](auto clip_c) {
+    switch (th_mode) {
+      case kInt: return run(clip_c, std::integral_constant<int64_t, kInt>{});
+      case kFloat32: return run(clip_c, std::integral_constant<int64_t, kFloat32>{});
+      case kFloat64: return run(clip_c, std::integral_constant<int64_t, kFloat64>{});
+      default: return run(clip_c, std::integral_constant<int64_t, kNoThreshold>{});
+    }
+  };
+  switch (clip) {
+    case kWrapLava: with_mode(std::integral_constant<int64_t, kWrapLava>{}); break;
+    case kWrapTwos: with_mode(std::integral_constant<int64_t, kWrapTwos>{}); break;
+    case kSaturate: with_mode(std::integral_constant<int64_t, kSaturate>{}); break;
+    default: with_mode(std::integral_constant<int64_t, kNone>{});
+  }
+  return {pre, post};
+}
+
+// SLAYER's input gradient of the integrator: g[t] = a[t+1] * g[t+1] + g_out[t], g[T-1] =
+// g_out[T-1]. Each product and sum rounds in the dtype torch promotes the two operands to
+// (``acc_double``: float64, else float32; the caller asks torch, whose rule depends on the
+// operands' dims), then g rounds to g_out's dtype. g is [T, N].
+template <typename acc_t, typename a_t, typename g_t>
+void scan_backward(const View<const a_t> a, const View<const g_t> g_out, const View<g_t> g,
+                   int64_t rows, int64_t steps) {
+  at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) g.at(r, steps - 1) = g_out.at(r, steps - 1);
+    for (int64_t t = steps - 2; t >= 0; --t) {
+      for (int64_t r = begin; r < end; ++r) {
+        const acc_t prod = static_cast<acc_t>(a.at(r, t + 1)) * static_cast<acc_t>(g.at(r, t + 1));
+        const acc_t sum = prod + static_cast<acc_t>(g_out.at(r, t));
+        g.at(r, t) = static_cast<g_t>(sum);
+      }
+    }
+  });
+}
+
+// a [N] or, with ``a_steps``, laid out as g_out; g_out [N, T] or [T, N] (``g_time_major``).
+torch::Tensor integrate_backward(const torch::Tensor& a, bool a_steps, const torch::Tensor& g_out,
+                                 bool g_time_major, bool acc_double) {
+  TORCH_CHECK(g_out.dim() == 2 && g_out.is_contiguous(), "g_out: contiguous, 2-d");
+  const int64_t rows = g_out.size(g_time_major ? 1 : 0);
+  const int64_t steps = g_out.size(g_time_major ? 0 : 1);
+  TORCH_CHECK(a.is_contiguous() && a.numel() == (a_steps ? g_out.numel() : rows),
+              "a: contiguous [N] or laid out as g_out");
+  auto g = torch::empty({steps, rows}, g_out.options());
+  if (steps == 0 || rows == 0) return g;
+  AT_DISPATCH_FLOATING_TYPES(g_out.scalar_type(), "integrate_backward_g", [&] {
+    using g_t = scalar_t;
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "integrate_backward_a", [&] {
+      using a_t = scalar_t;
+      const View<const a_t> av{a.data_ptr<a_t>(), 1, 0};
+      const auto va = a_steps ? (g_time_major ? View<const a_t>{a.data_ptr<a_t>(), 1, rows}
+                                              : View<const a_t>{a.data_ptr<a_t>(), steps, 1})
+                              : av;
+      const View<const g_t> vg = g_time_major ? View<const g_t>{g_out.data_ptr<g_t>(), 1, rows}
+                                              : View<const g_t>{g_out.data_ptr<g_t>(), steps, 1};
+      const View<g_t> out{g.data_ptr<g_t>(), 1, rows};
+      if (acc_double) {
+        scan_backward<double, a_t, g_t>(va, vg, out, rows, steps);
+      } else {
+        scan_backward<float, a_t, g_t>(va, vg, out, rows, steps);
+      }
+    });
+  });
+  return g;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
+  m.def("integrate_backward", &integrate_backward, "integrator input gradient (SLAYER's)");
+}

@@ -1,0 +1,149 @@
+"""The fused integer CUBA kernel: the whole time loop of a layer's integrator in one call.
+
+``randhet/csrc/cuba.cpp`` is built with ``torch.utils.cpp_extension`` the first time it is
+needed (cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and
+runs on CPU tensors, parallel over the batch times the neurons. :mod:`randhet.loihi` calls it
+where it applies and runs its per-step loop otherwise (CUDA tensors, tensor thresholds,
+half-precision gradients). The integers and the gradients are the loop's, bit for bit.
+
+If the build fails (no compiler), one line says so on stderr and the loop runs. The
+environment variable ``RANDHET_KERNEL=loop`` turns the kernel off; :func:`loop_only` does so
+for a block of code (tests and benchmarks compare the two).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
+NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
+CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]  # no FMA: a * g + g_out rounds twice
+CLIPS = {None: 0, "wrap": 1, "wrap_twos": 2, "saturate": 3}
+_NO_THRESHOLD, _INT, _FLOAT32, _FLOAT64 = 0, 1, 2, 3
+
+_state: dict[str, object] = {"ext": None, "tried": False, "off": False}
+
+
+def extension() -> ModuleType | None:
+    """The built kernel module, or None (turned off, or the build failed: said once)."""
+    if _state["off"] or os.environ.get("RANDHET_KERNEL", "") == "loop":
+        return None
+    if not _state["tried"]:
+        _state["tried"] = True
+        try:
+            # its import logs a line about CUDA_HOME on machines without CUDA: not ours to say
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            from torch.utils import cpp_extension  # reason: only when the kernel is first used
+
+            _state["ext"] = cpp_extension.load(name=NAME, sources=[str(SOURCE)],
+                                               extra_cflags=CFLAGS, verbose=False)
+        except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            print(f"randhet: the fused CUBA kernel did not build ({first}); running the "
+                  "per-step loop", file=sys.stderr)
+    return _state["ext"]  # type: ignore[return-value]
+
+
+def available() -> bool:
+    """Whether the kernel is built and on (builds it on the first call)."""
+    return extension() is not None
+
+
+@contextlib.contextmanager
+def loop_only() -> Iterator[None]:
+    """Run :mod:`randhet.loihi`'s per-step loop inside the block, the kernel off."""
+    before = _state["off"]
+    _state["off"] = True
+    try:
+        yield
+    finally:
+        _state["off"] = before
+
+
+def _threshold_mode(threshold: object) -> tuple[int, int, float] | None:
+    """(mode, int threshold, float threshold) for the kernel, comparing in the dtype torch
+    compares an int64 tensor with ``threshold`` in; None where the kernel does not take it."""
+    if threshold is None:
+        return _NO_THRESHOLD, 0, 0.0
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        return None
+    dtype = torch.result_type(torch.zeros(1, dtype=torch.int64), threshold)
+    if dtype == torch.int64:
+        return _INT, int(threshold), 0.0
+    if dtype in (torch.float32, torch.float64):
+        return (_FLOAT32 if dtype == torch.float32 else _FLOAT64), 0, float(threshold)
+    return None
+
+
+def _steps_2d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([T, N], True) where ``x`` is
+    stored time major (as the loop's outputs are), else ([N, T], False)."""
+    steps = x.shape[-1]
+    tm = x.movedim(-1, 0)
+    if tm.is_contiguous():
+        return tm.reshape(steps, -1), True
+    return x.contiguous().reshape(-1, steps), False
+
+
+def _like(x: torch.Tensor, time_major: bool) -> torch.Tensor:
+    """``x`` [.., T] contiguous in the layout :func:`_steps_2d` chose for its partner."""
+    steps = x.shape[-1]
+    if time_major:
+        return x.movedim(-1, 0).contiguous().reshape(steps, -1)
+    return x.contiguous().reshape(-1, steps)
+
+
+def _from_steps(out: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The kernel's [T, N] output as [.., T], time-major storage (the loop's strides)."""
+    return out.reshape(shape[-1], *shape[:-1]).movedim(0, -1)
+
+
+def integrate(drive: torch.Tensor, d: torch.Tensor, threshold: object, clip: str | None,
+              keep_post: bool, per_step: bool,
+              ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """:func:`randhet.loihi.integrate` in one call (same arguments; ``per_step``: ``d`` has
+    a time axis), or None where the kernel does not apply."""
+    ext = extension()
+    mode = _threshold_mode(threshold)
+    if (ext is None or mode is None or drive.device.type != "cpu" or d.device.type != "cpu"
+            or drive.dtype != torch.int64 or clip not in CLIPS or drive.dim() < 1):
+        return None
+    x, time_major = _steps_2d(drive)
+    keep = 4096 - d.to(torch.int64)
+    if per_step:
+        keep = _like(keep.expand(drive.shape), time_major)
+    else:
+        keep = keep.expand(drive.shape[:-1]).contiguous().reshape(-1)
+    pre, post = ext.integrate_forward(x, time_major, keep, per_step, CLIPS[clip], *mode,
+                                      keep_post)
+    return (_from_steps(pre, drive.shape),
+            _from_steps(post, drive.shape) if keep_post else None)
+
+
+def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
+                       ) -> torch.Tensor | None:
+    """The integrator's input gradient ``g[t] = a[t+1] g[t+1] + g_out[t]`` (``a`` [..] or
+    [.., T] with ``per_step``, broadcast to ``g_out`` [.., T]) in one call, rounded as the
+    loop rounds and stored as the loop stores it; None where the kernel does not apply."""
+    ext = extension()
+    floats = (torch.float32, torch.float64)
+    if (ext is None or a.device.type != "cpu" or g_out.device.type != "cpu"
+            or a.dtype not in floats or g_out.dtype not in floats or g_out.dim() < 1):
+        return None
+    # the loop multiplies a (or its step slice) by a step slice of g: torch's dtype for that
+    acc = torch.result_type(a[..., 0] if per_step else a, g_out[..., 0])
+    g2, time_major = _steps_2d(g_out)
+    if per_step:
+        a2 = _like(a.expand(g_out.shape), time_major)
+    else:
+        a2 = a.expand(g_out.shape[:-1]).contiguous().reshape(-1)
+    g = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64)
+    return _from_steps(g, g_out.shape)
