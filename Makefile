@@ -7,7 +7,7 @@ STAMP := $(VENV)/.randhet-installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CONFIG ?= configs/digits.toml
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint clean bench-setup
 
 setup: $(STAMP)
 
@@ -33,6 +33,9 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not upstream"
+
+bench-setup: setup
+	$(PIP) install --no-deps -r requirements/bench.txt
 
 lint: setup
 	$(BIN)/ruff check randhet tests benchmarks
