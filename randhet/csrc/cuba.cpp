@@ -83,18 +83,28 @@ template <int64_t clip, int64_t mode>
 void scan_forward(const View<int64_t> x, const View<int64_t> k, const View<int64_t> out_pre,
                   const View<int64_t> out_post, bool keep_post, int64_t rows, int64_t steps,
                   int64_t th_int, float th_f32, double th_f64) {
-  at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+  // plain locals (not the views' fields, which int64 stores could alias): the loop vectorises
+  const int64_t* __restrict xp = x.ptr;
+  const int64_t* __restrict kp = k.ptr;
+  int64_t* __restrict pre = out_pre.ptr;
+  int64_t* __restrict post = out_post.ptr;
+  const int64_t xr = x.row_stride, xs = x.step_stride, kr = k.row_stride, ks = k.step_stride;
+  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
     int64_t state[kChunk];
     for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      const int64_t r1 = std::min(end, r0 + kChunk);
-      std::fill(state, state + (r1 - r0), int64_t{0});
+      const int64_t n = std::min(end - r0, kChunk);
+      std::fill(state, state + n, int64_t{0});
       for (int64_t t = 0; t < steps; ++t) {
-        for (int64_t r = r0; r < r1; ++r) {
-          int64_t s = clipped<clip>(decayed(state[r - r0], k.at(r, t)) + x.at(r, t));
-          out_pre.at(r, t) = s;
-          if (!below<mode>(s, th_int, th_f32, th_f64)) s = 0;
-          if (keep_post) out_post.at(r, t) = s;
-          state[r - r0] = s;
+        const int64_t* __restrict xt = xp + t * xs + r0 * xr;
+        const int64_t* __restrict kt = kp + t * ks + r0 * kr;
+        int64_t* __restrict pt = pre + t * rows + r0;
+        int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t s = clipped<clip>(decayed(state[i], kt[i * kr]) + xt[i * xr]);
+          pt[i] = s;
+          s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));  // reset, no branch
+          if (keep_post) qt[i] = s;
+          state[i] = s;
         }
       }
     }
