@@ -51,6 +51,11 @@ def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
     assert conv["settings"]["double_restarts"] == {"steps": 8, "eot": 4, "restarts": 2}
     assert isinstance(conv["restarts_converged"], bool)
     assert "with 2x restarts" in "\n".join(result["summary"])
+    speed = on_disk["speed"]
+    runs = len(cfg.attacks) * sum(e > 0 for e in cfg.eps)
+    assert speed["attack_runs"] == runs and speed["samples"] == 48 and speed["seconds"] > 0
+    assert speed["samples_per_s"] == 48 * runs / speed["seconds"]
+    assert "attacked samples/s" in result["summary"][-1]
     assert on_disk["lava_spot_check"]["agreement"] == 1.0
     assert on_disk["lava_spot_check"]["samples"] == 6
 
@@ -132,7 +137,8 @@ def test_interrupted_attack_resumes_to_the_same_result(tiny_run: Path, tmp_path:
     assert not partial.exists()
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     a, b = (json.loads((d / "robustness.json").read_text()) for d in (killed, tmp_path / "whole"))
-    a.pop("seconds"), b.pop("seconds")
+    for r in (a, b):
+        r.pop("seconds"), r.pop("speed")
     assert a == b
 
 

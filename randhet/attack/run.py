@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from randhet import distributed as dist
+from randhet import kernel
 from randhet.attack.cache import UnitCache, digest
 from randhet.attack.protocol import run_protocol, summary_lines
 from randhet.attack.settings import ProtocolConfig
@@ -77,6 +78,7 @@ def attack_run(
     out = Path(out_dir) if out_dir else run
     cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from))
     result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress, source, cache)
+    result["speed"] = attack_speed(n, cfg, result["seconds"], cache.reused)
     if cache.reused:
         print(f"resumed: {cache.reused} finished unit(s) of an interrupted run were reused "
               f"from {out / PARTIAL}")
@@ -92,5 +94,26 @@ def attack_run(
         write_json(out / "robustness.json", result)
         plot_robustness(result, out / "robustness.png")
     cache.remove()  # complete: the per-unit results are in robustness.json
-    result["summary"] = summary_lines(result)
+    result["summary"] = summary_lines(result) + [speed_line(result["speed"])]
     return result
+
+
+def attack_speed(samples: int, cfg: ProtocolConfig, seconds: float, reused: int,
+                 ) -> dict[str, Any]:
+    """Throughput of one protocol run: attacked samples (samples x attacks x nonzero eps, the
+    convergence check and scoring included in the time) per second of wall clock."""
+    runs = len(cfg.attacks) * sum(e > 0 for e in cfg.eps)
+    return {"seconds": seconds, "samples": samples, "attack_runs": runs,
+            "samples_per_s": samples * runs / seconds if seconds > 0 else None,
+            "fused_kernel": kernel.available(), "threads": torch.get_num_threads(),
+            "resumed_units": reused}
+
+
+def speed_line(speed: dict[str, Any]) -> str:
+    """One line for the summary; a resumed run's time is not a speed."""
+    if speed["resumed_units"] or speed["samples_per_s"] is None:
+        return f"time: {speed['seconds']:.1f} s (resumed: not a measure of speed)"
+    path = "fused kernel" if speed["fused_kernel"] else "per-step loop"
+    return (f"speed: {speed['samples_per_s']:.1f} attacked samples/s ({speed['samples']} samples "
+            f"x {speed['attack_runs']} attack runs in {speed['seconds']:.1f} s, {path}, "
+            f"{speed['threads']} thread(s))")
