@@ -167,8 +167,10 @@ class LeakyIntegrator(torch.autograd.Function):
             grad_in = _input_grad_loop(a, grad_out, ctx.decay_per_step)
         grad_d = None
         if ctx.needs_input_grad[1]:
-            prev = torch.zeros_like(post)
-            prev[..., 1:] = post[..., :-1] / DECAY_UNITY
+            # y_post[t-1] in SLAYER units, as floats (an int64 buffer would truncate the states
+            # below one unit, where most of them are, and lose the gradient)
+            prev = torch.zeros_like(post, dtype=grad_in.dtype)
+            prev[..., 1:] = post[..., :-1].to(grad_in.dtype) / DECAY_UNITY
             per_step = -grad_in * prev / DECAY_UNITY
             if not ctx.decay_per_step:
                 per_step = per_step.sum(-1)

@@ -43,6 +43,27 @@ def test_decay_gradient_matches_finite_differences_and_slayer_is_off_by_minus_40
     assert -4200 < ratio < -4000  # SLAYER's decay gradient: wrong sign, 4096x too large
 
 
+def test_decay_gradient_holds_for_states_below_one_unit() -> None:
+    """States under the threshold's scale (below 1.0 SLAYER unit, where a trained network's
+    voltages live): the gradient still matches finite differences (an integer buffer for the
+    previous state once truncated them to 0 and lost it)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 40, 16, generator=g, dtype=torch.float64) * 0.2  # states of 0.2 .. 0.9
+    d = torch.randint(300, 900, (40,), generator=g).to(torch.float64)
+    w = torch.randn(4, 40, 16, generator=g, dtype=torch.float64)
+    dd = d.clone().requires_grad_(True)
+    (LeakyIntegrator.apply(x, dd, None) * w).sum().backward()
+    h = 4.0
+    with torch.no_grad():
+        fd = torch.stack([
+            ((LeakyIntegrator.apply(x, d + h * e, None)
+              - LeakyIntegrator.apply(x, d - h * e, None)) * w).sum() / (2 * h)
+            for e in torch.eye(40, dtype=torch.float64)[:10]
+        ])
+    assert fd.abs().min() > 0
+    assert torch.allclose(dd.grad[:10], fd, rtol=0.05, atol=0.02 * fd.abs().max())
+
+
 def test_learnable_mean_decay_gets_the_finite_difference_gradient() -> None:
     spec = NeuronSpec(threshold=1000.0, sigma=0.0, learn_decay=True)
     g = torch.Generator().manual_seed(1)
