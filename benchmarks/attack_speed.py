@@ -12,7 +12,9 @@ is L-inf PGD, eps = 0.1, 10 steps, EOT over 20 draws per step, on ``--batch`` te
 - ``batched``: :class:`randhet.attack.pgd.PGD`; the batch is replicated 20 times and run as
   one forward/backward pass per step (every replica gets its own decay draw);
 - ``loop``: the same attack with the EOT gradient taken the naive way, one forward/backward
-  pass per draw (what torchattacks' ``eot_iter`` does), averaged: the same math.
+  pass per draw (what torchattacks' ``eot_iter`` does), averaged: the same math;
+- ``scan_loop``: ``batched`` with the neurons' per-step loop instead of the fused kernel
+  (:mod:`randhet.kernel`): randhet before the kernel. Target: ``batched`` >= 3x its samples/s.
 
 Both run in one process on the same inputs, interleaved after a warm-up, with 1 torch thread
 and with torch's default count (``--threads``); the script first checks on the sigma = 0 twin
@@ -23,6 +25,7 @@ of each, the process CPU time, and the ratios; writes ``benchmarks/results/attac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -43,6 +46,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
 
 import randhet  # noqa: E402,F401  (Lava compatibility fix first)
+from randhet import kernel  # noqa: E402
 from randhet.attack.pgd import PGD  # noqa: E402
 from randhet.config import load_config  # noqa: E402
 from randhet.data import load_dataset  # noqa: E402
@@ -53,6 +57,7 @@ from randhet.train.trainer import train  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "attack_speed.json"
 CONFIG = ROOT / "configs" / "digits.toml"
 EPS, STEPS, EOT = 0.1, 10, 20
+KERNEL_TARGET = 3.0  # issue 15: PGD-10 with EOT 20, 3x the samples/s of the per-step scan
 
 
 class LoopedPGD(PGD):
@@ -78,10 +83,13 @@ def sigma0_twin(model: SpikingNetwork) -> SpikingNetwork:
     return twin
 
 
-def time_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor) -> float:
-    t0 = time.perf_counter()
-    attack(x, y)
-    return time.perf_counter() - t0
+def time_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor, fused: bool = True) -> float:
+    """Seconds for one attack call; ``fused``: the neurons run the fused kernel, else the
+    per-step loop."""
+    with contextlib.nullcontext() if fused else kernel.loop_only():
+        t0 = time.perf_counter()
+        attack(x, y)
+        return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,38 +118,44 @@ def main(argv: list[str] | None = None) -> int:
     twin = sigma0_twin(model)  # deterministic: both variants must agree exactly
     same = torch.equal(PGD(twin, **opts)(x, y), LoopedPGD(twin, **opts)(x, y))
 
-    variants = {"batched": PGD(model, **opts), "loop": LoopedPGD(model, **opts)}
+    # name -> (attack, fused kernel): "scan_loop" is the batched attack as randhet ran it
+    # before the kernel (the neurons' per-step loop); the target is 3x its throughput
+    variants = {"batched": (PGD(model, **opts), True), "scan_loop": (PGD(model, **opts), False),
+                "loop": (LoopedPGD(model, **opts), True)}
     threads = args.threads or sorted({1, torch.get_num_threads()})
-    for attack in variants.values():  # warm-up
-        time_attack(attack, x, y)
+    for attack, fused in variants.values():  # warm-up
+        time_attack(attack, x, y, fused)
     load_start = loadavg()
     wall: dict[str, list[float]] = {f"{k}@{n}": [] for n in threads for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in wall}
     for _ in range(args.rounds):  # interleaved: batched@1, loop@1, batched@2, loop@2, ...
         for n in threads:
             torch.set_num_threads(n)
-            for k, attack in variants.items():
+            for k, (attack, fused) in variants.items():
                 c0 = time.process_time()
-                wall[f"{k}@{n}"].append(time_attack(attack, x, y))
+                wall[f"{k}@{n}"].append(time_attack(attack, x, y, fused))
                 cpu[f"{k}@{n}"].append(time.process_time() - c0)
     load_end = loadavg()
 
     med = {k: statistics.median(v) for k, v in wall.items()}
     rate = {k: len(x) / m for k, m in med.items()}
     ratio = {n: rate[f"batched@{n}"] / rate[f"loop@{n}"] for n in threads}
+    kernel_ratio = {n: rate[f"batched@{n}"] / rate[f"scan_loop@{n}"] for n in threads}
     cpu_ratio = {n: statistics.median(cpu[f"loop@{n}"]) / statistics.median(cpu[f"batched@{n}"])
                  for n in threads}
     print(f"PGD-EOT on digits (T = {model.spec.encoding.timesteps}, layers "
           f"{[ly.out_shape for ly in model.spec.spiking_layers]}), eps {EPS}, {STEPS} PGD steps, "
           f"eot {EOT}, batch {len(x)}, CPU; median of {args.rounds} interleaved rounds")
-    print(f"  {'variant':<8} {'threads':>7} {'s/call':>7} {'samples/s':>10} {'CPU s':>7}")
+    print(f"  {'variant':<10} {'threads':>7} {'s/call':>7} {'samples/s':>10} {'CPU s':>7}")
     for key in wall:
         k, n = key.split("@")
-        print(f"  {k:<8} {n:>7} {med[key]:7.2f} {rate[key]:10.1f} "
+        print(f"  {k:<10} {n:>7} {med[key]:7.2f} {rate[key]:10.1f} "
               f"{statistics.median(cpu[key]):7.2f}")
     for n in threads:
         print(f"  {n} thread(s): batched / loop throughput {ratio[n]:.2f}x "
-              f"(CPU time loop / batched {cpu_ratio[n]:.2f}x)")
+              f"(CPU time loop / batched {cpu_ratio[n]:.2f}x); fused kernel / per-step scan "
+              f"{kernel_ratio[n]:.2f}x (target >= {KERNEL_TARGET:g}: "
+              f"{'PASS' if kernel_ratio[n] >= KERNEL_TARGET else 'FAIL'})")
     print(f"  identical results on the sigma = 0 twin: {same}; load {load_start} -> {load_end}")
 
     result: dict[str, Any] = {
@@ -157,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                    "random_start": True},
         "rounds": args.rounds, "wall_s": wall, "cpu_s": cpu, "median_s": med,
         "samples_per_s": rate, "ratio_batched_over_loop": {str(n): r for n, r in ratio.items()},
+        "fused_kernel": kernel.available(),
+        "ratio_kernel_over_scan_loop": {str(n): r for n, r in kernel_ratio.items()},
+        "kernel_target": KERNEL_TARGET,
         "cpu_ratio_loop_over_batched": {str(n): r for n, r in cpu_ratio.items()},
         "identical_on_sigma0_twin": same, "loadavg_start": load_start, "loadavg_end": load_end,
     }
