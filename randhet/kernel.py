@@ -128,15 +128,48 @@ def integrate(drive: torch.Tensor, d: torch.Tensor, threshold: object, clip: str
             _from_steps(post, drive.shape) if keep_post else None)
 
 
+def _keep(d: torch.Tensor, like: torch.Tensor, per_step: bool, time_major: bool) -> torch.Tensor:
+    """``4096 - d`` (int64) laid out for the kernel beside ``like`` [.., T]."""
+    keep = 4096 - d.to(torch.int64)
+    if per_step:
+        return _like(keep.expand(like.shape), time_major)
+    return keep.expand(like.shape[:-1]).contiguous().reshape(-1)
+
+
+def leaky_forward(x: torch.Tensor, d: torch.Tensor, threshold: object, keep_post: bool,
+                  per_step: bool) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """The training neuron's integrator forward in one call: ``y = pre / 4096`` (torch's
+    default dtype) for the drive ``int64(x * 4096)`` and the integer states after reset
+    (``keep_post``); :class:`randhet.loihi.LeakyIntegrator`'s steps, the same bits. None
+    where the kernel does not apply."""
+    ext = extension()
+    mode = _threshold_mode(threshold)
+    floats = (torch.float32, torch.float64)
+    if (ext is None or mode is None or x.device.type != "cpu" or d.device.type != "cpu"
+            or x.dtype not in floats or torch.get_default_dtype() not in floats
+            or x.dim() < 1):
+        return None
+    x2, time_major = _steps_2d(x)
+    keep = _keep(d, x, per_step, time_major)
+    y, post = ext.leaky_forward(x2, time_major, keep, per_step, *mode, keep_post,
+                                torch.get_default_dtype() == torch.float64)
+    return _from_steps(y, x.shape), _from_steps(post, x.shape) if keep_post else None
+
+
 def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
-                       ) -> torch.Tensor | None:
+                       post: torch.Tensor | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """The integrator's input gradient ``g[t] = a[t+1] g[t+1] + g_out[t]`` (``a`` [..] or
     [.., T] with ``per_step``, broadcast to ``g_out`` [.., T]) in one call, rounded as the
-    loop rounds and stored as the loop stores it; None where the kernel does not apply."""
+    loop rounds and stored as the loop stores it; with ``post`` (the int64 states after
+    reset), also the decay gradient's per-step terms ``-g[t] * post[t-1] / 4096 / 4096``.
+    None where the kernel does not apply."""
     ext = extension()
     floats = (torch.float32, torch.float64)
     if (ext is None or a.device.type != "cpu" or g_out.device.type != "cpu"
-            or a.dtype not in floats or g_out.dtype not in floats or g_out.dim() < 1):
+            or a.dtype not in floats or g_out.dtype not in floats or g_out.dim() < 1
+            or (post is not None and (post.dtype != torch.int64 or post.device.type != "cpu"
+                                      or post.shape != g_out.shape))):
         return None
     # the loop multiplies a (or its step slice) by a step slice of g: torch's dtype for that
     acc = torch.result_type(a[..., 0] if per_step else a, g_out[..., 0])
@@ -145,5 +178,7 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
         a2 = _like(a.expand(g_out.shape), time_major)
     else:
         a2 = a.expand(g_out.shape[:-1]).contiguous().reshape(-1)
-    g = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64)
-    return _from_steps(g, g_out.shape)
+    post2 = (_like(post, True) if post is not None
+             else torch.empty(0, dtype=torch.int64))
+    g, dd = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64, post2)
+    return _from_steps(g, g_out.shape), _from_steps(dd, g_out.shape) if post is not None else None

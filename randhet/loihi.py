@@ -150,32 +150,47 @@ class LeakyIntegrator(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, d, threshold):  # type: ignore[no-untyped-def, override]
         scale = DECAY_UNITY
-        drive = (scale * x).to(torch.int64)
         th = None if threshold is None else threshold * scale
         need_post = ctx.needs_input_grad[1]
-        pre, post = integrate(drive, d.detach().to(torch.int64), th, keep_post=need_post)
-        ctx.save_for_backward(post if need_post else pre[..., :0], d)
-        ctx.decay_per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
-        return pre / scale
+        per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
+        fused = kernel.leaky_forward(x, d.detach(), th, need_post, per_step)
+        if fused is not None:
+            y, post = fused
+        else:
+            drive = (scale * x).to(torch.int64)
+            pre, post = integrate(drive, d.detach().to(torch.int64), th, keep_post=need_post)
+            y = pre / scale
+        ctx.save_for_backward(post if need_post else y[..., :0], d)
+        ctx.decay_per_step = per_step
+        return y
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
         post, d = ctx.saved_tensors
         a = 1 - d / DECAY_UNITY
-        grad_in = kernel.integrate_backward(a, grad_out, ctx.decay_per_step)
-        if grad_in is None:
+        need_d = ctx.needs_input_grad[1]
+        fused = kernel.integrate_backward(a, grad_out, ctx.decay_per_step,
+                                          post if need_d else None)
+        if fused is not None:
+            grad_in, terms = fused
+        else:
             grad_in = _input_grad_loop(a, grad_out, ctx.decay_per_step)
+            terms = _decay_terms(grad_in, post) if need_d else None
         grad_d = None
-        if ctx.needs_input_grad[1]:
-            # y_post[t-1] in SLAYER units, as floats (an int64 buffer would truncate the states
-            # below one unit, where most of them are, and lose the gradient)
-            prev = torch.zeros_like(post, dtype=grad_in.dtype)
-            prev[..., 1:] = post[..., :-1].to(grad_in.dtype) / DECAY_UNITY
-            per_step = -grad_in * prev / DECAY_UNITY
+        if terms is not None:
             if not ctx.decay_per_step:
-                per_step = per_step.sum(-1)
-            grad_d = _reduce_to(per_step, d.shape)
+                terms = terms.sum(-1)
+            grad_d = _reduce_to(terms, d.shape)
         return grad_in, grad_d, None
+
+
+def _decay_terms(grad_in: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    """Per step, ``dL/dd[t] = -g[t] * y_post[t-1] / 4096`` [.., T] (the kernel's fallback)."""
+    # y_post[t-1] in SLAYER units, as floats (an int64 buffer would truncate the states below
+    # one unit, where most of them are, and lose the gradient)
+    prev = torch.zeros_like(post, dtype=grad_in.dtype)
+    prev[..., 1:] = post[..., :-1].to(grad_in.dtype) / DECAY_UNITY
+    return -grad_in * prev / DECAY_UNITY
 
 
 def _input_grad_loop(a: torch.Tensor, grad_out: torch.Tensor, per_step: bool) -> torch.Tensor:

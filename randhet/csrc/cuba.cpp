@@ -157,32 +157,52 @@ std::vector<torch::Tensor> integrate_forward(const torch::Tensor& drive, bool dr
 // SLAYER's input gradient of the integrator: g[t] = a[t+1] * g[t+1] + g_out[t], g[T-1] =
 // g_out[T-1]. Each product and sum rounds in the dtype torch promotes the two operands to
 // (``acc_double``: float64, else float32; the caller asks torch, whose rule depends on the
-// operands' dims), then g rounds to g_out's dtype. g is [T, N].
+// operands' dims), then g rounds to g_out's dtype. g is [T, N]. With ``post`` (int64, the
+// states after reset, [T, N]), also the decay gradient's terms dd[t] = (-g[t] * p) / 4096 with
+// p = post[t-1] / 4096 in g's dtype (0 at t = 0), [T, N]: loihi.py's expression, rounded
+// step by step as torch rounds it.
 template <typename acc_t, typename a_t, typename g_t>
 void scan_backward(const View<const a_t> a, const View<const g_t> g_out, const View<g_t> g,
-                   int64_t rows, int64_t steps) {
+                   const int64_t* post, g_t* dd, int64_t rows, int64_t steps) {
+  const g_t unity = static_cast<g_t>(int64_t{1} << kDecayShift);
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) g.at(r, steps - 1) = g_out.at(r, steps - 1);
+    const auto decay_term = [&](int64_t r, int64_t t) {
+      const g_t prev = t > 0 ? static_cast<g_t>(post[(t - 1) * rows + r]) / unity : g_t(0);
+      const g_t term = -g.at(r, t) * prev;
+      dd[t * rows + r] = term / unity;
+    };
+    for (int64_t r = begin; r < end; ++r) {
+      g.at(r, steps - 1) = g_out.at(r, steps - 1);
+      if (dd) decay_term(r, steps - 1);
+    }
     for (int64_t t = steps - 2; t >= 0; --t) {
       for (int64_t r = begin; r < end; ++r) {
         const acc_t prod = static_cast<acc_t>(a.at(r, t + 1)) * static_cast<acc_t>(g.at(r, t + 1));
         const acc_t sum = prod + static_cast<acc_t>(g_out.at(r, t));
         g.at(r, t) = static_cast<g_t>(sum);
+        if (dd) decay_term(r, t);
       }
     }
   });
 }
 
-// a [N] or, with ``a_steps``, laid out as g_out; g_out [N, T] or [T, N] (``g_time_major``).
-torch::Tensor integrate_backward(const torch::Tensor& a, bool a_steps, const torch::Tensor& g_out,
-                                 bool g_time_major, bool acc_double) {
+// a [N] or, with ``a_steps``, laid out as g_out; g_out [N, T] or [T, N] (``g_time_major``);
+// post: int64 [T, N], or empty for no decay terms. Returns g and dd (empty without post).
+std::vector<torch::Tensor> integrate_backward(const torch::Tensor& a, bool a_steps,
+                                              const torch::Tensor& g_out, bool g_time_major,
+                                              bool acc_double, const torch::Tensor& post) {
   TORCH_CHECK(g_out.dim() == 2 && g_out.is_contiguous(), "g_out: contiguous, 2-d");
   const int64_t rows = g_out.size(g_time_major ? 1 : 0);
   const int64_t steps = g_out.size(g_time_major ? 0 : 1);
   TORCH_CHECK(a.is_contiguous() && a.numel() == (a_steps ? g_out.numel() : rows),
               "a: contiguous [N] or laid out as g_out");
+  const bool terms = post.numel() > 0;
+  TORCH_CHECK(!terms || (post.scalar_type() == torch::kInt64 && post.is_contiguous() &&
+                         post.numel() == g_out.numel()),
+              "post: contiguous int64 [T, N]");
   auto g = torch::empty({steps, rows}, g_out.options());
-  if (steps == 0 || rows == 0) return g;
+  auto dd = terms ? torch::empty({steps, rows}, g_out.options()) : torch::empty({0}, g_out.options());
+  if (steps == 0 || rows == 0) return {g, dd};
   AT_DISPATCH_FLOATING_TYPES(g_out.scalar_type(), "integrate_backward_g", [&] {
     using g_t = scalar_t;
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "integrate_backward_a", [&] {
@@ -194,17 +214,96 @@ torch::Tensor integrate_backward(const torch::Tensor& a, bool a_steps, const tor
       const View<const g_t> vg = g_time_major ? View<const g_t>{g_out.data_ptr<g_t>(), 1, rows}
                                               : View<const g_t>{g_out.data_ptr<g_t>(), steps, 1};
       const View<g_t> out{g.data_ptr<g_t>(), 1, rows};
+      const int64_t* pp = terms ? post.data_ptr<int64_t>() : nullptr;
+      g_t* ddp = terms ? dd.data_ptr<g_t>() : nullptr;
       if (acc_double) {
-        scan_backward<double, a_t, g_t>(va, vg, out, rows, steps);
+        scan_backward<double, a_t, g_t>(va, vg, out, pp, ddp, rows, steps);
       } else {
-        scan_backward<float, a_t, g_t>(va, vg, out, rows, steps);
+        scan_backward<float, a_t, g_t>(va, vg, out, pp, ddp, rows, steps);
       }
     });
   });
-  return g;
+  return {g, dd};
+}
+
+// The training neuron's forward (loihi.LeakyIntegrator): drive = int64(x * 4096) (x's
+// dtype, truncated), the scan with no clip, y = float(pre) / 4096 in ``y_double`` ? float64 :
+// float32 (torch's default dtype, what int64 / int gives), post as integrate_forward's.
+template <typename x_t, typename y_t, int64_t mode>
+void scan_leaky(const x_t* __restrict xp, int64_t xr, int64_t xs, const int64_t* __restrict kp,
+                int64_t kr, int64_t ks, y_t* __restrict y, int64_t* __restrict post,
+                bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
+                double th_f64) {
+  const x_t scale = static_cast<x_t>(int64_t{1} << kDecayShift);
+  const y_t unity = static_cast<y_t>(int64_t{1} << kDecayShift);
+  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
+    int64_t state[kChunk];
+    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
+      const int64_t n = std::min(end - r0, kChunk);
+      std::fill(state, state + n, int64_t{0});
+      for (int64_t t = 0; t < steps; ++t) {
+        const x_t* __restrict xt = xp + t * xs + r0 * xr;
+        const int64_t* __restrict kt = kp + t * ks + r0 * kr;
+        y_t* __restrict yt = y + t * rows + r0;
+        int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
+        for (int64_t i = 0; i < n; ++i) {
+          const x_t scaled = xt[i * xr] * scale;
+          int64_t s = decayed(state[i], kt[i * kr]) + static_cast<int64_t>(scaled);
+          yt[i] = static_cast<y_t>(s) / unity;
+          s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));
+          if (keep_post) qt[i] = s;
+          state[i] = s;
+        }
+      }
+    }
+  });
+}
+
+std::vector<torch::Tensor> leaky_forward(const torch::Tensor& x, bool x_time_major,
+                                         const torch::Tensor& keep, bool keep_steps,
+                                         int64_t th_mode, int64_t th_int, double th_float,
+                                         bool keep_post, bool y_double) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: contiguous, 2-d");
+  TORCH_CHECK(keep.scalar_type() == torch::kInt64 && keep.is_contiguous() &&
+                  keep.numel() == (keep_steps ? x.numel() : x.size(x_time_major)),
+              "keep: contiguous int64 [N] or laid out as x");
+  const int64_t rows = x.size(x_time_major ? 1 : 0);
+  const int64_t steps = x.size(x_time_major ? 0 : 1);
+  const auto ints = x.options().dtype(torch::kInt64);
+  auto y = torch::empty({steps, rows}, x.options().dtype(y_double ? torch::kDouble : torch::kFloat));
+  auto post = keep_post ? torch::empty({steps, rows}, ints) : torch::empty({0}, ints);
+  const int64_t xr = x_time_major ? 1 : steps, xs = x_time_major ? rows : 1;
+  const int64_t kr = keep_steps ? xr : 1, ks = keep_steps ? xs : 0;
+  const float th_f32 = static_cast<float>(th_float);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leaky_forward", [&] {
+    using x_t = scalar_t;
+    const auto run = [&](auto y_tag, auto mode_c) {
+      using y_t = decltype(y_tag);
+      scan_leaky<x_t, y_t, decltype(mode_c)::value>(
+          x.data_ptr<x_t>(), xr, xs, keep.data_ptr<int64_t>(), kr, ks, y.data_ptr<y_t>(),
+          keep_post ? post.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int, th_f32,
+          th_float);
+    };
+    const auto with_mode = [&](auto y_tag) {
+      switch (th_mode) {
+        case kInt: return run(y_tag, std::integral_constant<int64_t, kInt>{});
+        case kFloat32: return run(y_tag, std::integral_constant<int64_t, kFloat32>{});
+        case kFloat64: return run(y_tag, std::integral_constant<int64_t, kFloat64>{});
+        default: return run(y_tag, std::integral_constant<int64_t, kNoThreshold>{});
+      }
+    };
+    if (y_double) {
+      with_mode(double{});
+    } else {
+      with_mode(float{});
+    }
+  });
+  return {y, post};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
-  m.def("integrate_backward", &integrate_backward, "integrator input gradient (SLAYER's)");
+  m.def("integrate_backward", &integrate_backward,
+        "integrator input gradient (SLAYER's) and the decay gradient's terms");
+  m.def("leaky_forward", &leaky_forward, "the training neuron's integrator, forward");
 }
