@@ -43,6 +43,7 @@ def extension() -> ModuleType | None:
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             from torch.utils import cpp_extension  # reason: only when the kernel is first used
 
+            _say_if_building(cpp_extension)
             _state["ext"] = cpp_extension.load(name=NAME, sources=[str(SOURCE)],
                                                extra_cflags=CFLAGS, verbose=False)
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
@@ -50,6 +51,17 @@ def extension() -> ModuleType | None:
             print(f"randhet: the fused CUBA kernel did not build ({first}); running the "
                   "per-step loop", file=sys.stderr)
     return _state["ext"]  # type: ignore[return-value]
+
+
+def _say_if_building(cpp_extension: ModuleType) -> None:
+    """One line on stderr when no build is cached: the first build takes a minute or two."""
+    try:
+        folder = Path(cpp_extension._get_build_directory(NAME, False))
+    except Exception:  # noqa: BLE001 - a private helper: silence is the fallback
+        return
+    if not any(folder.glob(f"{NAME}*.so")):
+        print("randhet: building the fused CUBA kernel (once per machine, a minute or two) ...",
+              file=sys.stderr, flush=True)
 
 
 def available() -> bool:
