@@ -168,6 +168,27 @@ def leaky_forward(x: torch.Tensor, d: torch.Tensor, threshold: object, keep_post
     return _from_steps(y, x.shape), _from_steps(post, x.shape) if keep_post else None
 
 
+def cuba(drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth: int, clip_u: str | None,
+         synaptic_bits: int | None, saturate_v: bool,
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """:func:`randhet.loihi.cuba` in one pass over time (both scans): U, V before reset and the
+    spikes, [.., T] with the loop's strides; None where the kernel does not apply."""
+    ext = extension()
+    if (ext is None or clip_u not in (None, "wrap", "wrap_twos") or drive.dtype != torch.int64
+            or any(t.device.type != "cpu" for t in (drive, du, dv)) or drive.dim() < 1
+            or (synaptic_bits is not None and not 0 < synaptic_bits < 63)):
+        return None
+    steps = drive.shape[-1]
+    x, time_major = _steps_2d(drive)
+    keeps = []
+    for d in (du, dv):
+        per_step = d.dim() == drive.dim() and d.shape[-1] == steps
+        keeps += [_keep(d, drive, per_step, time_major), per_step]
+    u, v, s = ext.cuba_forward(x, time_major, *keeps, CLIPS[clip_u], synaptic_bits or 0,
+                               saturate_v, int(vth))
+    return tuple(_from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
+
+
 def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
                        post: torch.Tensor | None = None,
                        ) -> tuple[torch.Tensor, torch.Tensor | None] | None:

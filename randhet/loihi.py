@@ -127,6 +127,12 @@ def cuba(
     the ``datapath``'s overflow rules. The strict threshold ``V > vth`` is ``V >= vth + 1`` on
     integers."""
     vth = vth_mant << VTH_SHIFT
+    fused = kernel.cuba(drive, du, dv, vth,
+                        (("wrap_twos" if datapath.current_wrap == "twos_complement" else "wrap")
+                         if hardware else None),
+                        datapath.synaptic_input_bits if hardware else None, hardware)
+    if fused is not None:
+        return fused
     wrap = None
     if hardware:
         if datapath.synaptic_input_bits is not None:

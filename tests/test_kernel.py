@@ -53,12 +53,16 @@ def test_integrate_forward_is_the_loop_bit_for_bit(layer, per_step, clip, thresh
 
 @pytest.mark.parametrize("hardware", [False, True])
 @pytest.mark.parametrize("wrap", ["lava", "twos_complement"])
-def test_cuba_is_the_loop_bit_for_bit_with_and_without_the_datapath(hardware, wrap) -> None:
+@pytest.mark.parametrize("bits", [None, 16])
+@pytest.mark.parametrize("layer", sorted(SHAPES))
+def test_cuba_is_the_loop_bit_for_bit_with_and_without_the_datapath(hardware, wrap, bits,
+                                                                    layer) -> None:
     g = torch.Generator().manual_seed(3)
-    drive = torch.randint(-1 << 22, 1 << 22, (6, 40, 20), generator=g)
-    du = torch.randint(1, 4097, (6, 40), generator=g)
-    dv = torch.randint(0, 4096, (6, 40, 20), generator=g)
-    datapath = loihi.Datapath(synaptic_input_bits=16, current_wrap=wrap)
+    shape = SHAPES[layer]
+    drive = torch.randint(-3 << 22, 3 << 22, shape, generator=g)
+    du = torch.randint(1, 4097, shape[:-1], generator=g)  # per sample
+    dv = torch.randint(0, 4096, shape, generator=g)  # per step
+    datapath = loihi.Datapath(synaptic_input_bits=bits, current_wrap=wrap)
     fused, loop = _both(lambda: loihi.cuba(drive, du, dv, 80, hardware, datapath))
     assert all(_same(a, b) for a, b in zip(fused, loop, strict=True))
     assert fused[2].any()

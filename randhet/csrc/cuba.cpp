@@ -301,9 +301,93 @@ std::vector<torch::Tensor> leaky_forward(const torch::Tensor& x, bool x_time_maj
   return {y, post};
 }
 
+// One CUBA neuron layer on the integer datapath (loihi.cuba), both scans in one pass:
+//   q = wrap(drive, synaptic_bits) (bits 0: none); u = clip_u(decay(u, du) + q);
+//   v = clip_v(decay(v, dv) + u); s = v > vth; v = 0 where s.
+// clip_u: kNone, kWrapLava or kWrapTwos; saturate_v: the voltage's 24-bit saturation. drive
+// int64 [N, T] or [T, N] (``time_major``); keep_u, keep_v int64 [N] or laid out as the drive
+// (``u_steps``, ``v_steps``). Returns u, v (before reset) and s (bool), each [T, N].
+template <int64_t clip_u>
+void scan_cuba(const View<int64_t> x, const View<int64_t> ku, const View<int64_t> kv,
+               int64_t* __restrict u_out, int64_t* __restrict v_out, bool* __restrict s_out,
+               int64_t rows, int64_t steps, int64_t synaptic_bits, bool saturate_v,
+               int64_t vth) {
+  const int64_t* __restrict xp = x.ptr;
+  const int64_t* __restrict up = ku.ptr;
+  const int64_t* __restrict vp = kv.ptr;
+  const int64_t xr = x.row_stride, xs = x.step_stride;
+  const int64_t ur = ku.row_stride, us = ku.step_stride, vr = kv.row_stride, vs = kv.step_stride;
+  const int64_t half = synaptic_bits > 0 ? int64_t{1} << (synaptic_bits - 1) : 0;
+  const int64_t mask = synaptic_bits > 0 ? (int64_t{1} << synaptic_bits) - 1 : 0;
+  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
+    int64_t u_state[kChunk], v_state[kChunk];
+    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
+      const int64_t n = std::min(end - r0, kChunk);
+      std::fill(u_state, u_state + n, int64_t{0});
+      std::fill(v_state, v_state + n, int64_t{0});
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t* __restrict xt = xp + t * xs + r0 * xr;
+        const int64_t* __restrict kut = up + t * us + r0 * ur;
+        const int64_t* __restrict kvt = vp + t * vs + r0 * vr;
+        int64_t* __restrict ut = u_out + t * rows + r0;
+        int64_t* __restrict vt = v_out + t * rows + r0;
+        bool* __restrict st = s_out + t * rows + r0;
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t q = xt[i * xr];
+          if (synaptic_bits > 0) q = ((q + half) & mask) - half;  // loihi.wrap_signed
+          const int64_t u = clipped<clip_u>(decayed(u_state[i], kut[i * ur]) + q);
+          int64_t v = decayed(v_state[i], kvt[i * vr]) + u;
+          if (saturate_v) v = clipped<kSaturate>(v);
+          ut[i] = u;
+          vt[i] = v;
+          const bool spike = v > vth;
+          st[i] = spike;
+          u_state[i] = u;
+          v_state[i] = v & -static_cast<int64_t>(!spike);
+        }
+      }
+    }
+  });
+}
+
+std::vector<torch::Tensor> cuba_forward(const torch::Tensor& drive, bool time_major,
+                                        const torch::Tensor& keep_u, bool u_steps,
+                                        const torch::Tensor& keep_v, bool v_steps, int64_t clip_u,
+                                        int64_t synaptic_bits, bool saturate_v, int64_t vth) {
+  TORCH_CHECK(drive.dim() == 2 && drive.scalar_type() == torch::kInt64 && drive.is_contiguous(),
+              "drive: contiguous int64, 2-d");
+  const int64_t rows = drive.size(time_major ? 1 : 0);
+  const int64_t steps = drive.size(time_major ? 0 : 1);
+  for (const auto* k : {&keep_u, &keep_v}) {
+    const bool per_step = k == &keep_u ? u_steps : v_steps;
+    TORCH_CHECK(k->scalar_type() == torch::kInt64 && k->is_contiguous() &&
+                    k->numel() == (per_step ? drive.numel() : rows),
+                "keep: contiguous int64 [N] or laid out as the drive");
+  }
+  TORCH_CHECK(synaptic_bits >= 0 && synaptic_bits < 63, "synaptic_bits: 0 (none) .. 62");
+  auto u = torch::empty({steps, rows}, drive.options());
+  auto v = torch::empty({steps, rows}, drive.options());
+  auto s = torch::empty({steps, rows}, drive.options().dtype(torch::kBool));
+  const auto x = view<int64_t>(drive, time_major, rows, true);
+  const auto ku = view<int64_t>(keep_u, time_major, rows, u_steps);
+  const auto kv = view<int64_t>(keep_v, time_major, rows, v_steps);
+  const auto run = [&](auto clip_c) {
+    scan_cuba<decltype(clip_c)::value>(x, ku, kv, u.data_ptr<int64_t>(), v.data_ptr<int64_t>(),
+                                       s.data_ptr<bool>(), rows, steps, synaptic_bits, saturate_v,
+                                       vth);
+  };
+  switch (clip_u) {
+    case kWrapLava: run(std::integral_constant<int64_t, kWrapLava>{}); break;
+    case kWrapTwos: run(std::integral_constant<int64_t, kWrapTwos>{}); break;
+    default: run(std::integral_constant<int64_t, kNone>{});
+  }
+  return {u, v, s};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
   m.def("integrate_backward", &integrate_backward,
         "integrator input gradient (SLAYER's) and the decay gradient's terms");
   m.def("leaky_forward", &leaky_forward, "the training neuron's integrator, forward");
+  m.def("cuba_forward", &cuba_forward, "a CUBA layer on the integer datapath, both scans");
 }
