@@ -77,6 +77,31 @@ View<T> view(const torch::Tensor& x, bool time_major, int64_t rows, bool has_ste
   return time_major ? View<T>{x.data_ptr<T>(), 1, rows} : View<T>{x.data_ptr<T>(), x.size(-1), 1};
 }
 
+// Rows in parallel, in chunks of kChunk rows scanned together step by step: body(t, r0, n,
+// states) with kStates arrays of n states, zero before the first step.
+template <int kStates, typename Body>
+void chunked_scan(int64_t rows, int64_t steps, const Body& body) {
+  at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+    int64_t states[kStates][kChunk];
+    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
+      const int64_t n = std::min(end - r0, kChunk);
+      for (auto& state : states) std::fill(state, state + n, int64_t{0});
+      for (int64_t t = 0; t < steps; ++t) body(t, r0, n, states);
+    }
+  });
+}
+
+// fn(threshold mode as a compile-time constant)
+template <typename Fn>
+void with_threshold(int64_t th_mode, const Fn& fn) {
+  switch (th_mode) {
+    case kInt: return fn(std::integral_constant<int64_t, kInt>{});
+    case kFloat32: return fn(std::integral_constant<int64_t, kFloat32>{});
+    case kFloat64: return fn(std::integral_constant<int64_t, kFloat64>{});
+    default: return fn(std::integral_constant<int64_t, kNoThreshold>{});
+  }
+}
+
 }  // namespace
 
 template <int64_t clip, int64_t mode>
@@ -89,24 +114,18 @@ void scan_forward(const View<int64_t> x, const View<int64_t> k, const View<int64
   int64_t* __restrict pre = out_pre.ptr;
   int64_t* __restrict post = out_post.ptr;
   const int64_t xr = x.row_stride, xs = x.step_stride, kr = k.row_stride, ks = k.step_stride;
-  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
-    int64_t state[kChunk];
-    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      const int64_t n = std::min(end - r0, kChunk);
-      std::fill(state, state + n, int64_t{0});
-      for (int64_t t = 0; t < steps; ++t) {
-        const int64_t* __restrict xt = xp + t * xs + r0 * xr;
-        const int64_t* __restrict kt = kp + t * ks + r0 * kr;
-        int64_t* __restrict pt = pre + t * rows + r0;
-        int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
-        for (int64_t i = 0; i < n; ++i) {
-          int64_t s = clipped<clip>(decayed(state[i], kt[i * kr]) + xt[i * xr]);
-          pt[i] = s;
-          s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));  // reset, no branch
-          if (keep_post) qt[i] = s;
-          state[i] = s;
-        }
-      }
+  chunked_scan<1>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
+    int64_t* state = states[0];
+    const int64_t* __restrict xt = xp + t * xs + r0 * xr;
+    const int64_t* __restrict kt = kp + t * ks + r0 * kr;
+    int64_t* __restrict pt = pre + t * rows + r0;
+    int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t s = clipped<clip>(decayed(state[i], kt[i * kr]) + xt[i * xr]);
+      pt[i] = s;
+      s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));  // reset, no branch
+      if (keep_post) qt[i] = s;
+      state[i] = s;
     }
   });
 }
@@ -133,23 +152,17 @@ std::vector<torch::Tensor> integrate_forward(const torch::Tensor& drive, bool dr
   const View<int64_t> out_pre{pre.data_ptr<int64_t>(), 1, rows};
   const View<int64_t> out_post{keep_post ? post.data_ptr<int64_t>() : nullptr, 1, rows};
   const float th_f32 = static_cast<float>(th_float);
-  const auto run = [&](auto clip_c, auto mode_c) {
-    scan_forward<decltype(clip_c)::value, decltype(mode_c)::value>(
-        x, k, out_pre, out_post, keep_post, rows, steps, th_int, th_f32, th_float);
-  };
-  const auto with_mode = [&](auto clip_c) {
-    switch (th_mode) {
-      case kInt: return run(clip_c, std::integral_constant<int64_t, kInt>{});
-      case kFloat32: return run(clip_c, std::integral_constant<int64_t, kFloat32>{});
-      case kFloat64: return run(clip_c, std::integral_constant<int64_t, kFloat64>{});
-      default: return run(clip_c, std::integral_constant<int64_t, kNoThreshold>{});
-    }
+  const auto run = [&](auto clip_c) {
+    with_threshold(th_mode, [&](auto mode_c) {
+      scan_forward<decltype(clip_c)::value, decltype(mode_c)::value>(
+          x, k, out_pre, out_post, keep_post, rows, steps, th_int, th_f32, th_float);
+    });
   };
   switch (clip) {
-    case kWrapLava: with_mode(std::integral_constant<int64_t, kWrapLava>{}); break;
-    case kWrapTwos: with_mode(std::integral_constant<int64_t, kWrapTwos>{}); break;
-    case kSaturate: with_mode(std::integral_constant<int64_t, kSaturate>{}); break;
-    default: with_mode(std::integral_constant<int64_t, kNone>{});
+    case kWrapLava: run(std::integral_constant<int64_t, kWrapLava>{}); break;
+    case kWrapTwos: run(std::integral_constant<int64_t, kWrapTwos>{}); break;
+    case kSaturate: run(std::integral_constant<int64_t, kSaturate>{}); break;
+    default: run(std::integral_constant<int64_t, kNone>{});
   }
   return {pre, post};
 }
@@ -236,25 +249,19 @@ void scan_leaky(const x_t* __restrict xp, int64_t xr, int64_t xs, const int64_t*
                 double th_f64) {
   const x_t scale = static_cast<x_t>(int64_t{1} << kDecayShift);
   const y_t unity = static_cast<y_t>(int64_t{1} << kDecayShift);
-  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
-    int64_t state[kChunk];
-    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      const int64_t n = std::min(end - r0, kChunk);
-      std::fill(state, state + n, int64_t{0});
-      for (int64_t t = 0; t < steps; ++t) {
-        const x_t* __restrict xt = xp + t * xs + r0 * xr;
-        const int64_t* __restrict kt = kp + t * ks + r0 * kr;
-        y_t* __restrict yt = y + t * rows + r0;
-        int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
-        for (int64_t i = 0; i < n; ++i) {
-          const x_t scaled = xt[i * xr] * scale;
-          int64_t s = decayed(state[i], kt[i * kr]) + static_cast<int64_t>(scaled);
-          yt[i] = static_cast<y_t>(s) / unity;
-          s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));
-          if (keep_post) qt[i] = s;
-          state[i] = s;
-        }
-      }
+  chunked_scan<1>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
+    int64_t* state = states[0];
+    const x_t* __restrict xt = xp + t * xs + r0 * xr;
+    const int64_t* __restrict kt = kp + t * ks + r0 * kr;
+    y_t* __restrict yt = y + t * rows + r0;
+    int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      const x_t scaled = xt[i * xr] * scale;
+      int64_t s = decayed(state[i], kt[i * kr]) + static_cast<int64_t>(scaled);
+      yt[i] = static_cast<y_t>(s) / unity;
+      s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));
+      if (keep_post) qt[i] = s;
+      state[i] = s;
     }
   });
 }
@@ -277,25 +284,19 @@ std::vector<torch::Tensor> leaky_forward(const torch::Tensor& x, bool x_time_maj
   const float th_f32 = static_cast<float>(th_float);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leaky_forward", [&] {
     using x_t = scalar_t;
-    const auto run = [&](auto y_tag, auto mode_c) {
+    const auto run = [&](auto y_tag) {
       using y_t = decltype(y_tag);
-      scan_leaky<x_t, y_t, decltype(mode_c)::value>(
-          x.data_ptr<x_t>(), xr, xs, keep.data_ptr<int64_t>(), kr, ks, y.data_ptr<y_t>(),
-          keep_post ? post.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int, th_f32,
-          th_float);
-    };
-    const auto with_mode = [&](auto y_tag) {
-      switch (th_mode) {
-        case kInt: return run(y_tag, std::integral_constant<int64_t, kInt>{});
-        case kFloat32: return run(y_tag, std::integral_constant<int64_t, kFloat32>{});
-        case kFloat64: return run(y_tag, std::integral_constant<int64_t, kFloat64>{});
-        default: return run(y_tag, std::integral_constant<int64_t, kNoThreshold>{});
-      }
+      with_threshold(th_mode, [&](auto mode_c) {
+        scan_leaky<x_t, y_t, decltype(mode_c)::value>(
+            x.data_ptr<x_t>(), xr, xs, keep.data_ptr<int64_t>(), kr, ks, y.data_ptr<y_t>(),
+            keep_post ? post.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int,
+            th_f32, th_float);
+      });
     };
     if (y_double) {
-      with_mode(double{});
+      run(double{});
     } else {
-      with_mode(float{});
+      run(float{});
     }
   });
   return {y, post};
@@ -319,33 +320,27 @@ void scan_cuba(const View<int64_t> x, const View<int64_t> ku, const View<int64_t
   const int64_t ur = ku.row_stride, us = ku.step_stride, vr = kv.row_stride, vs = kv.step_stride;
   const int64_t half = synaptic_bits > 0 ? int64_t{1} << (synaptic_bits - 1) : 0;
   const int64_t mask = synaptic_bits > 0 ? (int64_t{1} << synaptic_bits) - 1 : 0;
-  at::parallel_for(0, rows, kGrain, [=](int64_t begin, int64_t end) {
-    int64_t u_state[kChunk], v_state[kChunk];
-    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      const int64_t n = std::min(end - r0, kChunk);
-      std::fill(u_state, u_state + n, int64_t{0});
-      std::fill(v_state, v_state + n, int64_t{0});
-      for (int64_t t = 0; t < steps; ++t) {
-        const int64_t* __restrict xt = xp + t * xs + r0 * xr;
-        const int64_t* __restrict kut = up + t * us + r0 * ur;
-        const int64_t* __restrict kvt = vp + t * vs + r0 * vr;
-        int64_t* __restrict ut = u_out + t * rows + r0;
-        int64_t* __restrict vt = v_out + t * rows + r0;
-        bool* __restrict st = s_out + t * rows + r0;
-        for (int64_t i = 0; i < n; ++i) {
-          int64_t q = xt[i * xr];
-          if (synaptic_bits > 0) q = ((q + half) & mask) - half;  // loihi.wrap_signed
-          const int64_t u = clipped<clip_u>(decayed(u_state[i], kut[i * ur]) + q);
-          int64_t v = decayed(v_state[i], kvt[i * vr]) + u;
-          if (saturate_v) v = clipped<kSaturate>(v);
-          ut[i] = u;
-          vt[i] = v;
-          const bool spike = v > vth;
-          st[i] = spike;
-          u_state[i] = u;
-          v_state[i] = v & -static_cast<int64_t>(!spike);
-        }
-      }
+  chunked_scan<2>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
+    int64_t* u_state = states[0];
+    int64_t* v_state = states[1];
+    const int64_t* __restrict xt = xp + t * xs + r0 * xr;
+    const int64_t* __restrict kut = up + t * us + r0 * ur;
+    const int64_t* __restrict kvt = vp + t * vs + r0 * vr;
+    int64_t* __restrict ut = u_out + t * rows + r0;
+    int64_t* __restrict vt = v_out + t * rows + r0;
+    bool* __restrict st = s_out + t * rows + r0;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t q = xt[i * xr];
+      if (synaptic_bits > 0) q = ((q + half) & mask) - half;  // loihi.wrap_signed
+      const int64_t u = clipped<clip_u>(decayed(u_state[i], kut[i * ur]) + q);
+      int64_t v = decayed(v_state[i], kvt[i * vr]) + u;
+      if (saturate_v) v = clipped<kSaturate>(v);
+      ut[i] = u;
+      vt[i] = v;
+      const bool spike = v > vth;
+      st[i] = spike;
+      u_state[i] = u;
+      v_state[i] = v & -static_cast<int64_t>(!spike);  // reset, no branch
     }
   });
 }
