@@ -118,72 +118,69 @@ def _from_steps(out: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return out.reshape(shape[-1], *shape[:-1]).movedim(0, -1)
 
 
-def integrate(drive: torch.Tensor, d: torch.Tensor, threshold: object, clip: str | None,
+def _laid_out(values: torch.Tensor, like: torch.Tensor, per_step: bool,
+              time_major: bool) -> torch.Tensor:
+    """Per-neuron (or, ``per_step``, per-neuron-and-step) ``values`` broadcast to ``like``
+    [.., T] and laid out for the kernel beside it: [N], or 2-d as :func:`_steps_2d` chose."""
+    if per_step:
+        return _like(values.expand(like.shape), time_major)
+    return values.expand(like.shape[:-1]).contiguous().reshape(-1)
+
+
+def integrate(drive: torch.Tensor, keep: torch.Tensor, threshold: object, clip: str | None,
               keep_post: bool, per_step: bool,
               ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """:func:`randhet.loihi.integrate` in one call (same arguments; ``per_step``: ``d`` has
-    a time axis), or None where the kernel does not apply."""
+    """:func:`randhet.loihi.integrate` in one call (``keep``: int64 ``4096 - d``; ``per_step``:
+    it has a time axis), or None where the kernel does not apply."""
     ext = extension()
     mode = _threshold_mode(threshold)
-    if (ext is None or mode is None or drive.device.type != "cpu" or d.device.type != "cpu"
+    if (ext is None or mode is None or drive.device.type != "cpu" or keep.device.type != "cpu"
             or drive.dtype != torch.int64 or clip not in CLIPS or drive.dim() < 1):
         return None
     x, time_major = _steps_2d(drive)
-    keep = 4096 - d.to(torch.int64)
-    if per_step:
-        keep = _like(keep.expand(drive.shape), time_major)
-    else:
-        keep = keep.expand(drive.shape[:-1]).contiguous().reshape(-1)
-    pre, post = ext.integrate_forward(x, time_major, keep, per_step, CLIPS[clip], *mode,
-                                      keep_post)
+    k = _laid_out(keep.to(torch.int64), drive, per_step, time_major)
+    pre, post = ext.integrate_forward(x, time_major, k, per_step, CLIPS[clip], *mode, keep_post)
     return (_from_steps(pre, drive.shape),
             _from_steps(post, drive.shape) if keep_post else None)
 
 
-def _keep(d: torch.Tensor, like: torch.Tensor, per_step: bool, time_major: bool) -> torch.Tensor:
-    """``4096 - d`` (int64) laid out for the kernel beside ``like`` [.., T]."""
-    keep = 4096 - d.to(torch.int64)
-    if per_step:
-        return _like(keep.expand(like.shape), time_major)
-    return keep.expand(like.shape[:-1]).contiguous().reshape(-1)
-
-
-def leaky_forward(x: torch.Tensor, d: torch.Tensor, threshold: object, keep_post: bool,
+def leaky_forward(x: torch.Tensor, keep: torch.Tensor, threshold: object, keep_post: bool,
                   per_step: bool) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """The training neuron's integrator forward in one call: ``y = pre / 4096`` (torch's
     default dtype) for the drive ``int64(x * 4096)`` and the integer states after reset
-    (``keep_post``); :class:`randhet.loihi.LeakyIntegrator`'s steps, the same bits. None
-    where the kernel does not apply."""
+    (``keep_post``); :class:`randhet.loihi.LeakyIntegrator`'s steps, the same bits (``keep``:
+    int64 ``4096 - d``). None where the kernel does not apply."""
     ext = extension()
     mode = _threshold_mode(threshold)
     floats = (torch.float32, torch.float64)
-    if (ext is None or mode is None or x.device.type != "cpu" or d.device.type != "cpu"
+    if (ext is None or mode is None or x.device.type != "cpu" or keep.device.type != "cpu"
             or x.dtype not in floats or torch.get_default_dtype() not in floats
             or x.dim() < 1):
         return None
     x2, time_major = _steps_2d(x)
-    keep = _keep(d, x, per_step, time_major)
-    y, post = ext.leaky_forward(x2, time_major, keep, per_step, *mode, keep_post,
+    k = _laid_out(keep.to(torch.int64), x, per_step, time_major)
+    y, post = ext.leaky_forward(x2, time_major, k, per_step, *mode, keep_post,
                                 torch.get_default_dtype() == torch.float64)
     return _from_steps(y, x.shape), _from_steps(post, x.shape) if keep_post else None
 
 
-def cuba(drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth: int, clip_u: str | None,
-         synaptic_bits: int | None, saturate_v: bool,
+def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: int,
+         clip_u: str | None, synaptic_bits: int | None, saturate_v: bool,
          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """:func:`randhet.loihi.cuba` in one pass over time (both scans): U, V before reset and the
-    spikes, [.., T] with the loop's strides; None where the kernel does not apply."""
+    """:func:`randhet.loihi.cuba` in one pass over time (both scans; ``keep_u``, ``keep_v``:
+    int64 ``4096 - du``, ``4096 - dv``): U, V before reset and the spikes, [.., T] with the
+    loop's strides; None where the kernel does not apply."""
     ext = extension()
     if (ext is None or clip_u not in (None, "wrap", "wrap_twos") or drive.dtype != torch.int64
-            or any(t.device.type != "cpu" for t in (drive, du, dv)) or drive.dim() < 1
+            or any(t.device.type != "cpu" for t in (drive, keep_u, keep_v)) or drive.dim() < 1
             or (synaptic_bits is not None and not 0 < synaptic_bits < 63)):
         return None
     steps = drive.shape[-1]
     x, time_major = _steps_2d(drive)
     keeps = []
-    for d in (du, dv):
-        per_step = d.dim() == drive.dim() and d.shape[-1] == steps
-        keeps += [_keep(d, drive, per_step, time_major), per_step]
+    for keep in (keep_u, keep_v):
+        per_step = keep.dim() == drive.dim() and keep.shape[-1] == steps
+        keeps += [_laid_out(keep.to(torch.int64), drive, per_step, time_major), per_step]
     u, v, s = ext.cuba_forward(x, time_major, *keeps, CLIPS[clip_u], synaptic_bits or 0,
                                saturate_v, int(vth))
     return tuple(_from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
@@ -207,10 +204,7 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
     # the loop multiplies a (or its step slice) by a step slice of g: torch's dtype for that
     acc = torch.result_type(a[..., 0] if per_step else a, g_out[..., 0])
     g2, time_major = _steps_2d(g_out)
-    if per_step:
-        a2 = _like(a.expand(g_out.shape), time_major)
-    else:
-        a2 = a.expand(g_out.shape[:-1]).contiguous().reshape(-1)
+    a2 = _laid_out(a, g_out, per_step, time_major)
     post2 = (_like(post, True) if post is not None
              else torch.empty(0, dtype=torch.int64))
     g, dd = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64, post2)

@@ -94,10 +94,10 @@ def integrate(
     """
     steps = drive.shape[-1]
     per_step = d.dim() == drive.dim() and d.shape[-1] == steps
-    fused = kernel.integrate(drive, d, threshold, clip, keep_post, per_step)
+    keep = DECAY_UNITY - d
+    fused = kernel.integrate(drive, keep, threshold, clip, keep_post, per_step)
     if fused is not None:
         return fused
-    keep = DECAY_UNITY - d
     keep = _time_major(keep) if per_step else keep
     x = _time_major(drive)
     pre = torch.empty_like(x)
@@ -127,7 +127,7 @@ def cuba(
     the ``datapath``'s overflow rules. The strict threshold ``V > vth`` is ``V >= vth + 1`` on
     integers."""
     vth = vth_mant << VTH_SHIFT
-    fused = kernel.cuba(drive, du, dv, vth,
+    fused = kernel.cuba(drive, DECAY_UNITY - du, DECAY_UNITY - dv, vth,
                         (("wrap_twos" if datapath.current_wrap == "twos_complement" else "wrap")
                          if hardware else None),
                         datapath.synaptic_input_bits if hardware else None, hardware)
@@ -159,7 +159,8 @@ class LeakyIntegrator(torch.autograd.Function):
         th = None if threshold is None else threshold * scale
         need_post = ctx.needs_input_grad[1]
         per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
-        fused = kernel.leaky_forward(x, d.detach(), th, need_post, per_step)
+        fused = kernel.leaky_forward(x, DECAY_UNITY - d.detach().to(torch.int64), th, need_post,
+                                     per_step)
         if fused is not None:
             y, post = fused
         else:

@@ -117,7 +117,7 @@ def test_a_training_step_is_the_loop_bit_for_bit(tokens, resample) -> None:
 def test_turned_off_by_the_environment_the_loop_runs(monkeypatch) -> None:
     monkeypatch.setenv("RANDHET_KERNEL", "loop")
     assert not kernel.available()
-    assert kernel.integrate(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(2),
+    assert kernel.integrate(torch.zeros(2, 3, dtype=torch.int64), torch.full((2,), 4096),
                             None, None, True, False) is None
 
 

@@ -104,25 +104,37 @@ void with_threshold(int64_t th_mode, const Fn& fn) {
 
 }  // namespace
 
-template <int64_t clip, int64_t mode>
-void scan_forward(const View<int64_t> x, const View<int64_t> k, const View<int64_t> out_pre,
-                  const View<int64_t> out_post, bool keep_post, int64_t rows, int64_t steps,
-                  int64_t th_int, float th_f32, double th_f64) {
-  // plain locals (not the views' fields, which int64 stores could alias): the loop vectorises
-  const int64_t* __restrict xp = x.ptr;
-  const int64_t* __restrict kp = k.ptr;
-  int64_t* __restrict pre = out_pre.ptr;
-  int64_t* __restrict post = out_post.ptr;
-  const int64_t xr = x.row_stride, xs = x.step_stride, kr = k.row_stride, ks = k.step_stride;
+// One integrator scan over a chunk of rows (loihi.integrate). Integer input (in_t int64) is
+// the drive itself; float input is the training neuron's x, the drive int64(x * 4096) in x's
+// dtype, truncated. Integer output is the state before reset; float output is
+// float(state) / 4096 in out_t (what torch's int64 / int gives). post: the states after reset.
+template <typename in_t, typename out_t, int64_t clip, int64_t mode>
+void scan(const in_t* __restrict xp, int64_t xr, int64_t xs, const int64_t* __restrict kp,
+          int64_t kr, int64_t ks, out_t* __restrict pre, int64_t* __restrict post,
+          bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
+          double th_f64) {
+  const in_t scale = static_cast<in_t>(int64_t{1} << kDecayShift);
+  const out_t unity = static_cast<out_t>(int64_t{1} << kDecayShift);
   chunked_scan<1>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
     int64_t* state = states[0];
-    const int64_t* __restrict xt = xp + t * xs + r0 * xr;
+    const in_t* __restrict xt = xp + t * xs + r0 * xr;
     const int64_t* __restrict kt = kp + t * ks + r0 * kr;
-    int64_t* __restrict pt = pre + t * rows + r0;
+    out_t* __restrict pt = pre + t * rows + r0;
     int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
     for (int64_t i = 0; i < n; ++i) {
-      int64_t s = clipped<clip>(decayed(state[i], kt[i * kr]) + xt[i * xr]);
-      pt[i] = s;
+      int64_t drive;
+      if constexpr (std::is_integral_v<in_t>) {
+        drive = xt[i * xr];
+      } else {
+        const in_t scaled = xt[i * xr] * scale;
+        drive = static_cast<int64_t>(scaled);
+      }
+      int64_t s = clipped<clip>(decayed(state[i], kt[i * kr]) + drive);
+      if constexpr (std::is_integral_v<out_t>) {
+        pt[i] = s;
+      } else {
+        pt[i] = static_cast<out_t>(s) / unity;
+      }
       s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));  // reset, no branch
       if (keep_post) qt[i] = s;
       state[i] = s;
@@ -149,13 +161,13 @@ std::vector<torch::Tensor> integrate_forward(const torch::Tensor& drive, bool dr
                         : torch::empty({0}, drive.options());
   const auto x = view<int64_t>(drive, drive_time_major, rows, true);
   const auto k = view<int64_t>(keep, drive_time_major, rows, keep_steps);
-  const View<int64_t> out_pre{pre.data_ptr<int64_t>(), 1, rows};
-  const View<int64_t> out_post{keep_post ? post.data_ptr<int64_t>() : nullptr, 1, rows};
   const float th_f32 = static_cast<float>(th_float);
   const auto run = [&](auto clip_c) {
     with_threshold(th_mode, [&](auto mode_c) {
-      scan_forward<decltype(clip_c)::value, decltype(mode_c)::value>(
-          x, k, out_pre, out_post, keep_post, rows, steps, th_int, th_f32, th_float);
+      scan<int64_t, int64_t, decltype(clip_c)::value, decltype(mode_c)::value>(
+          x.ptr, x.row_stride, x.step_stride, k.ptr, k.row_stride, k.step_stride,
+          pre.data_ptr<int64_t>(), keep_post ? post.data_ptr<int64_t>() : nullptr, keep_post,
+          rows, steps, th_int, th_f32, th_float);
     });
   };
   switch (clip) {
@@ -239,33 +251,8 @@ std::vector<torch::Tensor> integrate_backward(const torch::Tensor& a, bool a_ste
   return {g, dd};
 }
 
-// The training neuron's forward (loihi.LeakyIntegrator): drive = int64(x * 4096) (x's
-// dtype, truncated), the scan with no clip, y = float(pre) / 4096 in ``y_double`` ? float64 :
-// float32 (torch's default dtype, what int64 / int gives), post as integrate_forward's.
-template <typename x_t, typename y_t, int64_t mode>
-void scan_leaky(const x_t* __restrict xp, int64_t xr, int64_t xs, const int64_t* __restrict kp,
-                int64_t kr, int64_t ks, y_t* __restrict y, int64_t* __restrict post,
-                bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
-                double th_f64) {
-  const x_t scale = static_cast<x_t>(int64_t{1} << kDecayShift);
-  const y_t unity = static_cast<y_t>(int64_t{1} << kDecayShift);
-  chunked_scan<1>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
-    int64_t* state = states[0];
-    const x_t* __restrict xt = xp + t * xs + r0 * xr;
-    const int64_t* __restrict kt = kp + t * ks + r0 * kr;
-    y_t* __restrict yt = y + t * rows + r0;
-    int64_t* __restrict qt = keep_post ? post + t * rows + r0 : nullptr;
-    for (int64_t i = 0; i < n; ++i) {
-      const x_t scaled = xt[i * xr] * scale;
-      int64_t s = decayed(state[i], kt[i * kr]) + static_cast<int64_t>(scaled);
-      yt[i] = static_cast<y_t>(s) / unity;
-      s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));
-      if (keep_post) qt[i] = s;
-      state[i] = s;
-    }
-  });
-}
-
+// The training neuron's forward (loihi.LeakyIntegrator): the scan with no clip from float x,
+// y in ``y_double`` ? float64 : float32 (torch's default dtype), post as integrate_forward's.
 std::vector<torch::Tensor> leaky_forward(const torch::Tensor& x, bool x_time_major,
                                          const torch::Tensor& keep, bool keep_steps,
                                          int64_t th_mode, int64_t th_int, double th_float,
@@ -287,7 +274,7 @@ std::vector<torch::Tensor> leaky_forward(const torch::Tensor& x, bool x_time_maj
     const auto run = [&](auto y_tag) {
       using y_t = decltype(y_tag);
       with_threshold(th_mode, [&](auto mode_c) {
-        scan_leaky<x_t, y_t, decltype(mode_c)::value>(
+        scan<x_t, y_t, kNone, decltype(mode_c)::value>(
             x.data_ptr<x_t>(), xr, xs, keep.data_ptr<int64_t>(), kr, ks, y.data_ptr<y_t>(),
             keep_post ? post.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int,
             th_f32, th_float);
