@@ -1,4 +1,8 @@
-"""The fused integer CUBA kernel: the whole time loop of a layer's integrator in one call.
+"""The fused integer CUBA kernel: the whole time loop of a layer's neurons in one call.
+
+It runs the integrators of :mod:`randhet.loihi` (one scan, or a CUBA layer's two on the
+integer datapath) and the training neuron whole (:func:`randhet.loihi.cuba_spikes`: the drive
+floored to Loihi's grid, both integrators and SLAYER's spike function, forward and backward).
 
 ``randhet/csrc/cuba.cpp`` is built with ``torch.utils.cpp_extension`` the first time it is
 needed (cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and
@@ -25,7 +29,9 @@ import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
-CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]  # no FMA: a * g + g_out rounds twice
+# no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
+# selects and truncations vectorize (no value changes: only exception flags could differ)
+CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 CLIPS = {None: 0, "wrap": 1, "wrap_twos": 2, "saturate": 3}
 _NO_THRESHOLD, _INT, _FLOAT32, _FLOAT64 = 0, 1, 2, 3
 
@@ -116,6 +122,11 @@ def _like(x: torch.Tensor, time_major: bool) -> torch.Tensor:
 def _from_steps(out: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """The kernel's [T, N] output as [.., T], time-major storage (the loop's strides)."""
     return out.reshape(shape[-1], *shape[:-1]).movedim(0, -1)
+
+
+def _from_2d(out: torch.Tensor, shape: torch.Size, time_major: bool) -> torch.Tensor:
+    """A kernel output laid out as :func:`_steps_2d`'s 2-d input, as [.., T]."""
+    return _from_steps(out, shape) if time_major else out.reshape(shape)
 
 
 def _laid_out(values: torch.Tensor, like: torch.Tensor, per_step: bool,
@@ -209,3 +220,62 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
              else torch.empty(0, dtype=torch.int64))
     g, dd = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64, post2)
     return _from_steps(g, g_out.shape), _from_steps(dd, g_out.shape) if post is not None else None
+
+
+def neuron_applies(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
+                   threshold: object) -> bool:
+    """Whether :func:`neuron_forward` and :func:`neuron_backward` take this neuron (building the
+    kernel on the first call): CPU tensors, float drive and default dtype, a Python float
+    threshold, both decays in one dtype and both or neither 0-d (so that torch multiplies
+    both with the gradient in one dtype)."""
+    floats = (torch.float32, torch.float64)
+    return (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
+            and torch.get_default_dtype() in floats and du.dtype == dv.dtype
+            and (du.dim() == 0) == (dv.dim() == 0)
+            and all(t.device.type == "cpu" for t in (x, du, dv)) and available())
+
+
+def neuron_forward(x: torch.Tensor, keep_u: torch.Tensor, u_steps: bool, keep_v: torch.Tensor,
+                   v_steps: bool, threshold: float, grid: int, keep_post: bool,
+                   ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`, where
+    :func:`neuron_applies`): spikes (stored as ``x`` is, so the next synapse reads them without
+    a copy) and the voltage before reset (SLAYER units, torch's default dtype) and, with
+    ``keep_post``, the integer states after reset (u, v), each [.., T]. ``keep_u``,
+    ``keep_v``: int64 ``4096 - d``, per neuron or (``*_steps``) per neuron and step;
+    ``threshold`` in SLAYER units; ``grid`` > 0 floors the drive to ``1 / grid`` first."""
+    mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
+    x2, time_major = _steps_2d(x)
+    ku = _laid_out(keep_u, x, u_steps, time_major)
+    kv = _laid_out(keep_v, x, v_steps, time_major)
+    spikes, yv, pu, pv = extension().neuron_forward(  # type: ignore[union-attr]
+        x2, time_major, ku, u_steps, kv, v_steps, *mode, threshold, grid, keep_post,
+        torch.get_default_dtype() == torch.float64)
+    post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
+    return _from_2d(spikes, x.shape, time_major), _from_steps(yv, x.shape), post
+
+
+def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,
+                    surrogate: tuple[float, float, float] | None, grid: int, a_u: torch.Tensor,
+                    u_steps: bool, a_v: torch.Tensor, v_steps: bool,
+                    post: tuple[torch.Tensor, torch.Tensor] | None,
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The training neuron's backward in one pass: dL/dx and, with ``post`` (the forward's
+    integer states after reset), the per-step terms of both decay gradients, [.., T].
+    ``surrogate``: SLAYER's (threshold, tau_rho, scale_rho), None for the straight-through
+    estimator; ``grid``: the forward's; ``a_u``, ``a_v``: ``1 - d / 4096``, both in the
+    dtype torch multiplies them with the gradient in; ``g_s`` and ``yv`` in one dtype
+    (autograd gives the spikes')."""
+    g2, time_major = _steps_2d(g_s)
+    th, tau, scale = surrogate if surrogate is not None else (0.0, 1.0, 0.0)
+    pu, pv = ((_like(p, True) for p in post) if post is not None
+              else (torch.empty(0, dtype=torch.int64),) * 2)
+    gx, ddu, ddv = extension().neuron_backward(  # type: ignore[union-attr]
+        g2, time_major, _like(yv, True), surrogate is not None, th, tau, scale, grid,
+        _laid_out(a_u, g_s, u_steps, time_major), u_steps,
+        _laid_out(a_v, g_s, v_steps, time_major), v_steps, pu, pv)
+    shape = g_s.shape
+    grad_x = _from_2d(gx, shape, time_major)
+    if post is None:
+        return grad_x, None, None
+    return grad_x, _from_steps(ddu, shape), _from_steps(ddv, shape)

@@ -191,6 +191,71 @@ class LeakyIntegrator(torch.autograd.Function):
         return grad_in, grad_d, None
 
 
+def cuba_spikes(
+    x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, threshold: float,
+    surrogate: tuple[float, float] | None, grid: int = 0,
+) -> torch.Tensor | None:
+    """The training neuron's spikes [.., T] in one call, or None where the fused kernel does
+    not apply (the caller then runs :class:`LeakyIntegrator` twice and its spike function).
+
+    The same bits, forward and backward, as ``LeakyIntegrator`` on the current (``du``), then
+    on the voltage (``dv``, reset at ``threshold``), then SLAYER's spike function ``V >=
+    threshold`` with its surrogate gradient ``scale / 2 / tau * exp(-|V - threshold| / tau)``
+    (``surrogate = (tau, scale)``; None: the straight-through estimator dS/dV = 1). ``x``:
+    the drive [.., T] in SLAYER units, first floored to ``1 / grid`` where ``grid`` > 0
+    (``floor(x * grid) / grid`` with a straight-through gradient, rounded as torch rounds
+    those ops: Loihi's integer synaptic input); ``du``,
+    ``dv``: integer-valued decays [..] (broadcast) or [.., T] (per step), differentiable.
+    """
+    if grid < 0 or not kernel.neuron_applies(x, du, dv, threshold):
+        return None
+    return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
+
+
+def _per_step(d: torch.Tensor, x: torch.Tensor) -> bool:
+    return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
+
+
+def _gain(d: torch.Tensor, g: torch.Tensor, per_step: bool) -> tuple[torch.Tensor, torch.dtype]:
+    """``a = 1 - d / 4096`` and the dtype the loop multiplies it with a step of ``g`` in."""
+    a = 1 - d / DECAY_UNITY
+    return a, torch.result_type(a[..., 0] if per_step else a, g[..., 0])
+
+
+class _CubaSpikes(torch.autograd.Function):
+    """:func:`cuba_spikes`: the fused kernel's forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x, du, dv, threshold, surrogate, grid):  # type: ignore[no-untyped-def, override]
+        need_post = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        steps = (_per_step(du, x), _per_step(dv, x))
+        spikes, yv, post = kernel.neuron_forward(
+            x, DECAY_UNITY - du.detach().to(torch.int64), steps[0],
+            DECAY_UNITY - dv.detach().to(torch.int64), steps[1], threshold, grid, need_post)
+        ctx.save_for_backward(yv, du, dv, *(post or ()))
+        ctx.steps, ctx.threshold, ctx.surrogate, ctx.grid = steps, threshold, surrogate, grid
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        yv, du, dv, *post = ctx.saved_tensors
+        # one dtype for both gains (kernel.neuron_applies)
+        (a_u, acc), (a_v, _) = (_gain(d, grad, s) for d, s in zip((du, dv), ctx.steps,
+                                                                  strict=True))
+        surrogate = None if ctx.surrogate is None else (ctx.threshold, *ctx.surrogate)
+        grad_x, terms_u, terms_v = kernel.neuron_backward(
+            grad, yv, surrogate, ctx.grid, a_u.to(acc), ctx.steps[0], a_v.to(acc), ctx.steps[1],
+            tuple(post) or None)
+        grads = []
+        for d, terms, per_step, need in zip((du, dv), (terms_u, terms_v), ctx.steps,
+                                            ctx.needs_input_grad[1:3], strict=True):
+            if terms is None or not need:
+                grads.append(None)
+                continue
+            grads.append(_reduce_to(terms if per_step else terms.sum(-1), d.shape))
+        return grad_x, *grads, None, None, None
+
+
 def _decay_terms(grad_in: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
     """Per step, ``dL/dd[t] = -g[t] * y_post[t-1] / 4096`` [.., T] (the kernel's fallback)."""
     # y_post[t-1] in SLAYER units, as floats (an int64 buffer would truncate the states below

@@ -1,5 +1,6 @@
 """The fused CUBA kernel gives the per-step loop's integers and gradients bit for bit (and the
-loop's strides); without it, the loop runs after one line on stderr."""
+loop's strides; the fused training neuron's spikes are stored as its input is); without it,
+the loop runs after one line on stderr."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from randhet import kernel, loihi
+from randhet.decays import mean_decay_int
 from randhet.layer_tokens import network_from_tokens
+from randhet.models.neuron import RandHetNeuron
 from randhet.models.spiking import SpikingNetwork
 from randhet.spec import EncodingSpec, NeuronSpec
 
@@ -22,6 +25,14 @@ def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     if a is None or b is None:
         return a is b
     return torch.equal(a, b) and a.dtype == b.dtype and a.stride() == b.stride()
+
+
+def _values(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    """Equal values and dtype (the fused neuron's spikes are stored as its input is, so that
+    the next synapse reads them without a copy; the synapse's sums are exact either way)."""
+    if a is None or b is None:
+        return a is b
+    return torch.equal(a, b) and a.dtype == b.dtype
 
 
 def _both(fn):  # type: ignore[no-untyped-def]
@@ -91,6 +102,94 @@ def test_integrator_forward_input_and_decay_gradients_are_the_loop_bit_for_bit(
     fused, loop = _both(lambda: _integrator(x, d, threshold))
     assert all(_same(a, b) for a, b in zip(fused, loop, strict=True))
     assert fused[2].abs().sum() > 0
+
+
+def _neuron_step(spec: NeuronSpec, shape: tuple[int, ...], x: torch.Tensor,
+                 straight_through: bool) -> tuple[torch.Tensor | None, ...]:
+    """Spikes, dL/dx and the mean decays' gradients of a RandHet neuron, one seeded draw."""
+    neuron = RandHetNeuron(spec, shape[1:-1], torch.Generator().manual_seed(3))
+    neuron.straight_through = straight_through
+    x = x.clone().requires_grad_(True)
+    s = neuron(x)
+    w = torch.randn(s.shape, generator=torch.Generator().manual_seed(1), dtype=s.dtype)
+    (s * w).sum().backward()
+    return s.detach(), x.grad, neuron.mean_current_decay.grad, neuron.mean_voltage_decay.grad
+
+
+@pytest.mark.parametrize("layer", sorted(SHAPES))
+@pytest.mark.parametrize("draw", ["sigma0", "sample", "step", "learn", "channel"])
+@pytest.mark.parametrize("straight_through", [False, True], ids=["surrogate", "ste"])
+@pytest.mark.parametrize("layout", ["time-last", "time-major"])
+def test_the_fused_neuron_is_the_integrators_and_spike_function_bit_for_bit(
+        layer, draw, straight_through, layout) -> None:
+    """RandHetNeuron's one-call forward and backward (loihi.cuba_spikes) against
+    LeakyIntegrator twice and SLAYER's Spike (the loop): spikes, input and decay gradients."""
+    shape = SHAPES[layer]
+    spec = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03,
+                      sigma=0.0 if draw == "sigma0" else 1.0,
+                      resample="step" if draw == "step" else "forward",
+                      learn_decay=draw in ("learn", "step"),
+                      granularity="channel" if draw == "channel" and layer == "conv"
+                      else "neuron")
+    g = torch.Generator().manual_seed(11)
+    x = torch.round(torch.randn(shape, generator=g) * 1.5 * 64) / 64  # Loihi's drive grid
+    if layout == "time-major":  # stored as the loop's outputs are
+        x = x.movedim(-1, 0).contiguous().movedim(0, -1)
+    fused, loop = _both(lambda: _neuron_step(spec, shape, x, straight_through))
+    assert fused[0].stride() == x.stride()  # the fused call ran: its spikes are laid out as x
+    assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
+    assert fused[0].sum() > 0 and fused[1].abs().sum() > 0
+    if spec.learn_decay:
+        assert fused[2].abs().sum() > 0 and fused[3].abs().sum() > 0
+
+
+def test_the_fused_neuron_holds_for_float64_defaults() -> None:
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        spec = NeuronSpec(sigma=1.0, learn_decay=True)
+        x = torch.round(torch.randn((4, 9, 20), generator=torch.Generator().manual_seed(4))
+                        * 96) / 64
+        fused, loop = _both(lambda: _neuron_step(spec, (4, 9, 20), x, False))
+    finally:
+        torch.set_default_dtype(before)
+    assert fused[0].dtype == torch.float64
+    assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
+
+
+def test_the_fused_neuron_leaves_its_vectorized_path_where_doubles_would_round() -> None:
+    """The forward holds the integers in doubles (exact while |state| < 2**41) and hands over
+    to the int64 scan beyond that. Three steps of drives near -2**28 SLAYER units build states
+    of ~2**43 with every low bit set, whose products with the decays no double holds exactly;
+    a fourth drive, computed from the loop's integers, brings each voltage back near zero,
+    where the surrogate gradient reads it to the last unit."""
+    spec = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=0.0)
+    neurons = 4096
+    x = torch.zeros(1, neurons, 6)
+    x[..., :3] = -(torch.rand(1, neurons, 3, generator=torch.Generator().manual_seed(8)) + 1) \
+        * 2.0 ** 28
+    keep_u = loihi.DECAY_UNITY - mean_decay_int(spec.current_decay)
+    keep_v = loihi.DECAY_UNITY - mean_decay_int(spec.voltage_decay)
+    with kernel.loop_only():
+        u, _ = loihi.integrate((x * 4096).to(torch.int64), torch.tensor(4096 - keep_u), None)
+        v, _ = loihi.integrate(u, torch.tensor(4096 - keep_v), None)
+    cancel = -(v[..., 2] * keep_v).div(4096, rounding_mode="trunc") \
+        - (u[..., 2] * keep_u).div(4096, rounding_mode="trunc")
+    x[..., 3] = cancel.float() / 4096
+    assert (u[..., 2].abs() > 2 ** 41).all()
+    fused, loop = _both(lambda: _neuron_step(spec, (1, neurons, 6), x, False))
+    assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
+    assert (fused[1][..., 3] != 0).all()  # the gradient sees the voltage at the fourth step
+
+
+def test_the_surrogate_exponential_keeps_torchs_bits_for_odd_sizes() -> None:
+    """torch's exp runs vectorized and finishes a tail with the scalar one; the kernel's
+    surrogate must give every element the bits torch gives it (sizes not a multiple of 16)."""
+    spec = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=0.0)
+    for shape in ((1, 1, 7), (3, 5, 13), (2, 37, 9)):
+        x = torch.round(torch.randn(shape, generator=torch.Generator().manual_seed(6)) * 128) / 64
+        fused, loop = _both(lambda shape=shape, x=x: _neuron_step(spec, shape, x, False))
+        assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
 
 
 @pytest.mark.parametrize("tokens", [["dense:24"], ["conv:4:k3", "pool:2", "flatten", "dense:8"]],

@@ -18,9 +18,18 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RANDHET_CLONES __attribute__((target_clones("avx2", "default")))  // picked at load
+#else
+#define RANDHET_CLONES
+#endif
 
 namespace {
 
@@ -114,7 +123,7 @@ void scan(const in_t* __restrict xp, int64_t xr, int64_t xs, const int64_t* __re
           bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
           double th_f64) {
   const in_t scale = static_cast<in_t>(int64_t{1} << kDecayShift);
-  const out_t unity = static_cast<out_t>(int64_t{1} << kDecayShift);
+  const out_t inv_unity = out_t(1) / static_cast<out_t>(int64_t{1} << kDecayShift);  // exact
   chunked_scan<1>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
     int64_t* state = states[0];
     const in_t* __restrict xt = xp + t * xs + r0 * xr;
@@ -133,7 +142,7 @@ void scan(const in_t* __restrict xp, int64_t xr, int64_t xs, const int64_t* __re
       if constexpr (std::is_integral_v<out_t>) {
         pt[i] = s;
       } else {
-        pt[i] = static_cast<out_t>(s) / unity;
+        pt[i] = static_cast<out_t>(s) * inv_unity;
       }
       s &= -static_cast<int64_t>(below<mode>(s, th_int, th_f32, th_f64));  // reset, no branch
       if (keep_post) qt[i] = s;
@@ -189,12 +198,12 @@ std::vector<torch::Tensor> integrate_forward(const torch::Tensor& drive, bool dr
 template <typename acc_t, typename a_t, typename g_t>
 void scan_backward(const View<const a_t> a, const View<const g_t> g_out, const View<g_t> g,
                    const int64_t* post, g_t* dd, int64_t rows, int64_t steps) {
-  const g_t unity = static_cast<g_t>(int64_t{1} << kDecayShift);
+  const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
     const auto decay_term = [&](int64_t r, int64_t t) {
-      const g_t prev = t > 0 ? static_cast<g_t>(post[(t - 1) * rows + r]) / unity : g_t(0);
+      const g_t prev = t > 0 ? static_cast<g_t>(post[(t - 1) * rows + r]) * inv_unity : g_t(0);
       const g_t term = -g.at(r, t) * prev;
-      dd[t * rows + r] = term / unity;
+      dd[t * rows + r] = term * inv_unity;
     };
     for (int64_t r = begin; r < end; ++r) {
       g.at(r, steps - 1) = g_out.at(r, steps - 1);
@@ -366,10 +375,341 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& drive, bool time_ma
   return {u, v, s};
 }
 
+// The training neuron in one pass (loihi.cuba_spikes): the drive floored to Loihi's grid
+// (``grid`` > 0: x = floor(z * grid) / grid, the synapse's integer output), LeakyIntegrator
+// on the current (no threshold), LeakyIntegrator on the voltage (reset where not V <
+// th_reset) and SLAYER's spike function, each value rounded as those ops round it:
+//   u = decay(u, ku) + int64(x * 4096);        yu = y_t(u) / 4096
+//   v = decay(v, kv) + int64(yu * 4096);       yv = y_t(v) / 4096
+//   s = yv >= th_spike;  v = 0 where not (v < th_reset)
+// x [N, T] or [T, N] (``x_time_major``); keep_u, keep_v int64 [N] or laid out as x. Returns
+// the spikes (y_t, laid out as x: what the next synapse reads without a copy), yv (y_t,
+// [T, N]) and, with ``keep_post``, the integer states after reset (post_u, post_v, [T, N])
+// that the decay gradient reads.
+template <typename x_t, typename y_t, int64_t mode>
+void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
+                 const View<const int64_t> kv, y_t* __restrict spikes, y_t* __restrict yv,
+                 int64_t* __restrict post_u, int64_t* __restrict post_v, bool keep_post,
+                 int64_t rows, int64_t steps, int64_t th_int, float th_f32, double th_f64,
+                 y_t th_spike, x_t grid) {
+  const x_t x_unity = static_cast<x_t>(int64_t{1} << kDecayShift);
+  const y_t y_unity = static_cast<y_t>(int64_t{1} << kDecayShift);
+  const y_t y_inv = y_t(1) / y_unity;  // exact: a power of two
+  const x_t* __restrict xp = x.ptr;
+  const int64_t* __restrict kup = ku.ptr;
+  const int64_t* __restrict kvp = kv.ptr;
+  const int64_t xr = x.row_stride, xs = x.step_stride, ur = ku.row_stride, us = ku.step_stride,
+                vr = kv.row_stride, vs = kv.step_stride;
+  chunked_scan<2>(rows, steps, [=](int64_t t, int64_t r0, int64_t n, auto& states) {
+    int64_t* __restrict u_state = states[0];
+    int64_t* __restrict v_state = states[1];
+    const x_t* __restrict xt = xp + t * xs + r0 * xr;
+    const int64_t* __restrict kut = kup + t * us + r0 * ur;
+    const int64_t* __restrict kvt = kvp + t * vs + r0 * vr;
+    y_t* __restrict st = spikes + t * xs + r0 * xr;  // laid out as x
+    y_t* __restrict yt = yv + t * rows + r0;
+    int64_t* __restrict put = keep_post ? post_u + t * rows + r0 : nullptr;
+    int64_t* __restrict pvt = keep_post ? post_v + t * rows + r0 : nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      x_t drive = xt[i * xr];
+      if (grid > 0) drive = std::floor(drive * grid) / grid;  // torch's three ops
+      const int64_t u = decayed(u_state[i], kut[i * ur]) + static_cast<int64_t>(drive * x_unity);
+      const y_t yu = static_cast<y_t>(u) * y_inv;
+      int64_t v = decayed(v_state[i], kvt[i * vr]) + static_cast<int64_t>(yu * y_unity);
+      const y_t y = static_cast<y_t>(v) * y_inv;
+      yt[i] = y;
+      st[i * xr] = y >= th_spike ? y_t(1) : y_t(0);
+      v &= -static_cast<int64_t>(below<mode>(v, th_int, th_f32, th_f64));  // reset, no branch
+      if (keep_post) {
+        put[i] = u;
+        pvt[i] = v;
+      }
+      u_state[i] = u;
+      v_state[i] = v;
+    }
+  });
+}
+
+constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**12) stays exact
+
+// scan_neuron for float32 x and y without post, on rows [r0, r0 + n), with the integers
+// held in doubles so that the loop over the rows vectorizes: trunc(s * k * 2**-12) is
+// sign(p) * (|p| >> 12) for p = s * k, exact while |s| < 2**41; every conversion rounds as
+// scan_neuron's does. Returns false as soon as a state leaves that range (or is NaN): the
+// caller then runs scan_neuron for everything. th_double: the reset threshold for kInt and
+// kFloat64 (+inf for none), th_f32 for kFloat32.
+RANDHET_CLONES
+bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku, int64_t ur,
+                      int64_t us, const int64_t* kv, int64_t vr, int64_t vs, float* spikes,
+                      float* yv, int64_t rows, int64_t steps, int64_t r0, int64_t n,
+                      bool f32_threshold, float th_f32, double th_double, float th_spike,
+                      float grid) {
+  double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
+  float xin[kChunk], sp[kChunk];
+  const float th_off = f32_threshold ? th_f32 : std::numeric_limits<float>::infinity();
+  const double th_on = f32_threshold ? std::numeric_limits<double>::infinity() : th_double;
+  for (int64_t t = 0; t < steps; ++t) {
+    for (int64_t i = 0; i < n; ++i) xin[i] = x[(r0 + i) * xr + t * xs];
+    if (grid > 0) {
+      for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) / grid;
+    }
+    if (t == 0 || us != 0) {  // a decay with no time axis is read once
+      for (int64_t i = 0; i < n; ++i) kuc[i] = static_cast<double>(ku[(r0 + i) * ur + t * us]);
+    }
+    if (t == 0 || vs != 0) {
+      for (int64_t i = 0; i < n; ++i) kvc[i] = static_cast<double>(kv[(r0 + i) * vr + t * vs]);
+    }
+    float* __restrict yt = yv + t * rows + r0;
+    int inexact = 0;
+    for (int64_t i = 0; i < n; ++i) {  // one row per lane
+      const double u = std::trunc(su[i] * kuc[i] * 0x1p-12) +
+                       std::trunc(static_cast<double>(xin[i] * 4096.0f));
+      const float yu = static_cast<float>(u) * 0x1p-12f;
+      const double v = std::trunc(sv[i] * kvc[i] * 0x1p-12) +
+                       std::trunc(static_cast<double>(yu * 4096.0f));
+      const float vf = static_cast<float>(v);
+      const float y = vf * 0x1p-12f;
+      yt[i] = y;
+      sp[i] = y >= th_spike ? 1.0f : 0.0f;
+      // below the reset threshold: one of the two comparisons is always true
+      const bool below = (vf < th_off) & (v < th_on);
+      inexact |= !((std::abs(u) < kExactState) & (std::abs(v) < kExactState));
+      su[i] = u;
+      sv[i] = below ? v : 0.0;
+    }
+    if (inexact) return false;
+    for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * xr + t * xs] = sp[i];
+  }
+  return true;
+}
+
+std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
+                                          const torch::Tensor& keep_u, bool u_steps,
+                                          const torch::Tensor& keep_v, bool v_steps,
+                                          int64_t th_mode, int64_t th_int, double th_float,
+                                          double th_spike, int64_t grid, bool keep_post,
+                                          bool y_double) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: contiguous, 2-d");
+  const int64_t rows = x.size(x_time_major ? 1 : 0);
+  const int64_t steps = x.size(x_time_major ? 0 : 1);
+  for (const auto* k : {&keep_u, &keep_v}) {
+    const bool per_step = k == &keep_u ? u_steps : v_steps;
+    TORCH_CHECK(k->scalar_type() == torch::kInt64 && k->is_contiguous() &&
+                    k->numel() == (per_step ? x.numel() : rows),
+                "keep: contiguous int64 [N] or laid out as x");
+  }
+  const auto floats = x.options().dtype(y_double ? torch::kDouble : torch::kFloat);
+  const auto ints = x.options().dtype(torch::kInt64);
+  auto spikes = torch::empty_like(x, floats);
+  auto yv = torch::empty({steps, rows}, floats);
+  auto post_u = keep_post ? torch::empty({steps, rows}, ints) : torch::empty({0}, ints);
+  auto post_v = keep_post ? torch::empty({steps, rows}, ints) : torch::empty({0}, ints);
+  const auto ku = view<int64_t>(keep_u, x_time_major, rows, u_steps);
+  const auto kv = view<int64_t>(keep_v, x_time_major, rows, v_steps);
+  const View<const int64_t> cku{ku.ptr, ku.row_stride, ku.step_stride};
+  const View<const int64_t> ckv{kv.ptr, kv.row_stride, kv.step_stride};
+  const float th_f32 = static_cast<float>(th_float);
+  if (x.scalar_type() == torch::kFloat && !y_double && !keep_post &&
+      (th_mode != kInt || std::abs(th_int) < (int64_t{1} << 52))) {  // the vectorized path
+    const double th_double = th_mode == kInt       ? static_cast<double>(th_int)
+                             : th_mode == kFloat64 ? th_float
+                                                   : std::numeric_limits<double>::infinity();
+    const int64_t xr = x_time_major ? 1 : steps, xs = x_time_major ? rows : 1;
+    std::atomic<bool> exact{true};
+    at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r0 = begin; r0 < end && exact.load(std::memory_order_relaxed); r0 += kChunk) {
+        if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, ku.ptr, ku.row_stride,
+                              ku.step_stride, kv.ptr, kv.row_stride, kv.step_stride,
+                              spikes.data_ptr<float>(), yv.data_ptr<float>(), rows, steps, r0,
+                              std::min(end - r0, kChunk), th_mode == kFloat32, th_f32,
+                              th_double, static_cast<float>(th_spike),
+                              static_cast<float>(grid))) {
+          exact.store(false, std::memory_order_relaxed);
+        }
+      }
+    });
+    if (exact.load()) return {spikes, yv, post_u, post_v};
+  }
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neuron_forward", [&] {
+    using x_t = scalar_t;
+    const View<const x_t> vx = x_time_major ? View<const x_t>{x.data_ptr<x_t>(), 1, rows}
+                                            : View<const x_t>{x.data_ptr<x_t>(), steps, 1};
+    const auto run = [&](auto y_tag) {
+      using y_t = decltype(y_tag);
+      with_threshold(th_mode, [&](auto mode_c) {
+        scan_neuron<x_t, y_t, decltype(mode_c)::value>(
+            vx, cku, ckv, spikes.data_ptr<y_t>(), yv.data_ptr<y_t>(),
+            keep_post ? post_u.data_ptr<int64_t>() : nullptr,
+            keep_post ? post_v.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int,
+            th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid));
+      });
+    };
+    if (y_double) {
+      run(double{});
+    } else {
+      run(float{});
+    }
+  });
+  return {spikes, yv, post_u, post_v};
+}
+
+// The training neuron's backward in one pass over time, as the unfused ops round it:
+//   gin = (k * exp(-|yv - th| / tau)) * g_s   SLAYER's surrogate, k = scale / 2 / tau, in g_t
+//                                             (gin = g_s: the straight-through estimator)
+//   gv[t] = a_v[t+1] * gv[t+1] + gin[t]      the voltage integrator's input gradient
+//   gu[t] = a_u[t+1] * gu[t+1] + gv[t]       the current integrator's: dL/dx
+//   (gu / grid) * grid                       the grid floor's straight-through (grid > 0)
+// the products and sums in acc_t (the dtype torch promotes a and g to), each g rounded to
+// g_t; with post_u / post_v, also the decay gradients' terms as scan_backward writes them.
+// The exponential runs as torch's exp over a [T, N] buffer: the bits torch gives the same
+// tensor (its vectorized exp and its scalar one for a tail differ in the last bit).
+// One chunk of rows [r0, r0 + n) of the backward, gathered into contiguous lanes per step so
+// that the loops over the rows vectorize (same operations, same order per element).
+template <typename acc_t, typename g_t>
+RANDHET_CLONES void neuron_backward_chunk(
+    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const acc_t* au, int64_t aur,
+    int64_t aus, const acc_t* av, int64_t avr, int64_t avs, const int64_t* post_u,
+    const int64_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
+    int64_t r0, int64_t n) {
+  const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
+  g_t gv[kChunk], gu[kChunk], gin[kChunk], out[kChunk];
+  acc_t auc[kChunk], avc[kChunk];
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    for (int64_t i = 0; i < n; ++i) gin[i] = gs[(r0 + i) * gr + t * gt];
+    if (e) {
+      const g_t* __restrict et = e + t * rows + r0;
+      for (int64_t i = 0; i < n; ++i) gin[i] = (k * et[i]) * gin[i];
+    }
+    if (t == steps - 1) {
+      for (int64_t i = 0; i < n; ++i) gv[i] = gu[i] = gin[i];
+    } else {
+      if (t == steps - 2 || aus != 0) {  // a gain with no time axis is read once
+        for (int64_t i = 0; i < n; ++i) auc[i] = au[(r0 + i) * aur + (t + 1) * aus];
+      }
+      if (t == steps - 2 || avs != 0) {
+        for (int64_t i = 0; i < n; ++i) avc[i] = av[(r0 + i) * avr + (t + 1) * avs];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        gv[i] = static_cast<g_t>(avc[i] * static_cast<acc_t>(gv[i]) +
+                                 static_cast<acc_t>(gin[i]));
+        gu[i] = static_cast<g_t>(auc[i] * static_cast<acc_t>(gu[i]) +
+                                 static_cast<acc_t>(gv[i]));
+      }
+    }
+    if (grid > 0) {
+      for (int64_t i = 0; i < n; ++i) out[i] = (gu[i] / grid) * grid;
+    } else {
+      for (int64_t i = 0; i < n; ++i) out[i] = gu[i];
+    }
+    for (int64_t i = 0; i < n; ++i) gx[(r0 + i) * gr + t * gt] = out[i];
+    if (ddu) {
+      g_t* __restrict dut = ddu + t * rows + r0;
+      g_t* __restrict dvt = ddv + t * rows + r0;
+      for (int64_t i = 0; i < n; ++i) {
+        const g_t pu = t > 0 ? static_cast<g_t>(post_u[(t - 1) * rows + r0 + i]) * inv_unity
+                             : g_t(0);
+        const g_t pv = t > 0 ? static_cast<g_t>(post_v[(t - 1) * rows + r0 + i]) * inv_unity
+                             : g_t(0);
+        dut[i] = (-gu[i] * pu) * inv_unity;
+        dvt[i] = (-gv[i] * pv) * inv_unity;
+      }
+    }
+  }
+}
+
+template <typename acc_t, typename g_t>
+void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
+                          const View<const acc_t> au, const View<const acc_t> av,
+                          const int64_t* post_u, const int64_t* post_v, const View<g_t> gx,
+                          g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps) {
+  at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
+      neuron_backward_chunk<acc_t, g_t>(
+          gs.ptr, gs.row_stride, gs.step_stride, e, k, au.ptr, au.row_stride, au.step_stride,
+          av.ptr, av.row_stride, av.step_stride, post_u, post_v, gx.ptr, grid, ddu, ddv, rows,
+          steps, r0, std::min(end - r0, kChunk));
+    }
+  });
+}
+
+// g_s [N, T] or [T, N] (``g_time_major``); yv [T, N] (g_s's dtype); ``surrogate``: SLAYER's
+// (th, tau, scale), else the straight-through estimator; ``grid``: the forward's (0: none);
+// a_u, a_v in the accumulation dtype, [N] or laid out as g_s; post_u, post_v int64 [T, N] or empty (no decay terms). Returns dL/dx
+// (laid out as g_s) and the decay terms of u and v ([T, N], empty without post).
+std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time_major,
+                                           const torch::Tensor& yv, bool surrogate, double th,
+                                           double tau, double scale, int64_t grid,
+                                           const torch::Tensor& a_u,
+                                           bool u_steps, const torch::Tensor& a_v, bool v_steps,
+                                           const torch::Tensor& post_u,
+                                           const torch::Tensor& post_v) {
+  TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
+  const int64_t rows = g_s.size(g_time_major ? 1 : 0);
+  const int64_t steps = g_s.size(g_time_major ? 0 : 1);
+  TORCH_CHECK(yv.scalar_type() == g_s.scalar_type() && yv.is_contiguous() &&
+                  yv.numel() == g_s.numel(), "yv: contiguous [T, N] in g_s's dtype");
+  TORCH_CHECK(a_u.scalar_type() == a_v.scalar_type(), "a_u, a_v: one dtype");
+  for (const auto* a : {&a_u, &a_v}) {
+    const bool per_step = a == &a_u ? u_steps : v_steps;
+    TORCH_CHECK(a->is_contiguous() && a->numel() == (per_step ? g_s.numel() : rows),
+                "a: contiguous [N] or laid out as g_s");
+  }
+  const bool terms = post_u.numel() > 0;
+  TORCH_CHECK(!terms || (post_u.scalar_type() == torch::kInt64 && post_u.is_contiguous() &&
+                         post_u.numel() == g_s.numel() && post_v.scalar_type() == torch::kInt64 &&
+                         post_v.is_contiguous() && post_v.numel() == g_s.numel()),
+              "post_u, post_v: contiguous int64 [T, N]");
+  auto gx = torch::empty_like(g_s);
+  auto ddu = terms ? torch::empty({steps, rows}, g_s.options()) : torch::empty({0}, g_s.options());
+  auto ddv = terms ? torch::empty({steps, rows}, g_s.options()) : torch::empty({0}, g_s.options());
+  if (steps == 0 || rows == 0) return {gx, ddu, ddv};
+  AT_DISPATCH_FLOATING_TYPES(g_s.scalar_type(), "neuron_backward_g", [&] {
+    using g_t = scalar_t;
+    torch::Tensor e;
+    g_t k = 0;
+    if (surrogate) {  // SLAYER's tensors: threshold, tau and scale in g_t, 0-d
+      const g_t th_g = static_cast<g_t>(th), tau_g = static_cast<g_t>(tau);
+      k = static_cast<g_t>(static_cast<g_t>(scale) / g_t(2)) / tau_g;
+      e = torch::empty({steps, rows}, g_s.options());
+      const g_t* y = yv.data_ptr<g_t>();
+      g_t* ep = e.data_ptr<g_t>();
+      at::parallel_for(0, steps * rows, kGrain * 16, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const g_t diff = y[j] - th_g;
+          const g_t negabs = -std::abs(diff);
+          ep[j] = negabs / tau_g;
+        }
+      });
+      e.exp_();
+    }
+    const View<const g_t> vg = g_time_major ? View<const g_t>{g_s.data_ptr<g_t>(), 1, rows}
+                                            : View<const g_t>{g_s.data_ptr<g_t>(), steps, 1};
+    AT_DISPATCH_FLOATING_TYPES(a_u.scalar_type(), "neuron_backward_acc", [&] {
+      using acc_t = scalar_t;
+      const auto a_view = [&](const torch::Tensor& a, bool per_step) {
+        if (!per_step) return View<const acc_t>{a.data_ptr<acc_t>(), 1, 0};
+        return g_time_major ? View<const acc_t>{a.data_ptr<acc_t>(), 1, rows}
+                            : View<const acc_t>{a.data_ptr<acc_t>(), steps, 1};
+      };
+      scan_neuron_backward<acc_t, g_t>(
+          vg, surrogate ? e.data_ptr<g_t>() : nullptr, k, a_view(a_u, u_steps),
+          a_view(a_v, v_steps), terms ? post_u.data_ptr<int64_t>() : nullptr,
+          terms ? post_v.data_ptr<int64_t>() : nullptr,
+          View<g_t>{gx.data_ptr<g_t>(), vg.row_stride, vg.step_stride}, static_cast<g_t>(grid),
+          terms ? ddu.data_ptr<g_t>() : nullptr, terms ? ddv.data_ptr<g_t>() : nullptr, rows,
+          steps);
+    });
+  });
+  return {gx, ddu, ddv};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
   m.def("integrate_backward", &integrate_backward,
         "integrator input gradient (SLAYER's) and the decay gradient's terms");
   m.def("leaky_forward", &leaky_forward, "the training neuron's integrator, forward");
   m.def("cuba_forward", &cuba_forward, "a CUBA layer on the integer datapath, both scans");
+  m.def("neuron_forward", &neuron_forward, "the training neuron: both integrators, spikes");
+  m.def("neuron_backward", &neuron_backward,
+        "the training neuron's backward: surrogate, both integrators, decay terms");
 }

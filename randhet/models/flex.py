@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from randhet.models.neuron import RandHetConv, floor_to_drive_grid
+from randhet.models.neuron import RandHetConv
 from randhet.spec import WEIGHT_SCALE, FlexSpec, NeuronSpec
 
 
@@ -220,4 +220,4 @@ class RandHetFlex(FlexPaths, RandHetConv):
             z = self.synapse(x)  # the folded, quantized kernel: what Loihi runs
         else:
             z = self.unfolded_drive(x)
-        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
+        return self.neuron(z, on_grid=self.integer_drive)

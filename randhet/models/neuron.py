@@ -2,8 +2,10 @@
 
 The neuron keeps SLAYER's conventions (state scale 4096, weight scale 64, SLAYER's surrogate
 spike function) and runs Loihi's integer dynamics through :class:`randhet.loihi.LeakyIntegrator`,
-which reproduces SLAYER's forward bit for bit. Its decays are drawn per neuron (or channel) and
-per sample by :mod:`randhet.decays`. With ``sigma = 0`` it equals SLAYER's stock CUBA neuron.
+which reproduces SLAYER's forward bit for bit; its forward pass runs as one fused call
+(:func:`randhet.loihi.cuba_spikes`) where the kernel is built, with the same bits. Its decays
+are drawn per neuron (or channel) and per sample by :mod:`randhet.decays`. With
+``sigma = 0`` it equals SLAYER's stock CUBA neuron.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from randhet.decays import (  # noqa: E402
     representatives,
     share_by_profile,
 )
-from randhet.loihi import LeakyIntegrator  # noqa: E402
+from randhet.loihi import LeakyIntegrator, cuba_spikes  # noqa: E402
 from randhet.spec import DECAY_SCALE, WEIGHT_SCALE, ConvSpec, NeuronSpec  # noqa: E402
 
 SCALE_RHO_MULT = 0.1  # SLAYER's CUBA surrogate constants
@@ -48,13 +50,16 @@ def slayer_neuron_params(spec: NeuronSpec) -> dict[str, float]:
     }
 
 
+DRIVE_GRID = WEIGHT_SCALE  # the synaptic drive's steps per SLAYER unit on Loihi
+
+
 def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
     """Round synaptic input down to Loihi's integer grid (1/64 in SLAYER units).
 
     On Loihi the synapse delivers ``(W_int . x) >> shift``, an integer, which the neuron
     left-shifts by 6. Binary spikes already land on the grid; graded inputs do not.
     """
-    return floor_ste(z * WEIGHT_SCALE) / WEIGHT_SCALE
+    return floor_ste(z * DRIVE_GRID) / DRIVE_GRID
 
 
 class RandHetNeuron(base.Neuron):
@@ -161,14 +166,18 @@ class RandHetNeuron(base.Neuron):
             eps_c = eps_v = None
         return decays_for(spec, self.mean_current_decay, self.mean_voltage_decay, eps_c, eps_v)
 
-    def dynamics(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Current and voltage [B, *shape, T] of the neurons for input drive [B, *shape, T]."""
+    def _decays(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decays (du, dv) for input drive [B, *shape, T], drawn (or fixed) now and kept
+        in ``last_draw``."""
         if input.shape[1:-1] != self.shape:
             raise ValueError(f"input shape {tuple(input.shape)} does not match {self.shape}")
         draw = self.draw(input.shape[0], input.shape[-1])
         self.last_draw = DecayDraw(draw.current.detach(), draw.voltage.detach())
-        du = _as_decay(draw.current, input)
-        dv = _as_decay(draw.voltage, input)
+        return _as_decay(draw.current, input), _as_decay(draw.voltage, input)
+
+    def dynamics(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Current and voltage [B, *shape, T] of the neurons for input drive [B, *shape, T]."""
+        du, dv = self._decays(input)
         current = LeakyIntegrator.apply(input, du, None)
         voltage = LeakyIntegrator.apply(current, dv, self.threshold + self.threshold_eps)
         return current, voltage
@@ -191,10 +200,22 @@ class RandHetNeuron(base.Neuron):
             self.scale_rho * SCALE_RHO_MULT, False, None, 1,
         )
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Spikes [B, *shape, T] for input drive [B, *shape, T]."""
-        _, voltage = self.dynamics(input)
-        return self.spike(voltage)
+    def forward(self, input: torch.Tensor, on_grid: bool = False) -> torch.Tensor:
+        """Spikes [B, *shape, T] for input drive [B, *shape, T] (``on_grid``: first floored
+        to Loihi's drive grid, :func:`floor_to_drive_grid`): :meth:`dynamics`, then
+        :meth:`spike`, in one fused call where the kernel applies (the same bits)."""
+        du, dv = self._decays(input)
+        threshold = self.threshold + self.threshold_eps
+        surrogate = (None if self.straight_through
+                     else (self.tau_rho * TAU_RHO_MULT, self.scale_rho * SCALE_RHO_MULT))
+        spikes = cuba_spikes(input, du, dv, threshold, surrogate,
+                             DRIVE_GRID if on_grid else 0)
+        if spikes is not None:
+            return spikes
+        if on_grid:
+            input = floor_to_drive_grid(input)
+        current = LeakyIntegrator.apply(input, du, None)
+        return self.spike(LeakyIntegrator.apply(current, dv, threshold))
 
 
 def _or_zero(eps: torch.Tensor | None, spec: NeuronSpec, shape: tuple[int, ...]) -> torch.Tensor:
@@ -222,8 +243,7 @@ class _OnTheGrid:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, *out, T] for input spikes (binary or graded) [B, *in, T]."""
-        z = self.synapse(x)
-        return self.neuron(floor_to_drive_grid(z) if self.integer_drive else z)
+        return self.neuron(self.synapse(x), on_grid=self.integer_drive)
 
     def integer_weight(self) -> torch.Tensor:
         """The deployed weights: even integers in -256..254, [out, in] or
