@@ -243,7 +243,8 @@ def neuron_forward(x: torch.Tensor, keep_u: torch.Tensor, u_steps: bool, keep_v:
     a copy) and the voltage before reset (SLAYER units, torch's default dtype) and, with
     ``keep_post``, the integer states after reset (u, v), each [.., T]. ``keep_u``,
     ``keep_v``: int64 ``4096 - d``, per neuron or (``*_steps``) per neuron and step;
-    ``threshold`` in SLAYER units; ``grid`` > 0 floors the drive to ``1 / grid`` first."""
+    ``threshold`` in SLAYER units; ``grid`` > 0 (a power of two) floors the drive to
+    ``1 / grid`` first."""
     mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
     x2, time_major = _steps_2d(x)
     ku = _laid_out(keep_u, x, u_steps, time_major)

@@ -202,12 +202,12 @@ def cuba_spikes(
     on the voltage (``dv``, reset at ``threshold``), then SLAYER's spike function ``V >=
     threshold`` with its surrogate gradient ``scale / 2 / tau * exp(-|V - threshold| / tau)``
     (``surrogate = (tau, scale)``; None: the straight-through estimator dS/dV = 1). ``x``:
-    the drive [.., T] in SLAYER units, first floored to ``1 / grid`` where ``grid`` > 0
-    (``floor(x * grid) / grid`` with a straight-through gradient, rounded as torch rounds
-    those ops: Loihi's integer synaptic input); ``du``,
+    the drive [.., T] in SLAYER units, first floored to ``1 / grid`` where ``grid`` > 0, a
+    power of two (``floor(x * grid) / grid`` with a straight-through gradient, rounded as
+    torch rounds those ops: Loihi's integer synaptic input); ``du``,
     ``dv``: integer-valued decays [..] (broadcast) or [.., T] (per step), differentiable.
     """
-    if grid < 0 or not kernel.neuron_applies(x, du, dv, threshold):
+    if grid < 0 or grid & (grid - 1) or not kernel.neuron_applies(x, du, dv, threshold):
         return None
     return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
 

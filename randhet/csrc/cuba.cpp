@@ -38,6 +38,14 @@ constexpr int64_t kMaxState = int64_t{1} << 23;
 constexpr int64_t kGrain = 256;  // rows per parallel task
 constexpr int64_t kChunk = 64;   // rows scanned together, step by step
 
+// 1 / x where x is a power of two (dividing by x and multiplying by 1 / x give the same,
+// correctly rounded, value), else 0.
+template <typename T>
+T power_of_two_inverse(T x) {
+  int exponent = 0;
+  return x > 0 && std::frexp(x, &exponent) == T(0.5) ? T(1) / x : T(0);
+}
+
 enum Clip : int64_t { kNone = 0, kWrapLava = 1, kWrapTwos = 2, kSaturate = 3 };
 enum Threshold : int64_t { kNoThreshold = 0, kInt = 1, kFloat32 = 2, kFloat64 = 3 };
 
@@ -412,7 +420,7 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
     int64_t* __restrict pvt = keep_post ? post_v + t * rows + r0 : nullptr;
     for (int64_t i = 0; i < n; ++i) {
       x_t drive = xt[i * xr];
-      if (grid > 0) drive = std::floor(drive * grid) / grid;  // torch's three ops
+      if (grid > 0) drive = std::floor(drive * grid) / grid;  // floor_to_drive_grid's ops
       const int64_t u = decayed(u_state[i], kut[i * ur]) + static_cast<int64_t>(drive * x_unity);
       const y_t yu = static_cast<y_t>(u) * y_inv;
       int64_t v = decayed(v_state[i], kvt[i * vr]) + static_cast<int64_t>(yu * y_unity);
@@ -446,12 +454,13 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku,
                       float grid) {
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
   float xin[kChunk], sp[kChunk];
+  const float grid_inverse = power_of_two_inverse(grid);
   const float th_off = f32_threshold ? th_f32 : std::numeric_limits<float>::infinity();
   const double th_on = f32_threshold ? std::numeric_limits<double>::infinity() : th_double;
   for (int64_t t = 0; t < steps; ++t) {
     for (int64_t i = 0; i < n; ++i) xin[i] = x[(r0 + i) * xr + t * xs];
-    if (grid > 0) {
-      for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) / grid;
+    if (grid > 0) {  // x / grid is x * (1 / grid): grid is a power of two
+      for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) * grid_inverse;
     }
     if (t == 0 || us != 0) {  // a decay with no time axis is read once
       for (int64_t i = 0; i < n; ++i) kuc[i] = static_cast<double>(ku[(r0 + i) * ur + t * us]);
@@ -490,6 +499,8 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
                                           double th_spike, int64_t grid, bool keep_post,
                                           bool y_double) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: contiguous, 2-d");
+  TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
+              "grid: 0 or a power of two");
   const int64_t rows = x.size(x_time_major ? 1 : 0);
   const int64_t steps = x.size(x_time_major ? 0 : 1);
   for (const auto* k : {&keep_u, &keep_v}) {
@@ -572,6 +583,7 @@ RANDHET_CLONES void neuron_backward_chunk(
     const int64_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
     int64_t r0, int64_t n) {
   const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
+  const g_t grid_inverse = power_of_two_inverse(grid);
   g_t gv[kChunk], gu[kChunk], gin[kChunk], out[kChunk];
   acc_t auc[kChunk], avc[kChunk];
   for (int64_t t = steps - 1; t >= 0; --t) {
@@ -597,7 +609,7 @@ RANDHET_CLONES void neuron_backward_chunk(
       }
     }
     if (grid > 0) {
-      for (int64_t i = 0; i < n; ++i) out[i] = (gu[i] / grid) * grid;
+      for (int64_t i = 0; i < n; ++i) out[i] = (gu[i] * grid_inverse) * grid;
     } else {
       for (int64_t i = 0; i < n; ++i) out[i] = gu[i];
     }
@@ -644,6 +656,8 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
                                            const torch::Tensor& post_u,
                                            const torch::Tensor& post_v) {
   TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
+  TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
+              "grid: 0 or a power of two");
   const int64_t rows = g_s.size(g_time_major ? 1 : 0);
   const int64_t steps = g_s.size(g_time_major ? 0 : 1);
   TORCH_CHECK(yv.scalar_type() == g_s.scalar_type() && yv.is_contiguous() &&
