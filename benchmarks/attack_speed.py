@@ -16,7 +16,10 @@ is L-inf PGD, eps = 0.1, 10 steps, EOT over 20 draws per step, on ``--batch`` te
 - ``scan_loop``: ``batched`` with the neurons' per-step loop instead of the fused kernel
   (:mod:`randhet.kernel`): randhet before the kernel. Target: ``batched`` >= 3x its samples/s.
 
-Both run in one process on the same inputs, interleaved after a warm-up, with 1 torch thread
+The process keeps its freed memory as the randhet command line does
+(:func:`randhet.allocator.keep_freed_memory`); ``--malloc system`` keeps glibc's defaults, which
+is how randhet ran before (run both to compare them). The variants run in one process on the
+same inputs, interleaved after a warm-up, with 1 torch thread
 and with torch's default count (``--threads``); the script first checks on the sigma = 0 twin
 (deterministic) that both give the same adversarial inputs. Prints wall-clock samples/second
 of each, the process CPU time, and the ratios; writes ``benchmarks/results/attack_speed.json``.
@@ -47,6 +50,7 @@ from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
 
 import randhet  # noqa: E402,F401  (Lava compatibility fix first)
 from randhet import kernel  # noqa: E402
+from randhet.allocator import keep_freed_memory  # noqa: E402
 from randhet.attack.pgd import PGD  # noqa: E402
 from randhet.config import load_config  # noqa: E402
 from randhet.data import load_dataset  # noqa: E402
@@ -101,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[],
                         help="torch thread counts to time (default: 1 and torch's default)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--malloc", choices=["kept", "system"], default="kept",
+                        help="kept: freed memory kept for reuse, as the command line does; "
+                             "system: glibc's defaults")
     args = parser.parse_args(argv)
+    kept = args.malloc == "kept" and keep_freed_memory()
 
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
@@ -156,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(CPU time loop / batched {cpu_ratio[n]:.2f}x); fused kernel / per-step scan "
               f"{kernel_ratio[n]:.2f}x (target >= {KERNEL_TARGET:g}: "
               f"{'PASS' if kernel_ratio[n] >= KERNEL_TARGET else 'FAIL'})")
-    print(f"  identical results on the sigma = 0 twin: {same}; load {load_start} -> {load_end}")
+    print(f"  identical results on the sigma = 0 twin: {same}; freed memory kept: {kept}; "
+          f"load {load_start} -> {load_end}")
 
     result: dict[str, Any] = {
         "benchmark": "attack_speed",
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                    "random_start": True},
         "rounds": args.rounds, "wall_s": wall, "cpu_s": cpu, "median_s": med,
         "samples_per_s": rate, "ratio_batched_over_loop": {str(n): r for n, r in ratio.items()},
-        "fused_kernel": kernel.available(),
+        "fused_kernel": kernel.available(), "malloc": args.malloc, "freed_memory_kept": kept,
         "ratio_kernel_over_scan_loop": {str(n): r for n, r in kernel_ratio.items()},
         "kernel_target": KERNEL_TARGET,
         "cpu_ratio_loop_over_batched": {str(n): r for n, r in cpu_ratio.items()},

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from randhet.allocator import keep_freed_memory
 from randhet.attack.settings import ATTACK_NAMES, TARGETS, ProtocolConfig, as_eps_list
 from randhet.config import DEPLOY_DEFAULTS, PROFILE_SAMPLES, load_config, protocol_config
 from randhet.errors import UserError
@@ -379,6 +380,7 @@ DISTRIBUTED = {"train", "run", "attack", "deploy", "profile"}
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from randhet import distributed  # imports torch: after parsing, so --help stays quick
+    keep_freed_memory()  # the process is randhet's: keep freed memory for reuse
 
     try:
         with distributed.session() as world:
