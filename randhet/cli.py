@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", default=None,
                    help="nir: decays in the per-neuron arrays: mean, fixed (the frozen draw of "
                    "a resample = fixed network, its default) or a seed (default: mean)")
+    p.add_argument("--randomness-off", action="store_true",
+                   help="netx: write the network with sigma = 0 (the trained weights, the mean "
+                   "decays, no redraws), e.g. to deploy RandHet-trained weights deterministically")
 
     p = sub.add_parser("import", help="build network.net from a NIR graph",
                        description="Import a NIR graph (Input, Affine/Linear, Conv2d, "
@@ -236,6 +239,8 @@ def cmd_export(args: argparse.Namespace) -> Path:
     from randhet.export import export_run  # the stage, on use
 
     if args.format == "nir":
+        if args.randomness_off:
+            raise UserError("--randomness-off applies to netx files (--format nir: --draw mean)")
         from randhet.export.nir_export import export_nir  # the stage, on use
         from randhet.export.nir_mapping import DEFAULT_DT, parse_draw  # the stage, on use
 
@@ -245,8 +250,8 @@ def cmd_export(args: argparse.Namespace) -> Path:
         return path
     if args.dt is not None or args.draw is not None:
         raise UserError("--dt and --draw apply to --format nir only")
-    path = export_run(args.run_dir, args.out)
-    print(f"exported: {path}")
+    path = export_run(args.run_dir, args.out, randomness_off=args.randomness_off)
+    print(f"exported: {path}" + (" (randomness off: sigma = 0)" if args.randomness_off else ""))
     return path
 
 

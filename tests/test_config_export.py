@@ -104,3 +104,35 @@ def test_a_truncated_layer_is_reported(tiny_run: Path, tmp_path: Path) -> None:
 def test_checkpoint_loads_with_weights_only(tiny_run: Path) -> None:
     state = torch.load(tiny_run / "network.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_export_with_randomness_off_writes_the_same_weights_at_sigma_zero(
+        tiny_run: Path, tmp_path: Path, capsys) -> None:
+    """RandHet-trained weights deployed deterministically: sigma 0, the mean decays for every
+    sample, the same integers as the randomized file; --format nir refuses the flag."""
+    from randhet.cli import main
+    from randhet.decays import deployment_draws
+    from randhet.deploy.emulator import emulate
+    from randhet.models.exported import model_from_export
+
+    out = tmp_path / "deterministic.net"
+    assert main(["export", str(tiny_run), "--randomness-off", "--out", str(out)]) == 0
+    assert "randomness off" in capsys.readouterr().out
+    net, randomized = read_network(out), read_network(tiny_run / "network.net")
+    assert randomized.spec.neuron.sigma == 1.0 and net.spec.neuron.sigma == 0.0
+    for a, b in zip(net.layers, randomized.layers, strict=True):
+        assert np.array_equal(a.weight, b.weight)
+        assert (a.current_decay, a.voltage_decay) == (b.current_decay, b.voltage_decay)
+    draws = [deployment_draws(net, 6, seed) for seed in (0, 1)]
+    for d0, d1, layer in zip(*draws, net.layers, strict=True):
+        assert torch.all(d0.current == layer.current_decay)
+        assert torch.equal(d0.voltage, d1.voltage)
+    encoder = model_from_export(net).encoder
+    x = encoder.to_integer(encoder(torch.as_tensor(load_dataset(net.data).x_test[:6]))).numpy()
+    rasters = [emulate(net, x, d).rasters for d in draws]
+    assert rasters[0][0].any() and rasters[0][-1].any()
+    assert all(np.array_equal(a, b) for a, b in zip(*rasters, strict=True))
+    redrawn = [emulate(randomized, x, deployment_draws(randomized, 6, seed)).rasters[0]
+               for seed in (0, 1)]
+    assert not np.array_equal(*redrawn)  # the randomized file's spikes depend on the draw
+    assert main(["export", str(tiny_run), "--format", "nir", "--randomness-off"]) == 2

@@ -39,11 +39,16 @@ from randhet.runs import open_run
 from randhet.spec import FlexSpec, NetworkSpec
 
 
-def export_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
-    """Write ``network.net`` for a trained run folder; returns its path."""
+def export_run(run_dir: str | Path, out_path: str | Path | None = None,
+               randomness_off: bool = False) -> Path:
+    """Write ``network.net`` for a trained run folder; returns its path. ``randomness_off``
+    writes the network with sigma = 0 (its weights with the mean decays, no redraws: what the
+    protocol's twin check attacks), e.g. RandHet-trained weights deployed deterministically."""
     run = open_run(run_dir)
     check_deployable(run.spec)
     model = run.model()
+    if randomness_off:
+        model = model.randomness_off_twin()
     target = Path(out_path) if out_path else run.path / "network.net"
     fixed = None
     if model.spec.neuron.resample == "fixed":
