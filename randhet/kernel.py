@@ -197,6 +197,12 @@ def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: i
     return tuple(_from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
 
 
+def gain_dtype(a: torch.Tensor, g: torch.Tensor, per_step: bool) -> torch.dtype:
+    """The dtype the backward loop multiplies the gain ``a`` (or, ``per_step``, its step slice)
+    with a step slice of the gradient ``g`` in: torch's promotion, which depends on the dims."""
+    return torch.result_type(a[..., 0] if per_step else a, g[..., 0])
+
+
 def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
                        post: torch.Tensor | None = None,
                        ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
@@ -212,8 +218,7 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
             or (post is not None and (post.dtype != torch.int64 or post.device.type != "cpu"
                                       or post.shape != g_out.shape))):
         return None
-    # the loop multiplies a (or its step slice) by a step slice of g: torch's dtype for that
-    acc = torch.result_type(a[..., 0] if per_step else a, g_out[..., 0])
+    acc = gain_dtype(a, g_out, per_step)
     g2, time_major = _steps_2d(g_out)
     a2 = _laid_out(a, g_out, per_step, time_major)
     post2 = (_like(post, True) if post is not None

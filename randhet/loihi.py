@@ -71,6 +71,11 @@ def saturate_voltage(v: torch.Tensor) -> torch.Tensor:
     return v.clamp(-(MAX_STATE - 1), MAX_STATE - 1)
 
 
+def _per_step(d: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether decays ``d`` have a time axis matching ``x`` [.., T] (one per step)."""
+    return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
+
+
 def _time_major(x: torch.Tensor) -> torch.Tensor:
     """[.., T] -> contiguous [T, ..] (each step's slice is contiguous: the loop is faster)."""
     return x.movedim(-1, 0).contiguous()
@@ -93,7 +98,7 @@ def integrate(
     (:mod:`randhet.kernel`) where it applies, else the per-step loop: the same integers.
     """
     steps = drive.shape[-1]
-    per_step = d.dim() == drive.dim() and d.shape[-1] == steps
+    per_step = _per_step(d, drive)
     keep = DECAY_UNITY - d
     fused = kernel.integrate(drive, keep, threshold, clip, keep_post, per_step)
     if fused is not None:
@@ -158,7 +163,7 @@ class LeakyIntegrator(torch.autograd.Function):
         scale = DECAY_UNITY
         th = None if threshold is None else threshold * scale
         need_post = ctx.needs_input_grad[1]
-        per_step = d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
+        per_step = _per_step(d, x)
         fused = kernel.leaky_forward(x, DECAY_UNITY - d.detach().to(torch.int64), th, need_post,
                                      per_step)
         if fused is not None:
@@ -212,14 +217,10 @@ def cuba_spikes(
     return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
 
 
-def _per_step(d: torch.Tensor, x: torch.Tensor) -> bool:
-    return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
-
-
 def _gain(d: torch.Tensor, g: torch.Tensor, per_step: bool) -> tuple[torch.Tensor, torch.dtype]:
     """``a = 1 - d / 4096`` and the dtype the loop multiplies it with a step of ``g`` in."""
     a = 1 - d / DECAY_UNITY
-    return a, torch.result_type(a[..., 0] if per_step else a, g[..., 0])
+    return a, kernel.gain_dtype(a, g, per_step)
 
 
 class _CubaSpikes(torch.autograd.Function):

@@ -119,6 +119,18 @@ void with_threshold(int64_t th_mode, const Fn& fn) {
   }
 }
 
+// keep_u, keep_v: contiguous int64, one per row or (``*_steps``) laid out as the input of
+// ``numel`` elements
+void check_keeps(const torch::Tensor& keep_u, bool u_steps, const torch::Tensor& keep_v,
+                 bool v_steps, int64_t numel, int64_t rows) {
+  for (const auto* k : {&keep_u, &keep_v}) {
+    const bool per_step = k == &keep_u ? u_steps : v_steps;
+    TORCH_CHECK(k->scalar_type() == torch::kInt64 && k->is_contiguous() &&
+                    k->numel() == (per_step ? numel : rows),
+                "keep: contiguous int64 [N] or laid out as the input");
+  }
+}
+
 }  // namespace
 
 // One integrator scan over a chunk of rows (loihi.integrate). Integer input (in_t int64) is
@@ -357,12 +369,7 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& drive, bool time_ma
               "drive: contiguous int64, 2-d");
   const int64_t rows = drive.size(time_major ? 1 : 0);
   const int64_t steps = drive.size(time_major ? 0 : 1);
-  for (const auto* k : {&keep_u, &keep_v}) {
-    const bool per_step = k == &keep_u ? u_steps : v_steps;
-    TORCH_CHECK(k->scalar_type() == torch::kInt64 && k->is_contiguous() &&
-                    k->numel() == (per_step ? drive.numel() : rows),
-                "keep: contiguous int64 [N] or laid out as the drive");
-  }
+  check_keeps(keep_u, u_steps, keep_v, v_steps, drive.numel(), rows);
   TORCH_CHECK(synaptic_bits >= 0 && synaptic_bits < 63, "synaptic_bits: 0 (none) .. 62");
   auto u = torch::empty({steps, rows}, drive.options());
   auto v = torch::empty({steps, rows}, drive.options());
@@ -503,12 +510,7 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
               "grid: 0 or a power of two");
   const int64_t rows = x.size(x_time_major ? 1 : 0);
   const int64_t steps = x.size(x_time_major ? 0 : 1);
-  for (const auto* k : {&keep_u, &keep_v}) {
-    const bool per_step = k == &keep_u ? u_steps : v_steps;
-    TORCH_CHECK(k->scalar_type() == torch::kInt64 && k->is_contiguous() &&
-                    k->numel() == (per_step ? x.numel() : rows),
-                "keep: contiguous int64 [N] or laid out as x");
-  }
+  check_keeps(keep_u, u_steps, keep_v, v_steps, x.numel(), rows);
   const auto floats = x.options().dtype(y_double ? torch::kDouble : torch::kFloat);
   const auto ints = x.options().dtype(torch::kInt64);
   auto spikes = torch::empty_like(x, floats);
