@@ -101,6 +101,11 @@ def _threshold_mode(threshold: object) -> tuple[int, int, float] | None:
     return None
 
 
+def has_steps(d: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether decays ``d`` have a time axis matching ``x`` [.., T] (one per step)."""
+    return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
+
+
 def _steps_2d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([T, N], True) where ``x`` is
     stored time major (as the loop's outputs are), else ([N, T], False)."""
@@ -186,11 +191,10 @@ def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: i
             or any(t.device.type != "cpu" for t in (drive, keep_u, keep_v)) or drive.dim() < 1
             or (synaptic_bits is not None and not 0 < synaptic_bits < 63)):
         return None
-    steps = drive.shape[-1]
     x, time_major = _steps_2d(drive)
     keeps = []
     for keep in (keep_u, keep_v):
-        per_step = keep.dim() == drive.dim() and keep.shape[-1] == steps
+        per_step = has_steps(keep, drive)
         keeps += [_laid_out(keep.to(torch.int64), drive, per_step, time_major), per_step]
     u, v, s = ext.cuba_forward(x, time_major, *keeps, CLIPS[clip_u], synaptic_bits or 0,
                                saturate_v, int(vth))

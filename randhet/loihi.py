@@ -71,11 +71,6 @@ def saturate_voltage(v: torch.Tensor) -> torch.Tensor:
     return v.clamp(-(MAX_STATE - 1), MAX_STATE - 1)
 
 
-def _per_step(d: torch.Tensor, x: torch.Tensor) -> bool:
-    """Whether decays ``d`` have a time axis matching ``x`` [.., T] (one per step)."""
-    return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
-
-
 def _time_major(x: torch.Tensor) -> torch.Tensor:
     """[.., T] -> contiguous [T, ..] (each step's slice is contiguous: the loop is faster)."""
     return x.movedim(-1, 0).contiguous()
@@ -98,7 +93,7 @@ def integrate(
     (:mod:`randhet.kernel`) where it applies, else the per-step loop: the same integers.
     """
     steps = drive.shape[-1]
-    per_step = _per_step(d, drive)
+    per_step = kernel.has_steps(d, drive)
     keep = DECAY_UNITY - d
     fused = kernel.integrate(drive, keep, threshold, clip, keep_post, per_step)
     if fused is not None:
@@ -163,7 +158,7 @@ class LeakyIntegrator(torch.autograd.Function):
         scale = DECAY_UNITY
         th = None if threshold is None else threshold * scale
         need_post = ctx.needs_input_grad[1]
-        per_step = _per_step(d, x)
+        per_step = kernel.has_steps(d, x)
         fused = kernel.leaky_forward(x, DECAY_UNITY - d.detach().to(torch.int64), th, need_post,
                                      per_step)
         if fused is not None:
@@ -229,7 +224,7 @@ class _CubaSpikes(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, du, dv, threshold, surrogate, grid):  # type: ignore[no-untyped-def, override]
         need_post = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        steps = (_per_step(du, x), _per_step(dv, x))
+        steps = (kernel.has_steps(du, x), kernel.has_steps(dv, x))
         spikes, yv, post = kernel.neuron_forward(
             x, DECAY_UNITY - du.detach().to(torch.int64), steps[0],
             DECAY_UNITY - dv.detach().to(torch.int64), steps[1], threshold, grid, need_post)
