@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from randhet.cli import main
 from randhet.config import dump_toml, network_spec
 from randhet.data import load_dataset
 from randhet.models.spiking import SpikingNetwork
+from randhet.train.checkpoint import interrupt_at_safe_points
 from randhet.train.trainer import (
     TrainState,
     build_optimizer,
@@ -253,6 +255,26 @@ def test_learned_decays_move_with_their_own_learning_rate(make_tiny_config,
     moved = [abs(last[k] - first[k]) for k in first if k.endswith("_decay_0")]
     assert len(moved) == 2 and max(moved) > 1e-3
     assert first["current_decay_0"] != cfg["neuron"]["current_decay"]
+
+
+def test_interrupts_wait_for_a_safe_point_unless_repeated() -> None:
+    """The first Ctrl-C or SIGTERM is raised by check() only (never inside library code, where
+    it broke a half-built progress bar); a second one raises at once; handlers come back."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    for first in (signal.SIGTERM, signal.SIGINT):
+        with interrupt_at_safe_points() as check:
+            check()  # nothing pending yet
+            try:
+                os.kill(os.getpid(), first)
+                time.sleep(0.01)  # handlers run between bytecodes, so here
+            except KeyboardInterrupt:
+                pytest.fail("the first interrupt was raised inside the guarded code")
+            with pytest.raises(KeyboardInterrupt):
+                check()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_sigterm_stops_after_a_checkpoint_and_resume_completes(make_tiny_config,

@@ -1,5 +1,5 @@
 """Nothing lost when training is interrupted: the checkpoint (every rank's generators too),
-putting it back, the config check of ``--resume``, and SIGTERM handled as Ctrl-C."""
+putting it back, the config check of ``--resume``, and Ctrl-C or SIGTERM taken between batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -124,20 +124,33 @@ def load_checkpoint(out: Path) -> dict[str, Any]:
     return ckpt
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While active, SIGTERM raises KeyboardInterrupt (main thread only); restored afterwards."""
+def interrupt_at_safe_points() -> Iterator[Callable[[], None]]:
+    """Ctrl-C and SIGTERM while active: the first one is noted and raised as KeyboardInterrupt
+    by the yielded ``check()``, which training calls between batches; a second one raises at
+    once. An interrupt raised in the middle of library code (a progress bar half built, a
+    file half written) leaves broken objects behind; between batches there are none. Main
+    thread only (elsewhere ``check`` does nothing); the handlers are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: None
         return
+    pending: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        pending.append(signum)
+        if len(pending) > 1:  # asked twice: do not wait for the batch to end
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def check() -> None:
+        if pending:
+            raise KeyboardInterrupt
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, handler) for s in signals]
     try:
-        yield
+        yield check
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in zip(signals, previous, strict=True):
+            signal.signal(s, h)
 
 def report_interrupt(out: Path, state: TrainState) -> None:
     if not dist.world().main:

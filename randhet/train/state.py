@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,8 @@ class TrainState:
     best_model: dict[str, torch.Tensor] = field(default_factory=dict)
     saved_epoch: int = 0  # the epoch checkpoint.pt holds
     ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper (torchrun only)
+    # raises KeyboardInterrupt once Ctrl-C or SIGTERM came; called between batches
+    check_interrupt: Callable[[], None] = field(default=lambda: None)
 
     @property
     def forward(self) -> torch.nn.Module:

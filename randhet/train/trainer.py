@@ -40,10 +40,10 @@ from randhet.train.checkpoint import (
     CHECKPOINT,
     check_resume_config,
     checkpoint_state,
+    interrupt_at_safe_points,
     load_checkpoint,
     report_interrupt,
     restore,
-    sigterm_as_interrupt,
 )
 from randhet.train.logs import log_row, tensorboard, write_logs
 from randhet.train.state import EvalResult, TrainState, cpu_state
@@ -189,6 +189,7 @@ def train_epoch(
     )
     with bar:
         for i in bar:
+            state.check_interrupt()
             batch = perm[i:i + tc["batch_size"]]
             if len(batch) < world.size:
                 continue
@@ -235,6 +236,7 @@ def run_epoch(
     epoch = state.epoch + 1
     t0 = time.perf_counter()
     train = train_epoch(state, data, tc, device, f"epoch {epoch}/{tc['epochs']}", progress)
+    state.check_interrupt()
     val = evaluate(state.model, data.x_val, data.y_val, EVAL_BATCH, device)
     row = log_row(state, epoch, train, val, time.perf_counter() - t0)
     state.scheduler.step()
@@ -248,6 +250,7 @@ def _loop(
     tb = tensorboard(out, state.epoch) if dist.world().main else None
     try:
         while state.epoch < tc["epochs"]:
+            state.check_interrupt()
             row = run_epoch(state, data, tc, device, progress)
             state.rows.append(row)
             _update_best(state, row)
@@ -301,7 +304,7 @@ def train(
     if world.distributed:
         state.ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    with sigterm_as_interrupt():
+    with interrupt_at_safe_points() as state.check_interrupt:
         try:
             if ckpt is not None:
                 restore(state, ckpt)
