@@ -6,13 +6,17 @@ floored to Loihi's grid, both integrators and SLAYER's spike function, forward a
 
 ``randhet/csrc/cuba.cpp`` is built with ``torch.utils.cpp_extension`` the first time it is
 needed (cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and
-runs on CPU tensors, parallel over the batch times the neurons. :mod:`randhet.loihi` calls it
-where it applies and runs its per-step loop otherwise (CUDA tensors, tensor thresholds,
-half-precision gradients). The integers and the gradients are the loop's, bit for bit.
+runs on CPU tensors, parallel over the batch times the neurons. On CUDA tensors the training
+neuron runs :mod:`randhet.kernel_triton` (Triton, compiled on first use), the same arithmetic.
+:mod:`randhet.loihi` calls the kernel where it applies and runs its per-step loop otherwise
+(tensor thresholds, half-precision gradients, the integrators alone on CUDA). The integers and
+the gradients are the loop's, bit for bit.
 
-If the build fails (no compiler), one line says so on stderr and the loop runs. The
-environment variable ``RANDHET_KERNEL=loop`` turns the kernel off; :func:`loop_only` does so
-for a block of code (tests and benchmarks compare the two).
+If the build fails (no compiler, no Triton), one line says so on stderr and the loop runs.
+The environment variable ``RANDHET_KERNEL=loop`` turns the kernel off; :func:`loop_only` does
+so for a block of code (tests and benchmarks compare the two). ``RANDHET_KERNEL=triton`` runs
+the Triton kernel on CPU tensors too: with ``TRITON_INTERPRET=1``, in Triton's interpreter,
+which is how the tests check it on machines without a GPU.
 """
 
 from __future__ import annotations
@@ -35,12 +39,17 @@ CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 CLIPS = {None: 0, "wrap": 1, "wrap_twos": 2, "saturate": 3}
 _NO_THRESHOLD, _INT, _FLOAT32, _FLOAT64 = 0, 1, 2, 3
 
-_state: dict[str, object] = {"ext": None, "tried": False, "off": False}
+_state: dict[str, object] = {"ext": None, "tried": False, "off": False, "triton": None,
+                             "triton_tried": False}
+
+
+def _off() -> bool:
+    return bool(_state["off"]) or os.environ.get("RANDHET_KERNEL", "") == "loop"
 
 
 def extension() -> ModuleType | None:
     """The built kernel module, or None (turned off, or the build failed: said once)."""
-    if _state["off"] or os.environ.get("RANDHET_KERNEL", "") == "loop":
+    if _off():
         return None
     if not _state["tried"]:
         _state["tried"] = True
@@ -57,6 +66,33 @@ def extension() -> ModuleType | None:
             print(f"randhet: the fused CUBA kernel did not build ({first}); running the "
                   "per-step loop", file=sys.stderr)
     return _state["ext"]  # type: ignore[return-value]
+
+
+def triton_kernel() -> object | None:
+    """The training neuron's Triton kernel (:class:`randhet.kernel_triton.Kernel`), or None
+    (turned off, or Triton missing or broken: said once)."""
+    if _off():
+        return None
+    if not _state["triton_tried"]:
+        _state["triton_tried"] = True
+        try:
+            from randhet import kernel_triton  # reason: imports Triton, needed on CUDA only
+
+            _state["triton"] = kernel_triton.Kernel()
+        except Exception as err:  # noqa: BLE001 - without Triton, CUDA runs the loop
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            print(f"randhet: the Triton kernel is not available ({first}); CUDA tensors run "
+                  "the per-step loop", file=sys.stderr)
+    return _state["triton"]
+
+
+def _neuron_kernel(device: torch.device) -> object | None:
+    """What runs the training neuron on ``device``: the C++ extension on CPU (the Triton
+    kernel where ``RANDHET_KERNEL=triton``), the Triton kernel on CUDA, else None."""
+    if device.type == "cuda" or (device.type == "cpu"
+                                 and os.environ.get("RANDHET_KERNEL", "") == "triton"):
+        return triton_kernel()
+    return extension() if device.type == "cpu" else None
 
 
 def _say_if_building(cpp_extension: ModuleType) -> None:
@@ -234,14 +270,15 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
 def neuron_applies(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
                    threshold: object) -> bool:
     """Whether :func:`neuron_forward` and :func:`neuron_backward` take this neuron (building the
-    kernel on the first call): CPU tensors, float drive and default dtype, a Python float
-    threshold, both decays in one dtype and both or neither 0-d (so that torch multiplies
-    both with the gradient in one dtype)."""
+    kernel on the first call): tensors on one device, CPU or CUDA, float drive and default
+    dtype, a Python float threshold, both decays in one dtype and both or neither 0-d (so that
+    torch multiplies both with the gradient in one dtype)."""
     floats = (torch.float32, torch.float64)
     return (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
             and torch.get_default_dtype() in floats and du.dtype == dv.dtype
             and (du.dim() == 0) == (dv.dim() == 0)
-            and all(t.device.type == "cpu" for t in (x, du, dv)) and available())
+            and du.device == x.device and dv.device == x.device
+            and _neuron_kernel(x.device) is not None)
 
 
 def neuron_forward(x: torch.Tensor, keep_u: torch.Tensor, u_steps: bool, keep_v: torch.Tensor,
@@ -258,7 +295,7 @@ def neuron_forward(x: torch.Tensor, keep_u: torch.Tensor, u_steps: bool, keep_v:
     x2, time_major = _steps_2d(x)
     ku = _laid_out(keep_u, x, u_steps, time_major)
     kv = _laid_out(keep_v, x, v_steps, time_major)
-    spikes, yv, pu, pv = extension().neuron_forward(  # type: ignore[union-attr]
+    spikes, yv, pu, pv = _neuron_kernel(x.device).neuron_forward(  # type: ignore[union-attr]
         x2, time_major, ku, u_steps, kv, v_steps, *mode, threshold, grid, keep_post,
         torch.get_default_dtype() == torch.float64)
     post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
@@ -279,8 +316,8 @@ def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,
     g2, time_major = _steps_2d(g_s)
     th, tau, scale = surrogate if surrogate is not None else (0.0, 1.0, 0.0)
     pu, pv = ((_like(p, True) for p in post) if post is not None
-              else (torch.empty(0, dtype=torch.int64),) * 2)
-    gx, ddu, ddv = extension().neuron_backward(  # type: ignore[union-attr]
+              else (g_s.new_empty(0, dtype=torch.int64),) * 2)
+    gx, ddu, ddv = _neuron_kernel(g_s.device).neuron_backward(  # type: ignore[union-attr]
         g2, time_major, _like(yv, True), surrogate is not None, th, tau, scale, grid,
         _laid_out(a_u, g_s, u_steps, time_major), u_steps,
         _laid_out(a_v, g_s, v_steps, time_major), v_steps, pu, pv)

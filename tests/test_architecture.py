@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "randhet"
 # bottom to top; a module may import its own layer and the layers below (never a cycle)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("randhet._compat", "randhet.allocator", "randhet.errors", "randhet.spec",
-              "randhet.layer_tokens", "randhet.loihi", "randhet.kernel", "randhet.decays",
+              "randhet.layer_tokens", "randhet.loihi", "randhet.kernel", "randhet.kernel_triton",
+              "randhet.decays",
               "randhet.network", "randhet.io", "randhet.distributed", "randhet.metrics")),
     # attack.settings: the [attack] table's schema, owned by the attack package, imports only
     # the core, so that a config is validated whole when it is loaded

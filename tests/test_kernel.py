@@ -227,7 +227,8 @@ def test_a_failed_build_says_so_in_one_line_and_the_loop_runs(tmp_path, monkeypa
     monkeypatch.setattr(kernel, "SOURCE", broken)
     monkeypatch.setattr(kernel, "NAME", "randhet_cuba_broken_test")
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
-    monkeypatch.setattr(kernel, "_state", {"ext": None, "tried": False, "off": False})
+    monkeypatch.setattr(kernel, "_state", {**kernel._state, "ext": None, "tried": False,
+                                           "off": False})
     drive = torch.randint(0, 9000, (3, 4, 10), generator=torch.Generator().manual_seed(0))
     d = torch.full((3, 4), 1024)
     pre, post = loihi.integrate(drive, d, 5000)
