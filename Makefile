@@ -7,7 +7,7 @@ STAMP := $(VENV)/.randhet-installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CONFIG ?= configs/digits.toml
 
-.PHONY: setup demo test test-fast lint clean bench-setup
+.PHONY: setup demo test test-fast lint clean bench-setup gpu-wheels
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test-fast: setup
 
 bench-setup: setup
 	$(PIP) install --no-deps -r requirements/bench.txt
+
+# wheels for benchmarks/gpu_check.sh on a GPU machine that cannot download (see benchmarks/README.md)
+gpu-wheels:
+	python3 benchmarks/gpu_wheels.py
 
 lint: setup
 	$(BIN)/ruff check randhet tests benchmarks

@@ -100,7 +100,7 @@ def _sgd_step(params: list[torch.nn.Parameter], loss_of: Callable[[], torch.Tens
 
 def randhet_step(layers: tuple[LayerSpec, ...], x: torch.Tensor, y: torch.Tensor,
                  stock: torch.nn.Module, loop: bool) -> Step:
-    net = randhet_network(layers, NEURON, SEED)
+    net = randhet_network(layers, NEURON, SEED).to(x.device)
     copy_weights(stock, net)
     inner = _sgd_step(list(net.parameters()), lambda: F.cross_entropy(net(x).sum(-1), y))
     if not loop:
@@ -119,10 +119,10 @@ def slayer_step(stock: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Ste
 def snntorch_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.Tensor) -> Step:
     import snntorch as snn  # reason: benchmark-only dependency
 
-    syn = torch.nn.ModuleList(synapses(layers))
+    syn = torch.nn.ModuleList(synapses(layers)).to(xt.device)
     lifs = [snn.Synaptic(alpha=1 - NEURON.current_decay, beta=1 - NEURON.voltage_decay,
-                         threshold=NEURON.threshold) if not isinstance(m, torch.nn.Flatten)
-            else None for m in syn]
+                         threshold=NEURON.threshold).to(xt.device)
+            if not isinstance(m, torch.nn.Flatten) else None for m in syn]
 
     def loss() -> torch.Tensor:
         state = [lif.reset_mem() if lif is not None else None for lif in lifs]
@@ -145,9 +145,9 @@ def norse_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.Tensor)
     p = norse.LIFParameters(tau_syn_inv=torch.as_tensor(NEURON.current_decay),
                             tau_mem_inv=torch.as_tensor(NEURON.voltage_decay),
                             v_th=torch.as_tensor(NEURON.threshold))
-    syn = torch.nn.ModuleList(synapses(layers))
+    syn = torch.nn.ModuleList(synapses(layers)).to(xt.device)
     lifs = torch.nn.ModuleList(torch.nn.Identity() if isinstance(m, torch.nn.Flatten)
-                               else norse.LIF(p, dt=1.0) for m in syn)
+                               else norse.LIF(p, dt=1.0) for m in syn).to(xt.device)
 
     def loss() -> torch.Tensor:
         h = xt
@@ -171,7 +171,7 @@ def spikingjelly_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.
             continue
         mods.append(layer.SeqToANNContainer(m))
         mods.append(neuron.LIFNode(v_threshold=NEURON.threshold, step_mode="m"))
-    net = torch.nn.Sequential(*mods)
+    net = torch.nn.Sequential(*mods).to(xt.device)
 
     def loss() -> torch.Tensor:
         functional.reset_net(net)
@@ -180,7 +180,7 @@ def spikingjelly_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.
 
 
 def floor_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.Tensor) -> Step:
-    syn = torch.nn.ModuleList(synapses(layers))
+    syn = torch.nn.ModuleList(synapses(layers)).to(xt.device)
 
     def loss() -> torch.Tensor:
         t, b = xt.shape[:2]
@@ -191,31 +191,44 @@ def floor_step(layers: tuple[LayerSpec, ...], xt: torch.Tensor, y: torch.Tensor)
     return _sgd_step(list(syn.parameters()), loss)
 
 
-def variants(input_shape: tuple[int, ...], tokens: list[str]) -> dict[str, Step]:
-    """Every variant's training step on one shared batch."""
+def variants(input_shape: tuple[int, ...], tokens: list[str], device: str = "cpu",
+             missing: list[str] | None = None) -> dict[str, Step]:
+    """Every variant's training step on one shared batch on ``device``; a peer that is not
+    installed is left out (its name appended to ``missing``)."""
     torch.manual_seed(SEED)
     layers = layer_list(input_shape, tokens)
     x, y = make_batch(input_shape, torch.Generator().manual_seed(SEED))  # [B, *shape, T]
+    x, y = x.to(device), y.to(device)
     xt = x.movedim(-1, 0).contiguous()  # [T, B, *shape]
-    stock = stock_network(layers, NeuronSpec(sigma=0.0))
-    return {
+    stock = stock_network(layers, NeuronSpec(sigma=0.0)).to(device)
+    out = {
         "randhet": randhet_step(layers, x, y, stock, loop=False),
         "randhet (loop)": randhet_step(layers, x, y, stock, loop=True),
         "SLAYER": slayer_step(stock, x, y),
-        "snnTorch": snntorch_step(layers, xt, y),
-        "Norse": norse_step(layers, xt, y),
-        "SpikingJelly": spikingjelly_step(layers, xt, y),
-        "floor": floor_step(layers, xt, y),
     }
+    for name, make in (("snnTorch", snntorch_step), ("Norse", norse_step),
+                       ("SpikingJelly", spikingjelly_step)):
+        try:
+            out[name] = make(layers, xt, y)
+        except ImportError:
+            if missing is not None:
+                missing.append(name)
+    out["floor"] = floor_step(layers, xt, y)
+    return out
 
 
 PEERS = ("SLAYER", "snnTorch", "Norse", "SpikingJelly")
 
 
 def bench(name: str, input_shape: tuple[int, ...], tokens: list[str], threads: int, warmup: int,
-          rounds: int) -> dict[str, Any]:
+          rounds: int, device: str = "cpu") -> dict[str, Any]:
+    """Median times of every variant's step, interleaved round by round (on CUDA each step
+    ends with a synchronize, so that its kernels are timed)."""
     torch.set_num_threads(threads)
-    steps = variants(input_shape, tokens)
+    missing: list[str] = []
+    steps = variants(input_shape, tokens, device, missing)
+    if device.startswith("cuda"):
+        steps = {k: _synchronized(step) for k, step in steps.items()}
     for _ in range(warmup):
         for step in steps.values():
             step()
@@ -227,15 +240,16 @@ def bench(name: str, input_shape: tuple[int, ...], tokens: list[str], threads: i
             step()
             wall[k].append(time.perf_counter() - t0)
             cpu[k].append(time.process_time() - c0)
-    out: dict[str, Any] = {"network": name, "threads": threads, "batch": BATCH, "steps": STEPS,
-                           "warmup": warmup, "rounds": rounds, "variants": {}}
+    out: dict[str, Any] = {"network": name, "device": device, "threads": threads,
+                           "batch": BATCH, "steps": STEPS, "warmup": warmup, "rounds": rounds,
+                           "not_installed": missing, "variants": {}}
     for k, v in wall.items():
         q1, med, q3 = statistics.quantiles(v, n=4)
         out["variants"][k] = {"median_s": statistics.median(v), "iqr_over_median": (q3 - q1) / med,
                               "cpu_median_s": statistics.median(cpu[k]),
                               "samples_per_s": BATCH / statistics.median(v)}
     med = {k: v["median_s"] for k, v in out["variants"].items()}
-    fastest = min(PEERS, key=med.__getitem__)
+    fastest = min((p for p in PEERS if p in med), key=med.__getitem__)
     out["fastest_peer"] = fastest
     out["speedup_over_fastest_peer"] = med[fastest] / med["randhet"]
     out["over_floor"] = med["randhet"] / med["floor"]
@@ -243,6 +257,13 @@ def bench(name: str, input_shape: tuple[int, ...], tokens: list[str], threads: i
     out["pass_peer"] = out["speedup_over_fastest_peer"] >= PEER_TARGET
     out["pass_floor"] = out["over_floor"] <= FLOOR_TARGET
     return out
+
+
+def _synchronized(step: Step) -> Step:
+    def run() -> None:
+        step()
+        torch.cuda.synchronize()
+    return run
 
 
 def report(results: list[dict[str, Any]]) -> None:
@@ -255,6 +276,8 @@ def report(results: list[dict[str, Any]]) -> None:
             noisy = "  (noisy)" if v["iqr_over_median"] > NOISY_IQR else ""
             print(f"{k:<16} {v['median_s'] * 1e3:8.2f} {v['cpu_median_s'] * 1e3:8.2f} "
                   f"{v['samples_per_s']:10.0f} {v['median_s'] / floor:8.2f}{noisy}")
+        if r.get("not_installed"):
+            print(f"not installed here: {', '.join(r['not_installed'])}")
         print(f"kernel over loop: {r['kernel_speedup_over_loop']:.2f}x; fastest peer "
               f"{r['fastest_peer']}: randhet {r['speedup_over_fastest_peer']:.2f}x faster "
               f"(target >= {PEER_TARGET:g}: {'PASS' if r['pass_peer'] else 'FAIL'}); "
