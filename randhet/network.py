@@ -24,6 +24,9 @@ from randhet.errors import NetworkFileError
 from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec, NeuronSpec
 
 FORMAT_VERSION = 2  # of the randhet group in a netx file
+# the attribute of the extra layer 0 that makes stock netx stop on a direct-encoded file
+# (randhet.export.netx writes it; the reader skips that layer)
+REFUSAL_ATTR = "randhet_stock_netx_refusal"
 
 
 @dataclass(frozen=True)
@@ -86,19 +89,23 @@ def read_network(path: str | Path) -> ExportedNetwork:
             raise NetworkFileError(f"{p}: no valid randhet metadata ({exc})") from None
         if version != FORMAT_VERSION:
             raise NetworkFileError(f"{p}: format version {version}, expected {FORMAT_VERSION}")
-        if "layer" not in f or len(f["layer"]) != len(spec.layers):
+        head = f["layer"].get("0") if "layer" in f else None
+        first = 1 if head is not None and REFUSAL_ATTR in head.attrs else 0  # skipped
+        if "layer" not in f or len(f["layer"]) != len(spec.layers) + first:
             raise NetworkFileError(f"{p}: layer group does not match the spec")
+        if first and not spec.encoding.input_shift:
+            raise NetworkFileError(f"{p}: a stock-netx refusal layer, but no input shift")
         layers = []
-        for i, ls in enumerate(spec.layers):
+        for i, ls in enumerate(spec.layers):  # i: the spec's index; the file's is i + first
             try:
-                kind = f["layer"][str(i)]["type"][0].decode()
+                kind = f["layer"][str(i + first)]["type"][0].decode()
             except (KeyError, IndexError, AttributeError) as exc:
                 raise NetworkFileError(f"{p}: layer {i} is malformed ({exc})") from None
             if kind != ls.kind:
                 raise NetworkFileError(f"{p}: layer {i} is {kind!r}, the spec says {ls.kind!r}")
             if isinstance(ls, FlattenSpec):
                 continue
-            layers.append(_read_layer(p, f["layer"][str(i)], i, ls, meta, len(layers),
+            layers.append(_read_layer(p, f["layer"][str(i + first)], i, ls, meta, len(layers),
                                       spec.neuron))
     return ExportedNetwork(spec, tuple(layers), data, p)
 

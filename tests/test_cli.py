@@ -170,7 +170,7 @@ def test_a_network_file_that_disagrees_with_its_spec_is_one_line(tiny_run: Path,
     bad = tmp_path / "threshold.net"
     shutil.copy(tiny_run / "network.net", bad)
     with h5py.File(bad, "a") as f:  # a threshold the spec does not have (was a ValueError)
-        vth = f["layer/1/neuron/vThMant"]  # layer 0 is the flatten
+        vth = f["layer/2/neuron/vThMant"]  # 0: the stock-netx refusal, 1: the flatten
         vth[...] = vth[()] + 64
     assert main(["deploy", str(bad), "--backend", "emulator", "--samples", "4"]) == 2
     assert "spiking layer 0 has threshold mantissa" in _error_line(capsys)

@@ -12,6 +12,13 @@ config (so deploy can rebuild the test split), the frozen per-neuron draw of ``r
 of profile-grouped RandHet (``profile_binding/<k>``: every neuron's profile 0..K-1 in its core,
 (C, H, W) flat; K and the core size are in the spec) and the format version.
 
+A direct-encoded network's first synapse shifts its sum right by ``input_bits``
+(``EncodingSpec.input_shift``), which netx has no field for: stock netx would run such a file
+without the shift and answer differently. Its file starts with one more layer, ``layer/0``, an
+``input`` layer stock netx stops on with a one-line ValueError naming the reason (see
+:func:`_write_stock_netx_refusal`); randhet's reader skips it. Rate and event files have no
+shift and load in stock netx with randhet's answer at sigma = 0.
+
 A Flex layer (static mask, average pool) is written as the ordinary ``conv`` it folds into
 (weights ``Q(m * W_conv + (1 - m) * W_pool)``) and the stored ``spec`` is the deployed one
 (:meth:`NetworkSpec.deployed`: the FlexSpec replaced by its ConvSpec), so deploy needs no Flex
@@ -34,7 +41,7 @@ from randhet.io import atomic_path
 from randhet.layer_tokens import layer_token
 from randhet.models.base import Flatten, Network
 from randhet.models.exported import model_from_export
-from randhet.network import FORMAT_VERSION, ExportedNetwork
+from randhet.network import FORMAT_VERSION, REFUSAL_ATTR, ExportedNetwork
 from randhet.runs import open_run
 from randhet.spec import FlexSpec, NetworkSpec
 
@@ -96,10 +103,13 @@ def _write(
 ) -> None:
     """Write ``model`` (a SpikingNetwork: lava-dl's blocks write their layers) atomically."""
     bindings = _bindings(model)
+    shift = model.spec.encoding.input_shift
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layer")
+        if shift:
+            _write_stock_netx_refusal(layers.create_group("0"), model.spec, shift)
         for i, module in enumerate(model.layers):
-            g = layers.create_group(str(i))
+            g = layers.create_group(str(i + (1 if shift else 0)))
             if isinstance(module, Flatten):
                 g.create_dataset("type", (1,), "S10", [b"flatten"])
             else:
@@ -116,6 +126,31 @@ def _write(
             g.create_dataset("voltage", data=voltage)
         for k, binding in enumerate(bindings or []):
             meta.create_dataset(f"profile_binding/{k}", data=binding)
+
+
+def stock_netx_refusal(shift: int) -> str:
+    """The message stock netx stops with on a file whose first synapse shifts right."""
+    return (f"randhet network file: its first synapse shifts its sum right by {shift} bits "
+            "(direct encoding), which netx has no field for, so stock netx would compute "
+            "something else; run it with randhet deploy")
+
+
+def _write_stock_netx_refusal(g: h5py.Group, spec: NetworkSpec, shift: int) -> None:
+    """Layer 0 of a file whose first synapse shifts its sum right (direct encoding): an
+    ``input`` layer that stock netx reads first whatever its options and stops on, with
+    :func:`stock_netx_refusal` as the message (its transform weight, which netx converts to an
+    integer, is that text). Stock netx would otherwise run the file without the shift and give
+    other answers; randhet's reader skips this layer."""
+    g.create_dataset("type", (1,), "S10", [b"input"])
+    g.create_dataset("shape", data=np.asarray(spec.input_shape[::-1], dtype=np.int64))
+    neuron = g.create_group("neuron")  # a valid CUBA neuron, so that netx reaches the weight
+    neuron.create_dataset("type", (1,), "S10", [b"CUBA"])
+    for key, value in (("iDecay", 4096), ("vDecay", 4096), ("vThMant", 1), ("refDelay", 1)):
+        neuron.create_dataset(key, data=np.asarray([value]))
+    neuron.create_dataset("gradedSpike", data=np.asarray([True]))
+    message = stock_netx_refusal(shift)
+    g.create_dataset("weight", data=np.asarray([message.encode("ascii")]))
+    g.attrs[REFUSAL_ATTR] = message
 
 
 def check_deployable(spec: NetworkSpec) -> None:
