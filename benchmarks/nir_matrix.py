@@ -1,0 +1,281 @@
+"""Which NIR tools run randhet's NIR files, measured: snnTorch, Norse, Sinabs and Rockpool on a
+dense network, a conv + pool network and an event-input network.
+
+Run by hand from the repository root (``.venv/bin/python benchmarks/nir_matrix.py``) to print
+the matrix, write ``benchmarks/results/nir_matrix.json`` and (``--readme``) the table in
+README.md between its ``nir-matrix`` markers. ``tests/test_nir_matrix.py`` measures the same
+matrix and checks it against that file and the README's table, cell by cell.
+
+Networks (sigma = 0, so every tool sees the same, deterministic network):
+
+- ``dense``: digits 8x8, direct encoding (graded input, the default), dense 24, dense 10,
+  trained 4 epochs;
+- ``conv+pool``: digits 8x8, direct encoding, conv 4 (3x3), average pool 2, dense 10,
+  trained 4 epochs;
+- ``event``: random integer weights, conv 3 (3x3, stride 2), dense 12, dense 10, on random
+  binary event frames (2x8x8, 8 steps; no labels, so no accuracy).
+
+Every tool gets what its documentation asks for, and these workarounds, which the matrix
+names: one unbatched sample at a time with fresh state (snnTorch and Norse import NIR's
+``Flatten`` as a flatten over every dimension, batch included), the graded input in SLAYER
+units (the integer input divided by ``2**input_bits``), and for Norse the time step of
+randhet's NIR files (``dt = 1e-4 s``; NIR has no time step, and Norse's default of 1e-3 s
+gives other dynamics). Each cell records whether the file loads, whether it runs, the first
+line of the error where not, and, where it runs, the accuracy on the digits test split, the
+class agreement with randhet's emulator and the fraction of output raster entries (sample,
+neuron, step) that differ from the emulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import io
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from randhet.config import DEFAULTS, load_config  # noqa: E402
+from randhet.decays import deployment_draws  # noqa: E402
+from randhet.deploy.emulator import emulate  # noqa: E402
+from randhet.deploy.pipeline import prepare  # noqa: E402
+from randhet.export.netx import export_run  # noqa: E402
+from randhet.export.nir_export import to_nir  # noqa: E402
+from randhet.export.nir_mapping import DEFAULT_DT  # noqa: E402
+from randhet.layer_tokens import network_from_tokens  # noqa: E402
+from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
+from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "nir_matrix.json"
+README = ROOT / "README.md"
+MARKERS = ("<!-- nir-matrix: begin (benchmarks/nir_matrix.py --readme) -->",
+           "<!-- nir-matrix: end -->")
+CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
+PACKAGES = {"snnTorch": "snntorch", "Norse": "norse", "Sinabs": "sinabs",
+            "Rockpool": "rockpool", "NIR": "nir"}
+KINDS = ("dense", "conv+pool", "event")
+SAMPLES = 100
+TRAINED = {  # kind -> config overrides of a digits run (sigma 0, direct encoding)
+    "dense": ['model.layers=["dense:24"]'],
+    "conv+pool": ['model.layers=["conv:4:k3", "pool:2"]'],
+}
+WORKAROUNDS = {
+    "snnTorch": "one unbatched sample at a time, fresh state per sample",
+    "Norse": "dt=1e-4 (randhet's NIR time step); one unbatched sample at a time",
+    "Sinabs": "none found",
+    "Rockpool": "none found",
+}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name, package in PACKAGES.items():
+        try:
+            out[name] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def trained_network(kind: str, work: Path) -> tuple[ExportedNetwork, np.ndarray, np.ndarray]:
+    """Train a sigma = 0 digits network (4 epochs), export it; (network, integer inputs
+    [S, *shape, T], labels) for the first SAMPLES test samples."""
+    from randhet.train.trainer import train  # reason: training only for these two networks
+
+    out = work / kind.replace("+", "_")
+    cfg = load_config(None, [*TRAINED[kind], "encoding.timesteps=8", "train.epochs=4",
+                             "train.batch_size=32", "train.lr=0.01", "neuron.sigma=0.0",
+                             "train.device=cpu"])
+    train(cfg, out, progress=False)
+    prep = prepare(export_run(out), samples=SAMPLES, profile="loihi2", seed=0)
+    return prep.net, np.asarray(prep.inputs), np.asarray(prep.labels)
+
+
+def event_network() -> tuple[ExportedNetwork, np.ndarray, None]:
+    """Random integer weights on random binary event frames [S, 2, 8, 8, 8]."""
+    neuron = NeuronSpec(threshold=1.25, current_decay=1024 / 4096, voltage_decay=123 / 4096,
+                        sigma=0.0)
+    spec = network_from_tokens((2, 8, 8, 8), ["conv:3:s2", "dense:12"], 10, neuron,
+                               EncodingSpec("events", 8))
+    rng = np.random.default_rng(0)
+    layers = []
+    for ls in spec.spiking_layers:
+        if isinstance(ls, DenseSpec):
+            w = 2 * rng.integers(-30, 30, (ls.out_features, ls.in_features))
+        else:
+            w = 2 * rng.integers(-30, 30, (ls.out_channels, ls.in_shape[0], ls.kernel,
+                                           ls.kernel))
+        layers.append(ExportedLayer(ls, w.astype(np.int64), 1024, 123, 80))
+    net = ExportedNetwork(spec, tuple(layers), dict(DEFAULTS["data"]), Path("event.net"))
+    x = (rng.random((SAMPLES, 2, 8, 8, 8)) < 0.3).astype(np.int64)
+    return net, x, None
+
+
+def _quiet() -> contextlib.ExitStack:
+    """The tools print and warn while importing graphs: not this table's business."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    stack.callback(logging.disable, logging.NOTSET)
+    return stack
+
+
+def loader(consumer: str, graph: Any) -> Callable[[], Any]:
+    """A function that builds ``consumer``'s model of ``graph`` afresh (raises where it
+    cannot)."""
+    if consumer == "snnTorch":
+        from snntorch.import_nir import import_from_nir  # reason: test-only dependency
+
+        return lambda: import_from_nir(graph)
+    if consumer == "Norse":
+        import norse.torch as norse  # reason: test-only dependency
+
+        return lambda: norse.from_nir(graph, dt=DEFAULT_DT)
+    if consumer == "Sinabs":
+        import sinabs  # reason: test-only dependency
+
+        return lambda: sinabs.from_nir(graph, batch_size=1)
+    if consumer == "Rockpool":
+        from rockpool.nn.modules import from_nir  # reason: test-only dependency
+
+        return lambda: from_nir(graph)
+    raise ValueError(consumer)
+
+
+def run(build: Callable[[], Any], x: np.ndarray) -> np.ndarray:
+    """Output spikes [S, 10, T] of models from ``build`` on float inputs [S, *shape, T], one
+    unbatched sample at a time, a fresh model (fresh state) per sample."""
+    out = []
+    for s in range(len(x)):
+        model = build()
+        state = None
+        steps = []
+        for t in range(x.shape[-1]):
+            y, state = model(torch.as_tensor(x[s, ..., t], dtype=torch.float32), state)
+            steps.append(y.detach().reshape(-1).numpy() > 0)
+        out.append(np.stack(steps, -1))
+    return np.stack(out)
+
+
+def first_line(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    return text[:140]
+
+
+def cell(consumer: str, graph: Any, x: np.ndarray, emulated: np.ndarray,
+         labels: np.ndarray | None) -> dict[str, Any]:
+    """One measured cell: loads, runs, error, accuracy, class agreement, raster mismatch."""
+    out: dict[str, Any] = {"loads": False, "runs": False, "error": None}
+    with _quiet():
+        try:
+            build = loader(consumer, graph)
+            build()
+        except Exception as err:  # noqa: BLE001 - what the tool does is the measurement
+            out["error"] = first_line(err)
+            return out
+        out["loads"] = True
+        try:
+            spikes = run(build, x)
+        except Exception as err:  # noqa: BLE001 - as above
+            out["error"] = first_line(err)
+            return out
+    if spikes.shape != emulated.shape:
+        out["error"] = f"output shape {spikes.shape[1:]}, expected {emulated.shape[1:]}"
+        return out
+    out["runs"] = True
+    theirs = spikes.sum(-1).argmax(-1)
+    ours = emulated.sum(-1).argmax(-1)
+    out["class_agreement"] = round(float((theirs == ours).mean()), 4)
+    out["raster_mismatch"] = round(float((spikes != emulated).mean()), 4)
+    out["accuracy"] = None if labels is None else round(float((theirs == labels).mean()), 4)
+    return out
+
+
+def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> dict[str, Any]:
+    """The whole matrix: every consumer on every network kind."""
+    torch.manual_seed(0)
+    result: dict[str, Any] = {"versions": versions(), "samples": SAMPLES,
+                              "workarounds": WORKAROUNDS, "cells": {}}
+    for kind in KINDS:
+        net, x, labels = event_network() if kind == "event" else trained_network(kind, work)
+        emulated = emulate(net, x, deployment_draws(net, len(x), seed=0)).rasters[-1]
+        graph = to_nir(net)
+        scale = float(1 << net.spec.encoding.input_shift)  # SLAYER units of the graded input
+        row = {"emulator_accuracy": None if labels is None else
+               round(float((emulated.sum(-1).argmax(-1) == labels).mean()), 4),
+               "emulator_output_rate": round(float(emulated.mean()), 4)}
+        for consumer in consumers:
+            row[consumer] = cell(consumer, graph, x / scale, emulated, labels)
+        result["cells"][kind] = row
+    return result
+
+
+def _describe(c: dict[str, Any]) -> str:
+    if not c["loads"]:
+        return f"does not load (`{c['error']}`)"
+    if not c["runs"]:
+        return f"loads, does not run (`{c['error']}`)"
+    acc = "" if c["accuracy"] is None else f"accuracy {100 * c['accuracy']:.0f} %, "
+    return (f"{acc}classes {100 * c['class_agreement']:.0f} % as randhet, "
+            f"{100 * c['raster_mismatch']:.2f} % of output spikes differ")
+
+
+def render(result: dict[str, Any]) -> str:
+    """The README's table (markdown) of a measured matrix."""
+    v = result["versions"]
+    lines = [f"Measured by `benchmarks/nir_matrix.py` ({result['samples']} samples per network; "
+             + ", ".join(f"{k} {v[k]}" for k in (*CONSUMERS, "NIR")) + "):", "",
+             "| network | randhet's emulator | " + " | ".join(CONSUMERS) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in CONSUMERS) + " |"]
+    for kind, row in result["cells"].items():
+        emu = ("no labels" if row["emulator_accuracy"] is None
+               else f"accuracy {100 * row['emulator_accuracy']:.0f} %")
+        lines.append(f"| {kind} | {emu} | "
+                     + " | ".join(_describe(row[c]) for c in CONSUMERS) + " |")
+    lines += ["", "Workarounds used: " + "; ".join(f"{c}: {w}" for c, w in
+                                                   result["workarounds"].items()) + "."]
+    return "\n".join(lines)
+
+
+def readme_block(text: str) -> str:
+    """The text between the README's markers."""
+    begin, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    return text[begin:end].strip("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile  # reason: only the script needs a scratch folder
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--readme", action="store_true", help="rewrite README.md's table")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = measure(Path(tmp))
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    table = render(result)
+    print(table)
+    if args.readme:
+        text = README.read_text()
+        begin, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+        README.write_text(text[:begin] + "\n" + table + "\n" + text[end:])
+    print(f"wrote {args.out}" + (" and README.md" if args.readme else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

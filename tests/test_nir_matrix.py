@@ -1,0 +1,74 @@
+"""Which NIR tools run randhet's NIR files, measured: benchmarks/nir_matrix.py's matrix
+(snnTorch, Norse, Sinabs, Rockpool on dense, conv + pool and event-input networks) is measured
+here and must match, cell by cell, benchmarks/results/nir_matrix.json and README.md's table;
+where a tool runs, it is held to the tolerance the README states."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# the tolerance the README states for a tool that runs (output raster, classes)
+RASTER_TOLERANCE = 0.02
+CLASS_AGREEMENT = 0.90
+NUMBERS = ("accuracy", "class_agreement", "raster_mismatch")
+
+
+def _matrix_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("nir_matrix",
+                                                  ROOT / "benchmarks" / "nir_matrix.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    nm = _matrix_module()
+    return nm, nm.measure(tmp_path_factory.mktemp("nir_matrix"))
+
+
+def test_the_measured_matrix_is_the_recorded_one(matrix) -> None:  # type: ignore[no-untyped-def]
+    nm, measured = matrix
+    recorded = json.loads(nm.RESULTS.read_text())
+    assert measured["versions"] == recorded["versions"], \
+        "other tool versions: run benchmarks/nir_matrix.py --readme and review the changes"
+    for kind, row in recorded["cells"].items():
+        for consumer in nm.CONSUMERS:
+            want, got = row[consumer], measured["cells"][kind][consumer]
+            where = f"{kind} / {consumer}"
+            assert (got["loads"], got["runs"], got["error"]) == \
+                (want["loads"], want["runs"], want["error"]), where
+            for key in NUMBERS if want["runs"] else ():
+                if want[key] is None:
+                    assert got[key] is None, where
+                else:
+                    assert got[key] == pytest.approx(want[key], abs=0.02), (where, key)
+
+
+def test_the_readme_table_is_the_recorded_matrix(matrix) -> None:  # type: ignore[no-untyped-def]
+    nm, _ = matrix
+    recorded = json.loads(nm.RESULTS.read_text())
+    assert nm.readme_block(nm.README.read_text()) == nm.render(recorded)
+
+
+def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> None:  # type: ignore[no-untyped-def]
+    nm, measured = matrix
+    running = 0
+    for kind, row in measured["cells"].items():
+        assert 0.02 < row["emulator_output_rate"] < 0.6, kind  # real activity, not saturated
+        for consumer in nm.CONSUMERS:
+            c = row[consumer]
+            if not c["runs"]:
+                continue
+            running += 1
+            assert c["raster_mismatch"] <= RASTER_TOLERANCE, (kind, consumer)
+            assert c["class_agreement"] >= CLASS_AGREEMENT, (kind, consumer)
+    # snnTorch runs all three; Norse the dense and event ones (no AvgPool2d mapping)
+    assert running == 5
+    assert all(measured["cells"][k]["snnTorch"]["runs"] for k in nm.KINDS)
+    assert not measured["cells"]["conv+pool"]["Norse"]["runs"]
