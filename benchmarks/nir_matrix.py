@@ -21,10 +21,11 @@ names: one unbatched sample at a time with fresh state (snnTorch and Norse impor
 units (the integer input divided by ``2**input_bits``), and for Norse the time step of
 randhet's NIR files (``dt = 1e-4 s``; NIR has no time step, and Norse's default of 1e-3 s
 gives other dynamics). Each cell records whether the file loads, whether it runs, the first
-line of the error where not, and, where it runs, the accuracy on the digits test split, the
-class agreement with randhet's emulator and, per spiking layer, the fraction of raster
-entries (sample, neuron, step) that differ from the emulator's (``raster_mismatch``: the
-largest of them).
+line of the error where not (and then, for the pooled network, the same for the file
+``randhet export --format nir --pool-as conv`` writes), and, where it runs, the accuracy on
+the digits test split, the class agreement with randhet's emulator and, per spiking layer,
+the fraction of raster entries (sample, neuron, step) that differ from the emulator's
+(``raster_mismatch``: the largest of them).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
 PACKAGES = {"snnTorch": "snntorch", "Norse": "norse", "Sinabs": "sinabs",
             "Rockpool": "rockpool", "NIR": "nir"}
 KINDS = ("dense", "conv+pool", "event")
+OPTION = "with --pool-as conv"  # tried where a tool does not run a pooled network's file
 SAMPLES = 100
 TRAINED = {  # kind -> config overrides of a digits run (sigma 0, direct encoding)
     "dense": ['model.layers=["dense:128"]', "encoding.timesteps=16"],
@@ -174,6 +176,10 @@ def run(build: Callable[[], Any], x: np.ndarray, lifs: list[str]) -> list[np.nda
         state = None
         for t in range(x.shape[-1]):
             _, state = model(torch.as_tensor(x[s, ..., t], dtype=torch.float32), state)
+        missing = [n for n in lifs if len(seen[n]) != x.shape[-1]]
+        if missing:
+            raise RuntimeError(f"node {missing[0]!r} ran {len(seen[missing[0]])} of "
+                               f"{x.shape[-1]} steps (the import dropped it or its input)")
         per_sample.append([np.stack(seen[n], -1) for n in lifs])
     return [np.stack([p[k] for p in per_sample]) for k in range(len(lifs))]
 
@@ -218,7 +224,17 @@ def cell(consumer: str, graph: Any, x: np.ndarray, emulated: list[np.ndarray],
 
 
 def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> dict[str, Any]:
-    """The whole matrix: every consumer on every network kind."""
+    """The whole matrix: every consumer on every network kind, on one torch thread (training
+    and the float simulations then sum in one order, so the numbers repeat exactly)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(work, consumers)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
     torch.manual_seed(0)
     result: dict[str, Any] = {"versions": versions(), "samples": SAMPLES,
                               "workarounds": WORKAROUNDS, "cells": {}}
@@ -231,17 +247,22 @@ def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> dict[str, Any
         row = {"emulator_accuracy": None if labels is None else
                round(float((output.sum(-1).argmax(-1) == labels).mean()), 4),
                "emulator_output_rate": round(float(output.mean()), 4)}
+        pooled = any(getattr(ly, "pool", False) for ly in net.spec.spiking_layers)
         for consumer in consumers:
             row[consumer] = cell(consumer, graph, x / scale, emulated, labels)
+            if pooled and not row[consumer]["runs"]:  # randhet's option for such tools
+                row[consumer][OPTION] = cell(consumer, to_nir(net, pool_as="conv"), x / scale,
+                                             emulated, labels)
         result["cells"][kind] = row
     return result
 
 
 def _describe(c: dict[str, Any]) -> str:
+    option = f"; {OPTION}: {_describe(c[OPTION])}" if OPTION in c else ""
     if not c["loads"]:
-        return f"does not load (`{c['error']}`)"
+        return f"does not load (`{c['error']}`){option}"
     if not c["runs"]:
-        return f"loads, does not run (`{c['error']}`)"
+        return f"loads, does not run (`{c['error']}`){option}"
     acc = "" if c["accuracy"] is None else f"accuracy {100 * c['accuracy']:.0f} %, "
     layers = " / ".join(f"{100 * m:.2f}" for m in c["raster_mismatch_layers"])
     return (f"{acc}classes {100 * c['class_agreement']:.0f} % as randhet, "

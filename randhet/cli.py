@@ -82,12 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (default: RUN_DIR/network.net or network.nir)")
     p.add_argument("--format", choices=("netx", "nir"), default="netx",
                    help="netx: Lava's HDF5 (network.net); nir: the Neuromorphic Intermediate "
-                   "Representation (network.nir, for snnTorch, Norse, Rockpool, ...)")
+                   "Representation (network.nir; README: which NIR tools run it)")
     p.add_argument("--dt", type=float, default=None,
                    help="nir: seconds per time step (default 1e-4, what snnTorch assumes)")
     p.add_argument("--draw", default=None,
                    help="nir: decays in the per-neuron arrays: mean, fixed (the frozen draw of "
                    "a resample = fixed network, its default) or a seed (default: mean)")
+    p.add_argument("--pool-as", choices=("avgpool", "conv"), default=None,
+                   help="nir: write pool:K as NIR's AvgPool2d (default) or as the equivalent "
+                   "Conv2d, for tools that map no AvgPool2d (Norse)")
     p.add_argument("--randomness-off", action="store_true",
                    help="netx: write the network with sigma = 0 (the trained weights, the mean "
                    "decays, no redraws), e.g. to deploy RandHet-trained weights deterministically")
@@ -245,11 +248,12 @@ def cmd_export(args: argparse.Namespace) -> Path:
         from randhet.export.nir_mapping import DEFAULT_DT, parse_draw  # the stage, on use
 
         dt = DEFAULT_DT if args.dt is None else args.dt
-        path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw))
+        path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw),
+                          args.pool_as or "avgpool")
         print(f"exported: {path} (NIR, dt = {dt:g} s)")
         return path
-    if args.dt is not None or args.draw is not None:
-        raise UserError("--dt and --draw apply to --format nir only")
+    if args.dt is not None or args.draw is not None or args.pool_as is not None:
+        raise UserError("--dt, --draw and --pool-as apply to --format nir only")
     path = export_run(args.run_dir, args.out, randomness_off=args.randomness_off)
     print(f"exported: {path}" + (" (randomness off: sigma = 0)" if args.randomness_off else ""))
     return path

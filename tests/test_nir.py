@@ -122,6 +122,34 @@ def test_round_trip_gives_the_same_integer_network(case: str, tmp_path: Path) ->
         assert a.any() and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("case", ["conv-pool-sigma1", "fixed-channel-conv"])
+def test_pooling_written_as_conv_reads_back_the_same(case: str, tmp_path: Path) -> None:
+    """--pool-as conv (for tools without AvgPool2d): a groups = 1 Conv2d whose output channels
+    each read their own channel with the pool's weight; randhet reads it back as the pool."""
+    net = _net(**ROUND_TRIPS[case])  # type: ignore[arg-type]
+    draw = 3 if net.spec.neuron.resample in ("forward", "step") else None
+    path = write_nir(net, tmp_path / "network.nir", draw=draw, pool_as="conv")
+    graph = read_nir(path)
+    kinds = [type(n).__name__ for n in graph.nodes.values()]
+    assert "AvgPool2d" not in kinds and kinds.count("Conv2d") == 2
+    back, report = from_nir(graph, path=path)
+    assert report.exact
+    _assert_same_integers(net, back)
+    # without randhet's metadata too (a foreign tool's copy): still the pool, same integers
+    graph.metadata = {"dt": graph.metadata["dt"]}
+    for node in graph.nodes.values():
+        node.metadata = {}
+    bare, _ = from_nir(graph, path=path, dt=float(graph.metadata["dt"]), data=net.data,
+                       encoding=net.spec.encoding, input_shape=net.spec.input_shape)
+    assert [getattr(ly, "pool", False) for ly in bare.spec.spiking_layers] == \
+        [getattr(ly, "pool", False) for ly in net.spec.spiking_layers]
+
+
+def test_pool_as_is_for_nir_only(tiny_run: Path, capsys) -> None:
+    assert main(["export", str(tiny_run), "--pool-as", "conv"]) == 2
+    assert "apply to --format nir only" in capsys.readouterr().err
+
+
 def test_nir_nodes_hold_the_mapping(tmp_path: Path) -> None:
     net = _net(["conv:4", "pool:2", "dense:16"], sigma=1.0, decays=(0, 2048))
     g = to_nir(net, dt=2e-3, draw=7)

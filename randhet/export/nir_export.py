@@ -66,11 +66,23 @@ def _binding_metadata(neuron: NeuronSpec, layer: ExportedLayer) -> dict[str, Any
             "randhet_profile_binding": np.asarray(layer.profile_binding, dtype=np.int64)}
 
 
-def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None = None) -> Any:
-    """The NIR graph of an exported network (see the module docstring for the mapping)."""
+POOL_AS = ("avgpool", "conv")
+
+
+def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None = None,
+           pool_as: str = "avgpool") -> Any:
+    """The NIR graph of an exported network (see the module docstring for the mapping).
+
+    ``pool_as``: ``avgpool`` writes a ``pool:K`` layer as NIR's ``AvgPool2d`` (its weight folded
+    into the next ``CubaLIF``'s ``w_in``); ``conv`` as the depthwise convolution it is on Loihi,
+    written out as a ``groups = 1`` ``Conv2d`` (each output channel reads only its own channel,
+    with the pool's weight), for tools that map no ``AvgPool2d`` (Norse 1.1.0). Both read back
+    into the same integers."""
     nir = load_nir()
     if not (dt > 0 and math.isfinite(dt)):
         raise UserError(f"--dt must be a positive number of seconds, got {dt}")
+    if pool_as not in POOL_AS:
+        raise UserError(f"--pool-as must be one of {', '.join(POOL_AS)}, got {pool_as!r}")
     spec = net.spec
     label, decays = _draws(net, draw)
     shape = tuple(spec.input_shape[:-1] if spec.encoding.kind == "events" else spec.input_shape)
@@ -90,6 +102,18 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
         if isinstance(ls, DenseSpec):
             name = f"{i}_affine"
             nodes[name] = nir.Affine(weight=w, bias=np.zeros(ls.out_features))
+        elif ls.pool and pool_as == "conv":  # each output channel reads its own channel
+            if np.ptp(layer.weight) != 0:
+                raise UserError(f"layer {i} (pool:{ls.kernel}) has unequal weights")
+            name = f"{i}_conv"
+            full = np.zeros((ls.out_channels, ls.out_channels, ls.kernel, ls.kernel))
+            for c in range(ls.out_channels):  # groups = 1: NIR 1.0.8 infers no grouped types
+                full[c, c] = w[c, 0]
+            nodes[name] = nir.Conv2d(
+                input_shape=(ls.in_shape[1], ls.in_shape[2]), weight=full,
+                stride=(ls.stride, ls.stride), padding=(ls.padding, ls.padding),
+                dilation=(1, 1), groups=1, bias=np.zeros(ls.out_channels),
+            )
         elif ls.pool:
             if np.ptp(layer.weight) != 0:
                 raise UserError(f"layer {i} (pool:{ls.kernel}) has unequal weights")
@@ -140,10 +164,11 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
 
 
 def write_nir(
-    net: ExportedNetwork, path: str | Path, dt: float = DEFAULT_DT, draw: str | int | None = None
+    net: ExportedNetwork, path: str | Path, dt: float = DEFAULT_DT, draw: str | int | None = None,
+    pool_as: str = "avgpool",
 ) -> Path:
-    """Write ``to_nir(net, dt, draw)`` to ``path`` (NIR's HDF5 format)."""
-    graph = to_nir(net, dt, draw)
+    """Write ``to_nir(net, dt, draw, pool_as)`` to ``path`` (NIR's HDF5 format)."""
+    graph = to_nir(net, dt, draw, pool_as)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     load_nir().write(target, graph)
@@ -155,6 +180,7 @@ def export_nir(
     out_path: str | Path | None = None,
     dt: float = DEFAULT_DT,
     draw: str | int | None = None,
+    pool_as: str = "avgpool",
 ) -> Path:
     """``network.nir`` for a trained run folder (default: RUN_DIR/network.nir) or a netx file
     (default: beside it)."""
@@ -166,4 +192,4 @@ def export_nir(
         with tempfile.TemporaryDirectory() as tmp:
             net = read_network(export_run(src, Path(tmp) / "network.net"))
         default = src / "network.nir"
-    return write_nir(net, Path(out_path) if out_path else default, dt, draw)
+    return write_nir(net, Path(out_path) if out_path else default, dt, draw, pool_as)

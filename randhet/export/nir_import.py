@@ -161,6 +161,19 @@ def _no_bias(node: Any, name: str, where: str) -> None:
                                "have none)")
 
 
+def _is_diagonal_pool(w: np.ndarray, c: int) -> bool:
+    """Whether a groups = 1 Conv2d weight [C, C, K, K] is average pooling written out (what
+    ``randhet export --format nir --pool-as conv`` writes for tools without AvgPool2d): every
+    output channel reads only its own input channel, all with one equal weight."""
+    if w.shape[:2] != (c, c):
+        return False
+    diagonal = np.stack([w[i, i] for i in range(c)])
+    off = w.copy()
+    for i in range(c):
+        off[i, i] = 0
+    return bool(np.all(off == 0) and np.ptp(diagonal) == 0 and diagonal.flat[0] != 0)
+
+
 def _synapse(node: Any, name: str, shape: tuple[int, ...], where: str
              ) -> tuple[DenseSpec | ConvSpec, np.ndarray]:
     kind = type(node).__name__
@@ -206,7 +219,10 @@ def _synapse(node: Any, name: str, shape: tuple[int, ...], where: str
             p = _pair(pad, name, "padding", where)
         _no_bias(node, name, where)
         groups = int(np.asarray(node.groups).reshape(-1)[0])
-        depthwise = groups == c == w.shape[0] and w.shape[1] == 1 and groups > 1
+        if groups == 1 and _is_diagonal_pool(w, c):  # a pool written as a full Conv2d
+            w, groups = np.stack([w[i, i] for i in range(c)])[:, None], c
+        depthwise = groups == c == w.shape[0] and w.shape[1] == 1 and (groups > 1 or
+                                                                       w.shape[0] == 1)
         if groups != 1 and not depthwise:
             raise NetworkFileError(f"{where}: node {name!r} has groups={groups}; randhet "
                                    f"deploys groups=1 or depthwise pooling only")
