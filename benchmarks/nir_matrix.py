@@ -22,7 +22,8 @@ units (the integer input divided by ``2**input_bits``), and for Norse the time s
 randhet's NIR files (``dt = 1e-4 s``; NIR has no time step, and Norse's default of 1e-3 s
 gives other dynamics). Each cell records whether the file loads, whether it runs, the first
 line of the error where not (and then, for the pooled network, the same for the file
-``randhet export --format nir --pool-as conv`` writes), and, where it runs, the accuracy on
+``randhet export --format nir --pool-as conv`` writes; where a graded-input file runs, also
+the file ``--floor-bias`` writes), and, where it runs, the accuracy on
 the digits test split, the class agreement with randhet's emulator and, per spiking layer,
 the fraction of raster entries (sample, neuron, step) that differ from the emulator's
 (``raster_mismatch``: the largest of them).
@@ -68,7 +69,9 @@ CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
 PACKAGES = {"snnTorch": "snntorch", "Norse": "norse", "Sinabs": "sinabs",
             "Rockpool": "rockpool", "NIR": "nir"}
 KINDS = ("dense", "conv+pool", "event")
-OPTION = "with --pool-as conv"  # tried where a tool does not run a pooled network's file
+# randhet's export options, tried where they apply: --pool-as conv where a tool does not run a
+# pooled network's file; --floor-bias (added to that) where it runs a graded-input one
+POOL_OPTION, BIAS_OPTION = "with --pool-as conv", "with --floor-bias"
 SAMPLES = 100
 TRAINED = {  # kind -> config overrides of a digits run (sigma 0, direct encoding)
     "dense": ['model.layers=["dense:128"]', "encoding.timesteps=16"],
@@ -249,16 +252,22 @@ def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
                "emulator_output_rate": round(float(output.mean()), 4)}
         pooled = any(getattr(ly, "pool", False) for ly in net.spec.spiking_layers)
         for consumer in consumers:
-            row[consumer] = cell(consumer, graph, x / scale, emulated, labels)
-            if pooled and not row[consumer]["runs"]:  # randhet's option for such tools
-                row[consumer][OPTION] = cell(consumer, to_nir(net, pool_as="conv"), x / scale,
-                                             emulated, labels)
+            c = row[consumer] = cell(consumer, graph, x / scale, emulated, labels)
+            pool_as = "avgpool"
+            if pooled and not c["runs"]:
+                pool_as = "conv"
+                c[POOL_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as), x / scale,
+                                      emulated, labels)
+            if net.spec.encoding.input_shift and (c["runs"] or c.get(POOL_OPTION, c)["runs"]):
+                c[BIAS_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as,
+                                                       compensate_floor=True),
+                                      x / scale, emulated, labels)
         result["cells"][kind] = row
     return result
 
 
 def _describe(c: dict[str, Any]) -> str:
-    option = f"; {OPTION}: {_describe(c[OPTION])}" if OPTION in c else ""
+    option = "".join(f"; {o}: {_describe(c[o])}" for o in (POOL_OPTION, BIAS_OPTION) if o in c)
     if not c["loads"]:
         return f"does not load (`{c['error']}`){option}"
     if not c["runs"]:
@@ -266,7 +275,7 @@ def _describe(c: dict[str, Any]) -> str:
     acc = "" if c["accuracy"] is None else f"accuracy {100 * c['accuracy']:.0f} %, "
     layers = " / ".join(f"{100 * m:.2f}" for m in c["raster_mismatch_layers"])
     return (f"{acc}classes {100 * c['class_agreement']:.0f} % as randhet, "
-            f"raster entries differing per layer {layers} %")
+            f"raster entries differing per layer {layers} %{option}")
 
 
 def render(result: dict[str, Any]) -> str:

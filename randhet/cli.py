@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-as", choices=("avgpool", "conv"), default=None,
                    help="nir: write pool:K as NIR's AvgPool2d (default) or as the equivalent "
                    "Conv2d, for tools that map no AvgPool2d (Norse)")
+    p.add_argument("--floor-bias", action="store_true",
+                   help="nir: give the first synapse of a direct-encoded network a bias that "
+                   "makes up, on average, for its floor (which NIR cannot carry); randhet "
+                   "imports it back out")
     p.add_argument("--randomness-off", action="store_true",
                    help="netx: write the network with sigma = 0 (the trained weights, the mean "
                    "decays, no redraws), e.g. to deploy RandHet-trained weights deterministically")
@@ -249,11 +253,12 @@ def cmd_export(args: argparse.Namespace) -> Path:
 
         dt = DEFAULT_DT if args.dt is None else args.dt
         path = export_nir(args.run_dir, args.out, dt, parse_draw(args.draw),
-                          args.pool_as or "avgpool")
+                          args.pool_as or "avgpool", args.floor_bias)
         print(f"exported: {path} (NIR, dt = {dt:g} s)")
         return path
-    if args.dt is not None or args.draw is not None or args.pool_as is not None:
-        raise UserError("--dt, --draw and --pool-as apply to --format nir only")
+    if (args.dt is not None or args.draw is not None or args.pool_as is not None
+            or args.floor_bias):
+        raise UserError("--dt, --draw, --pool-as and --floor-bias apply to --format nir only")
     path = export_run(args.run_dir, args.out, randomness_off=args.randomness_off)
     print(f"exported: {path}" + (" (randomness off: sigma = 0)" if args.randomness_off else ""))
     return path

@@ -145,9 +145,33 @@ def test_pooling_written_as_conv_reads_back_the_same(case: str, tmp_path: Path) 
         [getattr(ly, "pool", False) for ly in net.spec.spiking_layers]
 
 
-def test_pool_as_is_for_nir_only(tiny_run: Path, capsys) -> None:
-    assert main(["export", str(tiny_run), "--pool-as", "conv"]) == 2
-    assert "apply to --format nir only" in capsys.readouterr().err
+def test_the_floor_bias_reads_back_out_exactly_and_only_exactly(tmp_path: Path) -> None:
+    """--floor-bias: the first synapse of a direct-encoded network gets -floor_bias(bits)
+    (4 bits: 7/16 of an integer unit, / 64), named in its metadata; randhet takes exactly that
+    back out, and still refuses any other bias."""
+    from randhet.errors import NetworkFileError
+    from randhet.export.nir_export import floor_bias
+
+    assert floor_bias(0) == 0 and floor_bias(4) == 7 / 16 / 64
+    net = _net(**ROUND_TRIPS["direct-gaussian-step"])  # type: ignore[arg-type]
+    graph = read_nir(write_nir(net, tmp_path / "biased.nir", draw=3, compensate_floor=True))
+    first, second = (n for n in graph.nodes.values() if type(n).__name__ == "Affine")
+    assert np.all(first.bias == -floor_bias(4)) and not second.bias.any()
+    back, report = from_nir(graph)
+    assert report.exact
+    _assert_same_integers(net, back)
+    first.bias = first.bias * 2  # not the compensation: a bias randhet neurons do not have
+    with pytest.raises(NetworkFileError, match="nonzero bias"):
+        from_nir(graph)
+    binary = _net(["dense:24"], sigma=0.0)  # rate encoding: no floor, no bias
+    assert not any(n.bias.any() for n in to_nir(binary, compensate_floor=True).nodes.values()
+                   if type(n).__name__ == "Affine")
+
+
+def test_pool_as_and_floor_bias_are_for_nir_only(tiny_run: Path, capsys) -> None:
+    for flag in (["--pool-as", "conv"], ["--floor-bias"]):
+        assert main(["export", str(tiny_run), *flag]) == 2
+        assert "apply to --format nir only" in capsys.readouterr().err
 
 
 def test_nir_nodes_hold_the_mapping(tmp_path: Path) -> None:

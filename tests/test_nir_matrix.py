@@ -43,9 +43,10 @@ def test_the_measured_matrix_is_the_recorded_one(matrix) -> None:  # type: ignor
         for consumer in nm.CONSUMERS:
             want, got = row[consumer], measured["cells"][kind][consumer]
             _same_cell(want, got, f"{kind} / {consumer}")
-            assert (nm.OPTION in want) == (nm.OPTION in got)
-            if nm.OPTION in want:
-                _same_cell(want[nm.OPTION], got[nm.OPTION], f"{kind} / {consumer} / option")
+            for option in (nm.POOL_OPTION, nm.BIAS_OPTION):
+                assert (option in want) == (option in got), (kind, consumer, option)
+                if option in want:
+                    _same_cell(want[option], got[option], f"{kind} / {consumer} / {option}")
 
 
 def _same_cell(want: dict, got: dict, where: str) -> None:
@@ -74,15 +75,32 @@ def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> No
     for kind, row in measured["cells"].items():
         assert 0.02 < row["emulator_output_rate"] < 0.6, kind  # real activity, not saturated
         for consumer in nm.CONSUMERS:
-            for c in (row[consumer], row[consumer].get(nm.OPTION, {"runs": False})):
+            cells = [row[consumer]] + [row[consumer][o] for o in (nm.POOL_OPTION, nm.BIAS_OPTION)
+                                       if o in row[consumer]]
+            for c in cells:
                 if not c["runs"]:
                     continue
                 running += 1
                 assert c["raster_mismatch"] <= RASTER_TOLERANCE, (kind, consumer)
                 assert c["class_agreement"] >= CLASS_AGREEMENT, (kind, consumer)
     # snnTorch runs all three; Norse the dense and event ones, and the pooled one only as
-    # --pool-as conv writes it (it maps no AvgPool2d)
-    assert running == 6
+    # --pool-as conv writes it (it maps no AvgPool2d); both again with --floor-bias on the two
+    # graded-input networks
+    assert running == 5 + 1 + 4
     assert all(measured["cells"][k]["snnTorch"]["runs"] for k in nm.KINDS)
     norse = measured["cells"]["conv+pool"]["Norse"]
-    assert not norse["runs"] and norse[nm.OPTION]["runs"]
+    assert not norse["runs"] and norse[nm.POOL_OPTION]["runs"]
+
+
+def test_the_floor_bias_brings_float_tools_closer(matrix) -> None:  # type: ignore[no-untyped-def]
+    """--floor-bias makes up for the first synapse's floor on average: every layer of every
+    graded-input network differs less from the emulator with it."""
+    nm, measured = matrix
+    for kind in ("dense", "conv+pool"):
+        for consumer in ("snnTorch", "Norse"):
+            c = measured["cells"][kind][consumer]
+            plain = c if c["runs"] else c[nm.POOL_OPTION]
+            biased = c[nm.BIAS_OPTION]
+            assert all(b < a for a, b in zip(plain["raster_mismatch_layers"],
+                                             biased["raster_mismatch_layers"], strict=True)), \
+                (kind, consumer)

@@ -69,15 +69,30 @@ def _binding_metadata(neuron: NeuronSpec, layer: ExportedLayer) -> dict[str, Any
 POOL_AS = ("avgpool", "conv")
 
 
+def floor_bias(input_shift: int) -> float:
+    """The mean drive, in SLAYER units, that the first synapse's floor of a direct-encoded
+    network drops: ``floor(W . x / 2**b)`` with even integer weights leaves an even residue
+    ``0, 2, .., 2**b - 2`` of ``2**b``, on average ``(2**(b-1) - 1) / 2**b`` integer units,
+    each ``1 / 64`` SLAYER unit; 0 for ``b = 0`` (binary input: no floor)."""
+    if input_shift <= 0:
+        return 0.0
+    return ((1 << (input_shift - 1)) - 1) / (1 << input_shift) / WEIGHT_SCALE
+
+
 def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None = None,
-           pool_as: str = "avgpool") -> Any:
+           pool_as: str = "avgpool", compensate_floor: bool = False) -> Any:
     """The NIR graph of an exported network (see the module docstring for the mapping).
 
     ``pool_as``: ``avgpool`` writes a ``pool:K`` layer as NIR's ``AvgPool2d`` (its weight folded
     into the next ``CubaLIF``'s ``w_in``); ``conv`` as the depthwise convolution it is on Loihi,
     written out as a ``groups = 1`` ``Conv2d`` (each output channel reads only its own channel,
     with the pool's weight), for tools that map no ``AvgPool2d`` (Norse 1.1.0). Both read back
-    into the same integers."""
+    into the same integers.
+
+    ``compensate_floor``: give the first synapse of a direct-encoded network the bias
+    ``-floor_bias(input_bits)`` (the floor's mean loss, which a float simulation does not
+    have), marked in its metadata (``randhet_floor_bias``) so that randhet's importer takes
+    exactly that bias back out; nothing for binary input."""
     nir = load_nir()
     if not (dt > 0 and math.isfinite(dt)):
         raise UserError(f"--dt must be a positive number of seconds, got {dt}")
@@ -130,6 +145,11 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
                 dilation=(1, 1), groups=1, bias=np.zeros(ls.out_channels),
             )
         order.append(name)
+        if k == 0 and compensate_floor and spec.encoding.input_shift > 0:
+            bias = floor_bias(spec.encoding.input_shift)
+            nodes[name].bias = np.full(ls.out_features if isinstance(ls, DenseSpec)
+                                       else ls.out_channels, -bias)
+            nodes[name].metadata = {"randhet_floor_bias": bias}
         shape = tuple(ls.out_shape)
         du, dv = decays[k]
         tau_syn, tau_mem = tau_from_decay(du, dt), tau_from_decay(dv, dt)
@@ -165,10 +185,10 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
 
 def write_nir(
     net: ExportedNetwork, path: str | Path, dt: float = DEFAULT_DT, draw: str | int | None = None,
-    pool_as: str = "avgpool",
+    pool_as: str = "avgpool", compensate_floor: bool = False,
 ) -> Path:
-    """Write ``to_nir(net, dt, draw, pool_as)`` to ``path`` (NIR's HDF5 format)."""
-    graph = to_nir(net, dt, draw, pool_as)
+    """Write ``to_nir(net, dt, draw, pool_as, compensate_floor)`` to ``path`` (NIR's HDF5)."""
+    graph = to_nir(net, dt, draw, pool_as, compensate_floor)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     load_nir().write(target, graph)
@@ -181,6 +201,7 @@ def export_nir(
     dt: float = DEFAULT_DT,
     draw: str | int | None = None,
     pool_as: str = "avgpool",
+    compensate_floor: bool = False,
 ) -> Path:
     """``network.nir`` for a trained run folder (default: RUN_DIR/network.nir) or a netx file
     (default: beside it)."""
@@ -192,4 +213,5 @@ def export_nir(
         with tempfile.TemporaryDirectory() as tmp:
             net = read_network(export_run(src, Path(tmp) / "network.net"))
         default = src / "network.nir"
-    return write_nir(net, Path(out_path) if out_path else default, dt, draw, pool_as)
+    return write_nir(net, Path(out_path) if out_path else default, dt, draw, pool_as,
+                     compensate_floor)

@@ -156,7 +156,13 @@ class _Layer:
 
 
 def _no_bias(node: Any, name: str, where: str) -> None:
-    if np.any(_array(node, "bias", name, where) != 0):
+    """Refuse a nonzero bias, except exactly the floor compensation randhet's own export
+    writes (``--floor-bias``: every entry ``-randhet_floor_bias``, named in the metadata)."""
+    bias = _array(node, "bias", name, where)
+    compensation = _meta(node).get("randhet_floor_bias")
+    if compensation is not None and np.all(bias == -float(compensation)):
+        return
+    if np.any(bias != 0):
         raise NetworkFileError(f"{where}: node {name!r} has a nonzero bias (randhet neurons "
                                "have none)")
 
