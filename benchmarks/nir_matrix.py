@@ -13,7 +13,9 @@ Networks (sigma = 0, so every tool sees the same, deterministic network):
 - ``conv+pool``: digits 8x8, direct encoding, 8 steps, conv 4 (3x3), average pool 2,
   dense 10, trained 4 epochs;
 - ``event``: random integer weights, conv 3 (3x3, stride 2), dense 12, dense 10, on random
-  binary event frames (2x8x8, 8 steps; no labels, so no accuracy).
+  binary event frames (2x8x8, 8 steps; no labels, so no accuracy);
+- ``flat dense``: random integer weights, 64 flat inputs (no ``Flatten`` node), dense 24,
+  dense 10, on random binary spikes (8 steps; no labels): the one kind Rockpool loads.
 
 Every tool gets what its documentation asks for, and these workarounds, which the matrix
 names: one unbatched sample at a time with fresh state (snnTorch and Norse import NIR's
@@ -68,7 +70,7 @@ MARKERS = ("<!-- nir-matrix: begin (benchmarks/nir_matrix.py --readme) -->",
 CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
 PACKAGES = {"snnTorch": "snntorch", "Norse": "norse", "Sinabs": "sinabs",
             "Rockpool": "rockpool", "NIR": "nir"}
-KINDS = ("dense", "conv+pool", "event")
+KINDS = ("dense", "conv+pool", "event", "flat dense")
 # randhet's export options, tried where they apply: --pool-as conv where a tool does not run a
 # pooled network's file; --floor-bias (added to that) where it runs a graded-input one
 POOL_OPTION, BIAS_OPTION = "with --pool-as conv", "with --floor-bias"
@@ -107,6 +109,21 @@ def trained_network(kind: str, work: Path) -> tuple[ExportedNetwork, np.ndarray,
     train(cfg, out, progress=False)
     prep = prepare(export_run(out), samples=SAMPLES, profile="loihi2", seed=0)
     return prep.net, np.asarray(prep.inputs), np.asarray(prep.labels)
+
+
+def flat_network() -> tuple[ExportedNetwork, np.ndarray, None]:
+    """Random integer weights, a flat input (no Flatten node: what Rockpool can read), dense
+    24, dense 10, on random binary (rate-like) spikes [S, 64, 8]."""
+    neuron = NeuronSpec(threshold=1.25, current_decay=1024 / 4096, voltage_decay=123 / 4096,
+                        sigma=0.0)
+    spec = network_from_tokens((64,), ["dense:24"], 10, neuron, EncodingSpec("rate", 8))
+    rng = np.random.default_rng(1)
+    layers = tuple(
+        ExportedLayer(ls, (2 * rng.integers(-30, 28, (ls.out_features, ls.in_features)))
+                      .astype(np.int64), 1024, 123, 80)
+        for ls in spec.spiking_layers)
+    net = ExportedNetwork(spec, layers, dict(DEFAULTS["data"]), Path("flat.net"))
+    return net, (rng.random((SAMPLES, 64, 8)) < 0.3).astype(np.int64), None
 
 
 def event_network() -> tuple[ExportedNetwork, np.ndarray, None]:
@@ -187,6 +204,24 @@ def run(build: Callable[[], Any], x: np.ndarray, lifs: list[str]) -> list[np.nda
     return [np.stack([p[k] for p in per_sample]) for k in range(len(lifs))]
 
 
+def run_sequence(build: Callable[[], Any], x: np.ndarray, lifs: list[str]) -> list[np.ndarray]:
+    """:func:`run` for Rockpool, whose modules take a whole sample [1, T, N] at once and
+    return (output, state, record); a spike count above 1 in a step counts as a spike."""
+    per_sample = []
+    for s in range(len(x)):
+        model = build()
+        modules = dict(model.named_modules())
+        seen: dict[str, np.ndarray] = {}
+        for n in lifs:
+            modules[n].register_forward_hook(
+                lambda _m, _i, out, n=n, seen=seen: seen.__setitem__(
+                    n, (out[0] if isinstance(out, tuple) else out).detach()[0].numpy().T > 0))
+        sample = torch.as_tensor(x[s], dtype=torch.float32).reshape(-1, x.shape[-1]).T
+        model(sample[None])
+        per_sample.append([seen[n] for n in lifs])
+    return [np.stack([p[k] for p in per_sample]) for k in range(len(lifs))]
+
+
 def first_line(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".strip().splitlines()[0]
     return text[:140]
@@ -206,7 +241,7 @@ def cell(consumer: str, graph: Any, x: np.ndarray, emulated: list[np.ndarray],
         out["loads"] = True
         try:
             lifs = [n for n, v in graph.nodes.items() if type(v).__name__ == "CubaLIF"]
-            rasters = run(build, x, lifs)
+            rasters = (run_sequence if consumer == "Rockpool" else run)(build, x, lifs)
         except Exception as err:  # noqa: BLE001 - as above
             out["error"] = first_line(err)
             return out
@@ -242,7 +277,8 @@ def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
     result: dict[str, Any] = {"versions": versions(), "samples": SAMPLES,
                               "workarounds": WORKAROUNDS, "cells": {}}
     for kind in KINDS:
-        net, x, labels = event_network() if kind == "event" else trained_network(kind, work)
+        net, x, labels = (event_network() if kind == "event" else flat_network()
+                          if kind == "flat dense" else trained_network(kind, work))
         emulated = emulate(net, x, deployment_draws(net, len(x), seed=0)).rasters
         graph = to_nir(net)
         scale = float(1 << net.spec.encoding.input_shift)  # SLAYER units of the graded input

@@ -49,9 +49,15 @@ def test_the_measured_matrix_is_the_recorded_one(matrix) -> None:  # type: ignor
                     _same_cell(want[option], got[option], f"{kind} / {consumer} / {option}")
 
 
+def _kind_of(error: str | None) -> str | None:
+    """The exception's type: Norse's graph with a dropped node has two inputs and takes "the
+    first", which varies from process to process, and so does its message."""
+    return None if error is None else error.split(":")[0]
+
+
 def _same_cell(want: dict, got: dict, where: str) -> None:
-    assert (got["loads"], got["runs"], got["error"]) == \
-        (want["loads"], want["runs"], want["error"]), where
+    assert (got["loads"], got["runs"], _kind_of(got["error"])) == \
+        (want["loads"], want["runs"], _kind_of(want["error"])), where
     if not want["runs"]:
         return
     assert got["raster_mismatch_layers"] == pytest.approx(want["raster_mismatch_layers"],
@@ -70,11 +76,13 @@ def test_the_readme_table_is_the_recorded_matrix(matrix) -> None:  # type: ignor
 
 
 def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> None:  # type: ignore[no-untyped-def]
+    """snnTorch and Norse, wherever they run, within the README's tolerance; Rockpool runs
+    only the flat network, and outside it (its LIF keeps neither w_in nor r)."""
     nm, measured = matrix
     running = 0
     for kind, row in measured["cells"].items():
         assert 0.02 < row["emulator_output_rate"] < 0.6, kind  # real activity, not saturated
-        for consumer in nm.CONSUMERS:
+        for consumer in ("snnTorch", "Norse"):
             cells = [row[consumer]] + [row[consumer][o] for o in (nm.POOL_OPTION, nm.BIAS_OPTION)
                                        if o in row[consumer]]
             for c in cells:
@@ -83,13 +91,17 @@ def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> No
                 running += 1
                 assert c["raster_mismatch"] <= RASTER_TOLERANCE, (kind, consumer)
                 assert c["class_agreement"] >= CLASS_AGREEMENT, (kind, consumer)
-    # snnTorch runs all three; Norse the dense and event ones, and the pooled one only as
+    # snnTorch runs all four; Norse the dense, event and flat ones, and the pooled one only as
     # --pool-as conv writes it (it maps no AvgPool2d); both again with --floor-bias on the two
     # graded-input networks
-    assert running == 5 + 1 + 4
+    assert running == 4 + 3 + 1 + 4
     assert all(measured["cells"][k]["snnTorch"]["runs"] for k in nm.KINDS)
     norse = measured["cells"]["conv+pool"]["Norse"]
     assert not norse["runs"] and norse[nm.POOL_OPTION]["runs"]
+    assert not any(measured["cells"][k]["Sinabs"]["loads"] for k in nm.KINDS)
+    rockpool = [k for k in nm.KINDS if measured["cells"][k]["Rockpool"]["runs"]]
+    assert rockpool == ["flat dense"]
+    assert measured["cells"]["flat dense"]["Rockpool"]["raster_mismatch"] > RASTER_TOLERANCE
 
 
 def test_the_floor_bias_brings_float_tools_closer(matrix) -> None:  # type: ignore[no-untyped-def]
