@@ -24,8 +24,9 @@ import triton
 import triton.language as tl
 
 BLOCK = 128  # rows per program
-_NO_THRESHOLD, _INT, _FLOAT32, _FLOAT64 = 0, 1, 2, 3  # kernel.py's threshold modes
 
+
+# MODE: kernel.py's threshold modes (0 none, 1 int64, 2 float32, 3 float64 comparison)
 @triton.jit
 def neuron_forward_kernel(
     x_ptr, xr, xs, ku_ptr, ur, us, kv_ptr, vr, vs, spikes_ptr, yv_ptr, pu_ptr, pv_ptr,
@@ -80,6 +81,7 @@ def neuron_forward_kernel(
         u_state = u
         v_state = v
 
+
 @triton.jit
 def neuron_backward_kernel(
     gs_ptr, gr, gt, e_ptr, au_ptr, aur, aus, av_ptr, avr, avs, pu_ptr, pv_ptr, gx_ptr,
@@ -124,7 +126,6 @@ def neuron_backward_kernel(
                      mask=live)
             tl.store(ddv_ptr + t * rows + r, (-gv * (pv * inv_unity)) * inv_unity,
                      mask=live)
-
 
 
 def _strides(time_major: bool, rows: int, steps: int) -> tuple[int, int]:
