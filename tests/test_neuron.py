@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,34 @@ def test_sigma_zero_block_equals_stock_slayer_dense_block() -> None:
     a, b = ours(spikes), stock(spikes)
     assert a.sum() > 0
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("inputs", ["binary", "graded", "direct"])
+def test_the_dense_drive_is_slayers_synapse_bit_for_bit(inputs) -> None:
+    """The time-major matmul (one over all B x T inputs, one per sample for an input that
+    repeats over time) gives SLAYER's conv3d values, and the same gradients up to rounding."""
+    torch.manual_seed(0)
+    block = RandHetDense(replace(STOCK, sigma=1.0), 784, 96)
+    with torch.no_grad():
+        block.synapse.weight.mul_(30)
+    g = torch.Generator().manual_seed(3)
+    if inputs == "binary":
+        x = (torch.rand(6, 784, 16, generator=g) < 0.3).float()
+    elif inputs == "graded":  # normalised pixels on a 1/16 grid, changing every step
+        x = torch.round(torch.randn(6, 784, 16, generator=g) * 1.5 * 16) / 16
+    else:  # direct encoding: one image repeated over T (stride 0)
+        x = (torch.round(torch.randn(6, 784, 1, generator=g) * 1.5 * 16) / 16).expand(6, 784, 16)
+    x = x.requires_grad_(True) if inputs != "direct" else x
+    ours = block.drive(x)
+    slayer = block.synapse(x)
+    assert ours.shape == slayer.shape == (6, 96, 16)
+    assert ours.abs().max() > 1
+    assert torch.equal(ours, slayer)
+    w = torch.randn(ours.shape, generator=g)
+    grads = [torch.autograd.grad((z * w).sum(), [block.synapse.weight]
+                                 + ([x] if x.requires_grad else [])) for z in (ours, slayer)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_draws_are_fresh_per_forward_pass_and_per_sample() -> None:

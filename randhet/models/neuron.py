@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from randhet._compat import import_slayer_quietly
 
@@ -241,9 +242,13 @@ class _OnTheGrid:
     integer_drive: bool
     weight_dims: int  # 2: dense [out, in]; 4: conv [out, in/groups, k, k]
 
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """The synapse's output [B, *out, T] (SLAYER units) for input [B, *in, T]."""
+        return self.synapse(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, *out, T] for input spikes (binary or graded) [B, *in, T]."""
-        return self.neuron(self.synapse(x), on_grid=self.integer_drive)
+        return self.neuron(self.drive(x), on_grid=self.integer_drive)
 
     def integer_weight(self) -> torch.Tensor:
         """The deployed weights: even integers in -256..254, [out, in] or
@@ -275,6 +280,25 @@ class RandHetDense(_OnTheGrid, cuba_block.Dense):
         self.neuron = RandHetNeuron(neuron, (out_features,), generator)
         self.synapse.pre_hook_fx = self.neuron.quantize_8bit
         self.integer_drive = True
+
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """SLAYER's dense synapse (its weights through its 8-bit hook) as one matmul over all
+        B x T inputs, the output stored time major ([T, B, out] viewed as [B, out, T]: the
+        layout the kernel scans fastest and the next layer's matmul reads without a copy).
+        An input that repeats over time (direct encoding, stride 0) is multiplied once.
+        SLAYER's 1x1x1 convolution gives the same bits wherever the sums are exact (weights on
+        the 1/64 grid times binary spikes, or graded inputs on a 1/2**bits grid, summing to
+        under 2**24 grid steps: every network randhet builds from its configs); beyond that
+        both round, in their own orders."""
+        syn = self.synapse
+        w = syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
+        w = w.reshape(w.shape[0], -1)
+        if x.dim() != 3:
+            raise ValueError(f"dense input must be [B, in, T], got {tuple(x.shape)}")
+        if x.stride(-1) == 0:
+            z = F.linear(x[..., 0], w, syn.bias)
+            return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
+        return F.linear(x.movedim(-1, 0), w, syn.bias).movedim(0, -1)
 
 
 class RandHetConv(_OnTheGrid, cuba_block.Conv):
