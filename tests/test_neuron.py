@@ -130,3 +130,17 @@ def test_sigma_zero_draw_is_exactly_the_mean_and_randomize_selects_decays() -> N
     only_v = draw_layer(NeuronSpec(sigma=1.0, randomize="voltage"), 20, (10,), None)
     assert torch.all(only_v.current == 1024)
     assert only_v.voltage.unique().numel() > 1
+
+
+def test_decays_without_a_gradient_are_the_graded_decays_bit_for_bit() -> None:
+    """The in-place path taken where no gradient is wanted gives the autograd path's bits."""
+    eps = torch.randn(64, 300, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for frac in (0.25, 0.03, 0.0, 1.0):
+        mean = torch.tensor([frac], requires_grad=True)
+        graded = decays_from_eps(mean, 1.3, eps, bounds=(2, 4000))
+        assert graded.requires_grad
+        with torch.no_grad():
+            plain = decays_from_eps(mean, 1.3, eps, bounds=(2, 4000))
+        assert not plain.requires_grad
+        assert torch.equal(plain, graded.detach())
+        assert torch.equal(decays_from_eps(mean.detach(), 1.3, eps, bounds=(2, 4000)), plain)

@@ -26,7 +26,7 @@
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RANDHET_CLONES __attribute__((target_clones("avx2", "default")))  // picked at load
+#define RANDHET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // picked at load
 #else
 #define RANDHET_CLONES
 #endif
@@ -447,18 +447,19 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
 
 constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**12) stays exact
 
-// scan_neuron for float32 x and y without post, on rows [r0, r0 + n), with the integers
+// scan_neuron for float32 x and y, on rows [r0, r0 + n), with the integers
 // held in doubles so that the loop over the rows vectorizes: trunc(s * k * 2**-12) is
 // sign(p) * (|p| >> 12) for p = s * k, exact while |s| < 2**41; every conversion rounds as
 // scan_neuron's does. Returns false as soon as a state leaves that range (or is NaN): the
 // caller then runs scan_neuron for everything. th_double: the reset threshold for kInt and
-// kFloat64 (+inf for none), th_f32 for kFloat32.
+// kFloat64 (+inf for none), th_f32 for kFloat32. post_u, post_v: the states after reset,
+// [T, N], or null.
 RANDHET_CLONES
 bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku, int64_t ur,
                       int64_t us, const int64_t* kv, int64_t vr, int64_t vs, float* spikes,
-                      float* yv, int64_t rows, int64_t steps, int64_t r0, int64_t n,
-                      bool f32_threshold, float th_f32, double th_double, float th_spike,
-                      float grid) {
+                      float* yv, int64_t* post_u, int64_t* post_v, int64_t rows,
+                      int64_t steps, int64_t r0, int64_t n, bool f32_threshold, float th_f32,
+                      double th_double, float th_spike, float grid) {
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
   float xin[kChunk], sp[kChunk];
   const float grid_inverse = power_of_two_inverse(grid);
@@ -495,6 +496,12 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku,
     }
     if (inexact) return false;
     for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * xr + t * xs] = sp[i];
+    if (post_u) {  // exact: |state| < 2**41
+      int64_t* __restrict put = post_u + t * rows + r0;
+      int64_t* __restrict pvt = post_v + t * rows + r0;
+      for (int64_t i = 0; i < n; ++i) put[i] = static_cast<int64_t>(su[i]);
+      for (int64_t i = 0; i < n; ++i) pvt[i] = static_cast<int64_t>(sv[i]);
+    }
   }
   return true;
 }
@@ -522,7 +529,7 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
   const View<const int64_t> cku{ku.ptr, ku.row_stride, ku.step_stride};
   const View<const int64_t> ckv{kv.ptr, kv.row_stride, kv.step_stride};
   const float th_f32 = static_cast<float>(th_float);
-  if (x.scalar_type() == torch::kFloat && !y_double && !keep_post &&
+  if (x.scalar_type() == torch::kFloat && !y_double &&
       (th_mode != kInt || std::abs(th_int) < (int64_t{1} << 52))) {  // the vectorized path
     const double th_double = th_mode == kInt       ? static_cast<double>(th_int)
                              : th_mode == kFloat64 ? th_float
@@ -533,7 +540,9 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
       for (int64_t r0 = begin; r0 < end && exact.load(std::memory_order_relaxed); r0 += kChunk) {
         if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, ku.ptr, ku.row_stride,
                               ku.step_stride, kv.ptr, kv.row_stride, kv.step_stride,
-                              spikes.data_ptr<float>(), yv.data_ptr<float>(), rows, steps, r0,
+                              spikes.data_ptr<float>(), yv.data_ptr<float>(),
+                              keep_post ? post_u.data_ptr<int64_t>() : nullptr,
+                              keep_post ? post_v.data_ptr<int64_t>() : nullptr, rows, steps, r0,
                               std::min(end - r0, kChunk), th_mode == kFloat32, th_f32,
                               th_double, static_cast<float>(th_spike),
                               static_cast<float>(grid))) {
