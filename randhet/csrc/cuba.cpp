@@ -26,7 +26,8 @@
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RANDHET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // picked at load
+// AVX-512 (x86-64-v4), AVX2 and baseline builds of the hot loops, one picked at load
+#define RANDHET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define RANDHET_CLONES
 #endif
