@@ -90,6 +90,9 @@ def session() -> Iterator[World]:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     try:
         yield w
+        # every rank done with its collectives before any tears its connections down: a rank
+        # destroying gloo's pairs while a peer still uses them can abort the process
+        dist.barrier()
     finally:
         if not w.main:
             sys.stdout.close()

@@ -33,6 +33,12 @@ def torchrun(*args: str, procs: int = 2) -> subprocess.CompletedProcess[str]:
     )
 
 
+def why(done: subprocess.CompletedProcess[str]) -> str:
+    """A failed run's stderr: its start (what the ranks said) and its end (the launcher's)."""
+    err = done.stderr
+    return err if len(err) <= 4000 else f"{err[:2500]}\n...\n{err[-1500:]}"
+
+
 def log_rows(run: Path) -> list[dict[str, float]]:
     with open(run / "log.csv") as f:
         return [{k: float(v) for k, v in row.items() if k != "seconds"}
@@ -69,9 +75,9 @@ def two_process_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     for name, extra in [("ddp0", ["--set", "neuron.sigma=0"]), ("ddp1", []),
                         ("resumed1", ["--set", "train.epochs=2"])]:
         done = torchrun("train", *config, *TINY, *extra, "--out", str(runs[name]))
-        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.returncode == 0, why(done)
     done = torchrun("train", *config, *TINY, "--resume", "--out", str(runs["resumed1"]))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     return runs
 
 
@@ -119,10 +125,10 @@ def test_sharded_attack_deploy_and_profile_equal_one_process(tiny_run: Path, tmp
     assert main(["deploy", str(tiny_run / "network.net"), "--backend", "emulator", "--quiet",
                  "--out", str(tmp_path / "d1")]) == 0
     done = torchrun("attack", str(tiny_run), *ATTACK, "--out", str(tmp_path / "a2"))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     done = torchrun("deploy", str(tiny_run / "network.net"), "--backend", "emulator",
                     "--quiet", "--out", str(tmp_path / "d2"))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     assert done.stdout.count("deployed on emulator") == 1  # rank 0 prints, rank 1 is silent
     a1, a2 = (json.loads((tmp_path / a / "robustness.json").read_text()) for a in ("a1", "a2"))
     assert a2["processes"] == 2 and a1["processes"] == 1
@@ -134,7 +140,7 @@ def test_sharded_attack_deploy_and_profile_equal_one_process(tiny_run: Path, tmp
                  "--out", str(tmp_path / "p1")]) == 0
     done = torchrun("profile", str(tiny_run / "network.net"), "--samples", "0", "--quiet",
                     "--out", str(tmp_path / "p2"))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     p1, p2 = (json.loads((tmp_path / p / "profile.json").read_text()) for p in ("p1", "p2"))
     assert p2["processes"] == 2
     assert _without(p1, "wall_seconds", "processes") == _without(p2, "wall_seconds", "processes")
@@ -160,7 +166,7 @@ def test_two_process_run_trains_exports_deploys_and_attacks(tmp_path: Path) -> N
     refused = torchrun(*args)  # digits.toml deploys on Lava: one process only
     assert refused.returncode != 0 and "deploy.backend=emulator" in refused.stderr
     done = torchrun(*args, "--set", "deploy.backend=emulator")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     assert done.stdout.count("test accuracy (emulator") == 1
     for name in ("network.net", "deploy.json", "robustness.json", "metrics.json"):
         assert (out / name).is_file(), name
