@@ -288,13 +288,13 @@ class RandHetDense(_OnTheGrid, cuba_block.Dense):
         An input that repeats over time (direct encoding, stride 0) is multiplied once.
         SLAYER's 1x1x1 convolution gives the same bits wherever the sums are exact (weights on
         the 1/64 grid times binary spikes, or graded inputs on a 1/2**bits grid, summing to
-        under 2**24 grid steps: every network randhet builds from its configs); beyond that
-        both round, in their own orders."""
+        under 2**24 grid steps, as in the digits and MNIST layouts); beyond that both round,
+        in their own orders."""
+        if x.dim() != 3:
+            raise ValueError(f"dense input must be [B, in, T], got {tuple(x.shape)}")
         syn = self.synapse
         w = syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
         w = w.reshape(w.shape[0], -1)
-        if x.dim() != 3:
-            raise ValueError(f"dense input must be [B, in, T], got {tuple(x.shape)}")
         if x.stride(-1) == 0:
             z = F.linear(x[..., 0], w, syn.bias)
             return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
