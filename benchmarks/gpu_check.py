@@ -67,11 +67,11 @@ def check_direct(device: str) -> dict[str, Any]:
             for u_steps in (False, True):
                 shape = (steps, rows) if time_major else (rows, steps)
                 x = (torch.randn(shape, generator=g) * 3).to(x_dtype)
-                keeps = [torch.randint(2000, 4097, shape if s else (rows,), generator=g)
-                         for s in (u_steps, not u_steps)]
+                decays = [torch.randint(0, 2097, shape if s else (rows,), generator=g).to(x_dtype)
+                         for s in (u_steps, not u_steps)]  # decays, in x's dtype
                 for mode, th_int, th_float in ((1, 5120, 0.0), (2, 0, 5120.0), (3, 0, 5120.3)):
                     for grid in (0, 64):
-                        args = (time_major, keeps[0], u_steps, keeps[1], not u_steps, mode,
+                        args = (time_major, decays[0], u_steps, decays[1], not u_steps, mode,
                                 th_int, th_float, 1.25, grid, True, y_double)
                         cpu = ext.neuron_forward(x, *args)
                         dev = gpu.neuron_forward(x.to(device), time_major,
@@ -81,15 +81,14 @@ def check_direct(device: str) -> dict[str, Any]:
                         if not all(_equal(a, b) for a, b in zip(cpu, dev, strict=True)):
                             failed.append(f"forward tm={time_major} {x_dtype} mode={mode} "
                                           f"grid={grid}")
-                _, yv, pu, pv = ext.neuron_forward(x, time_major, keeps[0], u_steps, keeps[1],
+                _, yv, pu, pv = ext.neuron_forward(x, time_major, decays[0], u_steps, decays[1],
                                                    not u_steps, 3, 0, 5120.3, 1.25, 0, True,
                                                    y_double)
                 grad = torch.randn(shape, generator=g).to(yv.dtype)
-                gains = [(k.to(torch.float64) / 4096).to(yv.dtype) for k in keeps]
                 for surrogate in (False, True):
                     for grid in (0, 64):
-                        args = (time_major, yv, surrogate, 1.25, 0.3, 2.0, grid, gains[0],
-                                u_steps, gains[1], not u_steps, pu, pv)
+                        args = (time_major, yv, surrogate, 1.25, 0.3, 2.0, grid, decays[0],
+                                u_steps, decays[1], not u_steps, y_double, pu, pv)
                         cpu = ext.neuron_backward(grad, *args)
                         dev = gpu.neuron_backward(grad.to(device), *(
                             a.to(device) if torch.is_tensor(a) else a for a in args))

@@ -11,9 +11,9 @@ drawn once per forward pass, once per time step, or once for good (``resample``)
 clamped to the range the decay register holds (``NeuronSpec.current_decay_range`` /
 ``voltage_decay_range``: Loihi 1's 1..4096 and 0..4095 by default). Training, the emulator and
 Lava all take their decays from here, so the clamp is the same everywhere. The median of the
-logit-normal is ``d0``; ``sigma = 0`` gives ``d0`` exactly. Noise is drawn in float64 on the
-CPU from a seeded generator; the mapping is differentiable in the mean (straight-through
-rounding), so mean decays can learn.
+logit-normal is ``d0``; ``sigma = 0`` gives ``d0`` exactly. Noise is drawn on the CPU from a
+seeded generator (float32 normals, widened to float64); the mapping is differentiable in the
+mean (straight-through rounding), so mean decays can learn.
 """
 
 from __future__ import annotations

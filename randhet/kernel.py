@@ -38,6 +38,7 @@ NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 CLIPS = {None: 0, "wrap": 1, "wrap_twos": 2, "saturate": 3}
 _NO_THRESHOLD, _INT, _FLOAT32, _FLOAT64 = 0, 1, 2, 3
+_INT64_ONE = torch.zeros(1, dtype=torch.int64)  # what _threshold_mode promotes against
 
 _state: dict[str, object] = {"ext": None, "tried": False, "off": False, "triton": None,
                              "triton_tried": False}
@@ -129,7 +130,7 @@ def _threshold_mode(threshold: object) -> tuple[int, int, float] | None:
         return _NO_THRESHOLD, 0, 0.0
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         return None
-    dtype = torch.result_type(torch.zeros(1, dtype=torch.int64), threshold)
+    dtype = torch.result_type(_INT64_ONE, threshold)
     if dtype == torch.int64:
         return _INT, int(threshold), 0.0
     if dtype in (torch.float32, torch.float64):
@@ -143,13 +144,18 @@ def has_steps(d: torch.Tensor, x: torch.Tensor) -> bool:
 
 
 def _steps_2d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([T, N], True) where ``x`` is
-    stored time major (as the loop's outputs are), else ([N, T], False)."""
+    """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([N, T], False) where ``x``
+    is stored time last, else ([T, N], True), copied unless ``x`` is stored time major (as
+    the loop's outputs are). A drive repeated over time (stride 0: direct encoding) becomes
+    time major, so the spikes come out as the loop's do and the next synapse's matmul reads
+    them without a copy."""
     steps = x.shape[-1]
     tm = x.movedim(-1, 0)
     if tm.is_contiguous():
         return tm.reshape(steps, -1), True
-    return x.contiguous().reshape(-1, steps), False
+    if x.is_contiguous():
+        return x.reshape(-1, steps), False
+    return tm.contiguous().reshape(steps, -1), True
 
 
 def _like(x: torch.Tensor, time_major: bool) -> torch.Tensor:
@@ -271,56 +277,58 @@ def neuron_applies(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
                    threshold: object) -> bool:
     """Whether :func:`neuron_forward` and :func:`neuron_backward` take this neuron (building the
     kernel on the first call): tensors on one device, CPU or CUDA, float drive and default
-    dtype, a Python float threshold, both decays in one dtype and both or neither 0-d (so that
-    torch multiplies both with the gradient in one dtype)."""
+    dtype, a Python float threshold, both decays floating point in one dtype and both or
+    neither 0-d (so that torch multiplies both with the gradient in one dtype)."""
     floats = (torch.float32, torch.float64)
     return (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
             and torch.get_default_dtype() in floats and du.dtype == dv.dtype
-            and (du.dim() == 0) == (dv.dim() == 0)
+            and du.dtype in floats and (du.dim() == 0) == (dv.dim() == 0)
             and du.device == x.device and dv.device == x.device
             and _neuron_kernel(x.device) is not None)
 
 
-def neuron_forward(x: torch.Tensor, keep_u: torch.Tensor, u_steps: bool, keep_v: torch.Tensor,
+def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.Tensor,
                    v_steps: bool, threshold: float, grid: int, keep_post: bool,
                    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`, where
     :func:`neuron_applies`): spikes (stored as ``x`` is, so the next synapse reads them without
     a copy) and the voltage before reset (SLAYER units, torch's default dtype) and, with
-    ``keep_post``, the integer states after reset (u, v), each [.., T]. ``keep_u``,
-    ``keep_v``: int64 ``4096 - d``, per neuron or (``*_steps``) per neuron and step;
-    ``threshold`` in SLAYER units; ``grid`` > 0 (a power of two) floors the drive to
-    ``1 / grid`` first."""
+    ``keep_post``, the states after reset (u, v) as the decay gradient reads them (the
+    integers / 4096, rounded to the default dtype), each [.., T]. ``du``, ``dv``: the
+    integer-valued decays (floating point; the scans keep ``4096 - int64(d)``), per neuron or
+    (``*_steps``) per neuron and step; ``threshold`` in SLAYER units; ``grid`` > 0 (a power
+    of two) floors the drive to ``1 / grid`` first."""
     mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
     x2, time_major = _steps_2d(x)
-    ku = _laid_out(keep_u, x, u_steps, time_major)
-    kv = _laid_out(keep_v, x, v_steps, time_major)
     spikes, yv, pu, pv = _neuron_kernel(x.device).neuron_forward(  # type: ignore[union-attr]
-        x2, time_major, ku, u_steps, kv, v_steps, *mode, threshold, grid, keep_post,
-        torch.get_default_dtype() == torch.float64)
+        x2, time_major, _laid_out(du, x, u_steps, time_major), u_steps,
+        _laid_out(dv, x, v_steps, time_major), v_steps, *mode, threshold, grid,
+        keep_post, torch.get_default_dtype() == torch.float64)
     post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
     return _from_2d(spikes, x.shape, time_major), _from_steps(yv, x.shape), post
 
 
 def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,
-                    surrogate: tuple[float, float, float] | None, grid: int, a_u: torch.Tensor,
-                    u_steps: bool, a_v: torch.Tensor, v_steps: bool,
+                    surrogate: tuple[float, float, float] | None, grid: int, du: torch.Tensor,
+                    u_steps: bool, dv: torch.Tensor, v_steps: bool, acc_double: bool,
                     post: tuple[torch.Tensor, torch.Tensor] | None,
                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The training neuron's backward in one pass: dL/dx and, with ``post`` (the forward's
-    integer states after reset), the per-step terms of both decay gradients, [.., T].
+    states after reset as :func:`neuron_forward` gives them), the per-step terms of both decay
+    gradients, [.., T].
     ``surrogate``: SLAYER's (threshold, tau_rho, scale_rho), None for the straight-through
-    estimator; ``grid``: the forward's; ``a_u``, ``a_v``: ``1 - d / 4096``, both in the
-    dtype torch multiplies them with the gradient in; ``g_s`` and ``yv`` in one dtype
-    (autograd gives the spikes')."""
+    estimator; ``grid``: the forward's; ``du``, ``dv``: the forward's decays, whose gains
+    ``1 - d / 4096`` multiply the gradient in float64 (``acc_double``) or float32 (the dtype
+    torch multiplies them in: :func:`gain_dtype`); ``g_s`` and ``yv`` in one dtype (autograd
+    gives the spikes')."""
     g2, time_major = _steps_2d(g_s)
     th, tau, scale = surrogate if surrogate is not None else (0.0, 1.0, 0.0)
     pu, pv = ((_like(p, True) for p in post) if post is not None
-              else (g_s.new_empty(0, dtype=torch.int64),) * 2)
+              else (g_s.new_empty(0),) * 2)
     gx, ddu, ddv = _neuron_kernel(g_s.device).neuron_backward(  # type: ignore[union-attr]
         g2, time_major, _like(yv, True), surrogate is not None, th, tau, scale, grid,
-        _laid_out(a_u, g_s, u_steps, time_major), u_steps,
-        _laid_out(a_v, g_s, v_steps, time_major), v_steps, pu, pv)
+        _laid_out(du, g_s, u_steps, time_major), u_steps,
+        _laid_out(dv, g_s, v_steps, time_major), v_steps, acc_double, pu, pv)
     shape = g_s.shape
     grad_x = _from_2d(gx, shape, time_major)
     if post is None:

@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from randhet.spec import DECAY_SCALE as _UNITY  # decay fraction 1.0
+
 BLOCK = 128  # rows per program
 
 
@@ -75,9 +77,9 @@ def neuron_forward_kernel(
         else:
             below = v == v
         v = tl.where(below, v, 0)
-        if KEEP_POST:
-            tl.store(pu_ptr + t * rows + r, u, mask=live)
-            tl.store(pv_ptr + t * rows + r, v, mask=live)
+        if KEEP_POST:  # as the decay gradient reads them: y_t(state) / 4096
+            tl.store(pu_ptr + t * rows + r, yu, mask=live)
+            tl.store(pv_ptr + t * rows + r, v.to(y_t) * y_inv, mask=live)
         u_state = u
         v_state = v
 
@@ -120,12 +122,10 @@ def neuron_backward_kernel(
         tl.store(gx_ptr + r * gr + t * gt, out, mask=live)
         if TERMS:
             earlier = live & (t > 0)
-            pu = tl.load(pu_ptr + (t - 1) * rows + r, mask=earlier, other=0).to(g_t)
-            pv = tl.load(pv_ptr + (t - 1) * rows + r, mask=earlier, other=0).to(g_t)
-            tl.store(ddu_ptr + t * rows + r, (-gu * (pu * inv_unity)) * inv_unity,
-                     mask=live)
-            tl.store(ddv_ptr + t * rows + r, (-gv * (pv * inv_unity)) * inv_unity,
-                     mask=live)
+            pu = tl.load(pu_ptr + (t - 1) * rows + r, mask=earlier, other=0.0)
+            pv = tl.load(pv_ptr + (t - 1) * rows + r, mask=earlier, other=0.0)
+            tl.store(ddu_ptr + t * rows + r, (-gu * pu) * inv_unity, mask=live)
+            tl.store(ddv_ptr + t * rows + r, (-gv * pv) * inv_unity, mask=live)
 
 
 def _strides(time_major: bool, rows: int, steps: int) -> tuple[int, int]:
@@ -145,22 +145,24 @@ class Kernel:
     def _launch(fn: Any, rows: int, *args: Any, **meta: Any) -> None:
         fn[(triton.cdiv(rows, BLOCK),)](*args, BLOCK=BLOCK, enable_fp_fusion=False, **meta)
 
-    def neuron_forward(self, x: torch.Tensor, x_time_major: bool, keep_u: torch.Tensor,
-                       u_steps: bool, keep_v: torch.Tensor, v_steps: bool, th_mode: int,
+    def neuron_forward(self, x: torch.Tensor, x_time_major: bool, d_u: torch.Tensor,
+                       u_steps: bool, d_v: torch.Tensor, v_steps: bool, th_mode: int,
                        th_int: int, th_float: float, th_spike: float, grid: int,
                        keep_post: bool, y_double: bool) -> list[torch.Tensor]:
-        """Spikes (laid out as ``x``), yv [T, N] and, with ``keep_post``, post_u, post_v."""
+        """Spikes (laid out as ``x``), yv [T, N] and, with ``keep_post``, post_u, post_v.
+        ``d_u``, ``d_v``: the decays (floating point); the scans keep ``4096 - int64(d)``."""
         if x.dim() != 2 or not x.is_contiguous():
             raise ValueError("x: contiguous, 2-d")
+        keep_u, keep_v = (_UNITY - d.to(torch.int64) for d in (d_u, d_v))
         if grid < 0 or grid & (grid - 1):
             raise ValueError("grid: 0 or a power of two")
         rows, steps = (x.shape[1], x.shape[0]) if x_time_major else x.shape
         floats = x.new_empty(0, dtype=torch.float64 if y_double else torch.float32)
         spikes = torch.empty_like(x, dtype=floats.dtype)
         yv = x.new_empty((steps, rows), dtype=floats.dtype)
-        ints = (steps, rows) if keep_post else (1,)
-        post_u = x.new_empty(ints, dtype=torch.int64)
-        post_v = x.new_empty(ints, dtype=torch.int64)
+        post = (steps, rows) if keep_post else (1,)
+        post_u = x.new_empty(post, dtype=floats.dtype)
+        post_v = x.new_empty(post, dtype=floats.dtype)
         if rows and steps:
             params = torch.tensor([th_float, th_spike, float(grid)], dtype=torch.float64,
                                   device=x.device)
@@ -171,18 +173,20 @@ class Kernel:
                          spikes, yv, post_u, post_v, params, th_int, rows, steps,
                          MODE=th_mode, KEEP_POST=keep_post, HAS_GRID=grid > 0)
         if not keep_post:
-            post_u, post_v = x.new_empty(0, dtype=torch.int64), x.new_empty(0, dtype=torch.int64)
+            post_u, post_v = x.new_empty(0, dtype=floats.dtype), x.new_empty(0, dtype=floats.dtype)
         return [spikes, yv, post_u, post_v]
 
     def neuron_backward(self, g_s: torch.Tensor, g_time_major: bool, yv: torch.Tensor,
                         surrogate: bool, th: float, tau: float, scale: float, grid: int,
-                        a_u: torch.Tensor, u_steps: bool, a_v: torch.Tensor, v_steps: bool,
-                        post_u: torch.Tensor, post_v: torch.Tensor) -> list[torch.Tensor]:
-        """dL/dx (laid out as ``g_s``) and the decay terms of u and v ([T, N], or empty)."""
+                        d_u: torch.Tensor, u_steps: bool, d_v: torch.Tensor, v_steps: bool,
+                        acc_double: bool, post_u: torch.Tensor, post_v: torch.Tensor,
+                        ) -> list[torch.Tensor]:
+        """dL/dx (laid out as ``g_s``) and the decay terms of u and v ([T, N], or empty);
+        the gains ``1 - d / 4096`` in float64 (``acc_double``) or float32, as ``cuba.cpp``."""
         if g_s.dim() != 2 or not g_s.is_contiguous():
             raise ValueError("g_s: contiguous, 2-d")
-        if a_u.dtype != a_v.dtype:
-            raise ValueError("a_u, a_v: one dtype")
+        acc = torch.float64 if acc_double else torch.float32
+        a_u, a_v = ((1 - d / _UNITY).to(acc) for d in (d_u, d_v))
         rows, steps = (g_s.shape[1], g_s.shape[0]) if g_time_major else g_s.shape
         terms = post_u.numel() > 0
         gx = torch.empty_like(g_s)
@@ -201,8 +205,8 @@ class Kernel:
         params = torch.tensor([k, float(grid), inverse], dtype=torch.float64,
                               device=g_s.device)
         gr, gt = _strides(g_time_major, rows, steps)
-        pu = post_u if terms else g_s.new_empty(1, dtype=torch.int64)
-        pv = post_v if terms else g_s.new_empty(1, dtype=torch.int64)
+        pu = post_u if terms else g_s.new_empty(1)
+        pv = post_v if terms else g_s.new_empty(1)
         self._launch(neuron_backward_kernel, rows, g_s, gr, gt, e,
                      a_u, *_keep_strides(u_steps, g_time_major, rows, steps),
                      a_v, *_keep_strides(v_steps, g_time_major, rows, steps),

@@ -212,12 +212,6 @@ def cuba_spikes(
     return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
 
 
-def _gain(d: torch.Tensor, g: torch.Tensor, per_step: bool) -> tuple[torch.Tensor, torch.dtype]:
-    """``a = 1 - d / 4096`` and the dtype the loop multiplies it with a step of ``g`` in."""
-    a = 1 - d / DECAY_UNITY
-    return a, kernel.gain_dtype(a, g, per_step)
-
-
 class _CubaSpikes(torch.autograd.Function):
     """:func:`cuba_spikes`: the fused kernel's forward and backward."""
 
@@ -225,9 +219,8 @@ class _CubaSpikes(torch.autograd.Function):
     def forward(ctx, x, du, dv, threshold, surrogate, grid):  # type: ignore[no-untyped-def, override]
         need_post = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         steps = (kernel.has_steps(du, x), kernel.has_steps(dv, x))
-        spikes, yv, post = kernel.neuron_forward(
-            x, DECAY_UNITY - du.detach().to(torch.int64), steps[0],
-            DECAY_UNITY - dv.detach().to(torch.int64), steps[1], threshold, grid, need_post)
+        spikes, yv, post = kernel.neuron_forward(x, du.detach(), steps[0], dv.detach(), steps[1],
+                                                 threshold, grid, need_post)
         ctx.save_for_backward(yv, du, dv, *(post or ()))
         ctx.steps, ctx.threshold, ctx.surrogate, ctx.grid = steps, threshold, surrogate, grid
         return spikes
@@ -235,13 +228,12 @@ class _CubaSpikes(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
         yv, du, dv, *post = ctx.saved_tensors
-        # one dtype for both gains (kernel.neuron_applies)
-        (a_u, acc), (a_v, _) = (_gain(d, grad, s) for d, s in zip((du, dv), ctx.steps,
-                                                                  strict=True))
+        # one dtype for both gains 1 - d / 4096 (kernel.neuron_applies), as LeakyIntegrator's
+        acc = kernel.gain_dtype(du, grad, ctx.steps[0])
         surrogate = None if ctx.surrogate is None else (ctx.threshold, *ctx.surrogate)
         grad_x, terms_u, terms_v = kernel.neuron_backward(
-            grad, yv, surrogate, ctx.grid, a_u.to(acc), ctx.steps[0], a_v.to(acc), ctx.steps[1],
-            tuple(post) or None)
+            grad, yv, surrogate, ctx.grid, du.detach(), ctx.steps[0], dv.detach(), ctx.steps[1],
+            acc == torch.float64, tuple(post) or None)
         grads = []
         for d, terms, per_step, need in zip((du, dv), (terms_u, terms_v), ctx.steps,
                                             ctx.needs_input_grad[1:3], strict=True):

@@ -151,6 +151,23 @@ def test_batched_eot_draws_independent_decays(net, data):
     assert not torch.equal(decays[0], decays[1])
 
 
+def test_frozen_parameters_keep_the_input_gradient_bits(tiny_run, data):
+    """loss_and_grad freezes the parameters (no decay-gradient work): the loss and the input
+    gradient are the bits of the unfrozen pass on the same draws, and the flags come back."""
+    x, y = data
+    frozen_net, free_net = open_run(tiny_run).model(), open_run(tiny_run).model()
+    flags = [p.requires_grad for p in frozen_net.parameters()]
+    loss, grad = Attack(frozen_net.eval(), eps=0.1, eot=3).loss_and_grad(x, y)
+    assert [p.requires_grad for p in frozen_net.parameters()] == flags and any(flags)
+    free_net.eval()
+    xg = x.detach().requires_grad_(True)
+    logits = free_net(xg.repeat(3, 1, 1, 1))
+    expect = F.cross_entropy(logits, y.repeat(3), reduction="none").reshape(3, -1).mean(0)
+    (expect_grad,) = torch.autograd.grad(expect.sum(), xg)
+    assert grad.abs().sum() > 0
+    assert torch.equal(loss, expect.detach()) and torch.equal(grad, expect_grad)
+
+
 def test_surrogate_changes_gradient_and_restores(twin, data):
     x, y = data
     attack = Attack(twin, eps=0.1)

@@ -133,14 +133,27 @@ def test_sigma_zero_draw_is_exactly_the_mean_and_randomize_selects_decays() -> N
 
 
 def test_decays_without_a_gradient_are_the_graded_decays_bit_for_bit() -> None:
-    """The in-place path taken where no gradient is wanted gives the autograd path's bits."""
-    eps = torch.randn(64, 300, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    for frac in (0.25, 0.03, 0.0, 1.0):
-        mean = torch.tensor([frac], requires_grad=True)
-        graded = decays_from_eps(mean, 1.3, eps, bounds=(2, 4000))
-        assert graded.requires_grad
-        with torch.no_grad():
-            plain = decays_from_eps(mean, 1.3, eps, bounds=(2, 4000))
-        assert not plain.requires_grad
-        assert torch.equal(plain, graded.detach())
-        assert torch.equal(decays_from_eps(mean.detach(), 1.3, eps, bounds=(2, 4000)), plain)
+    """The in-place path taken where no gradient is wanted gives the autograd path's bits:
+    means at and near the edges, noise in float64 and float32, far tails, two threads."""
+    gen = torch.Generator().manual_seed(4)
+    eps64 = torch.randn(64, 300, generator=gen, dtype=torch.float64)
+    eps64.view(-1)[:6] = torch.tensor([40.0, -40.0, 8.5, -8.5, 0.0, -0.0], dtype=torch.float64)
+    eps32 = (torch.randn(7, 5, 9, generator=gen) * 3).to(torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        for i, (frac, sigma, bounds, eps) in enumerate((
+                (0.25, 1.3, (2, 4000), eps64), (0.03, 1.3, (2, 4000), eps64),
+                (0.0, 0.7, (0, 4096), eps64), (1.0, 0.7, (1, 4096), eps64),
+                (1 / 4096, 3.0, (0, 4095), eps32), (0.5, 0.01, (1, 4096), eps32))):
+            torch.set_num_threads(1 + i % 2)
+            mean = torch.tensor([frac], requires_grad=True)
+            graded = decays_from_eps(mean, sigma, eps, bounds=bounds)
+            assert graded.requires_grad
+            with torch.no_grad():
+                plain = decays_from_eps(mean, sigma, eps, bounds=bounds)
+            assert not plain.requires_grad and plain.dtype == torch.float64
+            assert torch.equal(plain, graded.detach())
+            assert torch.equal(decays_from_eps(mean.detach(), sigma, eps, bounds=bounds), plain)
+            assert plain.unique().numel() > 2
+    finally:
+        torch.set_num_threads(threads)

@@ -43,21 +43,22 @@ def direct(ext: object, triton: Kernel) -> int:
         x = (torch.randn(shape, generator=g) * 3).to(x_dtype)
         x[x.abs() < 0.05] = -0.0
         x.view(-1)[:7] = torch.tensor([2.0 ** 30, -2.0 ** 30, 1e-9, -1e-9, 0.5, -0.5, 1e6])
-        keeps = [torch.randint(2000, 4097, shape if per_step else (rows,), generator=g)
+        # integer-valued decays in x's dtype, as the training neuron passes them
+        decays = [torch.randint(0, 2097, shape if per_step else (rows,), generator=g).to(x_dtype)
                  for per_step in (u_steps, v_steps)]
         # every threshold mode in every config; the grid and keep_post rotate over configs
         pairs = list(itertools.product((0, 64), (False, True)))
         for j, (mode, th_int, th_float) in enumerate(
                 ((1, 5120, 0.0), (2, 0, 5120.0), (3, 0, 5120.3), (0, 0, 0.0))):
             grid, keep_post = pairs[(i + j) % len(pairs)]
-            args = (x, time_major, keeps[0], u_steps, keeps[1], v_steps, mode, th_int,
+            args = (x, time_major, decays[0], u_steps, decays[1], v_steps, mode, th_int,
                     th_float, 1.25, grid, keep_post, y_double)
             what = f"forward {args[1:]}"
             for a, b in zip(ext.neuron_forward(*args), triton.neuron_forward(*args),  # type: ignore[attr-defined]
                             strict=True):
                 same(a, b, what)
             n += 1
-        _, yv, pu, pv = ext.neuron_forward(x, time_major, keeps[0], u_steps, keeps[1],  # type: ignore[attr-defined]
+        _, yv, pu, pv = ext.neuron_forward(x, time_major, decays[0], u_steps, decays[1],  # type: ignore[attr-defined]
                                            v_steps, 3, 0, 5120.3, 1.25, 0, True, y_double)
         grad = torch.randn(shape, generator=g).to(yv.dtype)
         grad[grad.abs() < 0.05] = -0.0
@@ -68,10 +69,9 @@ def direct(ext: object, triton: Kernel) -> int:
             if acc == torch.float32 and yv.dtype == torch.float64:
                 continue
             surrogate, grid, terms = backward[(2 * i + j) % len(backward)]
-            gains = [(1 - (4096 - k).to(torch.float64) / 4096).to(acc) for k in keeps]
             post = (pu, pv) if terms else (torch.empty(0, dtype=torch.int64),) * 2
-            args = (grad, time_major, yv, surrogate, 1.25, 0.3, 2.0, grid, gains[0], u_steps,
-                    gains[1], v_steps, *post)
+            args = (grad, time_major, yv, surrogate, 1.25, 0.3, 2.0, grid, decays[0], u_steps,
+                    decays[1], v_steps, acc == torch.float64, *post)
             what = f"backward {time_major, acc, surrogate, grid, terms, u_steps, v_steps}"
             for a, b in zip(ext.neuron_backward(*args), triton.neuron_backward(*args),  # type: ignore[attr-defined]
                             strict=True):

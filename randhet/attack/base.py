@@ -34,13 +34,16 @@ class Attack:
         self.eot = int(eot)
 
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample cross-entropy averaged over ``eot`` draws, and its input gradient."""
+        """Per-sample cross-entropy averaged over ``eot`` draws, and its input gradient (the
+        model's parameters frozen meanwhile: :func:`frozen`)."""
         x = x.detach().requires_grad_(True)
         reps = x.repeat(self.eot, *([1] * (x.dim() - 1)))
-        logits = self.model(reps)
-        loss = torch.nn.functional.cross_entropy(logits, y.repeat(self.eot), reduction="none")
-        loss = loss.reshape(self.eot, -1).mean(0)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
+        with frozen(self.model):
+            logits = self.model(reps)
+            loss = torch.nn.functional.cross_entropy(logits, y.repeat(self.eot),
+                                                     reduction="none")
+            loss = loss.reshape(self.eot, -1).mean(0)
+            (grad,) = torch.autograd.grad(loss.sum(), x)
         return loss.detach(), grad.detach()
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,22 @@ class Attack:
             return self.perturb(x.detach(), y).detach()
         finally:
             self.model.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[None]:
+    """The model's parameters stop requiring gradients inside the block (restored after).
+    An attack wants the input gradient alone: this way autograd records no graph through the
+    decay draws and the neurons skip the decay-gradient terms. The input gradient's bits are
+    the same (``tests/test_attack.py``)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @contextlib.contextmanager

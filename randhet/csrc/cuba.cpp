@@ -400,12 +400,12 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& drive, bool time_ma
 //   s = yv >= th_spike;  v = 0 where not (v < th_reset)
 // x [N, T] or [T, N] (``x_time_major``); keep_u, keep_v int64 [N] or laid out as x. Returns
 // the spikes (y_t, laid out as x: what the next synapse reads without a copy), yv (y_t,
-// [T, N]) and, with ``keep_post``, the integer states after reset (post_u, post_v, [T, N])
-// that the decay gradient reads.
+// [T, N]) and, with ``keep_post``, the states after reset as the decay gradient reads them
+// (post_u, post_v, [T, N]): y_t(state) / 4096, SLAYER units rounded to y_t.
 template <typename x_t, typename y_t, int64_t mode>
 void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
                  const View<const int64_t> kv, y_t* __restrict spikes, y_t* __restrict yv,
-                 int64_t* __restrict post_u, int64_t* __restrict post_v, bool keep_post,
+                 y_t* __restrict post_u, y_t* __restrict post_v, bool keep_post,
                  int64_t rows, int64_t steps, int64_t th_int, float th_f32, double th_f64,
                  y_t th_spike, x_t grid) {
   const x_t x_unity = static_cast<x_t>(int64_t{1} << kDecayShift);
@@ -424,8 +424,8 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
     const int64_t* __restrict kvt = kvp + t * vs + r0 * vr;
     y_t* __restrict st = spikes + t * xs + r0 * xr;  // laid out as x
     y_t* __restrict yt = yv + t * rows + r0;
-    int64_t* __restrict put = keep_post ? post_u + t * rows + r0 : nullptr;
-    int64_t* __restrict pvt = keep_post ? post_v + t * rows + r0 : nullptr;
+    y_t* __restrict put = keep_post ? post_u + t * rows + r0 : nullptr;
+    y_t* __restrict pvt = keep_post ? post_v + t * rows + r0 : nullptr;
     for (int64_t i = 0; i < n; ++i) {
       x_t drive = xt[i * xr];
       if (grid > 0) drive = std::floor(drive * grid) / grid;  // floor_to_drive_grid's ops
@@ -437,13 +437,18 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
       st[i * xr] = y >= th_spike ? y_t(1) : y_t(0);
       v &= -static_cast<int64_t>(below<mode>(v, th_int, th_f32, th_f64));  // reset, no branch
       if (keep_post) {
-        put[i] = u;
-        pvt[i] = v;
+        put[i] = static_cast<y_t>(u) * y_inv;
+        pvt[i] = static_cast<y_t>(v) * y_inv;
       }
       u_state[i] = u;
       v_state[i] = v;
     }
   });
+}
+
+// 4096 - int64(d) for a decay d, as a double (exact): the keep the loop multiplies with
+inline double keep_of(float d) {
+  return static_cast<double>((int64_t{1} << kDecayShift) - static_cast<int64_t>(d));
 }
 
 constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**12) stays exact
@@ -453,12 +458,12 @@ constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**1
 // sign(p) * (|p| >> 12) for p = s * k, exact while |s| < 2**41; every conversion rounds as
 // scan_neuron's does. Returns false as soon as a state leaves that range (or is NaN): the
 // caller then runs scan_neuron for everything. th_double: the reset threshold for kInt and
-// kFloat64 (+inf for none), th_f32 for kFloat32. post_u, post_v: the states after reset,
-// [T, N], or null.
+// kFloat64 (+inf for none), th_f32 for kFloat32. post_u, post_v: the states after reset as
+// scan_neuron writes them, [T, N], or null.
 RANDHET_CLONES
-bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku, int64_t ur,
-                      int64_t us, const int64_t* kv, int64_t vr, int64_t vs, float* spikes,
-                      float* yv, int64_t* post_u, int64_t* post_v, int64_t rows,
+bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, int64_t ur,
+                      int64_t us, const float* dv, int64_t vr, int64_t vs, float* spikes,
+                      float* yv, float* post_u, float* post_v, int64_t rows,
                       int64_t steps, int64_t r0, int64_t n, bool f32_threshold, float th_f32,
                       double th_double, float th_spike, float grid) {
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
@@ -467,15 +472,19 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku,
   const float th_off = f32_threshold ? th_f32 : std::numeric_limits<float>::infinity();
   const double th_on = f32_threshold ? std::numeric_limits<double>::infinity() : th_double;
   for (int64_t t = 0; t < steps; ++t) {
-    for (int64_t i = 0; i < n; ++i) xin[i] = x[(r0 + i) * xr + t * xs];
+    if (xr == 1) {  // time major: the rows are contiguous, the loads vectorize
+      for (int64_t i = 0; i < n; ++i) xin[i] = x[r0 + i + t * xs];
+    } else {
+      for (int64_t i = 0; i < n; ++i) xin[i] = x[(r0 + i) * xr + t * xs];
+    }
     if (grid > 0) {  // x / grid is x * (1 / grid): grid is a power of two
       for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) * grid_inverse;
     }
     if (t == 0 || us != 0) {  // a decay with no time axis is read once
-      for (int64_t i = 0; i < n; ++i) kuc[i] = static_cast<double>(ku[(r0 + i) * ur + t * us]);
+      for (int64_t i = 0; i < n; ++i) kuc[i] = keep_of(du[(r0 + i) * ur + t * us]);
     }
     if (t == 0 || vs != 0) {
-      for (int64_t i = 0; i < n; ++i) kvc[i] = static_cast<double>(kv[(r0 + i) * vr + t * vs]);
+      for (int64_t i = 0; i < n; ++i) kvc[i] = keep_of(dv[(r0 + i) * vr + t * vs]);
     }
     float* __restrict yt = yv + t * rows + r0;
     int inexact = 0;
@@ -496,20 +505,26 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const int64_t* ku,
       sv[i] = below ? v : 0.0;
     }
     if (inexact) return false;
-    for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * xr + t * xs] = sp[i];
-    if (post_u) {  // exact: |state| < 2**41
-      int64_t* __restrict put = post_u + t * rows + r0;
-      int64_t* __restrict pvt = post_v + t * rows + r0;
-      for (int64_t i = 0; i < n; ++i) put[i] = static_cast<int64_t>(su[i]);
-      for (int64_t i = 0; i < n; ++i) pvt[i] = static_cast<int64_t>(sv[i]);
+    if (xr == 1) {
+      for (int64_t i = 0; i < n; ++i) spikes[r0 + i + t * xs] = sp[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * xr + t * xs] = sp[i];
+    }
+    if (post_u) {  // the integer (exact in the double) rounded to float, as from int64
+      float* __restrict put = post_u + t * rows + r0;
+      float* __restrict pvt = post_v + t * rows + r0;
+      for (int64_t i = 0; i < n; ++i) put[i] = static_cast<float>(su[i]) * 0x1p-12f;
+      for (int64_t i = 0; i < n; ++i) pvt[i] = static_cast<float>(sv[i]) * 0x1p-12f;
     }
   }
   return true;
 }
 
+// d_u, d_v: the decays (integer valued, floating point; x's dtype where they come from the
+// training neuron), [N] or laid out as x (``*_steps``); the scans keep 4096 - int64(d).
 std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
-                                          const torch::Tensor& keep_u, bool u_steps,
-                                          const torch::Tensor& keep_v, bool v_steps,
+                                          const torch::Tensor& d_u, bool u_steps,
+                                          const torch::Tensor& d_v, bool v_steps,
                                           int64_t th_mode, int64_t th_int, double th_float,
                                           double th_spike, int64_t grid, bool keep_post,
                                           bool y_double) {
@@ -518,19 +533,24 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
               "grid: 0 or a power of two");
   const int64_t rows = x.size(x_time_major ? 1 : 0);
   const int64_t steps = x.size(x_time_major ? 0 : 1);
-  check_keeps(keep_u, u_steps, keep_v, v_steps, x.numel(), rows);
+  for (const auto* d : {&d_u, &d_v}) {
+    const bool per_step = d == &d_u ? u_steps : v_steps;
+    TORCH_CHECK(d->is_floating_point() && d->is_contiguous() &&
+                    d->numel() == (per_step ? x.numel() : rows),
+                "decays: contiguous, floating point, [N] or laid out as x");
+  }
   const auto floats = x.options().dtype(y_double ? torch::kDouble : torch::kFloat);
-  const auto ints = x.options().dtype(torch::kInt64);
   auto spikes = torch::empty_like(x, floats);
   auto yv = torch::empty({steps, rows}, floats);
-  auto post_u = keep_post ? torch::empty({steps, rows}, ints) : torch::empty({0}, ints);
-  auto post_v = keep_post ? torch::empty({steps, rows}, ints) : torch::empty({0}, ints);
-  const auto ku = view<int64_t>(keep_u, x_time_major, rows, u_steps);
-  const auto kv = view<int64_t>(keep_v, x_time_major, rows, v_steps);
-  const View<const int64_t> cku{ku.ptr, ku.row_stride, ku.step_stride};
-  const View<const int64_t> ckv{kv.ptr, kv.row_stride, kv.step_stride};
+  auto post_u = keep_post ? torch::empty({steps, rows}, floats) : torch::empty({0}, floats);
+  auto post_v = keep_post ? torch::empty({steps, rows}, floats) : torch::empty({0}, floats);
+  const int64_t ur = u_steps ? (x_time_major ? 1 : steps) : 1;  // the decays' strides
+  const int64_t us = u_steps ? (x_time_major ? rows : 1) : 0;
+  const int64_t vr = v_steps ? (x_time_major ? 1 : steps) : 1;
+  const int64_t vs = v_steps ? (x_time_major ? rows : 1) : 0;
   const float th_f32 = static_cast<float>(th_float);
-  if (x.scalar_type() == torch::kFloat && !y_double &&
+  if (x.scalar_type() == torch::kFloat && !y_double && d_u.scalar_type() == torch::kFloat &&
+      d_v.scalar_type() == torch::kFloat &&
       (th_mode != kInt || std::abs(th_int) < (int64_t{1} << 52))) {  // the vectorized path
     const double th_double = th_mode == kInt       ? static_cast<double>(th_int)
                              : th_mode == kFloat64 ? th_float
@@ -539,11 +559,11 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
     std::atomic<bool> exact{true};
     at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
       for (int64_t r0 = begin; r0 < end && exact.load(std::memory_order_relaxed); r0 += kChunk) {
-        if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, ku.ptr, ku.row_stride,
-                              ku.step_stride, kv.ptr, kv.row_stride, kv.step_stride,
-                              spikes.data_ptr<float>(), yv.data_ptr<float>(),
-                              keep_post ? post_u.data_ptr<int64_t>() : nullptr,
-                              keep_post ? post_v.data_ptr<int64_t>() : nullptr, rows, steps, r0,
+        if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, d_u.data_ptr<float>(), ur, us,
+                              d_v.data_ptr<float>(), vr, vs, spikes.data_ptr<float>(),
+                              yv.data_ptr<float>(),
+                              keep_post ? post_u.data_ptr<float>() : nullptr,
+                              keep_post ? post_v.data_ptr<float>() : nullptr, rows, steps, r0,
                               std::min(end - r0, kChunk), th_mode == kFloat32, th_f32,
                               th_double, static_cast<float>(th_spike),
                               static_cast<float>(grid))) {
@@ -553,6 +573,11 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
     });
     if (exact.load()) return {spikes, yv, post_u, post_v};
   }
+  // the loop's ops: keep = 4096 - int64(d)
+  const auto keep_u = (int64_t{1} << kDecayShift) - d_u.to(torch::kInt64);
+  const auto keep_v = (int64_t{1} << kDecayShift) - d_v.to(torch::kInt64);
+  const View<const int64_t> cku{keep_u.data_ptr<int64_t>(), ur, us};
+  const View<const int64_t> ckv{keep_v.data_ptr<int64_t>(), vr, vs};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neuron_forward", [&] {
     using x_t = scalar_t;
     const View<const x_t> vx = x_time_major ? View<const x_t>{x.data_ptr<x_t>(), 1, rows}
@@ -562,8 +587,8 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
       with_threshold(th_mode, [&](auto mode_c) {
         scan_neuron<x_t, y_t, decltype(mode_c)::value>(
             vx, cku, ckv, spikes.data_ptr<y_t>(), yv.data_ptr<y_t>(),
-            keep_post ? post_u.data_ptr<int64_t>() : nullptr,
-            keep_post ? post_v.data_ptr<int64_t>() : nullptr, keep_post, rows, steps, th_int,
+            keep_post ? post_u.data_ptr<y_t>() : nullptr,
+            keep_post ? post_v.data_ptr<y_t>() : nullptr, keep_post, rows, steps, th_int,
             th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid));
       });
     };
@@ -591,15 +616,19 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
 template <typename acc_t, typename g_t>
 RANDHET_CLONES void neuron_backward_chunk(
     const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const acc_t* au, int64_t aur,
-    int64_t aus, const acc_t* av, int64_t avr, int64_t avs, const int64_t* post_u,
-    const int64_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
+    int64_t aus, const acc_t* av, int64_t avr, int64_t avs, const g_t* post_u,
+    const g_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
     int64_t r0, int64_t n) {
   const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
   const g_t grid_inverse = power_of_two_inverse(grid);
   g_t gv[kChunk], gu[kChunk], gin[kChunk], out[kChunk];
   acc_t auc[kChunk], avc[kChunk];
   for (int64_t t = steps - 1; t >= 0; --t) {
-    for (int64_t i = 0; i < n; ++i) gin[i] = gs[(r0 + i) * gr + t * gt];
+    if (gr == 1) {  // time major: the rows are contiguous, the loads vectorize
+      for (int64_t i = 0; i < n; ++i) gin[i] = gs[r0 + i + t * gt];
+    } else {
+      for (int64_t i = 0; i < n; ++i) gin[i] = gs[(r0 + i) * gr + t * gt];
+    }
     if (e) {
       const g_t* __restrict et = e + t * rows + r0;
       for (int64_t i = 0; i < n; ++i) gin[i] = (k * et[i]) * gin[i];
@@ -625,15 +654,17 @@ RANDHET_CLONES void neuron_backward_chunk(
     } else {
       for (int64_t i = 0; i < n; ++i) out[i] = gu[i];
     }
-    for (int64_t i = 0; i < n; ++i) gx[(r0 + i) * gr + t * gt] = out[i];
+    if (gr == 1) {
+      for (int64_t i = 0; i < n; ++i) gx[r0 + i + t * gt] = out[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) gx[(r0 + i) * gr + t * gt] = out[i];
+    }
     if (ddu) {
       g_t* __restrict dut = ddu + t * rows + r0;
       g_t* __restrict dvt = ddv + t * rows + r0;
       for (int64_t i = 0; i < n; ++i) {
-        const g_t pu = t > 0 ? static_cast<g_t>(post_u[(t - 1) * rows + r0 + i]) * inv_unity
-                             : g_t(0);
-        const g_t pv = t > 0 ? static_cast<g_t>(post_v[(t - 1) * rows + r0 + i]) * inv_unity
-                             : g_t(0);
+        const g_t pu = t > 0 ? post_u[(t - 1) * rows + r0 + i] : g_t(0);
+        const g_t pv = t > 0 ? post_v[(t - 1) * rows + r0 + i] : g_t(0);
         dut[i] = (-gu[i] * pu) * inv_unity;
         dvt[i] = (-gv[i] * pv) * inv_unity;
       }
@@ -644,7 +675,7 @@ RANDHET_CLONES void neuron_backward_chunk(
 template <typename acc_t, typename g_t>
 void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
                           const View<const acc_t> au, const View<const acc_t> av,
-                          const int64_t* post_u, const int64_t* post_v, const View<g_t> gx,
+                          const g_t* post_u, const g_t* post_v, const View<g_t> gx,
                           g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps) {
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
@@ -658,14 +689,17 @@ void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
 
 // g_s [N, T] or [T, N] (``g_time_major``); yv [T, N] (g_s's dtype); ``surrogate``: SLAYER's
 // (th, tau, scale), else the straight-through estimator; ``grid``: the forward's (0: none);
-// a_u, a_v in the accumulation dtype, [N] or laid out as g_s; post_u, post_v int64 [T, N] or empty (no decay terms). Returns dL/dx
-// (laid out as g_s) and the decay terms of u and v ([T, N], empty without post).
+// d_u, d_v: the forward's decays, [N] or laid out as g_s, whose gains 1 - d / 4096 multiply the
+// gradient in float64 (``acc_double``) or float32 (the dtype torch promotes the two to);
+// post_u, post_v: the forward's states after reset (g_s's dtype, [T, N], as neuron_forward
+// writes them) or empty (no decay terms). Returns dL/dx (laid out as g_s) and
+// the decay terms of u and v ([T, N], empty without post).
 std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time_major,
                                            const torch::Tensor& yv, bool surrogate, double th,
                                            double tau, double scale, int64_t grid,
-                                           const torch::Tensor& a_u,
-                                           bool u_steps, const torch::Tensor& a_v, bool v_steps,
-                                           const torch::Tensor& post_u,
+                                           const torch::Tensor& d_u, bool u_steps,
+                                           const torch::Tensor& d_v, bool v_steps,
+                                           bool acc_double, const torch::Tensor& post_u,
                                            const torch::Tensor& post_v) {
   TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
   TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
@@ -674,17 +708,21 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
   const int64_t steps = g_s.size(g_time_major ? 0 : 1);
   TORCH_CHECK(yv.scalar_type() == g_s.scalar_type() && yv.is_contiguous() &&
                   yv.numel() == g_s.numel(), "yv: contiguous [T, N] in g_s's dtype");
-  TORCH_CHECK(a_u.scalar_type() == a_v.scalar_type(), "a_u, a_v: one dtype");
+  // the gains a = 1 - d / 4096 in the accumulation dtype: the loop's ops
+  const auto acc = acc_double ? torch::kDouble : torch::kFloat;
+  const auto a_u = at::rsub(at::div(d_u, int64_t{1} << kDecayShift), 1).to(acc);
+  const auto a_v = at::rsub(at::div(d_v, int64_t{1} << kDecayShift), 1).to(acc);
   for (const auto* a : {&a_u, &a_v}) {
     const bool per_step = a == &a_u ? u_steps : v_steps;
     TORCH_CHECK(a->is_contiguous() && a->numel() == (per_step ? g_s.numel() : rows),
                 "a: contiguous [N] or laid out as g_s");
   }
   const bool terms = post_u.numel() > 0;
-  TORCH_CHECK(!terms || (post_u.scalar_type() == torch::kInt64 && post_u.is_contiguous() &&
-                         post_u.numel() == g_s.numel() && post_v.scalar_type() == torch::kInt64 &&
+  TORCH_CHECK(!terms || (post_u.scalar_type() == g_s.scalar_type() && post_u.is_contiguous() &&
+                         post_u.numel() == g_s.numel() &&
+                         post_v.scalar_type() == g_s.scalar_type() &&
                          post_v.is_contiguous() && post_v.numel() == g_s.numel()),
-              "post_u, post_v: contiguous int64 [T, N]");
+              "post_u, post_v: contiguous [T, N] in g_s's dtype");
   auto gx = torch::empty_like(g_s);
   auto ddu = terms ? torch::empty({steps, rows}, g_s.options()) : torch::empty({0}, g_s.options());
   auto ddv = terms ? torch::empty({steps, rows}, g_s.options()) : torch::empty({0}, g_s.options());
@@ -719,8 +757,8 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
       };
       scan_neuron_backward<acc_t, g_t>(
           vg, surrogate ? e.data_ptr<g_t>() : nullptr, k, a_view(a_u, u_steps),
-          a_view(a_v, v_steps), terms ? post_u.data_ptr<int64_t>() : nullptr,
-          terms ? post_v.data_ptr<int64_t>() : nullptr,
+          a_view(a_v, v_steps), terms ? post_u.data_ptr<g_t>() : nullptr,
+          terms ? post_v.data_ptr<g_t>() : nullptr,
           View<g_t>{gx.data_ptr<g_t>(), vg.row_stride, vg.step_stride}, static_cast<g_t>(grid),
           terms ? ddu.data_ptr<g_t>() : nullptr, terms ? ddv.data_ptr<g_t>() : nullptr, rows,
           steps);
