@@ -72,7 +72,7 @@ def check_direct(device: str) -> dict[str, Any]:
                 for mode, th_int, th_float in ((1, 5120, 0.0), (2, 0, 5120.0), (3, 0, 5120.3)):
                     for grid in (0, 64):
                         args = (time_major, decays[0], u_steps, decays[1], not u_steps, mode,
-                                th_int, th_float, 1.25, grid, True, y_double)
+                                th_int, th_float, 1.25, grid, True, True, y_double)
                         cpu = ext.neuron_forward(x, *args)
                         dev = gpu.neuron_forward(x.to(device), time_major,
                                                  *(a.to(device) if torch.is_tensor(a) else a
@@ -83,7 +83,7 @@ def check_direct(device: str) -> dict[str, Any]:
                                           f"grid={grid}")
                 _, yv, pu, pv = ext.neuron_forward(x, time_major, decays[0], u_steps, decays[1],
                                                    not u_steps, 3, 0, 5120.3, 1.25, 0, True,
-                                                   y_double)
+                                                   True, y_double)
                 grad = torch.randn(shape, generator=g).to(yv.dtype)
                 for surrogate in (False, True):
                     for grid in (0, 64):

@@ -289,7 +289,9 @@ def neuron_applies(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
 
 def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.Tensor,
                    v_steps: bool, threshold: float, grid: int, keep_post: bool,
-                   ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+                   keep_y: bool = True,
+                   ) -> tuple[torch.Tensor, torch.Tensor | None,
+                              tuple[torch.Tensor, torch.Tensor] | None]:
     """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`, where
     :func:`neuron_applies`): spikes (stored as ``x`` is, so the next synapse reads them without
     a copy) and the voltage before reset (SLAYER units, torch's default dtype) and, with
@@ -297,15 +299,17 @@ def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.T
     integers / 4096, rounded to the default dtype), each [.., T]. ``du``, ``dv``: the
     integer-valued decays (floating point; the scans keep ``4096 - int64(d)``), per neuron or
     (``*_steps``) per neuron and step; ``threshold`` in SLAYER units; ``grid`` > 0 (a power
-    of two) floors the drive to ``1 / grid`` first."""
+    of two) floors the drive to ``1 / grid`` first. Without ``keep_y`` (no backward to
+    come) the voltage is not written and None comes back in its place."""
     mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
     x2, time_major = _steps_2d(x)
     spikes, yv, pu, pv = _neuron_kernel(x.device).neuron_forward(  # type: ignore[union-attr]
         x2, time_major, _laid_out(du, x, u_steps, time_major), u_steps,
         _laid_out(dv, x, v_steps, time_major), v_steps, *mode, threshold, grid,
-        keep_post, torch.get_default_dtype() == torch.float64)
+        keep_post, keep_y, torch.get_default_dtype() == torch.float64)
     post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
-    return _from_2d(spikes, x.shape, time_major), _from_steps(yv, x.shape), post
+    return (_from_2d(spikes, x.shape, time_major),
+            _from_steps(yv, x.shape) if keep_y else None, post)
 
 
 def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,

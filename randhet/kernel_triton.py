@@ -33,7 +33,7 @@ BLOCK = 128  # rows per program
 def neuron_forward_kernel(
     x_ptr, xr, xs, ku_ptr, ur, us, kv_ptr, vr, vs, spikes_ptr, yv_ptr, pu_ptr, pv_ptr,
     params_ptr, th_int, rows, steps,
-    MODE: tl.constexpr, KEEP_POST: tl.constexpr, HAS_GRID: tl.constexpr,
+    MODE: tl.constexpr, KEEP_POST: tl.constexpr, KEEP_Y: tl.constexpr, HAS_GRID: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     # params (float64): reset threshold (float modes), spike threshold, grid
@@ -65,7 +65,8 @@ def neuron_forward_kernel(
         neg = p >> 63
         v = ((((p ^ neg) - neg) >> 12) ^ neg) - neg + (yu * y_unity).to(tl.int64)
         y = v.to(y_t) * y_inv
-        tl.store(yv_ptr + t * rows + r, y, mask=live)
+        if KEEP_Y:
+            tl.store(yv_ptr + t * rows + r, y, mask=live)
         spike = tl.where(y >= th_spike, 1.0, 0.0).to(y_t)
         tl.store(spikes_ptr + r * xr + t * xs, spike, mask=live)
         if MODE == 1:
@@ -148,8 +149,9 @@ class Kernel:
     def neuron_forward(self, x: torch.Tensor, x_time_major: bool, d_u: torch.Tensor,
                        u_steps: bool, d_v: torch.Tensor, v_steps: bool, th_mode: int,
                        th_int: int, th_float: float, th_spike: float, grid: int,
-                       keep_post: bool, y_double: bool) -> list[torch.Tensor]:
-        """Spikes (laid out as ``x``), yv [T, N] and, with ``keep_post``, post_u, post_v.
+                       keep_post: bool, keep_y: bool, y_double: bool) -> list[torch.Tensor]:
+        """Spikes (laid out as ``x``), yv [T, N] (empty without ``keep_y``) and, with
+        ``keep_post``, post_u, post_v.
         ``d_u``, ``d_v``: the decays (floating point); the scans keep ``4096 - int64(d)``."""
         if x.dim() != 2 or not x.is_contiguous():
             raise ValueError("x: contiguous, 2-d")
@@ -159,7 +161,7 @@ class Kernel:
         rows, steps = (x.shape[1], x.shape[0]) if x_time_major else x.shape
         floats = x.new_empty(0, dtype=torch.float64 if y_double else torch.float32)
         spikes = torch.empty_like(x, dtype=floats.dtype)
-        yv = x.new_empty((steps, rows), dtype=floats.dtype)
+        yv = x.new_empty((steps, rows) if keep_y else (1,), dtype=floats.dtype)
         post = (steps, rows) if keep_post else (1,)
         post_u = x.new_empty(post, dtype=floats.dtype)
         post_v = x.new_empty(post, dtype=floats.dtype)
@@ -171,7 +173,9 @@ class Kernel:
                          keep_u, *_keep_strides(u_steps, x_time_major, rows, steps),
                          keep_v, *_keep_strides(v_steps, x_time_major, rows, steps),
                          spikes, yv, post_u, post_v, params, th_int, rows, steps,
-                         MODE=th_mode, KEEP_POST=keep_post, HAS_GRID=grid > 0)
+                         MODE=th_mode, KEEP_POST=keep_post, KEEP_Y=keep_y, HAS_GRID=grid > 0)
+        if not keep_y:
+            yv = x.new_empty(0, dtype=floats.dtype)
         if not keep_post:
             post_u, post_v = x.new_empty(0, dtype=floats.dtype), x.new_empty(0, dtype=floats.dtype)
         return [spikes, yv, post_u, post_v]

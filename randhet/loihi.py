@@ -209,6 +209,13 @@ def cuba_spikes(
     """
     if grid < 0 or grid & (grid - 1) or not kernel.neuron_applies(x, du, dv, threshold):
         return None
+    if not (torch.is_grad_enabled() and (x.requires_grad or du.requires_grad
+                                         or dv.requires_grad)):
+        # no backward to come: the spikes alone, nothing kept for a gradient
+        spikes, _, _ = kernel.neuron_forward(x, du, kernel.has_steps(du, x), dv,
+                                             kernel.has_steps(dv, x), threshold, grid,
+                                             keep_post=False, keep_y=False)
+        return spikes
     return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
 
 

@@ -143,6 +143,56 @@ def test_the_fused_neuron_is_the_integrators_and_spike_function_bit_for_bit(
         assert fused[2].abs().sum() > 0 and fused[3].abs().sum() > 0
 
 
+@pytest.mark.parametrize("layer", sorted(SHAPES))
+@pytest.mark.parametrize("repeated", [False, True], ids=["drive", "repeated-drive"])
+def test_the_fused_neuron_without_a_gradient_writes_the_same_spikes(layer, repeated) -> None:
+    """With no backward to come, the fused neuron writes the spikes alone (no voltage, no
+    states): the bits of the graded call and of the loop. A drive repeated over time (stride
+    0, as direct encoding gives) is scanned time major: its spikes are stored as the loop's."""
+    shape = SHAPES[layer]
+    spec = NeuronSpec(threshold=1.25, sigma=1.0, learn_decay=True)
+    x = torch.round(torch.randn(shape, generator=torch.Generator().manual_seed(12)) * 96) / 64
+    if repeated:
+        x = x[..., :1].expand(shape)
+
+    def spikes(grad: bool) -> torch.Tensor:
+        neuron = RandHetNeuron(spec, shape[1:-1], torch.Generator().manual_seed(3))
+        with torch.set_grad_enabled(grad):
+            s = neuron(x.detach().requires_grad_(grad), on_grid=True)
+        assert s.requires_grad == grad
+        return s.detach()
+
+    plain, loop = _both(lambda: spikes(False))
+    graded = spikes(True)
+    assert plain.sum() > 0 and _same(plain, graded) and _values(plain, loop)
+    if repeated:
+        assert _same(plain, loop) and plain.movedim(-1, 0).is_contiguous()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_many_chunks_on_one_and_two_threads_are_the_loop_bit_for_bit(threads) -> None:
+    """Rows over several of the kernel's chunks (512 rows) and part of another, on one and
+    two threads: a CUBA layer on the integer datapath and the training neuron (spikes, input
+    and decay gradients) give the loop's bits."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(21)
+        shape = (9, 130, 11)  # 1170 rows: two whole chunks and part of a third
+        drive = torch.randint(-3 << 22, 3 << 22, shape, generator=g)
+        du = torch.randint(1, 4097, shape[:-1], generator=g)
+        dv = torch.randint(0, 4096, shape, generator=g)
+        fused, loop = _both(lambda: loihi.cuba(drive, du, dv, 80, True))
+        assert all(_same(a, b) for a, b in zip(fused, loop, strict=True)) and fused[2].any()
+        spec = NeuronSpec(threshold=1.25, sigma=1.0, learn_decay=True)
+        x = torch.round(torch.randn(shape, generator=g) * 96) / 64
+        fused, loop = _both(lambda: _neuron_step(spec, shape, x, False))
+        assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
+        assert fused[0].sum() > 0 and fused[2].abs().sum() > 0
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_fused_neuron_holds_for_float64_defaults() -> None:
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
