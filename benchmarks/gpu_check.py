@@ -7,7 +7,7 @@ interpreter (small and slow): how the script itself is tried on machines without
 
 Checks, each printed as it finishes and written to ``--out`` (JSON):
 
-1. ``direct``: the kernel's forward (spikes, voltages, integer states) and its backward with
+1. ``direct``: the kernel's forward (spikes, voltages, states after reset) and its backward with
    the straight-through estimator equal the C++ kernel's on the same inputs, bit for bit; with
    the surrogate, the exponential is the device's, so the gradient is compared with the CUDA
    loop's in check 2 and only its largest difference from the CPU is reported here.
