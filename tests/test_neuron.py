@@ -11,8 +11,13 @@ from lava.lib.dl.slayer.block import cuba as cuba_block
 from lava.lib.dl.slayer.neuron import cuba
 
 from randhet.decays import decays_from_eps, draw_layer, draw_network
-from randhet.models.neuron import RandHetDense, RandHetNeuron, slayer_neuron_params
-from randhet.spec import NeuronSpec
+from randhet.models.neuron import (
+    RandHetConv,
+    RandHetDense,
+    RandHetNeuron,
+    slayer_neuron_params,
+)
+from randhet.spec import ConvSpec, NeuronSpec
 
 STOCK = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=0.0)
 
@@ -77,6 +82,44 @@ def test_the_dense_drive_is_slayers_synapse_bit_for_bit(inputs) -> None:
                                  + ([x] if x.requires_grad else [])) for z in (ours, slayer)]
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("inputs", ["binary", "graded", "direct"])
+@pytest.mark.parametrize("layer", ["3x3", "5x5-s2", "pool"])
+def test_the_conv_drive_is_slayers_synapse_bit_for_bit(inputs, layer) -> None:
+    """The time-major 2-d convolution (one over all B x T inputs, one per sample for an input
+    that repeats over time) gives SLAYER's conv3d values, and the same gradients up to
+    rounding, for plain, strided and pooling layers."""
+    torch.manual_seed(0)
+    spec = {"3x3": ConvSpec((3, 12, 12), 8), "5x5-s2": ConvSpec((3, 12, 12), 6, 5, 2, 2),
+            "pool": ConvSpec((3, 12, 12), 3, 2, 2, 0, pool=True)}[layer]
+    block = RandHetConv(replace(STOCK, sigma=1.0), spec)
+    if not spec.pool:
+        with torch.no_grad():
+            block.synapse.weight.mul_(30)
+    g = torch.Generator().manual_seed(3)
+    if inputs == "binary":
+        x = (torch.rand(4, 3, 12, 12, 16, generator=g) < 0.3).float()
+    elif inputs == "graded":  # normalised pixels on a 1/16 grid, changing every step
+        x = torch.round(torch.randn(4, 3, 12, 12, 16, generator=g) * 1.5 * 16) / 16
+    else:  # direct encoding: one image repeated over T (stride 0)
+        x = (torch.round(torch.randn(4, 3, 12, 12, 1, generator=g) * 1.5 * 16) / 16
+             ).expand(4, 3, 12, 12, 16)
+    x = x.requires_grad_(True) if inputs != "direct" else x
+    ours = block.drive(x)
+    slayer = block.synapse(x)
+    assert ours.shape == slayer.shape == (4, *spec.out_shape, 16)
+    assert ours.abs().max() > 1
+    assert torch.equal(ours, slayer)
+    assert ours.movedim(-1, 0).is_contiguous() or inputs == "direct"  # stored time major
+    w = torch.randn(ours.shape, generator=g)
+    wanted = ([block.synapse.weight] if block.synapse.weight.requires_grad else []) + (
+        [x] if x.requires_grad else [])
+    if not wanted:
+        return
+    grads = [torch.autograd.grad((z * w).sum(), wanted) for z in (ours, slayer)]
+    for a, b in zip(*grads, strict=True):  # sums of ~10**4 float32 terms, in two orders
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
 
 
 def test_draws_are_fresh_per_forward_pass_and_per_sample() -> None:

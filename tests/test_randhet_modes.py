@@ -133,8 +133,12 @@ def test_sigma_zero_conv_block_equals_stock_slayer_conv_block() -> None:
     assert a.sum() > 0 and torch.equal(a, b)
     a.sum().backward()
     b.sum().backward()
-    assert torch.equal(x1.grad, x2.grad)
-    assert torch.equal(ours.synapse.weight.grad, stock.synapse.weight.grad)
+    # the synapse runs as conv2d over B x T frames (RandHetConv.drive): the same values, the
+    # gradients summed in another order
+    assert x1.grad.abs().sum() > 0
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.synapse.weight.grad, stock.synapse.weight.grad,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_pool_layer_is_a_fixed_depthwise_sum() -> None:

@@ -327,3 +327,25 @@ class RandHetConv(_OnTheGrid, cuba_block.Conv):
                 self.synapse.weight.fill_(spec.pool_weight)
             self.synapse.weight.requires_grad_(False)
 
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """SLAYER's convolution synapse (its weights through its 8-bit hook) as one 2-d
+        convolution over all B x T inputs, the output stored time major ([T, B, C, H, W]
+        viewed as [B, C, H, W, T]), as :meth:`RandHetDense.drive` does for the dense synapse:
+        the layout the kernel scans fastest and the next convolution reads without a copy.
+        An input that repeats over time (direct encoding, stride 0) is convolved once.
+        SLAYER's ``conv3d`` with its (k, k, 1) kernel gives the same bits wherever the sums
+        are exact (weights on the 1/64 grid times binary spikes, or graded inputs on a
+        1/2**bits grid, summing to under 2**24 grid steps, as in the digits and MNIST
+        layouts); beyond that both round, in their own orders."""
+        if x.dim() != 5:
+            raise ValueError(f"conv input must be [B, C, H, W, T], got {tuple(x.shape)}")
+        syn = self.synapse
+        w = syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
+        args = (syn.bias, syn.stride[:2], syn.padding[:2], syn.dilation[:2], syn.groups)
+        if x.stride(-1) == 0:
+            z = F.conv2d(x[..., 0], w[..., 0], *args)
+            return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
+        steps, batch = x.shape[-1], x.shape[0]
+        z = F.conv2d(x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:4]), w[..., 0], *args)
+        return z.reshape(steps, batch, *z.shape[1:]).movedim(0, -1)
+
