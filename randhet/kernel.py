@@ -300,9 +300,14 @@ def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.T
     integer-valued decays (floating point; the scans keep ``4096 - int64(d)``), per neuron or
     (``*_steps``) per neuron and step; ``threshold`` in SLAYER units; ``grid`` > 0 (a power
     of two) floors the drive to ``1 / grid`` first. Without ``keep_y`` (no backward to
-    come) the voltage is not written and None comes back in its place."""
+    come) the voltage is not written and None comes back in its place. A drive repeated over
+    time (stride 0, as direct encoding gives) is read as it is, without a copy; its spikes
+    come out time major."""
     mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
-    x2, time_major = _steps_2d(x)
+    if x.stride(-1) == 0 and x[..., 0].is_contiguous():  # one drive for every step
+        x2, time_major = x.movedim(-1, 0).reshape(x.shape[-1], -1), True  # strides (0, 1)
+    else:
+        x2, time_major = _steps_2d(x)
     spikes, yv, pu, pv = _neuron_kernel(x.device).neuron_forward(  # type: ignore[union-attr]
         x2, time_major, _laid_out(du, x, u_steps, time_major), u_steps,
         _laid_out(dv, x, v_steps, time_major), v_steps, *mode, threshold, grid,

@@ -31,7 +31,7 @@ BLOCK = 128  # rows per program
 # MODE: kernel.py's threshold modes (0 none, 1 int64, 2 float32, 3 float64 comparison)
 @triton.jit
 def neuron_forward_kernel(
-    x_ptr, xr, xs, ku_ptr, ur, us, kv_ptr, vr, vs, spikes_ptr, yv_ptr, pu_ptr, pv_ptr,
+    x_ptr, xr, xs, ku_ptr, ur, us, kv_ptr, vr, vs, spikes_ptr, sr, ss, yv_ptr, pu_ptr, pv_ptr,
     params_ptr, th_int, rows, steps,
     MODE: tl.constexpr, KEEP_POST: tl.constexpr, KEEP_Y: tl.constexpr, HAS_GRID: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -68,7 +68,7 @@ def neuron_forward_kernel(
         if KEEP_Y:
             tl.store(yv_ptr + t * rows + r, y, mask=live)
         spike = tl.where(y >= th_spike, 1.0, 0.0).to(y_t)
-        tl.store(spikes_ptr + r * xr + t * xs, spike, mask=live)
+        tl.store(spikes_ptr + r * sr + t * ss, spike, mask=live)
         if MODE == 1:
             below = v < th_int
         elif MODE == 2:
@@ -150,17 +150,19 @@ class Kernel:
                        u_steps: bool, d_v: torch.Tensor, v_steps: bool, th_mode: int,
                        th_int: int, th_float: float, th_spike: float, grid: int,
                        keep_post: bool, keep_y: bool, y_double: bool) -> list[torch.Tensor]:
-        """Spikes (laid out as ``x``), yv [T, N] (empty without ``keep_y``) and, with
-        ``keep_post``, post_u, post_v.
+        """Spikes (laid out as ``x``; [T, N] for an ``x`` time major with step stride 0), yv
+        [T, N] (empty without ``keep_y``) and, with ``keep_post``, post_u, post_v.
         ``d_u``, ``d_v``: the decays (floating point); the scans keep ``4096 - int64(d)``."""
-        if x.dim() != 2 or not x.is_contiguous():
-            raise ValueError("x: contiguous, 2-d")
+        repeated = x.dim() == 2 and x_time_major and x.stride() == (0, 1)
+        if x.dim() != 2 or not (x.is_contiguous() or repeated):
+            raise ValueError("x: 2-d, contiguous or time major with step stride 0")
         keep_u, keep_v = (_UNITY - d.to(torch.int64) for d in (d_u, d_v))
         if grid < 0 or grid & (grid - 1):
             raise ValueError("grid: 0 or a power of two")
         rows, steps = (x.shape[1], x.shape[0]) if x_time_major else x.shape
         floats = x.new_empty(0, dtype=torch.float64 if y_double else torch.float32)
-        spikes = torch.empty_like(x, dtype=floats.dtype)
+        spikes = (x.new_empty((steps, rows), dtype=floats.dtype) if repeated
+                  else torch.empty_like(x, dtype=floats.dtype))
         yv = x.new_empty((steps, rows) if keep_y else (1,), dtype=floats.dtype)
         post = (steps, rows) if keep_post else (1,)
         post_u = x.new_empty(post, dtype=floats.dtype)
@@ -168,11 +170,14 @@ class Kernel:
         if rows and steps:
             params = torch.tensor([th_float, th_spike, float(grid)], dtype=torch.float64,
                                   device=x.device)
-            xr, xs = _strides(x_time_major, rows, steps)
+            sr, ss = _strides(x_time_major, rows, steps)  # the spikes'
+            xr, xs = x.stride(1), x.stride(0)
+            if not x_time_major:
+                xr, xs = xs, xr
             self._launch(neuron_forward_kernel, rows, x, xr, xs,
                          keep_u, *_keep_strides(u_steps, x_time_major, rows, steps),
                          keep_v, *_keep_strides(v_steps, x_time_major, rows, steps),
-                         spikes, yv, post_u, post_v, params, th_int, rows, steps,
+                         spikes, sr, ss, yv, post_u, post_v, params, th_int, rows, steps,
                          MODE=th_mode, KEEP_POST=keep_post, KEEP_Y=keep_y, HAS_GRID=grid > 0)
         if not keep_y:
             yv = x.new_empty(0, dtype=floats.dtype)

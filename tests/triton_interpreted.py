@@ -43,6 +43,8 @@ def direct(ext: object, triton: Kernel) -> int:
         x = (torch.randn(shape, generator=g) * 3).to(x_dtype)
         x[x.abs() < 0.05] = -0.0
         x.view(-1)[:7] = torch.tensor([2.0 ** 30, -2.0 ** 30, 1e-9, -1e-9, 0.5, -0.5, 1e6])
+        if i in (1, 5):  # one drive for every step (stride 0): the vectorized and int64 paths
+            x = x[:1].expand(shape)
         # integer-valued decays in x's dtype, as the training neuron passes them
         decays = [torch.randint(0, 2097, shape if per_step else (rows,), generator=g).to(x_dtype)
                  for per_step in (u_steps, v_steps)]

@@ -399,16 +399,18 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& drive, bool time_ma
 //   u = decay(u, ku) + int64(x * 4096);        yu = y_t(u) / 4096
 //   v = decay(v, kv) + int64(yu * 4096);       yv = y_t(v) / 4096
 //   s = yv >= th_spike;  v = 0 where not (v < th_reset)
-// x [N, T] or [T, N] (``x_time_major``); keep_u, keep_v int64 [N] or laid out as x. Returns
-// the spikes (y_t, laid out as x: what the next synapse reads without a copy), yv (y_t,
-// [T, N]; null: not written) and, with ``keep_post``, the states after reset as the decay gradient reads them
-// (post_u, post_v, [T, N]): y_t(state) / 4096, SLAYER units rounded to y_t.
+// x [N, T] or [T, N] (``x_time_major``), read through its View (a step stride 0: one drive
+// for every step); keep_u, keep_v int64 [N] or laid out as x. Returns the spikes (y_t, row and
+// step strides sr, ss: laid out as x, or [T, N] for a repeated drive; what the next synapse
+// reads without a copy), yv (y_t, [T, N]; null: not written) and, with ``keep_post``, the
+// states after reset as the decay gradient reads them (post_u, post_v, [T, N]):
+// y_t(state) / 4096, SLAYER units rounded to y_t.
 template <typename x_t, typename y_t, int64_t mode>
 void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
-                 const View<const int64_t> kv, y_t* __restrict spikes, y_t* __restrict yv,
-                 y_t* __restrict post_u, y_t* __restrict post_v, bool keep_post,
-                 int64_t rows, int64_t steps, int64_t th_int, float th_f32, double th_f64,
-                 y_t th_spike, x_t grid) {
+                 const View<const int64_t> kv, y_t* __restrict spikes, int64_t sr, int64_t ss,
+                 y_t* __restrict yv, y_t* __restrict post_u, y_t* __restrict post_v,
+                 bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
+                 double th_f64, y_t th_spike, x_t grid) {
   const x_t x_unity = static_cast<x_t>(int64_t{1} << kDecayShift);
   const y_t y_unity = static_cast<y_t>(int64_t{1} << kDecayShift);
   const y_t y_inv = y_t(1) / y_unity;  // exact: a power of two
@@ -423,7 +425,7 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
     const x_t* __restrict xt = xp + t * xs + r0 * xr;
     const int64_t* __restrict kut = kup + t * us + r0 * ur;
     const int64_t* __restrict kvt = kvp + t * vs + r0 * vr;
-    y_t* __restrict st = spikes + t * xs + r0 * xr;  // laid out as x
+    y_t* __restrict st = spikes + t * ss + r0 * sr;
     y_t* __restrict yt = yv ? yv + t * rows + r0 : nullptr;
     y_t* __restrict put = keep_post ? post_u + t * rows + r0 : nullptr;
     y_t* __restrict pvt = keep_post ? post_v + t * rows + r0 : nullptr;
@@ -435,7 +437,7 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
       int64_t v = decayed(v_state[i], kvt[i * vr]) + static_cast<int64_t>(yu * y_unity);
       const y_t y = static_cast<y_t>(v) * y_inv;
       if (yt) yt[i] = y;
-      st[i * xr] = y >= th_spike ? y_t(1) : y_t(0);
+      st[i * sr] = y >= th_spike ? y_t(1) : y_t(0);
       v &= -static_cast<int64_t>(below<mode>(v, th_int, th_f32, th_f64));  // reset, no branch
       if (keep_post) {
         put[i] = static_cast<y_t>(u) * y_inv;
@@ -464,7 +466,7 @@ constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**1
 RANDHET_CLONES
 bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, int64_t ur,
                       int64_t us, const float* dv, int64_t vr, int64_t vs, float* spikes,
-                      float* yv, float* post_u, float* post_v, int64_t rows,
+                      int64_t sr, int64_t ss, float* yv, float* post_u, float* post_v, int64_t rows,
                       int64_t steps, int64_t r0, int64_t n, bool f32_threshold, float th_f32,
                       double th_double, float th_spike, float grid) {
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
@@ -509,10 +511,10 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
     if (yt) {
       for (int64_t i = 0; i < n; ++i) yt[i] = yc[i];
     }
-    if (xr == 1) {
-      for (int64_t i = 0; i < n; ++i) spikes[r0 + i + t * xs] = sp[i];
+    if (sr == 1) {
+      for (int64_t i = 0; i < n; ++i) spikes[r0 + i + t * ss] = sp[i];
     } else {
-      for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * xr + t * xs] = sp[i];
+      for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * sr + t * ss] = sp[i];
     }
     if (post_u) {  // the integer (exact in the double) rounded to float, as from int64
       float* __restrict put = post_u + t * rows + r0;
@@ -526,14 +528,18 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
 
 // d_u, d_v: the decays (integer valued, floating point; x's dtype where they come from the
 // training neuron), [N] or laid out as x (``*_steps``); the scans keep 4096 - int64(d).
-// ``keep_y``: return yv (what the backward's surrogate reads), else an empty tensor.
+// ``keep_y``: return yv (what the backward's surrogate reads), else an empty tensor. x is
+// contiguous, or time major with step stride 0 (one drive for every step: direct encoding),
+// whose spikes come out [T, N] contiguous; other spikes are laid out as x.
 std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
                                           const torch::Tensor& d_u, bool u_steps,
                                           const torch::Tensor& d_v, bool v_steps,
                                           int64_t th_mode, int64_t th_int, double th_float,
                                           double th_spike, int64_t grid, bool keep_post,
                                           bool keep_y, bool y_double) {
-  TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: contiguous, 2-d");
+  const bool repeated = x.dim() == 2 && x_time_major && x.stride(0) == 0 && x.stride(1) == 1;
+  TORCH_CHECK(x.dim() == 2 && (x.is_contiguous() || repeated),
+              "x: 2-d, contiguous or time major with step stride 0");
   TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
               "grid: 0 or a power of two");
   const int64_t rows = x.size(x_time_major ? 1 : 0);
@@ -545,7 +551,9 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
                 "decays: contiguous, floating point, [N] or laid out as x");
   }
   const auto floats = x.options().dtype(y_double ? torch::kDouble : torch::kFloat);
-  auto spikes = torch::empty_like(x, floats);
+  auto spikes = repeated ? torch::empty({steps, rows}, floats) : torch::empty_like(x, floats);
+  const int64_t xr = x_time_major ? 1 : steps, xs = x_time_major ? x.stride(0) : 1;
+  const int64_t sr = x_time_major ? 1 : steps, ss = x_time_major ? rows : 1;  // the spikes'
   auto yv = keep_y ? torch::empty({steps, rows}, floats) : torch::empty({0}, floats);
   auto post_u = keep_post ? torch::empty({steps, rows}, floats) : torch::empty({0}, floats);
   auto post_v = keep_post ? torch::empty({steps, rows}, floats) : torch::empty({0}, floats);
@@ -560,12 +568,11 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
     const double th_double = th_mode == kInt       ? static_cast<double>(th_int)
                              : th_mode == kFloat64 ? th_float
                                                    : std::numeric_limits<double>::infinity();
-    const int64_t xr = x_time_major ? 1 : steps, xs = x_time_major ? rows : 1;
     std::atomic<bool> exact{true};
     at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
       for (int64_t r0 = begin; r0 < end && exact.load(std::memory_order_relaxed); r0 += kChunk) {
         if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, d_u.data_ptr<float>(), ur, us,
-                              d_v.data_ptr<float>(), vr, vs, spikes.data_ptr<float>(),
+                              d_v.data_ptr<float>(), vr, vs, spikes.data_ptr<float>(), sr, ss,
                               keep_y ? yv.data_ptr<float>() : nullptr,
                               keep_post ? post_u.data_ptr<float>() : nullptr,
                               keep_post ? post_v.data_ptr<float>() : nullptr, rows, steps, r0,
@@ -585,13 +592,13 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
   const View<const int64_t> ckv{keep_v.data_ptr<int64_t>(), vr, vs};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neuron_forward", [&] {
     using x_t = scalar_t;
-    const View<const x_t> vx = x_time_major ? View<const x_t>{x.data_ptr<x_t>(), 1, rows}
-                                            : View<const x_t>{x.data_ptr<x_t>(), steps, 1};
+    const View<const x_t> vx{x.data_ptr<x_t>(), xr, xs};
     const auto run = [&](auto y_tag) {
       using y_t = decltype(y_tag);
       with_threshold(th_mode, [&](auto mode_c) {
         scan_neuron<x_t, y_t, decltype(mode_c)::value>(
-            vx, cku, ckv, spikes.data_ptr<y_t>(), keep_y ? yv.data_ptr<y_t>() : nullptr,
+            vx, cku, ckv, spikes.data_ptr<y_t>(), sr, ss,
+            keep_y ? yv.data_ptr<y_t>() : nullptr,
             keep_post ? post_u.data_ptr<y_t>() : nullptr,
             keep_post ? post_v.data_ptr<y_t>() : nullptr, keep_post, rows, steps, th_int,
             th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid));
