@@ -146,9 +146,8 @@ def has_steps(d: torch.Tensor, x: torch.Tensor) -> bool:
 def _steps_2d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([N, T], False) where ``x``
     is stored time last, else ([T, N], True), copied unless ``x`` is stored time major (as
-    the loop's outputs are). A drive repeated over time (stride 0: direct encoding) becomes
-    time major, so the spikes come out as the loop's do and the next synapse's matmul reads
-    them without a copy."""
+    the loop's outputs are): any other layout (a drive repeated over time, stride 0, for one)
+    is copied into the loop's."""
     steps = x.shape[-1]
     tm = x.movedim(-1, 0)
     if tm.is_contiguous():

@@ -69,7 +69,7 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
     """The model's parameters stop requiring gradients inside the block (restored after).
     An attack wants the input gradient alone: this way autograd records no graph through the
     decay draws and the neurons skip the decay-gradient terms. The input gradient's bits are
-    the same (``tests/test_attack.py``)."""
+    the same (``tests/test_attacks.py``)."""
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
