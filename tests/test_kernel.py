@@ -148,7 +148,7 @@ def test_the_fused_neuron_is_the_integrators_and_spike_function_bit_for_bit(
 def test_the_fused_neuron_without_a_gradient_writes_the_same_spikes(layer, repeated) -> None:
     """With no backward to come, the fused neuron writes the spikes alone (no voltage, no
     states): the bits of the graded call and of the loop. A drive repeated over time (stride
-    0, as direct encoding gives) is scanned time major: its spikes are stored as the loop's."""
+    0, as direct encoding gives) is read as it is: its spikes are stored as the loop's."""
     shape = SHAPES[layer]
     spec = NeuronSpec(threshold=1.25, sigma=1.0, learn_decay=True)
     x = torch.round(torch.randn(shape, generator=torch.Generator().manual_seed(12)) * 96) / 64

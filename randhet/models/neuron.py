@@ -10,6 +10,7 @@ are drawn per neuron (or channel) and per sample by :mod:`randhet.decays`. With
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -225,6 +226,20 @@ def _or_zero(eps: torch.Tensor | None, spec: NeuronSpec, shape: tuple[int, ...])
     return torch.zeros(noise_shape(spec, shape), dtype=torch.float64)
 
 
+def _over_frames(x: torch.Tensor,
+                 synapse: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``synapse`` (on frames [F, *in]) over all B x T frames of ``x`` [B, *in, T] at once,
+    its output stored time major ([T, B, *out] viewed as [B, *out, T]: the layout the kernel
+    scans fastest and the next synapse reads without a copy). An input that repeats over time
+    (direct encoding, stride 0) goes through once per sample."""
+    if x.stride(-1) == 0:
+        z = synapse(x[..., 0])
+        return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
+    steps, batch = x.shape[-1], x.shape[0]
+    z = synapse(x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:-1]))
+    return z.reshape(steps, batch, *z.shape[1:]).movedim(0, -1)
+
+
 def _as_decay(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Put decays on the input's device and dtype; a [1] mean stays a scalar decay."""
     d = d.to(device=like.device, dtype=like.dtype)
@@ -245,6 +260,11 @@ class _OnTheGrid:
     def drive(self, x: torch.Tensor) -> torch.Tensor:
         """The synapse's output [B, *out, T] (SLAYER units) for input [B, *in, T]."""
         return self.synapse(x)
+
+    def _hooked_weight(self) -> torch.Tensor:
+        """The synapse's weight through its 8-bit hook, as SLAYER's forward uses it."""
+        syn = self.synapse
+        return syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes [B, *out, T] for input spikes (binary or graded) [B, *in, T]."""
@@ -292,13 +312,9 @@ class RandHetDense(_OnTheGrid, cuba_block.Dense):
         in their own orders."""
         if x.dim() != 3:
             raise ValueError(f"dense input must be [B, in, T], got {tuple(x.shape)}")
-        syn = self.synapse
-        w = syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
+        w = self._hooked_weight()
         w = w.reshape(w.shape[0], -1)
-        if x.stride(-1) == 0:
-            z = F.linear(x[..., 0], w, syn.bias)
-            return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
-        return F.linear(x.movedim(-1, 0), w, syn.bias).movedim(0, -1)
+        return _over_frames(x, lambda frames: F.linear(frames, w, self.synapse.bias))
 
 
 class RandHetConv(_OnTheGrid, cuba_block.Conv):
@@ -340,12 +356,7 @@ class RandHetConv(_OnTheGrid, cuba_block.Conv):
         if x.dim() != 5:
             raise ValueError(f"conv input must be [B, C, H, W, T], got {tuple(x.shape)}")
         syn = self.synapse
-        w = syn.weight if syn.pre_hook_fx is None else syn.pre_hook_fx(syn.weight)
+        w = self._hooked_weight()[..., 0]  # SLAYER's (k, k, 1) kernel as a 2-d one
         args = (syn.bias, syn.stride[:2], syn.padding[:2], syn.dilation[:2], syn.groups)
-        if x.stride(-1) == 0:
-            z = F.conv2d(x[..., 0], w[..., 0], *args)
-            return z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
-        steps, batch = x.shape[-1], x.shape[0]
-        z = F.conv2d(x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:4]), w[..., 0], *args)
-        return z.reshape(steps, batch, *z.shape[1:]).movedim(0, -1)
+        return _over_frames(x, lambda frames: F.conv2d(frames, w, *args))
 
