@@ -82,14 +82,36 @@ def decays_from_eps(
     return round_ste(frac * DECAY_SCALE).clamp(*bounds)
 
 
+_MEAN_LOGITS: dict[tuple[float, torch.dtype, tuple[int, ...]], torch.Tensor] = {}
+_MEAN_LOGITS_KEPT = 256
+
+
+def _mean_logit(mean: torch.Tensor) -> torch.Tensor:
+    """``logit(d0 / 4096)`` of the mean fraction on the 12-bit grid (float64, ``mean``'s
+    shape), by :func:`decays_from_eps`'s ops. A one-element mean on the CPU (a layer's mean)
+    is kept per value, so the draws of every pass skip its six small ops."""
+    key = None
+    if mean.numel() == 1 and mean.device.type == "cpu":
+        key = (float(mean.item()), mean.dtype, tuple(mean.shape))
+        kept = _MEAN_LOGITS.get(key)
+        if kept is not None:
+            return kept
+    d0 = torch.round(mean.to(torch.float64) * DECAY_SCALE).clamp_(0, DECAY_SCALE)
+    logit = torch.logit((d0 / DECAY_SCALE).clamp_(_EDGE, 1 - _EDGE))
+    if key is not None:
+        if len(_MEAN_LOGITS) >= _MEAN_LOGITS_KEPT:
+            _MEAN_LOGITS.clear()
+        _MEAN_LOGITS[key] = logit
+    return logit
+
+
 @torch.no_grad()
 def _logit_normal_no_grad(mean: torch.Tensor, sigma: float, eps: torch.Tensor,
                           bounds: tuple[int, int]) -> torch.Tensor:
     """:func:`decays_from_eps`'s logit-normal decays where no gradient is wanted: the same
     ops in the same order (the same bits), in place on one buffer."""
-    d0 = torch.round(mean.to(torch.float64) * DECAY_SCALE).clamp_(0, DECAY_SCALE)
-    logit = torch.logit((d0 / DECAY_SCALE).clamp_(_EDGE, 1 - _EDGE))
-    d = eps.to(device=d0.device, dtype=torch.float64) * sigma
+    logit = _mean_logit(mean)
+    d = eps.to(device=logit.device, dtype=torch.float64) * sigma
     return d.add_(logit).sigmoid_().mul_(DECAY_SCALE).round_().clamp_(*bounds)
 
 

@@ -56,6 +56,28 @@ def test_sigma_zero_block_equals_stock_slayer_dense_block() -> None:
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("spread", [0.5, 8.0])  # no weight clamped; many clamped
+def test_the_8bit_weight_hook_is_slayers_bit_for_bit(spread) -> None:
+    ours = RandHetNeuron(STOCK, (9,))
+    stock = cuba.Neuron(**slayer_neuron_params(STOCK))
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(9, 12, 1, 1, 1, generator=g) * spread
+    w[0, :4, 0, 0, 0] = torch.tensor([-4.0, 3.96875, -4.1, float("nan")])  # bounds, past; NaN
+    w1, w2 = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    q1, q2 = ours.quantize_8bit(w1), stock.quantize_8bit(w2)
+    assert torch.equal(q1.isnan(), q2.isnan()) and torch.equal(q1.nan_to_num(), q2.nan_to_num())
+    up = torch.randn(w.shape, generator=g)
+    (q1 * up).nan_to_num().sum().backward()
+    (q2 * up).nan_to_num().sum().backward()
+    assert torch.equal(w1.grad, w2.grad)
+    assert torch.equal(ours.quantize_8bit(w, descale=True).nan_to_num(),
+                       stock.quantize_8bit(w, descale=True).nan_to_num())
+    w_in = torch.randn(9, 12, generator=g) * 0.5  # nothing clamped: the gradient passes
+    w_in.requires_grad_(True)
+    ours.quantize_8bit(w_in).backward(up[..., 0, 0, 0])
+    assert torch.equal(w_in.grad, up[..., 0, 0, 0])
+
+
 @pytest.mark.parametrize("inputs", ["binary", "graded", "direct"])
 def test_the_dense_drive_is_slayers_synapse_bit_for_bit(inputs) -> None:
     """The time-major matmul (one over all B x T inputs, one per sample for an input that
@@ -198,5 +220,10 @@ def test_decays_without_a_gradient_are_the_graded_decays_bit_for_bit() -> None:
             assert torch.equal(plain, graded.detach())
             assert torch.equal(decays_from_eps(mean.detach(), sigma, eps, bounds=bounds), plain)
             assert plain.unique().numel() > 2
+            with torch.no_grad():  # a mean learned in place: its new value is used
+                mean.add_(64 / 4096 if frac < 0.5 else -64 / 4096)
+                moved = decays_from_eps(mean, sigma, eps, bounds=bounds)
+            assert torch.equal(moved, decays_from_eps(mean, sigma, eps, bounds=bounds).detach())
+            assert not torch.equal(moved, plain)
     finally:
         torch.set_num_threads(threads)

@@ -64,6 +64,32 @@ def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
     return floor_ste(z * DRIVE_GRID) / DRIVE_GRID
 
 
+class _Quantize8bit(torch.autograd.Function):
+    """SLAYER's 8-bit weight hook, ``quantize(w, step).clamp(lo, hi)``, as one autograd node:
+    the same values (``round(w / step) * step``, then the clamp) and the same gradient (the
+    straight-through rounding, then torch's clamp gradient). Where every weight lies strictly
+    inside the bounds (the usual case) that gradient is the incoming one as it is, without
+    SLAYER's second node and the clamp's backward ops; otherwise torch's clamp computes it."""
+
+    @staticmethod
+    def forward(ctx, w, step, lo, hi):  # type: ignore[no-untyped-def, override]
+        q = torch.div(w, step).round_().mul_(step)
+        low, high = torch.aminmax(q)
+        inside = bool(low > lo) and bool(high < hi)  # False for NaN
+        ctx.save_for_backward(None if inside else q)
+        ctx.lo, ctx.hi = lo, hi
+        return q if inside else q.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (q,) = ctx.saved_tensors
+        if q is not None:  # some weight on or past a bound: torch's own clamp gradient
+            with torch.enable_grad():
+                q = q.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(q.clamp(ctx.lo, ctx.hi), q, grad)
+        return grad, None, None, None
+
+
 class RandHetNeuron(base.Neuron):
     """CUBA-LIF neurons of one layer with RandHet decays.
 
@@ -109,6 +135,14 @@ class RandHetNeuron(base.Neuron):
         self.fixed_draw: DecayDraw | None = None
         self.last_draw: DecayDraw | None = None
         self.straight_through = False  # hybrid mode: dS/dV = 1 instead of the surrogate
+
+    def quantize_8bit(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
+        """SLAYER's 8-bit weight quantization (:meth:`base.Neuron.quantize_8bit`): weights
+        rounded to steps of 2/64 and clamped to -256/64 .. 254/64 (times 64 with
+        ``descale``), the same values and gradients, in one autograd node."""
+        scale = self.w_scale
+        q = _Quantize8bit.apply(weight, 2 / scale, -256 / scale, 254 / scale)
+        return q * scale if descale else q
 
     def bind(self, binding: torch.Tensor) -> None:
         """Bind every neuron (flat (C, H, W) order) to a decay profile of its core."""
