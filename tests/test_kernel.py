@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from randhet import kernel, loihi
-from randhet.decays import mean_decay_int
+from randhet.decays import DecayDraw, mean_decay_int
 from randhet.layer_tokens import network_from_tokens
 from randhet.models.neuron import RandHetNeuron
 from randhet.models.spiking import SpikingNetwork
@@ -230,6 +230,28 @@ def test_the_fused_neuron_leaves_its_vectorized_path_where_doubles_would_round()
     fused, loop = _both(lambda: _neuron_step(spec, (1, neurons, 6), x, False))
     assert all(_values(a, b) for a, b in zip(fused, loop, strict=True))
     assert (fused[1][..., 3] != 0).all()  # the gradient sees the voltage at the fourth step
+
+
+def test_the_fused_neuron_takes_decays_beyond_the_register_range() -> None:
+    """Decays outside 0..4096 (a negative one keeps more than the state) leave the
+    vectorized forward for the int64 scan: the loop's bits, forward and backward."""
+    shape = (3, 40, 10)
+    g = torch.Generator().manual_seed(9)
+    x = torch.round(torch.randn(shape, generator=g) * 96) / 64
+
+    def step() -> tuple[torch.Tensor | None, ...]:
+        neuron = RandHetNeuron(NeuronSpec(threshold=1.25, sigma=1.0), shape[1:-1])
+        d = torch.randint(-40, 4200, (2, *shape[:-1]),
+                          generator=torch.Generator().manual_seed(2)).double()
+        d[0, 0, :4] = torch.tensor([-0.5, 4096.5, -7.0, 4100.0])
+        neuron.fixed_draw = DecayDraw(d[0], d[1])
+        xg = x.clone().requires_grad_(True)
+        s = neuron(xg, on_grid=True)
+        s.backward(torch.randn(s.shape, generator=torch.Generator().manual_seed(1)))
+        return s.detach(), xg.grad
+
+    fused, loop = _both(step)
+    assert all(_values(a, b) for a, b in zip(fused, loop, strict=True)) and fused[0].sum() > 0
 
 
 def test_the_surrogate_exponential_keeps_torchs_bits_for_odd_sizes() -> None:

@@ -450,29 +450,35 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
   });
 }
 
-// 4096 - int64(d) for a decay d, as a double (exact): the keep the loop multiplies with
-inline double keep_of(float d) {
-  return static_cast<double>((int64_t{1} << kDecayShift) - static_cast<int64_t>(d));
+// (4096 - int64(d)) / 4096 for a decay d, as a double (exact), and whether d lies in 0..4096
+// (the keeps the vectorized scan takes: 0..1)
+inline double scaled_keep(float d, bool& outside) {
+  outside |= !(d >= 0.0f && d < 4097.0f);  // also NaN
+  return static_cast<double>((int64_t{1} << kDecayShift) - static_cast<int64_t>(d)) * 0x1p-12;
 }
 
 constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**12) stays exact
 
 // scan_neuron for float32 x and y, on rows [r0, r0 + n), with the integers
-// held in doubles so that the loop over the rows vectorizes: trunc(s * k * 2**-12) is
-// sign(p) * (|p| >> 12) for p = s * k, exact while |s| < 2**41; every conversion rounds as
-// scan_neuron's does. Returns false as soon as a state leaves that range (or is NaN): the
-// caller then runs scan_neuron for everything. th_double: the reset threshold for kInt and
-// kFloat64 (+inf for none), th_f32 for kFloat32. post_u, post_v: the states after reset as
-// scan_neuron writes them, [T, N], or null.
+// held in doubles so that the loop over the rows vectorizes: trunc(s * (k / 4096)) is
+// sign(p) * (|p| >> 12) for p = s * k, exact while |s| < 2**41 and 0 <= k <= 4096 (s * k / 4096
+// is then one exact product, rounded as s * k then scaled: a power of two); every conversion
+// rounds as scan_neuron's does, and the steps it takes out are exact: int64(yu * 4096) for
+// yu = float(u) / 4096 is float(u), an integer; int64(x * 4096) for x on a grid of 1/grid
+// (grid a power of two up to 4096) is x * 4096. Returns false as soon as a state leaves that
+// range (or is NaN), or a decay is outside 0..4096: the caller then runs scan_neuron for
+// everything. th_double: the reset threshold for kInt and kFloat64 (+inf for none), th_f32 for
+// kFloat32. post_u, post_v: the states after reset as scan_neuron writes them, [T, N], or null.
 RANDHET_CLONES
 bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, int64_t ur,
                       int64_t us, const float* dv, int64_t vr, int64_t vs, float* spikes,
                       int64_t sr, int64_t ss, float* yv, float* post_u, float* post_v,
-                      int64_t rows, int64_t steps, int64_t r0, int64_t n, bool f32_threshold, float th_f32,
-                      double th_double, float th_spike, float grid) {
-  double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk];
+                      int64_t rows, int64_t steps, int64_t r0, int64_t n, bool f32_threshold,
+                      float th_f32, double th_double, float th_spike, float grid) {
+  double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk], drive[kChunk];
   float xin[kChunk], sp[kChunk], yc[kChunk];
   const float grid_inverse = power_of_two_inverse(grid);
+  const bool on_grid = grid > 0 && grid <= 4096.0f;  // x * 4096 is then an integer
   const float th_off = f32_threshold ? th_f32 : std::numeric_limits<float>::infinity();
   const double th_on = f32_threshold ? std::numeric_limits<double>::infinity() : th_double;
   for (int64_t t = 0; t < steps; ++t) {
@@ -484,20 +490,25 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
     if (grid > 0) {  // x / grid is x * (1 / grid): grid is a power of two
       for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) * grid_inverse;
     }
+    if (on_grid) {
+      for (int64_t i = 0; i < n; ++i) drive[i] = static_cast<double>(xin[i] * 4096.0f);
+    } else {
+      for (int64_t i = 0; i < n; ++i) drive[i] = std::trunc(static_cast<double>(xin[i] * 4096.0f));
+    }
+    bool outside = false;
     if (t == 0 || us != 0) {  // a decay with no time axis is read once
-      for (int64_t i = 0; i < n; ++i) kuc[i] = keep_of(du[(r0 + i) * ur + t * us]);
+      for (int64_t i = 0; i < n; ++i) kuc[i] = scaled_keep(du[(r0 + i) * ur + t * us], outside);
     }
     if (t == 0 || vs != 0) {
-      for (int64_t i = 0; i < n; ++i) kvc[i] = keep_of(dv[(r0 + i) * vr + t * vs]);
+      for (int64_t i = 0; i < n; ++i) kvc[i] = scaled_keep(dv[(r0 + i) * vr + t * vs], outside);
     }
+    if (outside) return false;
     float* __restrict yt = yv ? yv + t * rows + r0 : nullptr;
     int inexact = 0;
     for (int64_t i = 0; i < n; ++i) {  // one row per lane
-      const double u = std::trunc(su[i] * kuc[i] * 0x1p-12) +
-                       std::trunc(static_cast<double>(xin[i] * 4096.0f));
-      const float yu = static_cast<float>(u) * 0x1p-12f;
-      const double v = std::trunc(sv[i] * kvc[i] * 0x1p-12) +
-                       std::trunc(static_cast<double>(yu * 4096.0f));
+      const double u = std::trunc(su[i] * kuc[i]) + drive[i];
+      const float fu = static_cast<float>(u);  // yu * 4096 for yu = float(u) / 4096
+      const double v = std::trunc(sv[i] * kvc[i]) + static_cast<double>(fu);
       const float vf = static_cast<float>(v);
       const float y = vf * 0x1p-12f;
       yc[i] = y;
