@@ -44,13 +44,17 @@ _state: dict[str, object] = {"ext": None, "tried": False, "off": False, "triton"
                              "triton_tried": False}
 
 
-def _off() -> bool:
-    return bool(_state["off"]) or os.environ.get("RANDHET_KERNEL", "") == "loop"
+def _off(choice: str | None = None) -> bool:
+    """Whether the kernel is off (``choice``: ``RANDHET_KERNEL``'s value, if already read)."""
+    if choice is None:
+        choice = os.environ.get("RANDHET_KERNEL", "")
+    return bool(_state["off"]) or choice == "loop"
 
 
-def extension() -> ModuleType | None:
-    """The built kernel module, or None (turned off, or the build failed: said once)."""
-    if _off():
+def extension(choice: str | None = None) -> ModuleType | None:
+    """The built kernel module, or None (turned off, or the build failed: said once).
+    ``choice``: ``RANDHET_KERNEL``'s value, if already read."""
+    if _off(choice):
         return None
     if not _state["tried"]:
         _state["tried"] = True
@@ -69,10 +73,10 @@ def extension() -> ModuleType | None:
     return _state["ext"]  # type: ignore[return-value]
 
 
-def triton_kernel() -> object | None:
+def triton_kernel(choice: str | None = None) -> object | None:
     """The training neuron's Triton kernel (:class:`randhet.kernel_triton.Kernel`), or None
     (turned off, or Triton missing or broken: said once)."""
-    if _off():
+    if _off(choice):
         return None
     if not _state["triton_tried"]:
         _state["triton_tried"] = True
@@ -90,10 +94,10 @@ def triton_kernel() -> object | None:
 def _neuron_kernel(device: torch.device) -> object | None:
     """What runs the training neuron on ``device``: the C++ extension on CPU (the Triton
     kernel where ``RANDHET_KERNEL=triton``), the Triton kernel on CUDA, else None."""
-    if device.type == "cuda" or (device.type == "cpu"
-                                 and os.environ.get("RANDHET_KERNEL", "") == "triton"):
-        return triton_kernel()
-    return extension() if device.type == "cpu" else None
+    choice = os.environ.get("RANDHET_KERNEL", "")
+    if device.type == "cuda" or (device.type == "cpu" and choice == "triton"):
+        return triton_kernel(choice)
+    return extension(choice) if device.type == "cpu" else None
 
 
 def _say_if_building(cpp_extension: ModuleType) -> None:
@@ -123,9 +127,22 @@ def loop_only() -> Iterator[None]:
         _state["off"] = before
 
 
+_MODES: dict[tuple[type, object, torch.dtype], tuple[int, int, float] | None] = {}
+
+
 def _threshold_mode(threshold: object) -> tuple[int, int, float] | None:
     """(mode, int threshold, float threshold) for the kernel, comparing in the dtype torch
-    compares an int64 tensor with ``threshold`` in; None where the kernel does not take it."""
+    compares an int64 tensor with ``threshold`` in; None where the kernel does not take it.
+    Kept per threshold (its type too: 1 and 1.0 compare apart) and default dtype."""
+    key = (type(threshold), threshold, torch.get_default_dtype())
+    if key not in _MODES:
+        if len(_MODES) >= 256:
+            _MODES.clear()
+        _MODES[key] = _threshold_mode_of(threshold)
+    return _MODES[key]
+
+
+def _threshold_mode_of(threshold: object) -> tuple[int, int, float] | None:
     if threshold is None:
         return _NO_THRESHOLD, 0, 0.0
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
@@ -181,6 +198,8 @@ def _laid_out(values: torch.Tensor, like: torch.Tensor, per_step: bool,
     [.., T] and laid out for the kernel beside it: [N], or 2-d as :func:`_steps_2d` chose."""
     if per_step:
         return _like(values.expand(like.shape), time_major)
+    if values.shape == like.shape[:-1] and values.is_contiguous():  # one per row already
+        return values.view(-1)
     return values.expand(like.shape[:-1]).contiguous().reshape(-1)
 
 
@@ -242,10 +261,19 @@ def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: i
     return tuple(_from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
 
 
+_GAIN_DTYPES: dict[tuple[torch.dtype, bool, torch.dtype, bool], torch.dtype] = {}
+
+
 def gain_dtype(a: torch.Tensor, g: torch.Tensor, per_step: bool) -> torch.dtype:
     """The dtype the backward loop multiplies the gain ``a`` (or, ``per_step``, its step slice)
-    with a step slice of the gradient ``g`` in: torch's promotion, which depends on the dims."""
-    return torch.result_type(a[..., 0] if per_step else a, g[..., 0])
+    with a step slice of the gradient ``g`` in: torch's promotion, which depends on the
+    dtypes and on which operand is 0-d (kept per such case, found on 0-d and 1-d probes)."""
+    key = (a.dtype, a.dim() == (1 if per_step else 0), g.dtype, g.dim() == 1)
+    if key not in _GAIN_DTYPES:
+        a0 = torch.zeros(() if key[1] else (1,), dtype=a.dtype)
+        g0 = torch.zeros(() if key[3] else (1,), dtype=g.dtype)
+        _GAIN_DTYPES[key] = torch.result_type(a0, g0)
+    return _GAIN_DTYPES[key]
 
 
 def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
@@ -272,42 +300,44 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
     return _from_steps(g, g_out.shape), _from_steps(dd, g_out.shape) if post is not None else None
 
 
-def neuron_applies(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
-                   threshold: object) -> bool:
-    """Whether :func:`neuron_forward` and :func:`neuron_backward` take this neuron (building the
-    kernel on the first call): tensors on one device, CPU or CUDA, float drive and default
-    dtype, a Python float threshold, both decays floating point in one dtype and both or
-    neither 0-d (so that torch multiplies both with the gradient in one dtype)."""
+def neuron_kernel(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
+                  threshold: object) -> object | None:
+    """What runs :func:`neuron_forward` and :func:`neuron_backward` for this neuron (building
+    the kernel on the first call), or None where they do not take it. They take tensors on
+    one device, CPU or CUDA, float drive and default dtype, a Python float threshold, both
+    decays floating point in one dtype and both or neither 0-d (so that torch multiplies both
+    with the gradient in one dtype)."""
     floats = (torch.float32, torch.float64)
-    return (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
+    if not (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
             and torch.get_default_dtype() in floats and du.dtype == dv.dtype
             and du.dtype in floats and (du.dim() == 0) == (dv.dim() == 0)
-            and du.device == x.device and dv.device == x.device
-            and _neuron_kernel(x.device) is not None)
+            and du.device == x.device and dv.device == x.device):
+        return None
+    return _neuron_kernel(x.device)
 
 
-def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.Tensor,
-                   v_steps: bool, threshold: float, grid: int, keep_post: bool,
-                   keep_y: bool = True,
+def neuron_forward(k: object, x: torch.Tensor, du: torch.Tensor, u_steps: bool,
+                   dv: torch.Tensor, v_steps: bool, threshold: float, grid: int,
+                   keep_post: bool, keep_y: bool = True,
                    ) -> tuple[torch.Tensor, torch.Tensor | None,
                               tuple[torch.Tensor, torch.Tensor] | None]:
-    """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`, where
-    :func:`neuron_applies`): spikes (stored as ``x`` is, so the next synapse reads them without
-    a copy) and the voltage before reset (SLAYER units, torch's default dtype) and, with
-    ``keep_post``, the states after reset (u, v) as the decay gradient reads them (the
-    integers / 4096, rounded to the default dtype), each [.., T]. ``du``, ``dv``: the
-    integer-valued decays (floating point; the scans keep ``4096 - int64(d)``), per neuron or
-    (``*_steps``) per neuron and step; ``threshold`` in SLAYER units; ``grid`` > 0 (a power
-    of two) floors the drive to ``1 / grid`` first. Without ``keep_y`` (no backward to
-    come) the voltage is not written and None comes back in its place. A drive repeated over
-    time (stride 0, as direct encoding gives) is read as it is, without a copy; its spikes
-    come out time major."""
+    """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`) on
+    ``k``, the :func:`neuron_kernel` that takes it: spikes (stored as ``x`` is, so the next
+    synapse reads them without a copy) and the voltage before reset (SLAYER units, torch's
+    default dtype) and, with ``keep_post``, the states after reset (u, v) as the decay
+    gradient reads them (the integers / 4096, rounded to the default dtype), each [.., T].
+    ``du``, ``dv``: the integer-valued decays (floating point; the scans keep
+    ``4096 - int64(d)``), per neuron or (``*_steps``) per neuron and step; ``threshold`` in
+    SLAYER units; ``grid`` > 0 (a power of two) floors the drive to ``1 / grid`` first.
+    Without ``keep_y`` (no backward to come) the voltage is not written and None comes back
+    in its place. A drive repeated over time (stride 0, as direct encoding gives) is read as
+    it is, without a copy; its spikes come out time major."""
     mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
     if x.stride(-1) == 0 and x[..., 0].is_contiguous():  # one drive for every step
         x2, time_major = x.movedim(-1, 0).reshape(x.shape[-1], -1), True  # strides (0, 1)
     else:
         x2, time_major = _steps_2d(x)
-    spikes, yv, pu, pv = _neuron_kernel(x.device).neuron_forward(  # type: ignore[union-attr]
+    spikes, yv, pu, pv = k.neuron_forward(  # type: ignore[attr-defined]
         x2, time_major, _laid_out(du, x, u_steps, time_major), u_steps,
         _laid_out(dv, x, v_steps, time_major), v_steps, *mode, threshold, grid,
         keep_post, keep_y, torch.get_default_dtype() == torch.float64)
@@ -316,12 +346,13 @@ def neuron_forward(x: torch.Tensor, du: torch.Tensor, u_steps: bool, dv: torch.T
             _from_steps(yv, x.shape) if keep_y else None, post)
 
 
-def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,
+def neuron_backward(k: object, g_s: torch.Tensor, yv: torch.Tensor,
                     surrogate: tuple[float, float, float] | None, grid: int, du: torch.Tensor,
                     u_steps: bool, dv: torch.Tensor, v_steps: bool, acc_double: bool,
                     post: tuple[torch.Tensor, torch.Tensor] | None,
                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """The training neuron's backward in one pass: dL/dx and, with ``post`` (the forward's
+    """The training neuron's backward in one pass on ``k`` (the forward's
+    :func:`neuron_kernel`): dL/dx and, with ``post`` (the forward's
     states after reset as :func:`neuron_forward` gives them), the per-step terms of both decay
     gradients, [.., T].
     ``surrogate``: SLAYER's (threshold, tau_rho, scale_rho), None for the straight-through
@@ -333,7 +364,7 @@ def neuron_backward(g_s: torch.Tensor, yv: torch.Tensor,
     th, tau, scale = surrogate if surrogate is not None else (0.0, 1.0, 0.0)
     pu, pv = ((_like(p, True) for p in post) if post is not None
               else (g_s.new_empty(0),) * 2)
-    gx, ddu, ddv = _neuron_kernel(g_s.device).neuron_backward(  # type: ignore[union-attr]
+    gx, ddu, ddv = k.neuron_backward(  # type: ignore[attr-defined]
         g2, time_major, _like(yv, True), surrogate is not None, th, tau, scale, grid,
         _laid_out(du, g_s, u_steps, time_major), u_steps,
         _laid_out(dv, g_s, v_steps, time_major), v_steps, acc_double, pu, pv)

@@ -207,40 +207,42 @@ def cuba_spikes(
     torch rounds those ops: Loihi's integer synaptic input); ``du``,
     ``dv``: integer-valued decays [..] (broadcast) or [.., T] (per step), differentiable.
     """
-    if grid < 0 or grid & (grid - 1) or not kernel.neuron_applies(x, du, dv, threshold):
+    k = None if grid < 0 or grid & (grid - 1) else kernel.neuron_kernel(x, du, dv, threshold)
+    if k is None:
         return None
     if not (torch.is_grad_enabled() and (x.requires_grad or du.requires_grad
                                          or dv.requires_grad)):
         # no backward to come: the spikes alone, nothing kept for a gradient
-        spikes, _, _ = kernel.neuron_forward(x, du, kernel.has_steps(du, x), dv,
+        spikes, _, _ = kernel.neuron_forward(k, x, du, kernel.has_steps(du, x), dv,
                                              kernel.has_steps(dv, x), threshold, grid,
                                              keep_post=False, keep_y=False)
         return spikes
-    return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid)
+    return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid, k)
 
 
 class _CubaSpikes(torch.autograd.Function):
     """:func:`cuba_spikes`: the fused kernel's forward and backward."""
 
     @staticmethod
-    def forward(ctx, x, du, dv, threshold, surrogate, grid):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, du, dv, threshold, surrogate, grid, k):  # type: ignore[no-untyped-def, override]
         need_post = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         steps = (kernel.has_steps(du, x), kernel.has_steps(dv, x))
-        spikes, yv, post = kernel.neuron_forward(x, du.detach(), steps[0], dv.detach(), steps[1],
-                                                 threshold, grid, need_post)
+        spikes, yv, post = kernel.neuron_forward(k, x, du.detach(), steps[0], dv.detach(),
+                                                 steps[1], threshold, grid, need_post)
         ctx.save_for_backward(yv, du, dv, *(post or ()))
         ctx.steps, ctx.threshold, ctx.surrogate, ctx.grid = steps, threshold, surrogate, grid
+        ctx.kernel = k
         return spikes
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
         yv, du, dv, *post = ctx.saved_tensors
-        # one dtype for both gains 1 - d / 4096 (kernel.neuron_applies), as LeakyIntegrator's
+        # one dtype for both gains 1 - d / 4096 (kernel.neuron_kernel), as LeakyIntegrator's
         acc = kernel.gain_dtype(du, grad, ctx.steps[0])
         surrogate = None if ctx.surrogate is None else (ctx.threshold, *ctx.surrogate)
         grad_x, terms_u, terms_v = kernel.neuron_backward(
-            grad, yv, surrogate, ctx.grid, du.detach(), ctx.steps[0], dv.detach(), ctx.steps[1],
-            acc == torch.float64, tuple(post) or None)
+            ctx.kernel, grad, yv, surrogate, ctx.grid, du.detach(), ctx.steps[0], dv.detach(),
+            ctx.steps[1], acc == torch.float64, tuple(post) or None)
         grads = []
         for d, terms, per_step, need in zip((du, dv), (terms_u, terms_v), ctx.steps,
                                             ctx.needs_input_grad[1:3], strict=True):
@@ -248,7 +250,7 @@ class _CubaSpikes(torch.autograd.Function):
                 grads.append(None)
                 continue
             grads.append(_reduce_to(terms if per_step else terms.sum(-1), d.shape))
-        return grad_x, *grads, None, None, None
+        return grad_x, *grads, None, None, None, None
 
 
 def _decay_terms(grad_in: torch.Tensor, post: torch.Tensor) -> torch.Tensor:

@@ -38,13 +38,13 @@ def test_without_triton_one_line_says_so_and_the_loop_runs(monkeypatch, capsys) 
     monkeypatch.setenv("RANDHET_KERNEL", "triton")  # CPU tensors take the CUDA path
     x = torch.randn(2, 3, 8)
     d = torch.full((3,), 1024.0)
-    assert not kernel.neuron_applies(x, d, d, 1.25)
+    assert kernel.neuron_kernel(x, d, d, 1.25) is None
     assert loihi.cuba_spikes(x, d, d, 1.25, (0.3, 2.0)) is None  # the caller runs the loop
-    assert not kernel.neuron_applies(x, d, d, 1.25)  # tried once, said once
+    assert kernel.neuron_kernel(x, d, d, 1.25) is None  # tried once, said once
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Triton kernel is not available" in err[0], err
 
 
 def test_the_neuron_kernel_takes_cpu_and_cuda_only() -> None:
     d = torch.full((3,), 1024.0, device="meta")
-    assert not kernel.neuron_applies(torch.empty(2, 3, 8, device="meta"), d, d, 1.25)
+    assert kernel.neuron_kernel(torch.empty(2, 3, 8, device="meta"), d, d, 1.25) is None
