@@ -267,12 +267,16 @@ _GAIN_DTYPES: dict[tuple[torch.dtype, bool, torch.dtype, bool], torch.dtype] = {
 def gain_dtype(a: torch.Tensor, g: torch.Tensor, per_step: bool) -> torch.dtype:
     """The dtype the backward loop multiplies the gain ``a`` (or, ``per_step``, its step slice)
     with a step slice of the gradient ``g`` in: torch's promotion, which depends on the
-    dtypes and on which operand is 0-d (kept per such case, found on 0-d and 1-d probes)."""
-    key = (a.dtype, a.dim() == (1 if per_step else 0), g.dtype, g.dim() == 1)
+    dtypes and on which operand is 0-d."""
+    return _gain_dtype(a.dtype, a.dim() == (1 if per_step else 0), g.dtype, g.dim() == 1)
+
+
+def _gain_dtype(a: torch.dtype, a_scalar: bool, g: torch.dtype, g_scalar: bool) -> torch.dtype:
+    """:func:`gain_dtype` per case (kept), found on 0-d and 1-d probes."""
+    key = (a, a_scalar, g, g_scalar)
     if key not in _GAIN_DTYPES:
-        a0 = torch.zeros(() if key[1] else (1,), dtype=a.dtype)
-        g0 = torch.zeros(() if key[3] else (1,), dtype=g.dtype)
-        _GAIN_DTYPES[key] = torch.result_type(a0, g0)
+        _GAIN_DTYPES[key] = torch.result_type(torch.zeros(() if a_scalar else (1,), dtype=a),
+                                              torch.zeros(() if g_scalar else (1,), dtype=g))
     return _GAIN_DTYPES[key]
 
 
@@ -344,6 +348,25 @@ def neuron_forward(k: object, x: torch.Tensor, du: torch.Tensor, u_steps: bool,
     post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
     return (_from_2d(spikes, x.shape, time_major),
             _from_steps(yv, x.shape) if keep_y else None, post)
+
+
+def neuron_node(k: object, x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
+                threshold: float, surrogate: tuple[float, float] | None,
+                grid: int) -> torch.Tensor | None:
+    """:func:`randhet.loihi.cuba_spikes` with a gradient as one autograd node of ``k`` (the
+    :func:`neuron_kernel`), where ``k`` has one (the C++ extension: forward and backward,
+    layouts and gradient reductions included, run without Python); None elsewhere (the
+    Triton kernel: the caller runs its Python node)."""
+    node = getattr(k, "neuron_node", None)
+    if node is None:
+        return None
+    u_steps, v_steps = has_steps(du, x), has_steps(dv, x)
+    default = torch.get_default_dtype()
+    acc = _gain_dtype(du.dtype, du.dim() == (1 if u_steps else 0), default, x.dim() == 1)
+    tau, scale = surrogate if surrogate is not None else (1.0, 0.0)
+    return node(x, du, dv, u_steps, v_steps, *_threshold_mode(threshold * (1 << 12)),
+                threshold, grid, surrogate is not None, tau, scale, acc == torch.float64,
+                default == torch.float64)
 
 
 def neuron_backward(k: object, g_s: torch.Tensor, yv: torch.Tensor,

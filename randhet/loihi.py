@@ -217,11 +217,16 @@ def cuba_spikes(
                                              kernel.has_steps(dv, x), threshold, grid,
                                              keep_post=False, keep_y=False)
         return spikes
+    node = kernel.neuron_node(k, x, du, dv, threshold, surrogate, grid)
+    if node is not None:
+        return node
     return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid, k)
 
 
 class _CubaSpikes(torch.autograd.Function):
-    """:func:`cuba_spikes`: the fused kernel's forward and backward."""
+    """:func:`cuba_spikes`: the fused kernel's forward and backward in Python (the Triton
+    kernel's; the C++ extension runs the same steps as one node of its own,
+    :func:`randhet.kernel.neuron_node`)."""
 
     @staticmethod
     def forward(ctx, x, du, dv, threshold, surrogate, grid, k):  # type: ignore[no-untyped-def, override]

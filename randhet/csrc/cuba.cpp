@@ -791,6 +791,134 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
   return {gx, ddu, ddv};
 }
 
+// The training neuron as one autograd node on the CPU (loihi.cuba_spikes), its layout steps
+// those of kernel.py (_steps_2d, _like, _laid_out, _from_2d) and its gradient reduction
+// loihi._reduce_to's, written here with the same tensor ops (the same bits) so that a training
+// step runs no Python between its matmuls. kernel.py keeps the Python steps for the Triton
+// kernel; tests/triton_interpreted.py holds the two paths to the same bits.
+namespace layout {
+
+// x [.., T] as the kernel's 2-d input: ([T, N], true) where x is stored time major (or is
+// copied so), ([N, T], false) where it is stored time last
+std::pair<torch::Tensor, bool> steps_2d(const torch::Tensor& x) {
+  const int64_t steps = x.size(-1);
+  auto tm = x.movedim(-1, 0);
+  if (tm.is_contiguous()) return {tm.reshape({steps, -1}), true};
+  if (x.is_contiguous()) return {x.reshape({-1, steps}), false};
+  return {tm.contiguous().reshape({steps, -1}), true};
+}
+
+torch::Tensor like(const torch::Tensor& x, bool time_major) {
+  const int64_t steps = x.size(-1);
+  if (time_major) return x.movedim(-1, 0).contiguous().reshape({steps, -1});
+  return x.contiguous().reshape({-1, steps});
+}
+
+torch::Tensor laid_out(const torch::Tensor& values, const torch::Tensor& like_x, bool per_step,
+                       bool time_major) {
+  if (per_step) return like(values.expand(like_x.sizes()), time_major);
+  const auto rows = like_x.sizes().slice(0, like_x.dim() - 1);
+  if (values.sizes() == rows && values.is_contiguous()) return values.view({-1});
+  return values.expand(rows).contiguous().reshape({-1});
+}
+
+torch::Tensor from_steps(const torch::Tensor& out, torch::IntArrayRef shape) {
+  std::vector<int64_t> sizes{shape.back()};
+  sizes.insert(sizes.end(), shape.begin(), shape.end() - 1);
+  return out.reshape(sizes).movedim(0, -1);
+}
+
+torch::Tensor from_2d(const torch::Tensor& out, torch::IntArrayRef shape, bool time_major) {
+  return time_major ? from_steps(out, shape) : out.reshape(shape);
+}
+
+torch::Tensor reduce_to(torch::Tensor grad, torch::IntArrayRef shape) {
+  while (grad.dim() > static_cast<int64_t>(shape.size())) grad = grad.sum(0);
+  for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i) {
+    if (shape[i] == 1 && grad.size(i) != 1) grad = grad.sum(i, true);
+  }
+  return grad.reshape(shape);
+}
+
+}  // namespace layout
+
+struct NeuronNode : public torch::autograd::Function<NeuronNode> {
+  // x [.., T]; du, dv [..] or (u_steps, v_steps) [.., T]; the threshold mode and thresholds as
+  // kernel.neuron_forward passes them; surrogate (tau, scale) or the straight-through
+  // estimator; acc_double: the gains' dtype (kernel.gain_dtype)
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& du, const torch::Tensor& dv, bool u_steps,
+                               bool v_steps, int64_t th_mode, int64_t th_int, double th_float,
+                               double th_spike, int64_t grid, bool surrogate, double tau,
+                               double scale, bool acc_double, bool y_double) {
+    const bool keep_post = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
+    torch::Tensor x2;
+    bool time_major;
+    if (x.stride(-1) == 0 && x.select(-1, 0).is_contiguous()) {  // one drive for every step
+      x2 = x.movedim(-1, 0).reshape({x.size(-1), -1});
+      time_major = true;
+    } else {
+      std::tie(x2, time_major) = layout::steps_2d(x);
+    }
+    const auto du0 = du.detach(), dv0 = dv.detach();
+    auto out = neuron_forward(x2, time_major, layout::laid_out(du0, x, u_steps, time_major),
+                              u_steps, layout::laid_out(dv0, x, v_steps, time_major), v_steps,
+                              th_mode, th_int, th_float, th_spike, grid, keep_post, true,
+                              y_double);
+    const auto shape = x.sizes();
+    torch::Tensor pu, pv;
+    if (keep_post) {
+      pu = layout::from_steps(out[2], shape);
+      pv = layout::from_steps(out[3], shape);
+    }
+    ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});
+    ctx->saved_data["steps"] = c10::List<bool>({u_steps, v_steps});
+    ctx->saved_data["surrogate"] = c10::List<double>({surrogate ? 1.0 : 0.0, th_spike, tau, scale});
+    ctx->saved_data["grid"] = grid;
+    ctx->saved_data["acc_double"] = acc_double;
+    return layout::from_2d(out[0], shape, time_major);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& yv = saved[0];
+    const auto& du = saved[1];
+    const auto& dv = saved[2];
+    const auto steps = ctx->saved_data["steps"].toBoolList();
+    const auto sur = ctx->saved_data["surrogate"].toDoubleList();
+    const bool u_steps = steps[0], v_steps = steps[1];
+    const bool terms = saved[3].defined();
+    const auto& g_s = grads[0];
+    auto [g2, time_major] = layout::steps_2d(g_s);
+    const auto none = g_s.new_empty({0});
+    auto out = neuron_backward(
+        g2, time_major, layout::like(yv, true), sur[0] != 0.0, sur[1], sur[2], sur[3],
+        ctx->saved_data["grid"].toInt(), layout::laid_out(du.detach(), g_s, u_steps, time_major),
+        u_steps, layout::laid_out(dv.detach(), g_s, v_steps, time_major), v_steps,
+        ctx->saved_data["acc_double"].toBool(), terms ? layout::like(saved[3], true) : none,
+        terms ? layout::like(saved[4], true) : none);
+    const auto shape = g_s.sizes();
+    torch::autograd::tensor_list result(15);
+    result[0] = layout::from_2d(out[0], shape, time_major);
+    for (int i = 0; i < 2 && terms; ++i) {
+      if (!ctx->needs_input_grad(1 + i)) continue;
+      const auto& d = i == 0 ? du : dv;
+      auto t = layout::from_steps(out[1 + i], shape);
+      result[1 + i] = layout::reduce_to((i == 0 ? u_steps : v_steps) ? t : t.sum(-1), d.sizes());
+    }
+    return result;
+  }
+};
+
+torch::Tensor neuron_node(const torch::Tensor& x, const torch::Tensor& du, const torch::Tensor& dv,
+                          bool u_steps, bool v_steps, int64_t th_mode, int64_t th_int,
+                          double th_float, double th_spike, int64_t grid, bool surrogate,
+                          double tau, double scale, bool acc_double, bool y_double) {
+  return NeuronNode::apply(x, du, dv, u_steps, v_steps, th_mode, th_int, th_float, th_spike,
+                           grid, surrogate, tau, scale, acc_double, y_double);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
   m.def("integrate_backward", &integrate_backward,
@@ -800,4 +928,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("neuron_forward", &neuron_forward, "the training neuron: both integrators, spikes");
   m.def("neuron_backward", &neuron_backward,
         "the training neuron's backward: surrogate, both integrators, decay terms");
+  m.def("neuron_node", &neuron_node,
+        "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
 }
