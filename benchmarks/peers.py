@@ -9,7 +9,10 @@ SpikingJelly, benchmark-only)::
 Every variant trains the same network one step (forward, cross-entropy on the output spike
 counts, backward, plain SGD) on the same batch (64 samples, T = 16, graded input on a 1/16
 grid) in one process, the variants interleaved round by round so that background load hits them
-alike. Networks: dense 64-128-10, and the conv net of ``train_speed.py`` (1x28x28, conv 8 s2,
+alike. Each variant gets the batch stored as it reads it best, prepared before the clock
+starts: the peers and the floor time major ([T, B, ..]); randhet the same storage seen as
+its [B, .., T] tensors (what its layers hand each other); SLAYER contiguous [B, .., T].
+Networks: dense 64-128-10, and the conv net of ``train_speed.py`` (1x28x28, conv 8 s2,
 conv 16 s2, dense 10). Variants:
 
 - ``randhet``: RandHet blocks (sigma 1, per-neuron decays drawn every pass) with the fused
@@ -200,10 +203,11 @@ def variants(input_shape: tuple[int, ...], tokens: list[str], device: str = "cpu
     x, y = make_batch(input_shape, torch.Generator().manual_seed(SEED))  # [B, *shape, T]
     x, y = x.to(device), y.to(device)
     xt = x.movedim(-1, 0).contiguous()  # [T, B, *shape]
+    x_randhet = xt.movedim(0, -1)  # [B, *shape, T], stored time major
     stock = stock_network(layers, NeuronSpec(sigma=0.0)).to(device)
     out = {
-        "randhet": randhet_step(layers, x, y, stock, loop=False),
-        "randhet (loop)": randhet_step(layers, x, y, stock, loop=True),
+        "randhet": randhet_step(layers, x_randhet, y, stock, loop=False),
+        "randhet (loop)": randhet_step(layers, x_randhet, y, stock, loop=True),
         "SLAYER": slayer_step(stock, x, y),
     }
     for name, make in (("snnTorch", snntorch_step), ("Norse", norse_step),

@@ -199,6 +199,20 @@ def _per_neuron(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(a, -1, 1).reshape(a.shape[0], a.shape[-1], -1)
 
 
+def _two_normals(size: tuple[int, ...], generator: torch.Generator | None,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two tensors of float32 standard normals widened to float64, drawn one after the other.
+    Where a tensor holds a multiple of 16 values (torch fills normals in blocks of 16), both
+    come from one draw of twice the size: the same numbers and the same generator state
+    after (tests/test_neuron.py holds this), one call less."""
+    n = int(torch.Size(size).numel())
+    if n % 16:
+        return tuple(torch.randn(size, generator=generator, dtype=torch.float32)
+                     .to(torch.float64) for _ in range(2))  # type: ignore[return-value]
+    both = torch.randn((2, *size), generator=generator, dtype=torch.float32).to(torch.float64)
+    return both[0], both[1]
+
+
 def draw_eps(
     neuron: NeuronSpec,
     batch: int,
@@ -218,8 +232,7 @@ def draw_eps(
         size = (*size, steps)
     # float32 normals (torch draws them vectorized, ~5x faster than float64 ones), widened:
     # their 2**-24 resolution is far below the 12-bit decay grid they are mapped onto
-    cur = torch.randn(size, generator=generator, dtype=torch.float32).to(torch.float64)
-    vol = torch.randn(size, generator=generator, dtype=torch.float32).to(torch.float64)
+    cur, vol = _two_normals(size, generator)
     if neuron.granularity == "profile":
         if binding is None:
             raise ValueError("profile granularity needs the layer's profile binding")

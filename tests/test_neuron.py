@@ -10,7 +10,7 @@ import torch
 from lava.lib.dl.slayer.block import cuba as cuba_block
 from lava.lib.dl.slayer.neuron import cuba
 
-from randhet.decays import decays_from_eps, draw_layer, draw_network
+from randhet.decays import decays_from_eps, draw_eps, draw_layer, draw_network
 from randhet.models.neuron import (
     RandHetConv,
     RandHetDense,
@@ -195,6 +195,20 @@ def test_sigma_zero_draw_is_exactly_the_mean_and_randomize_selects_decays() -> N
     only_v = draw_layer(NeuronSpec(sigma=1.0, randomize="voltage"), 20, (10,), None)
     assert torch.all(only_v.current == 1024)
     assert only_v.voltage.unique().numel() > 1
+
+
+@pytest.mark.parametrize("shape", [(8, 128), (4, 10), (3, 7), (2, 5, 16)])
+def test_the_noise_is_two_draws_one_after_the_other(shape) -> None:
+    """draw_eps takes both noises from one draw where it can: the numbers and the generator
+    state after are those of two draws in turn, whatever the size."""
+    spec = NeuronSpec(sigma=1.0, resample="step" if len(shape) == 3 else "forward")
+    gen = torch.Generator().manual_seed(7)
+    cur, vol = draw_eps(spec, shape[0], shape[1:2], shape[-1], gen)
+    after = torch.randn(5, generator=gen)
+    ref = torch.Generator().manual_seed(7)
+    for eps in (cur, vol):
+        assert torch.equal(eps, torch.randn(shape, generator=ref).to(torch.float64))
+    assert torch.equal(after, torch.randn(5, generator=ref))
 
 
 def test_decays_without_a_gradient_are_the_graded_decays_bit_for_bit() -> None:
