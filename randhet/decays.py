@@ -263,6 +263,47 @@ def decays_for(
                      one(mean_voltage, eps_voltage, neuron.voltage_decay_range))
 
 
+def fresh_draw(
+    neuron: NeuronSpec,
+    mean_current: torch.Tensor,
+    mean_voltage: torch.Tensor,
+    batch: int,
+    shape: tuple[int, ...],
+    steps: int,
+    generator: torch.Generator | None,
+    binding: torch.Tensor | None = None,
+) -> DecayDraw:
+    """Fresh decays for a batch of ``shape`` neurons: :func:`draw_eps`, then
+    :func:`decays_for`. The common draw (logit-normal, both decays, per neuron or channel, no
+    gradient wanted for the means, on the CPU) runs as one call of the kernel extension where
+    it is built (``randhet/csrc/draws.cpp``: the same ops in the same order, the same
+    numbers), not twenty Python ones."""
+    ext = _draw_extension(neuron, mean_current, mean_voltage, generator)
+    if ext is None:
+        eps_c, eps_v = draw_eps(neuron, batch, shape, steps, generator, binding)
+        return decays_for(neuron, mean_current, mean_voltage, eps_c, eps_v)
+    size = (batch, *noise_shape(neuron, shape), *((steps,) if neuron.resample == "step" else ()))
+    current, voltage = ext.logit_normal_draw(  # type: ignore[attr-defined]
+        size, generator, _mean_logit(mean_current), _mean_logit(mean_voltage), neuron.sigma,
+        *neuron.current_decay_range, *neuron.voltage_decay_range)
+    return DecayDraw(current, voltage)
+
+
+def _draw_extension(neuron: NeuronSpec, mean_current: torch.Tensor, mean_voltage: torch.Tensor,
+                    generator: torch.Generator | None) -> object | None:
+    """The kernel extension where :func:`fresh_draw` can run as one call of it, else None."""
+    if (neuron.granularity == "profile" or neuron.distribution != "logit_normal"
+            or not (neuron.randomizes_current and neuron.randomizes_voltage)
+            or (torch.is_grad_enabled()
+                and (mean_current.requires_grad or mean_voltage.requires_grad))
+            or mean_current.device.type != "cpu" or mean_voltage.device.type != "cpu"
+            or (generator is not None and generator.device.type != "cpu")):
+        return None
+    from randhet import kernel  # reason: builds the extension on first use
+
+    return kernel.extension()
+
+
 def draw_layer(
     neuron: NeuronSpec,
     batch: int,
@@ -277,10 +318,9 @@ def draw_layer(
     granularity."""
     if means is None:
         means = (mean_decay_int(neuron.current_decay), mean_decay_int(neuron.voltage_decay))
-    eps_c, eps_v = draw_eps(neuron, batch, shape, steps, generator, binding)
     mc = torch.tensor([means[0] / DECAY_SCALE], dtype=torch.float64)
     mv = torch.tensor([means[1] / DECAY_SCALE], dtype=torch.float64)
-    draw = decays_for(neuron, mc, mv, eps_c, eps_v)
+    draw = fresh_draw(neuron, mc, mv, batch, shape, steps, generator, binding)
     size = (batch, *noise_shape(neuron, shape)) + ((steps,) if neuron.resample == "step" else ())
     return DecayDraw(draw.current.expand(size).clone(), draw.voltage.expand(size).clone())
 

@@ -4,7 +4,8 @@ It runs the integrators of :mod:`randhet.loihi` (one scan, or a CUBA layer's two
 integer datapath) and the training neuron whole (:func:`randhet.loihi.cuba_spikes`: the drive
 floored to Loihi's grid, both integrators and SLAYER's spike function, forward and backward).
 
-``randhet/csrc/cuba.cpp`` is built with ``torch.utils.cpp_extension`` the first time it is
+``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw, for
+:mod:`randhet.decays`) is built with ``torch.utils.cpp_extension`` the first time it is
 needed (cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and
 runs on CPU tensors, parallel over the batch times the neurons. On CUDA tensors the training
 neuron runs :mod:`randhet.kernel_triton` (Triton, compiled on first use), the same arithmetic.
@@ -32,6 +33,7 @@ from types import ModuleType
 import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
+DRAWS = SOURCE.with_name("draws.cpp")  # decays.py's logit-normal draw in one call
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)
@@ -64,7 +66,7 @@ def extension(choice: str | None = None) -> ModuleType | None:
             from torch.utils import cpp_extension  # reason: only when the kernel is first used
 
             _say_if_building(cpp_extension)
-            _state["ext"] = cpp_extension.load(name=NAME, sources=[str(SOURCE)],
+            _state["ext"] = cpp_extension.load(name=NAME, sources=[str(SOURCE), str(DRAWS)],
                                                extra_cflags=CFLAGS, verbose=False)
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]

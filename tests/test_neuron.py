@@ -10,7 +10,7 @@ import torch
 from lava.lib.dl.slayer.block import cuba as cuba_block
 from lava.lib.dl.slayer.neuron import cuba
 
-from randhet.decays import decays_from_eps, draw_eps, draw_layer, draw_network
+from randhet.decays import decays_from_eps, draw_eps, draw_layer, draw_network, fresh_draw
 from randhet.models.neuron import (
     RandHetConv,
     RandHetDense,
@@ -209,6 +209,35 @@ def test_the_noise_is_two_draws_one_after_the_other(shape) -> None:
     for eps in (cur, vol):
         assert torch.equal(eps, torch.randn(shape, generator=ref).to(torch.float64))
     assert torch.equal(after, torch.randn(5, generator=ref))
+
+
+@pytest.mark.parametrize("case", ["neuron", "odd-size", "step", "channel", "edges"])
+def test_the_one_call_draw_is_the_python_draw_bit_for_bit(case) -> None:
+    """fresh_draw's one call of the extension (draws.cpp) against draw_eps then decays_for:
+    the decays and the generator state after, sizes in and out of torch's 16-value blocks."""
+    from randhet import kernel
+
+    if not kernel.available():
+        pytest.skip("the kernel extension did not build here")
+    spec = NeuronSpec(sigma=1.0 if case != "edges" else 2.5,
+                      resample="step" if case == "step" else "forward",
+                      granularity="channel" if case == "channel" else "neuron",
+                      current_decay=1 / 4096 if case == "edges" else 0.25)
+    shape = {"odd-size": (7,), "channel": (4, 3, 3)}.get(case, (32,))
+    means = (torch.tensor([spec.current_decay]), torch.tensor([spec.voltage_decay]))
+
+    def draw(ext: bool) -> tuple[torch.Tensor, ...]:
+        gen = torch.Generator().manual_seed(5)
+        if ext:
+            d = fresh_draw(spec, *means, 9, shape, 6, gen)
+        else:
+            with kernel.loop_only():  # the extension off: the Python steps
+                d = fresh_draw(spec, *means, 9, shape, 6, gen)
+        return d.current, d.voltage, torch.randn(3, generator=gen)
+
+    one, python = draw(True), draw(False)
+    assert one[0].dtype == torch.float64 and one[0].unique().numel() > 2
+    assert all(torch.equal(a, b) for a, b in zip(one, python, strict=True))
 
 
 def test_decays_without_a_gradient_are_the_graded_decays_bit_for_bit() -> None:

@@ -919,6 +919,14 @@ torch::Tensor neuron_node(const torch::Tensor& x, const torch::Tensor& du, const
                            grid, surrogate, tau, scale, acc_double, y_double);
 }
 
+// draws.cpp
+std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
+                                             const std::optional<at::Generator>& gen,
+                                             const torch::Tensor& logit_c,
+                                             const torch::Tensor& logit_v, double sigma,
+                                             int64_t low_c, int64_t high_c, int64_t low_v,
+                                             int64_t high_v);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
   m.def("integrate_backward", &integrate_backward,
@@ -928,6 +936,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("neuron_forward", &neuron_forward, "the training neuron: both integrators, spikes");
   m.def("neuron_backward", &neuron_backward,
         "the training neuron's backward: surrogate, both integrators, decay terms");
+  m.def("logit_normal_draw", &logit_normal_draw,
+        "RandHet's current and voltage decays, logit-normal around the means, one call");
   m.def("neuron_node", &neuron_node,
         "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
 }

@@ -29,6 +29,7 @@ from randhet.decays import (  # noqa: E402
     decays_for,
     draw_eps,
     floor_ste,
+    fresh_draw,
     mean_decay_int,
     noise_shape,
     representatives,
@@ -74,8 +75,8 @@ class _Quantize8bit(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, step, lo, hi):  # type: ignore[no-untyped-def, override]
         q = torch.div(w, step).round_().mul_(step)
-        low, high = torch.aminmax(q)
-        inside = bool(low > lo) and bool(high < hi)  # False for NaN
+        low, high = (float(v) for v in torch.aminmax(q)) if q.numel() else (0.0, 0.0)
+        inside = low > lo and high < hi  # False for NaN
         ctx.save_for_backward(None if inside else q)
         ctx.lo, ctx.hi = lo, hi
         return q if inside else q.clamp(lo, hi)
@@ -196,8 +197,8 @@ class RandHetNeuron(base.Neuron):
                 eps_c = None if eps_c is None else share_by_profile(eps_c, shape, rep)
                 eps_v = None if eps_v is None else share_by_profile(eps_v, shape, rep)
         elif spec.sigma > 0:
-            eps_c, eps_v = draw_eps(spec, batch, tuple(self.shape), steps, self.generator,
-                                    binding)
+            return fresh_draw(spec, self.mean_current_decay, self.mean_voltage_decay, batch,
+                              tuple(self.shape), steps, self.generator, binding)
         else:
             eps_c = eps_v = None
         return decays_for(spec, self.mean_current_decay, self.mean_voltage_decay, eps_c, eps_v)

@@ -1,0 +1,50 @@
+// RandHet's logit-normal decay draw (randhet/decays.py: _two_normals, then
+// _logit_normal_no_grad for the current and the voltage decays) as one call: the same ATen ops
+// in the same order, so the same numbers, without a Python call per op (a layer's draw is
+// ~20 small ops, most of its cost on small layers). decays.py keeps the Python steps for
+// machines without the extension; tests/test_neuron.py holds the two to the same bits.
+#include <torch/extension.h>
+
+#include <vector>
+
+namespace {
+
+// _two_normals: float32 normals widened to float64, both from one draw of twice the size
+// where the size is a multiple of 16 (torch fills normals in blocks of 16), else two draws
+std::vector<torch::Tensor> two_normals(torch::IntArrayRef size,
+                                       const std::optional<at::Generator>& gen) {
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat);
+  int64_t n = 1;
+  for (const auto s : size) n *= s;
+  if (n % 16 != 0) {
+    auto a = at::randn(size, gen, f32).to(torch::kDouble);
+    auto b = at::randn(size, gen, f32).to(torch::kDouble);
+    return {a, b};
+  }
+  std::vector<int64_t> both{2};
+  both.insert(both.end(), size.begin(), size.end());
+  auto ab = at::randn(both, gen, f32).to(torch::kDouble);
+  return {ab[0], ab[1]};
+}
+
+// _logit_normal_no_grad's map: round(4096 * sigmoid(logit + sigma * eps)) within the bounds
+torch::Tensor logit_normal(const torch::Tensor& eps, const torch::Tensor& logit, double sigma,
+                           int64_t low, int64_t high) {
+  auto d = eps.mul(sigma);
+  return d.add_(logit).sigmoid_().mul_(4096).round_().clamp_(low, high);
+}
+
+}  // namespace
+
+// Fresh current and voltage decays (float64) for noise of ``size``: logit_c, logit_v are the
+// means' logits (decays.py's _mean_logit), the bounds the register ranges.
+std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
+                                             const std::optional<at::Generator>& gen,
+                                             const torch::Tensor& logit_c,
+                                             const torch::Tensor& logit_v, double sigma,
+                                             int64_t low_c, int64_t high_c, int64_t low_v,
+                                             int64_t high_v) {
+  const auto eps = two_normals(size, gen);
+  return {logit_normal(eps[0], logit_c, sigma, low_c, high_c),
+          logit_normal(eps[1], logit_v, sigma, low_v, high_v)};
+}
