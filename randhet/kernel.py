@@ -4,10 +4,11 @@ It runs the integrators of :mod:`randhet.loihi` (one scan, or a CUBA layer's two
 integer datapath) and the training neuron whole (:func:`randhet.loihi.cuba_spikes`: the drive
 floored to Loihi's grid, both integrators and SLAYER's spike function, forward and backward).
 
-``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw, for
-:mod:`randhet.decays`) is built with ``torch.utils.cpp_extension`` the first time it is
-needed (cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and
-runs on CPU tensors, parallel over the batch times the neurons. On CUDA tensors the training
+``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw for :mod:`randhet.decays`
+and the 8-bit weight hook of :mod:`randhet.models.neuron`, one call each) is built with
+``torch.utils.cpp_extension`` the first time it is needed (cached under
+``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and runs on CPU tensors,
+parallel over the batch times the neurons. On CUDA tensors the training
 neuron runs :mod:`randhet.kernel_triton` (Triton, compiled on first use), the same arithmetic.
 :mod:`randhet.loihi` calls the kernel where it applies and runs its per-step loop otherwise
 (tensor thresholds, half-precision gradients, the integrators alone on CUDA). The integers and
@@ -33,7 +34,7 @@ from types import ModuleType
 import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
-DRAWS = SOURCE.with_name("draws.cpp")  # decays.py's logit-normal draw in one call
+DRAWS = SOURCE.with_name("draws.cpp")  # the decay draw and the weight hook, one call each
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import numpy as np
@@ -56,8 +57,18 @@ def test_sigma_zero_block_equals_stock_slayer_dense_block() -> None:
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("node", ["cpp", "python"])  # the extension's node, or without it
 @pytest.mark.parametrize("spread", [0.5, 8.0])  # no weight clamped; many clamped
-def test_the_8bit_weight_hook_is_slayers_bit_for_bit(spread) -> None:
+def test_the_8bit_weight_hook_is_slayers_bit_for_bit(spread, node) -> None:
+    from randhet import kernel
+
+    if node == "cpp" and not kernel.available():
+        pytest.skip("the kernel extension did not build here")
+    with kernel.loop_only() if node == "python" else contextlib.nullcontext():
+        _check_8bit_weight_hook(spread)
+
+
+def _check_8bit_weight_hook(spread: float) -> None:
     ours = RandHetNeuron(STOCK, (9,))
     stock = cuba.Neuron(**slayer_neuron_params(STOCK))
     g = torch.Generator().manual_seed(3)

@@ -926,6 +926,7 @@ std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
                                              const torch::Tensor& logit_v, double sigma,
                                              int64_t low_c, int64_t high_c, int64_t low_v,
                                              int64_t high_v);
+torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
@@ -938,6 +939,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "the training neuron's backward: surrogate, both integrators, decay terms");
   m.def("logit_normal_draw", &logit_normal_draw,
         "RandHet's current and voltage decays, logit-normal around the means, one call");
+  m.def("quantize_8bit", &quantize_8bit,
+        "SLAYER's 8-bit weight hook as one autograd node: round to the step, clamp");
   m.def("neuron_node", &neuron_node,
         "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
 }

@@ -1,8 +1,10 @@
-// RandHet's logit-normal decay draw (randhet/decays.py: _two_normals, then
-// _logit_normal_no_grad for the current and the voltage decays) as one call: the same ATen ops
-// in the same order, so the same numbers, without a Python call per op (a layer's draw is
-// ~20 small ops, most of its cost on small layers). decays.py keeps the Python steps for
-// machines without the extension; tests/test_neuron.py holds the two to the same bits.
+// A training step's small steps around the kernel, each in one call: RandHet's logit-normal
+// decay draw (randhet/decays.py: _two_normals, then _logit_normal_no_grad for the current and
+// the voltage decays) and SLAYER's 8-bit weight hook as one autograd node
+// (randhet/models/neuron.py: _Quantize8bit). The same ATen ops in the same order, so the same
+// numbers, without a Python call per op or a Python autograd node (a layer's draw is ~20 small
+// ops, most of its cost on small layers). The Python steps stay for machines without the
+// extension and for CUDA; tests/test_neuron.py holds the two to the same bits.
 #include <torch/extension.h>
 
 #include <vector>
@@ -47,4 +49,38 @@ std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
   const auto eps = two_normals(size, gen);
   return {logit_normal(eps[0], logit_c, sigma, low_c, high_c),
           logit_normal(eps[1], logit_v, sigma, low_v, high_v)};
+}
+
+// _Quantize8bit: q = round(w / step) * step, then clamp(lo, hi); its gradient passes as it is
+// where every q lies strictly inside the bounds, else it is torch's clamp gradient (asked of
+// autograd, as the Python node does)
+struct Quantize8bitNode : public torch::autograd::Function<Quantize8bitNode> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& w,
+                               double step, double lo, double hi) {
+    auto q = at::div(w, step).round_().mul_(step);
+    bool inside = true;
+    if (q.numel() > 0) {
+      const auto [low, high] = at::aminmax(q);
+      inside = low.item<double>() > lo && high.item<double>() < hi;  // false for NaN
+    }
+    ctx->saved_data["lo"] = lo;
+    ctx->saved_data["hi"] = hi;
+    ctx->save_for_backward({inside ? torch::Tensor() : q});
+    return inside ? q : q.clamp(lo, hi);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto q = ctx->get_saved_variables()[0];
+    if (!q.defined()) return {grads[0], torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    torch::AutoGradMode on(true);
+    auto leaf = q.detach().requires_grad_(true);
+    auto out = leaf.clamp(ctx->saved_data["lo"].toDouble(), ctx->saved_data["hi"].toDouble());
+    auto grad = torch::autograd::grad({out}, {leaf}, {grads[0]})[0];
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi) {
+  return Quantize8bitNode::apply(w, step, lo, hi);
 }

@@ -24,6 +24,7 @@ from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
 from lava.lib.dl.slayer.neuron import base  # noqa: E402
 from lava.lib.dl.slayer.spike.spike import Spike  # noqa: E402
 
+from randhet import kernel  # noqa: E402
 from randhet.decays import (  # noqa: E402
     DecayDraw,
     decays_for,
@@ -66,7 +67,9 @@ def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
 
 
 class _Quantize8bit(torch.autograd.Function):
-    """SLAYER's 8-bit weight hook, ``quantize(w, step).clamp(lo, hi)``, as one autograd node:
+    """SLAYER's 8-bit weight hook, ``quantize(w, step).clamp(lo, hi)``, as one autograd node
+    (in Python: without the kernel extension, and on CUDA; ``randhet/csrc/draws.cpp`` holds
+    the same node in C++):
     the same values (``round(w / step) * step``, then the clamp) and the same gradient (the
     straight-through rounding, then torch's clamp gradient). Where every weight lies strictly
     inside the bounds (the usual case) that gradient is the incoming one as it is, without
@@ -142,7 +145,9 @@ class RandHetNeuron(base.Neuron):
         rounded to steps of 2/64 and clamped to -256/64 .. 254/64 (times 64 with
         ``descale``), the same values and gradients, in one autograd node."""
         scale = self.w_scale
-        q = _Quantize8bit.apply(weight, 2 / scale, -256 / scale, 254 / scale)
+        args = (weight, 2 / scale, -256 / scale, 254 / scale)
+        ext = kernel.extension() if weight.device.type == "cpu" else None
+        q = _Quantize8bit.apply(*args) if ext is None else ext.quantize_8bit(*args)
         return q * scale if descale else q
 
     def bind(self, binding: torch.Tensor) -> None:
