@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from randhet import kernel
 from randhet.network import ExportedNetwork
 from randhet.spec import DECAY_SCALE, NeuronSpec
 
@@ -299,8 +300,6 @@ def _draw_extension(neuron: NeuronSpec, mean_current: torch.Tensor, mean_voltage
             or mean_current.device.type != "cpu" or mean_voltage.device.type != "cpu"
             or (generator is not None and generator.device.type != "cpu")):
         return None
-    from randhet import kernel  # reason: builds the extension on first use
-
     return kernel.extension()
 
 
