@@ -285,6 +285,25 @@ def test_a_training_step_is_the_loop_bit_for_bit(tokens, resample) -> None:
     assert len(fused) > 2 and all(torch.equal(a, b) for a, b in zip(fused, loop, strict=True))
 
 
+def test_a_cpu_training_step_takes_the_one_call_paths() -> None:
+    """With the extension built, a CPU block records the neuron and the weight hook as one C++
+    node each and draws its decays in one call; with the kernel off, the Python steps."""
+    from randhet import decays
+    from randhet.models.neuron import RandHetDense
+
+    spec = NeuronSpec(sigma=1.0)
+    block = RandHetDense(spec, 6, 5)
+    means = (block.neuron.mean_current_decay, block.neuron.mean_voltage_decay)
+    x = torch.rand(2, 6, 8)
+    assert block(x).grad_fn.name() == "torch::autograd::CppNode<NeuronNode>"
+    assert block._hooked_weight().grad_fn.name() == "torch::autograd::CppNode<Quantize8bitNode>"
+    assert decays._draw_extension(spec, *means, None) is kernel.extension()
+    with kernel.loop_only():
+        assert "CppNode" not in block(x).grad_fn.name()
+        assert "CppNode" not in block._hooked_weight().grad_fn.name()
+        assert decays._draw_extension(spec, *means, None) is None
+
+
 def test_turned_off_by_the_environment_the_loop_runs(monkeypatch) -> None:
     monkeypatch.setenv("RANDHET_KERNEL", "loop")
     assert not kernel.available()
