@@ -316,6 +316,8 @@ def test_a_failed_build_says_so_in_one_line_and_the_loop_runs(tmp_path, monkeypa
     broken = tmp_path / "broken.cpp"
     broken.write_text("#error this machine has no working compiler\n")
     monkeypatch.setattr(kernel, "SOURCE", broken)
+    (tmp_path / "draws.cpp").write_text("#error no compiler\n")  # fails as fast as the first
+    monkeypatch.setattr(kernel, "DRAWS", tmp_path / "draws.cpp")
     monkeypatch.setattr(kernel, "NAME", "randhet_cuba_broken_test")
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.setattr(kernel, "_state", {**kernel._state, "ext": None, "tried": False,
