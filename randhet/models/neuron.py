@@ -67,13 +67,13 @@ def floor_to_drive_grid(z: torch.Tensor) -> torch.Tensor:
 
 
 class _Quantize8bit(torch.autograd.Function):
-    """SLAYER's 8-bit weight hook, ``quantize(w, step).clamp(lo, hi)``, as one autograd node
-    (in Python: without the kernel extension, and on CUDA; ``randhet/csrc/draws.cpp`` holds
-    the same node in C++):
+    """SLAYER's 8-bit weight hook, ``quantize(w, step).clamp(lo, hi)``, as one autograd node:
     the same values (``round(w / step) * step``, then the clamp) and the same gradient (the
     straight-through rounding, then torch's clamp gradient). Where every weight lies strictly
     inside the bounds (the usual case) that gradient is the incoming one as it is, without
-    SLAYER's second node and the clamp's backward ops; otherwise torch's clamp computes it."""
+    SLAYER's second node and the clamp's backward ops; otherwise torch's clamp computes it.
+    This Python node runs on CUDA and without the kernel extension; ``randhet/csrc/draws.cpp``
+    holds the same node in C++ for the CPU."""
 
     @staticmethod
     def forward(ctx, w, step, lo, hi):  # type: ignore[no-untyped-def, override]
