@@ -74,6 +74,7 @@ def _check_8bit_weight_hook(spread: float) -> None:
     g = torch.Generator().manual_seed(3)
     w = torch.randn(9, 12, 1, 1, 1, generator=g) * spread
     w[0, :4, 0, 0, 0] = torch.tensor([-4.0, 3.96875, -4.1, float("nan")])  # bounds, past; NaN
+    w[1, :4, 0, 0, 0] = torch.tensor([0.5, 1.5, -2.5, 3.5]) / 32  # ties: round half to even
     w1, w2 = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
     q1, q2 = ours.quantize_8bit(w1), stock.quantize_8bit(w2)
     assert torch.equal(q1.isnan(), q2.isnan()) and torch.equal(q1.nan_to_num(), q2.nan_to_num())

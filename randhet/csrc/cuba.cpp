@@ -49,6 +49,20 @@ T power_of_two_inverse(T x) {
   return x > 0 && std::frexp(x, &exponent) == T(0.5) ? T(1) / x : T(0);
 }
 
+// What the training neuron's forward keeps for the backward's surrogate: the voltage y itself,
+// or (``on``) SLAYER's exponent -|y - th| / tau, rounded as the backward's ops round it in y's
+// dtype, so that the backward takes its exponential without a pass of its own
+struct SurrogateArg {
+  bool on = false;
+  double th = 0.0, tau = 1.0;
+  template <typename T>
+  T operator()(T y) const {
+    if (!on) return y;
+    const T negabs = -std::abs(y - static_cast<T>(th));
+    return negabs / static_cast<T>(tau);
+  }
+};
+
 enum Clip : int64_t { kNone = 0, kWrapLava = 1, kWrapTwos = 2, kSaturate = 3 };
 enum Threshold : int64_t { kNoThreshold = 0, kInt = 1, kFloat32 = 2, kFloat64 = 3 };
 
@@ -411,7 +425,7 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
                  const View<const int64_t> kv, y_t* __restrict spikes, int64_t sr, int64_t ss,
                  y_t* __restrict yv, y_t* __restrict post_u, y_t* __restrict post_v,
                  bool keep_post, int64_t rows, int64_t steps, int64_t th_int, float th_f32,
-                 double th_f64, y_t th_spike, x_t grid) {
+                 double th_f64, y_t th_spike, x_t grid, SurrogateArg arg) {
   const x_t x_unity = static_cast<x_t>(int64_t{1} << kDecayShift);
   const y_t y_unity = static_cast<y_t>(int64_t{1} << kDecayShift);
   const y_t y_inv = y_t(1) / y_unity;  // exact: a power of two
@@ -437,7 +451,7 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
       const y_t yu = static_cast<y_t>(u) * y_inv;
       int64_t v = decayed(v_state[i], kvt[i * vr]) + static_cast<int64_t>(yu * y_unity);
       const y_t y = static_cast<y_t>(v) * y_inv;
-      if (yt) yt[i] = y;
+      if (yt) yt[i] = arg(y);
       st[i * sr] = y >= th_spike ? y_t(1) : y_t(0);
       v &= -static_cast<int64_t>(below<mode>(v, th_int, th_f32, th_f64));  // reset, no branch
       if (keep_post) {
@@ -474,7 +488,8 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
                       int64_t us, const float* dv, int64_t vr, int64_t vs, float* spikes,
                       int64_t sr, int64_t ss, float* yv, float* post_u, float* post_v,
                       int64_t rows, int64_t steps, int64_t r0, int64_t n, bool f32_threshold,
-                      float th_f32, double th_double, float th_spike, float grid) {
+                      float th_f32, double th_double, float th_spike, float grid,
+                      SurrogateArg arg) {
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk], drive[kChunk];
   float xin[kChunk], sp[kChunk], yc[kChunk];
   const float grid_inverse = power_of_two_inverse(grid);
@@ -520,7 +535,10 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
       sv[i] = below ? v : 0.0;
     }
     if (inexact) return false;
-    if (yt) {
+    if (yt && arg.on) {
+      const float th = static_cast<float>(arg.th), tau = static_cast<float>(arg.tau);
+      for (int64_t i = 0; i < n; ++i) yt[i] = (-std::abs(yc[i] - th)) / tau;  // arg(yc[i])
+    } else if (yt) {
       for (int64_t i = 0; i < n; ++i) yt[i] = yc[i];
     }
     if (sr == 1) {
@@ -540,15 +558,16 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
 
 // d_u, d_v: the decays (integer valued, floating point; x's dtype where they come from the
 // training neuron), [N] or laid out as x (``*_steps``); the scans keep 4096 - int64(d).
-// ``keep_y``: return yv (what the backward's surrogate reads), else an empty tensor. x is
-// contiguous, or time major with step stride 0 (one drive for every step: direct encoding),
-// whose spikes come out [T, N] contiguous; other spikes are laid out as x.
-std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
-                                          const torch::Tensor& d_u, bool u_steps,
-                                          const torch::Tensor& d_v, bool v_steps,
-                                          int64_t th_mode, int64_t th_int, double th_float,
-                                          double th_spike, int64_t grid, bool keep_post,
-                                          bool keep_y, bool y_double) {
+// ``keep_y``: return yv (what the backward's surrogate reads; with ``arg.on`` its exponent,
+// SurrogateArg), else an empty tensor. x is contiguous, or time major with step stride 0 (one
+// drive for every step: direct encoding), whose spikes come out [T, N] contiguous; other
+// spikes are laid out as x.
+std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_time_major,
+                                               const torch::Tensor& d_u, bool u_steps,
+                                               const torch::Tensor& d_v, bool v_steps,
+                                               int64_t th_mode, int64_t th_int, double th_float,
+                                               double th_spike, int64_t grid, bool keep_post,
+                                               bool keep_y, bool y_double, SurrogateArg arg) {
   const bool repeated = x.dim() == 2 && x_time_major && x.stride(0) == 0 && x.stride(1) == 1;
   TORCH_CHECK(x.dim() == 2 && (x.is_contiguous() || repeated),
               "x: 2-d, contiguous or time major with step stride 0");
@@ -590,7 +609,7 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
                               keep_post ? post_v.data_ptr<float>() : nullptr, rows, steps, r0,
                               std::min(end - r0, kChunk), th_mode == kFloat32, th_f32,
                               th_double, static_cast<float>(th_spike),
-                              static_cast<float>(grid))) {
+                              static_cast<float>(grid), arg)) {
           exact.store(false, std::memory_order_relaxed);
         }
       }
@@ -613,7 +632,7 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
             keep_y ? yv.data_ptr<y_t>() : nullptr,
             keep_post ? post_u.data_ptr<y_t>() : nullptr,
             keep_post ? post_v.data_ptr<y_t>() : nullptr, keep_post, rows, steps, th_int,
-            th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid));
+            th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid), arg);
       });
     };
     if (y_double) {
@@ -623,6 +642,17 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
     }
   });
   return {spikes, yv, post_u, post_v};
+}
+
+// neuron_forward_impl keeping y itself (what kernel.py's neuron_forward returns)
+std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
+                                          const torch::Tensor& d_u, bool u_steps,
+                                          const torch::Tensor& d_v, bool v_steps,
+                                          int64_t th_mode, int64_t th_int, double th_float,
+                                          double th_spike, int64_t grid, bool keep_post,
+                                          bool keep_y, bool y_double) {
+  return neuron_forward_impl(x, x_time_major, d_u, u_steps, d_v, v_steps, th_mode, th_int,
+                             th_float, th_spike, grid, keep_post, keep_y, y_double, {});
 }
 
 // The training neuron's backward in one pass over time, as the unfused ops round it:
@@ -716,15 +746,16 @@ void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
 // d_u, d_v: the forward's decays, [N] or laid out as g_s, whose gains 1 - d / 4096 multiply the
 // gradient in float64 (``acc_double``) or float32 (the dtype torch promotes the two to);
 // post_u, post_v: the forward's states after reset (g_s's dtype, [T, N], as neuron_forward
-// writes them) or empty (no decay terms). Returns dL/dx (laid out as g_s) and
+// writes them) or empty (no decay terms); ``yv_is_arg``: yv holds the surrogate's exponent
+// already (the forward's SurrogateArg), not the voltage. Returns dL/dx (laid out as g_s) and
 // the decay terms of u and v ([T, N], empty without post).
-std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time_major,
-                                           const torch::Tensor& yv, bool surrogate, double th,
-                                           double tau, double scale, int64_t grid,
-                                           const torch::Tensor& d_u, bool u_steps,
-                                           const torch::Tensor& d_v, bool v_steps,
-                                           bool acc_double, const torch::Tensor& post_u,
-                                           const torch::Tensor& post_v) {
+std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g_time_major,
+                                                const torch::Tensor& yv, bool surrogate,
+                                                double th, double tau, double scale, int64_t grid,
+                                                const torch::Tensor& d_u, bool u_steps,
+                                                const torch::Tensor& d_v, bool v_steps,
+                                                bool acc_double, const torch::Tensor& post_u,
+                                                const torch::Tensor& post_v, bool yv_is_arg) {
   TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
   TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
               "grid: 0 or a power of two");
@@ -756,8 +787,13 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
     torch::Tensor e;
     g_t k = 0;
     if (surrogate) {  // SLAYER's tensors: threshold, tau and scale in g_t, 0-d
-      const g_t th_g = static_cast<g_t>(th), tau_g = static_cast<g_t>(tau);
+      const g_t tau_g = static_cast<g_t>(tau);
       k = static_cast<g_t>(static_cast<g_t>(scale) / g_t(2)) / tau_g;
+    }
+    if (surrogate && yv_is_arg) {
+      e = at::exp(yv);  // torch's exp of the same [T, N] buffer: the same bits as in place
+    } else if (surrogate) {
+      const g_t th_g = static_cast<g_t>(th), tau_g = static_cast<g_t>(tau);
       e = torch::empty({steps, rows}, g_s.options());
       const g_t* y = yv.data_ptr<g_t>();
       g_t* ep = e.data_ptr<g_t>();
@@ -789,6 +825,18 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
     });
   });
   return {gx, ddu, ddv};
+}
+
+// neuron_backward_impl reading the voltage (what kernel.py's neuron_backward passes)
+std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time_major,
+                                           const torch::Tensor& yv, bool surrogate, double th,
+                                           double tau, double scale, int64_t grid,
+                                           const torch::Tensor& d_u, bool u_steps,
+                                           const torch::Tensor& d_v, bool v_steps,
+                                           bool acc_double, const torch::Tensor& post_u,
+                                           const torch::Tensor& post_v) {
+  return neuron_backward_impl(g_s, g_time_major, yv, surrogate, th, tau, scale, grid, d_u,
+                              u_steps, d_v, v_steps, acc_double, post_u, post_v, false);
 }
 
 // The training neuron as one autograd node on the CPU (loihi.cuba_spikes), its layout steps
@@ -861,17 +909,22 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
       std::tie(x2, time_major) = layout::steps_2d(x);
     }
     const auto du0 = du.detach(), dv0 = dv.detach();
-    auto out = neuron_forward(x2, time_major, layout::laid_out(du0, x, u_steps, time_major),
-                              u_steps, layout::laid_out(dv0, x, v_steps, time_major), v_steps,
-                              th_mode, th_int, th_float, th_spike, grid, keep_post, true,
-                              y_double);
+    // keep the surrogate's exponent, not the voltage: the backward exponentiates it as it is
+    SurrogateArg arg;
+    arg.on = surrogate;
+    arg.th = th_spike;
+    arg.tau = tau;
+    auto out = neuron_forward_impl(
+        x2, time_major, layout::laid_out(du0, x, u_steps, time_major), u_steps,
+        layout::laid_out(dv0, x, v_steps, time_major), v_steps, th_mode, th_int, th_float,
+        th_spike, grid, keep_post, true, y_double, arg);
     const auto shape = x.sizes();
     torch::Tensor pu, pv;
     if (keep_post) {
       pu = layout::from_steps(out[2], shape);
       pv = layout::from_steps(out[3], shape);
     }
-    ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});
+    ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});  // yv: arg
     ctx->saved_data["steps"] = c10::List<bool>({u_steps, v_steps});
     ctx->saved_data["surrogate"] = c10::List<double>({surrogate ? 1.0 : 0.0, th_spike, tau, scale});
     ctx->saved_data["grid"] = grid;
@@ -892,12 +945,12 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
     const auto& g_s = grads[0];
     auto [g2, time_major] = layout::steps_2d(g_s);
     const auto none = g_s.new_empty({0});
-    auto out = neuron_backward(
+    auto out = neuron_backward_impl(
         g2, time_major, layout::like(yv, true), sur[0] != 0.0, sur[1], sur[2], sur[3],
         ctx->saved_data["grid"].toInt(), layout::laid_out(du.detach(), g_s, u_steps, time_major),
         u_steps, layout::laid_out(dv.detach(), g_s, v_steps, time_major), v_steps,
         ctx->saved_data["acc_double"].toBool(), terms ? layout::like(saved[3], true) : none,
-        terms ? layout::like(saved[4], true) : none);
+        terms ? layout::like(saved[4], true) : none, true);
     const auto shape = g_s.sizes();
     torch::autograd::tensor_list result(15);
     result[0] = layout::from_2d(out[0], shape, time_major);
