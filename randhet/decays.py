@@ -83,7 +83,7 @@ def decays_from_eps(
     return round_ste(frac * DECAY_SCALE).clamp(*bounds)
 
 
-_MEAN_LOGITS: dict[tuple[float, torch.dtype, tuple[int, ...]], torch.Tensor] = {}
+_MEAN_LOGITS: dict[tuple[float, torch.dtype, tuple[int, ...]], tuple[torch.Tensor, float]] = {}
 _MEAN_LOGITS_KEPT = 256
 
 
@@ -91,6 +91,12 @@ def _mean_logit(mean: torch.Tensor) -> torch.Tensor:
     """``logit(d0 / 4096)`` of the mean fraction on the 12-bit grid (float64, ``mean``'s
     shape), by :func:`decays_from_eps`'s ops. A one-element mean on the CPU (a layer's mean)
     is kept per value, so the draws of every pass skip its six small ops."""
+    return _mean_logits(mean)[0]
+
+
+def _mean_logits(mean: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """:func:`_mean_logit`, and its value as a Python float where it has one element (else
+    NaN)."""
     key = None
     if mean.numel() == 1 and mean.device.type == "cpu":
         key = (float(mean.item()), mean.dtype, tuple(mean.shape))
@@ -99,11 +105,12 @@ def _mean_logit(mean: torch.Tensor) -> torch.Tensor:
             return kept
     d0 = torch.round(mean.to(torch.float64) * DECAY_SCALE).clamp_(0, DECAY_SCALE)
     logit = torch.logit((d0 / DECAY_SCALE).clamp_(_EDGE, 1 - _EDGE))
+    out = (logit, float(logit.item()) if logit.numel() == 1 else float("nan"))
     if key is not None:
         if len(_MEAN_LOGITS) >= _MEAN_LOGITS_KEPT:
             _MEAN_LOGITS.clear()
-        _MEAN_LOGITS[key] = logit
-    return logit
+        _MEAN_LOGITS[key] = out
+    return out
 
 
 @torch.no_grad()
@@ -285,7 +292,8 @@ def fresh_draw(
         return decays_for(neuron, mean_current, mean_voltage, eps_c, eps_v)
     size = (batch, *noise_shape(neuron, shape), *((steps,) if neuron.resample == "step" else ()))
     current, voltage = ext.logit_normal_draw(  # type: ignore[attr-defined]
-        size, generator, _mean_logit(mean_current), _mean_logit(mean_voltage), neuron.sigma,
+        size, generator, _mean_logits(mean_current)[1], _mean_logits(mean_voltage)[1],
+        neuron.sigma,
         *neuron.current_decay_range, *neuron.voltage_decay_range)
     return DecayDraw(current, voltage)
 
@@ -298,6 +306,7 @@ def _draw_extension(neuron: NeuronSpec, mean_current: torch.Tensor, mean_voltage
             or (torch.is_grad_enabled()
                 and (mean_current.requires_grad or mean_voltage.requires_grad))
             or mean_current.device.type != "cpu" or mean_voltage.device.type != "cpu"
+            or mean_current.numel() != 1 or mean_voltage.numel() != 1
             or (generator is not None and generator.device.type != "cpu")):
         return None
     return kernel.extension()

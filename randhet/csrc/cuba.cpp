@@ -655,6 +655,13 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
                              th_float, th_spike, grid, keep_post, keep_y, y_double, {});
 }
 
+// The integrator's gain a = 1 - d / 4096 for a decay d, in the accumulation dtype: the loop's
+// ops, (1 - d / 4096) in d's dtype, then widened or narrowed to acc_t
+template <typename acc_t, typename d_t>
+inline acc_t gain(d_t d) {
+  return static_cast<acc_t>(d_t(1) - d / static_cast<d_t>(int64_t{1} << kDecayShift));
+}
+
 // The training neuron's backward in one pass over time, as the unfused ops round it:
 //   gin = (k * exp(-|yv - th| / tau)) * g_s   SLAYER's surrogate, k = scale / 2 / tau, in g_t
 //                                             (gin = g_s: the straight-through estimator)
@@ -667,10 +674,10 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
 // tensor (its vectorized exp and its scalar one for a tail differ in the last bit).
 // One chunk of rows [r0, r0 + n) of the backward, gathered into contiguous lanes per step so
 // that the loops over the rows vectorize (same operations, same order per element).
-template <typename acc_t, typename g_t>
+template <typename acc_t, typename g_t, typename d_t>
 RANDHET_CLONES void neuron_backward_chunk(
-    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const acc_t* au, int64_t aur,
-    int64_t aus, const acc_t* av, int64_t avr, int64_t avs, const g_t* post_u,
+    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const d_t* du, int64_t aur,
+    int64_t aus, const d_t* dv, int64_t avr, int64_t avs, const g_t* post_u,
     const g_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
     int64_t r0, int64_t n) {
   const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
@@ -691,10 +698,10 @@ RANDHET_CLONES void neuron_backward_chunk(
       for (int64_t i = 0; i < n; ++i) gv[i] = gu[i] = gin[i];
     } else {
       if (t == steps - 2 || aus != 0) {  // a gain with no time axis is read once
-        for (int64_t i = 0; i < n; ++i) auc[i] = au[(r0 + i) * aur + (t + 1) * aus];
+        for (int64_t i = 0; i < n; ++i) auc[i] = gain<acc_t>(du[(r0 + i) * aur + (t + 1) * aus]);
       }
       if (t == steps - 2 || avs != 0) {
-        for (int64_t i = 0; i < n; ++i) avc[i] = av[(r0 + i) * avr + (t + 1) * avs];
+        for (int64_t i = 0; i < n; ++i) avc[i] = gain<acc_t>(dv[(r0 + i) * avr + (t + 1) * avs]);
       }
       for (int64_t i = 0; i < n; ++i) {
         gv[i] = static_cast<g_t>(avc[i] * static_cast<acc_t>(gv[i]) +
@@ -726,14 +733,14 @@ RANDHET_CLONES void neuron_backward_chunk(
   }
 }
 
-template <typename acc_t, typename g_t>
+template <typename acc_t, typename g_t, typename d_t>
 void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
-                          const View<const acc_t> au, const View<const acc_t> av,
+                          const View<const d_t> au, const View<const d_t> av,
                           const g_t* post_u, const g_t* post_v, const View<g_t> gx,
                           g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps) {
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      neuron_backward_chunk<acc_t, g_t>(
+      neuron_backward_chunk<acc_t, g_t, d_t>(
           gs.ptr, gs.row_stride, gs.step_stride, e, k, au.ptr, au.row_stride, au.step_stride,
           av.ptr, av.row_stride, av.step_stride, post_u, post_v, gx.ptr, grid, ddu, ddv, rows,
           steps, r0, std::min(end - r0, kChunk));
@@ -763,14 +770,13 @@ std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g
   const int64_t steps = g_s.size(g_time_major ? 0 : 1);
   TORCH_CHECK(yv.scalar_type() == g_s.scalar_type() && yv.is_contiguous() &&
                   yv.numel() == g_s.numel(), "yv: contiguous [T, N] in g_s's dtype");
-  // the gains a = 1 - d / 4096 in the accumulation dtype: the loop's ops
-  const auto acc = acc_double ? torch::kDouble : torch::kFloat;
-  const auto a_u = at::rsub(at::div(d_u, int64_t{1} << kDecayShift), 1).to(acc);
-  const auto a_v = at::rsub(at::div(d_v, int64_t{1} << kDecayShift), 1).to(acc);
-  for (const auto* a : {&a_u, &a_v}) {
-    const bool per_step = a == &a_u ? u_steps : v_steps;
-    TORCH_CHECK(a->is_contiguous() && a->numel() == (per_step ? g_s.numel() : rows),
-                "a: contiguous [N] or laid out as g_s");
+  // the decays, whose gains (gain()) the chunks compute as they read them
+  TORCH_CHECK(d_u.scalar_type() == d_v.scalar_type() && d_u.is_floating_point(),
+              "decays: floating point, one dtype");
+  for (const auto* d : {&d_u, &d_v}) {
+    const bool per_step = d == &d_u ? u_steps : v_steps;
+    TORCH_CHECK(d->is_contiguous() && d->numel() == (per_step ? g_s.numel() : rows),
+                "decays: contiguous [N] or laid out as g_s");
   }
   const bool terms = post_u.numel() > 0;
   TORCH_CHECK(!terms || (post_u.scalar_type() == g_s.scalar_type() && post_u.is_contiguous() &&
@@ -808,20 +814,27 @@ std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g
     }
     const View<const g_t> vg = g_time_major ? View<const g_t>{g_s.data_ptr<g_t>(), 1, rows}
                                             : View<const g_t>{g_s.data_ptr<g_t>(), steps, 1};
-    AT_DISPATCH_FLOATING_TYPES(a_u.scalar_type(), "neuron_backward_acc", [&] {
-      using acc_t = scalar_t;
-      const auto a_view = [&](const torch::Tensor& a, bool per_step) {
-        if (!per_step) return View<const acc_t>{a.data_ptr<acc_t>(), 1, 0};
-        return g_time_major ? View<const acc_t>{a.data_ptr<acc_t>(), 1, rows}
-                            : View<const acc_t>{a.data_ptr<acc_t>(), steps, 1};
+    AT_DISPATCH_FLOATING_TYPES(d_u.scalar_type(), "neuron_backward_d", [&] {
+      using d_t = scalar_t;
+      const auto d_view = [&](const torch::Tensor& d, bool per_step) {
+        if (!per_step) return View<const d_t>{d.data_ptr<d_t>(), 1, 0};
+        return g_time_major ? View<const d_t>{d.data_ptr<d_t>(), 1, rows}
+                            : View<const d_t>{d.data_ptr<d_t>(), steps, 1};
       };
-      scan_neuron_backward<acc_t, g_t>(
-          vg, surrogate ? e.data_ptr<g_t>() : nullptr, k, a_view(a_u, u_steps),
-          a_view(a_v, v_steps), terms ? post_u.data_ptr<g_t>() : nullptr,
-          terms ? post_v.data_ptr<g_t>() : nullptr,
-          View<g_t>{gx.data_ptr<g_t>(), vg.row_stride, vg.step_stride}, static_cast<g_t>(grid),
-          terms ? ddu.data_ptr<g_t>() : nullptr, terms ? ddv.data_ptr<g_t>() : nullptr, rows,
-          steps);
+      const auto run = [&](auto acc_tag) {
+        scan_neuron_backward<decltype(acc_tag), g_t, d_t>(
+            vg, surrogate ? e.data_ptr<g_t>() : nullptr, k, d_view(d_u, u_steps),
+            d_view(d_v, v_steps), terms ? post_u.data_ptr<g_t>() : nullptr,
+            terms ? post_v.data_ptr<g_t>() : nullptr,
+            View<g_t>{gx.data_ptr<g_t>(), vg.row_stride, vg.step_stride},
+            static_cast<g_t>(grid), terms ? ddu.data_ptr<g_t>() : nullptr,
+            terms ? ddv.data_ptr<g_t>() : nullptr, rows, steps);
+      };
+      if (acc_double) {
+        run(double{});
+      } else {
+        run(float{});
+      }
     });
   });
   return {gx, ddu, ddv};
@@ -975,8 +988,7 @@ torch::Tensor neuron_node(const torch::Tensor& x, const torch::Tensor& du, const
 // draws.cpp
 std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
                                              const std::optional<at::Generator>& gen,
-                                             const torch::Tensor& logit_c,
-                                             const torch::Tensor& logit_v, double sigma,
+                                             double logit_c, double logit_v, double sigma,
                                              int64_t low_c, int64_t high_c, int64_t low_v,
                                              int64_t high_v);
 torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi);

@@ -12,56 +12,78 @@
 
 namespace {
 
-// _two_normals: float32 normals widened to float64, both from one draw of twice the size
-// where the size is a multiple of 16 (torch fills normals in blocks of 16), else two draws
-std::vector<torch::Tensor> two_normals(torch::IntArrayRef size,
-                                       const std::optional<at::Generator>& gen) {
+// _two_normals' draw: float32 normals [2, *size], from one draw of twice the size where the
+// size is a multiple of 16 (torch fills normals in blocks of 16), else two draws one after the
+// other
+torch::Tensor two_normals(torch::IntArrayRef size, const std::optional<at::Generator>& gen) {
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat);
   int64_t n = 1;
   for (const auto s : size) n *= s;
   if (n % 16 != 0) {
-    auto a = at::randn(size, gen, f32).to(torch::kDouble);
-    auto b = at::randn(size, gen, f32).to(torch::kDouble);
-    return {a, b};
+    auto a = at::randn(size, gen, f32);
+    return at::stack({a, at::randn(size, gen, f32)});
   }
   std::vector<int64_t> both{2};
   both.insert(both.end(), size.begin(), size.end());
-  auto ab = at::randn(both, gen, f32).to(torch::kDouble);
-  return {ab[0], ab[1]};
+  return at::randn(both, gen, f32);
 }
 
-// _logit_normal_no_grad's map: round(4096 * sigmoid(logit + sigma * eps)) within the bounds
-torch::Tensor logit_normal(const torch::Tensor& eps, const torch::Tensor& logit, double sigma,
-                           int64_t low, int64_t high) {
-  auto d = eps.mul(sigma);
-  return d.add_(logit).sigmoid_().mul_(4096).round_().clamp_(low, high);
+// d[i] = double(eps[i]) * sigma + logit: eps.to(float64).mul(sigma).add_(logit), rounded as
+// those two ops round (the build keeps a * b + c unfused)
+void shifted(const float* __restrict eps, double* __restrict d, int64_t n, double sigma,
+             double logit) {
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<double>(eps[i]) * sigma + logit;
+}
+
+// d[i] = clamp(round(d[i] * 4096), low, high): mul_(4096).round_().clamp_(low, high) (torch's
+// round is round-half-even, std::nearbyint's; NaN stays NaN, as in torch's clamp)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // as cuba.cpp's loops
+#endif
+void on_the_grid(double* __restrict d, int64_t n, double low, double high) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double r = std::nearbyint(d[i] * 4096.0);
+    d[i] = r < low ? low : (r > high ? high : r);
+  }
 }
 
 }  // namespace
 
 // Fresh current and voltage decays (float64) for noise of ``size``: logit_c, logit_v are the
-// means' logits (decays.py's _mean_logit), the bounds the register ranges.
+// means' logits (decays.py's _mean_logit, one element each, as doubles), the bounds the
+// register ranges.
+// _logit_normal_no_grad's ops for each decay, round(4096 * sigmoid(logit + sigma * eps))
+// within the bounds, as two fused loops around torch's own sigmoid, on one [2, *size] buffer:
+// the same bits.
 std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
                                              const std::optional<at::Generator>& gen,
-                                             const torch::Tensor& logit_c,
-                                             const torch::Tensor& logit_v, double sigma,
+                                             double logit_c, double logit_v, double sigma,
                                              int64_t low_c, int64_t high_c, int64_t low_v,
                                              int64_t high_v) {
   const auto eps = two_normals(size, gen);
-  return {logit_normal(eps[0], logit_c, sigma, low_c, high_c),
-          logit_normal(eps[1], logit_v, sigma, low_v, high_v)};
+  auto d = torch::empty(eps.sizes(), eps.options().dtype(torch::kDouble));
+  const int64_t n = eps.numel() / 2;
+  const double logits[2] = {logit_c, logit_v};
+  const double bounds[2][2] = {{static_cast<double>(low_c), static_cast<double>(high_c)},
+                               {static_cast<double>(low_v), static_cast<double>(high_v)}};
+  std::vector<torch::Tensor> out{d[0], d[1]};
+  for (int h = 0; h < 2; ++h) {
+    double* dh = d.data_ptr<double>() + h * n;
+    shifted(eps.data_ptr<float>() + h * n, dh, n, sigma, logits[h]);
+    out[h].sigmoid_();  // one call per decay, as before: torch's vector tail falls alike
+    on_the_grid(dh, n, bounds[h][0], bounds[h][1]);
+  }
+  return out;
 }
 
 // at::div(w, step).round_().mul_(step) for contiguous float32 w in one pass, the same bits
 // (torch divides and multiplies a float tensor by float(step); its round is round-half-even,
 // std::nearbyint's), and whether every q lies strictly inside (lo, hi) (false for NaN)
-static torch::Tensor rounded_to_step(const torch::Tensor& w, double step, double lo, double hi,
-                                     bool& inside) {
-  auto q = torch::empty_like(w);
-  const float s = static_cast<float>(step);
-  const float* __restrict wp = w.data_ptr<float>();
-  float* __restrict qp = q.data_ptr<float>();
-  const int64_t n = w.numel();
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // as cuba.cpp's loops
+#endif
+static void round_to_step(const float* __restrict wp, float* __restrict qp, int64_t n, float s,
+                          double lo, double hi, bool& inside) {
   int outside = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float v = std::nearbyint(wp[i] / s) * s;
@@ -69,6 +91,13 @@ static torch::Tensor rounded_to_step(const torch::Tensor& w, double step, double
     outside |= !((static_cast<double>(v) > lo) & (static_cast<double>(v) < hi));
   }
   inside = outside == 0;
+}
+
+static torch::Tensor rounded_to_step(const torch::Tensor& w, double step, double lo, double hi,
+                                     bool& inside) {
+  auto q = torch::empty_like(w);
+  round_to_step(w.data_ptr<float>(), q.data_ptr<float>(), w.numel(), static_cast<float>(step),
+                lo, hi, inside);
   return q;
 }
 

@@ -214,7 +214,7 @@ class RandHetNeuron(base.Neuron):
         if input.shape[1:-1] != self.shape:
             raise ValueError(f"input shape {tuple(input.shape)} does not match {self.shape}")
         draw = self.draw(input.shape[0], input.shape[-1])
-        self.last_draw = DecayDraw(draw.current.detach(), draw.voltage.detach())
+        self.last_draw = DecayDraw(_detached(draw.current), _detached(draw.voltage))
         return _as_decay(draw.current, input), _as_decay(draw.voltage, input)
 
     def dynamics(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,6 +278,11 @@ def _over_frames(x: torch.Tensor,
     steps, batch = x.shape[-1], x.shape[0]
     z = synapse(x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:-1]))
     return z.reshape(steps, batch, *z.shape[1:]).movedim(0, -1)
+
+
+def _detached(t: torch.Tensor) -> torch.Tensor:
+    """``t`` without its gradient history (itself where it has none)."""
+    return t.detach() if t.requires_grad else t
 
 
 def _as_decay(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
