@@ -753,16 +753,16 @@ void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
 // d_u, d_v: the forward's decays, [N] or laid out as g_s, whose gains 1 - d / 4096 multiply the
 // gradient in float64 (``acc_double``) or float32 (the dtype torch promotes the two to);
 // post_u, post_v: the forward's states after reset (g_s's dtype, [T, N], as neuron_forward
-// writes them) or empty (no decay terms); ``yv_is_arg``: yv holds the surrogate's exponent
-// already (the forward's SurrogateArg), not the voltage. Returns dL/dx (laid out as g_s) and
-// the decay terms of u and v ([T, N], empty without post).
+// writes them) or empty (no decay terms); ``yv_is_exp``: yv holds the surrogate's exponential
+// already (exp of the forward's SurrogateArg), not the voltage. Returns dL/dx (laid out as
+// g_s) and the decay terms of u and v ([T, N], empty without post).
 std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g_time_major,
                                                 const torch::Tensor& yv, bool surrogate,
                                                 double th, double tau, double scale, int64_t grid,
                                                 const torch::Tensor& d_u, bool u_steps,
                                                 const torch::Tensor& d_v, bool v_steps,
                                                 bool acc_double, const torch::Tensor& post_u,
-                                                const torch::Tensor& post_v, bool yv_is_arg) {
+                                                const torch::Tensor& post_v, bool yv_is_exp) {
   TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
   TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
               "grid: 0 or a power of two");
@@ -796,8 +796,8 @@ std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g
       const g_t tau_g = static_cast<g_t>(tau);
       k = static_cast<g_t>(static_cast<g_t>(scale) / g_t(2)) / tau_g;
     }
-    if (surrogate && yv_is_arg) {
-      e = at::exp(yv);  // torch's exp of the same [T, N] buffer: the same bits as in place
+    if (surrogate && yv_is_exp) {
+      e = yv;
     } else if (surrogate) {
       const g_t th_g = static_cast<g_t>(th), tau_g = static_cast<g_t>(tau);
       e = torch::empty({steps, rows}, g_s.options());
@@ -922,7 +922,8 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
       std::tie(x2, time_major) = layout::steps_2d(x);
     }
     const auto du0 = du.detach(), dv0 = dv.detach();
-    // keep the surrogate's exponent, not the voltage: the backward exponentiates it as it is
+    // keep the surrogate's exponential, not the voltage: torch's exp of the exponent, in place
+    // on the [T, N] buffer the loop's exp would run over (the same bits)
     SurrogateArg arg;
     arg.on = surrogate;
     arg.th = th_spike;
@@ -931,13 +932,14 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
         x2, time_major, layout::laid_out(du0, x, u_steps, time_major), u_steps,
         layout::laid_out(dv0, x, v_steps, time_major), v_steps, th_mode, th_int, th_float,
         th_spike, grid, keep_post, true, y_double, arg);
+    if (surrogate) out[1].exp_();
     const auto shape = x.sizes();
     torch::Tensor pu, pv;
     if (keep_post) {
       pu = layout::from_steps(out[2], shape);
       pv = layout::from_steps(out[3], shape);
     }
-    ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});  // yv: arg
+    ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});  // yv: exp
     ctx->saved_data["steps"] = c10::List<bool>({u_steps, v_steps});
     ctx->saved_data["surrogate"] = c10::List<double>({surrogate ? 1.0 : 0.0, th_spike, tau, scale});
     ctx->saved_data["grid"] = grid;
