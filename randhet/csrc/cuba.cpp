@@ -518,7 +518,12 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
       for (int64_t i = 0; i < n; ++i) kvc[i] = scaled_keep(dv[(r0 + i) * vr + t * vs], outside);
     }
     if (outside) return false;
-    float* __restrict yt = yv ? yv + t * rows + r0 : nullptr;
+    // written in place where they are contiguous (a chunk that turns out inexact is written
+    // over whole by the caller's int64 scan), else through the lanes yc and sp
+    float* __restrict yt = yv ? yv + t * rows + r0 : yc;
+    float* __restrict st = sr == 1 ? spikes + r0 + t * ss : sp;
+    const bool with_arg = yv && arg.on;
+    const float arg_th = static_cast<float>(arg.th), arg_tau = static_cast<float>(arg.tau);
     int inexact = 0;
     for (int64_t i = 0; i < n; ++i) {  // one row per lane
       const double u = std::trunc(su[i] * kuc[i]) + drive[i];
@@ -526,8 +531,8 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
       const double v = std::trunc(sv[i] * kvc[i]) + static_cast<double>(fu);
       const float vf = static_cast<float>(v);
       const float y = vf * 0x1p-12f;
-      yc[i] = y;
-      sp[i] = y >= th_spike ? 1.0f : 0.0f;
+      yt[i] = with_arg ? (-std::abs(y - arg_th)) / arg_tau : y;  // arg(y)
+      st[i] = y >= th_spike ? 1.0f : 0.0f;
       // below the reset threshold: one of the two comparisons is always true
       const bool below = (vf < th_off) & (v < th_on);
       inexact |= !((std::abs(u) < kExactState) & (std::abs(v) < kExactState));
@@ -535,15 +540,7 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
       sv[i] = below ? v : 0.0;
     }
     if (inexact) return false;
-    if (yt && arg.on) {
-      const float th = static_cast<float>(arg.th), tau = static_cast<float>(arg.tau);
-      for (int64_t i = 0; i < n; ++i) yt[i] = (-std::abs(yc[i] - th)) / tau;  // arg(yc[i])
-    } else if (yt) {
-      for (int64_t i = 0; i < n; ++i) yt[i] = yc[i];
-    }
-    if (sr == 1) {
-      for (int64_t i = 0; i < n; ++i) spikes[r0 + i + t * ss] = sp[i];
-    } else {
+    if (sr != 1) {
       for (int64_t i = 0; i < n; ++i) spikes[(r0 + i) * sr + t * ss] = sp[i];
     }
     if (post_u) {  // the integer (exact in the double) rounded to float, as from int64
@@ -685,17 +682,20 @@ RANDHET_CLONES void neuron_backward_chunk(
   g_t gv[kChunk], gu[kChunk], gin[kChunk], out[kChunk];
   acc_t auc[kChunk], avc[kChunk];
   for (int64_t t = steps - 1; t >= 0; --t) {
-    if (gr == 1) {  // time major: the rows are contiguous, the loads vectorize
-      for (int64_t i = 0; i < n; ++i) gin[i] = gs[r0 + i + t * gt];
-    } else {
+    // time major (gr == 1): the rows are contiguous, read and written in place; else
+    // gathered into and scattered from the lanes gin and out
+    const g_t* __restrict g_in = gs + r0 + t * gt;
+    if (gr != 1) {
       for (int64_t i = 0; i < n; ++i) gin[i] = gs[(r0 + i) * gr + t * gt];
+      g_in = gin;
     }
     if (e) {
       const g_t* __restrict et = e + t * rows + r0;
-      for (int64_t i = 0; i < n; ++i) gin[i] = (k * et[i]) * gin[i];
+      for (int64_t i = 0; i < n; ++i) gin[i] = (k * et[i]) * g_in[i];
+      g_in = gin;
     }
     if (t == steps - 1) {
-      for (int64_t i = 0; i < n; ++i) gv[i] = gu[i] = gin[i];
+      for (int64_t i = 0; i < n; ++i) gv[i] = gu[i] = g_in[i];
     } else {
       if (t == steps - 2 || aus != 0) {  // a gain with no time axis is read once
         for (int64_t i = 0; i < n; ++i) auc[i] = gain<acc_t>(du[(r0 + i) * aur + (t + 1) * aus]);
@@ -705,19 +705,18 @@ RANDHET_CLONES void neuron_backward_chunk(
       }
       for (int64_t i = 0; i < n; ++i) {
         gv[i] = static_cast<g_t>(avc[i] * static_cast<acc_t>(gv[i]) +
-                                 static_cast<acc_t>(gin[i]));
+                                 static_cast<acc_t>(g_in[i]));
         gu[i] = static_cast<g_t>(auc[i] * static_cast<acc_t>(gu[i]) +
                                  static_cast<acc_t>(gv[i]));
       }
     }
+    g_t* __restrict g_out = gr == 1 ? gx + r0 + t * gt : out;
     if (grid > 0) {
-      for (int64_t i = 0; i < n; ++i) out[i] = (gu[i] * grid_inverse) * grid;
+      for (int64_t i = 0; i < n; ++i) g_out[i] = (gu[i] * grid_inverse) * grid;
     } else {
-      for (int64_t i = 0; i < n; ++i) out[i] = gu[i];
+      for (int64_t i = 0; i < n; ++i) g_out[i] = gu[i];
     }
-    if (gr == 1) {
-      for (int64_t i = 0; i < n; ++i) gx[r0 + i + t * gt] = out[i];
-    } else {
+    if (gr != 1) {
       for (int64_t i = 0; i < n; ++i) gx[(r0 + i) * gr + t * gt] = out[i];
     }
     if (ddu) {
