@@ -466,9 +466,10 @@ void scan_neuron(const View<const x_t> x, const View<const int64_t> ku,
 
 // (4096 - int64(d)) / 4096 for a decay d, as a double (exact), and whether d lies in 0..4096
 // (the keeps the vectorized scan takes: 0..1)
-inline double scaled_keep(float d, bool& outside) {
-  outside |= !(d >= 0.0f && d < 4097.0f);  // also NaN
-  return static_cast<double>((int64_t{1} << kDecayShift) - static_cast<int64_t>(d)) * 0x1p-12;
+// (int64(d) is trunc(d) there, and 4096 - trunc(d) is exact in a double: the lanes vectorize)
+inline double scaled_keep(float d, int& outside) {
+  outside |= !((d >= 0.0f) & (d < 4097.0f));  // also NaN
+  return (4096.0 - std::trunc(static_cast<double>(d))) * 0x1p-12;
 }
 
 constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**12) stays exact
@@ -497,20 +498,25 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
   const float th_off = f32_threshold ? th_f32 : std::numeric_limits<float>::infinity();
   const double th_on = f32_threshold ? std::numeric_limits<double>::infinity() : th_double;
   for (int64_t t = 0; t < steps; ++t) {
-    if (xr == 1) {  // time major: the rows are contiguous, the loads vectorize
-      for (int64_t i = 0; i < n; ++i) xin[i] = x[r0 + i + t * xs];
-    } else {
+    // time major (xr == 1): the rows are contiguous and read in place; else gathered
+    const float* __restrict xt = x + r0 + t * xs;
+    if (xr != 1) {
       for (int64_t i = 0; i < n; ++i) xin[i] = x[(r0 + i) * xr + t * xs];
+      xt = xin;
     }
-    if (grid > 0) {  // x / grid is x * (1 / grid): grid is a power of two
-      for (int64_t i = 0; i < n; ++i) xin[i] = std::floor(xin[i] * grid) * grid_inverse;
-    }
-    if (on_grid) {
-      for (int64_t i = 0; i < n; ++i) drive[i] = static_cast<double>(xin[i] * 4096.0f);
+    if (on_grid) {  // x / grid is x * (1 / grid): grid is a power of two
+      for (int64_t i = 0; i < n; ++i) {
+        drive[i] = static_cast<double>((std::floor(xt[i] * grid) * grid_inverse) * 4096.0f);
+      }
+    } else if (grid > 0) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float xg = std::floor(xt[i] * grid) * grid_inverse;
+        drive[i] = std::trunc(static_cast<double>(xg * 4096.0f));
+      }
     } else {
-      for (int64_t i = 0; i < n; ++i) drive[i] = std::trunc(static_cast<double>(xin[i] * 4096.0f));
+      for (int64_t i = 0; i < n; ++i) drive[i] = std::trunc(static_cast<double>(xt[i] * 4096.0f));
     }
-    bool outside = false;
+    int outside = 0;
     if (t == 0 || us != 0) {  // a decay with no time axis is read once
       for (int64_t i = 0; i < n; ++i) kuc[i] = scaled_keep(du[(r0 + i) * ur + t * us], outside);
     }
