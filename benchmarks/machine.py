@@ -21,6 +21,17 @@ def loadavg() -> list[float] | None:
         return None
 
 
+def cpu_model() -> str | None:
+    """The processor's model name (/proc/cpuinfo's first ``model name``; None where missing)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def version(pkg: str) -> str:
     try:
         return importlib.metadata.version(pkg)
@@ -29,8 +40,8 @@ def version(pkg: str) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """Date, CPUs (all and usable), processor, platform, Python and library versions, torch's
-    intra-op threads and the load average."""
+    """Date, CPUs (all and usable), processor and its model, platform, Python and library
+    versions, torch's intra-op threads and the load average."""
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -38,7 +49,8 @@ def machine() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(), "cpus_usable": affinity,
-        "cpu": platform.processor() or platform.machine(), "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+        "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
         "lava_nc": version("lava-nc"), "lava_dl": version("lava-dl"),

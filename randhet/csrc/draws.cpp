@@ -1,9 +1,11 @@
 // A training step's small steps around the kernel, each in one call: RandHet's logit-normal
 // decay draw (randhet/decays.py: _two_normals, then _logit_normal_no_grad for the current and
 // the voltage decays) and SLAYER's 8-bit weight hook as one autograd node
-// (randhet/models/neuron.py: _Quantize8bit). The same ATen ops in the same order, so the same
-// numbers, without a Python call per op or a Python autograd node (a layer's draw is ~20 small
-// ops, most of its cost on small layers). The Python steps stay for machines without the
+// (randhet/models/neuron.py: _Quantize8bit). The same arithmetic in the same order, so the
+// same numbers, without a Python call per op or a Python autograd node (a layer's draw was ~20
+// small ops, most of its cost on small layers): torch's own randn and sigmoid, and fused loops
+// for the steps whose results IEEE arithmetic fixes (multiply, add, divide, round half to even,
+// clamp; the build keeps a * b + c unfused). The Python steps stay for machines without the
 // extension and for CUDA; tests/test_neuron.py holds the two to the same bits.
 #include <torch/extension.h>
 
