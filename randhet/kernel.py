@@ -5,7 +5,8 @@ integer datapath) and the training neuron whole (:func:`randhet.loihi.cuba_spike
 floored to Loihi's grid, both integrators and SLAYER's spike function, forward and backward).
 
 ``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw for :mod:`randhet.decays`
-and the 8-bit weight hook of :mod:`randhet.models.neuron`, one call each) is built with
+and the 8-bit weight hook of :mod:`randhet.models.neuron`, one call each; and ``conv.cpp``: a
+convolution synapse's conv2d with a faster backward, :func:`conv2d`) is built with
 ``torch.utils.cpp_extension`` the first time it is needed (cached under
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and runs on CPU tensors,
 parallel over the batch times the neurons. On CUDA tensors the training
@@ -14,8 +15,9 @@ neuron runs :mod:`randhet.kernel_triton` (Triton, compiled on first use), the sa
 (tensor thresholds, half-precision gradients, the integrators alone on CUDA). The integers and
 the gradients are the loop's, bit for bit.
 
-If the build fails (no compiler, no Triton), one line says so on stderr and the loop runs.
-The environment variable ``RANDHET_KERNEL=loop`` turns the kernel off; :func:`loop_only` does
+If the build fails (no compiler, no Triton), one line says so on stderr and the loop runs
+(and torch's own conv2d). The environment variable ``RANDHET_KERNEL=loop`` turns the kernel
+(the whole extension) off; :func:`loop_only` does
 so for a block of code (tests and benchmarks compare the two). ``RANDHET_KERNEL=triton`` runs
 the Triton kernel on CPU tensors too: with ``TRITON_INTERPRET=1``, in Triton's interpreter,
 which is how the tests check it on machines without a GPU.
@@ -35,6 +37,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
 DRAWS = SOURCE.with_name("draws.cpp")  # the decay draw and the weight hook, one call each
+CONV = SOURCE.with_name("conv.cpp")  # a convolution synapse's conv2d with a faster backward
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)
@@ -67,8 +70,9 @@ def extension(choice: str | None = None) -> ModuleType | None:
             from torch.utils import cpp_extension  # reason: only when the kernel is first used
 
             _say_if_building(cpp_extension)
-            _state["ext"] = cpp_extension.load(name=NAME, sources=[str(SOURCE), str(DRAWS)],
-                                               extra_cflags=CFLAGS, verbose=False)
+            sources = [str(SOURCE), str(DRAWS), str(CONV)]
+            _state["ext"] = cpp_extension.load(name=NAME, sources=sources, extra_cflags=CFLAGS,
+                                               verbose=False)
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             print(f"randhet: the fused CUBA kernel did not build ({first}); running the "
@@ -305,6 +309,24 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
              else torch.empty(0, dtype=torch.int64))
     g, dd = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64, post2)
     return _from_steps(g, g_out.shape), _from_steps(dd, g_out.shape) if post is not None else None
+
+
+def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+           stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
+           groups: int) -> torch.Tensor | None:
+    """``F.conv2d(x, w, bias, stride, padding, dilation, groups)``, its values torch's, as one
+    autograd node whose backward runs im2col and two matmuls per block of samples
+    (``randhet/csrc/conv.cpp``), or None where that does not apply: it takes contiguous CPU
+    float32 / float64 tensors, no bias, groups 1, no dilation, one stride and one padding for
+    both axes."""
+    ext = extension()
+    if (ext is None or bias is not None or groups != 1 or tuple(dilation) != (1, 1)
+            or len(set(stride)) != 1 or len(set(padding)) != 1 or x.dim() != 4
+            or w.dim() != 4 or x.device.type != "cpu" or w.device.type != "cpu"
+            or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype
+            or w.shape[2] != w.shape[3] or not (x.is_contiguous() and w.is_contiguous())):
+        return None
+    return ext.conv2d_node(x, w, int(stride[0]), int(padding[0]))
 
 
 def neuron_kernel(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,

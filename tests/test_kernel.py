@@ -267,7 +267,9 @@ def test_the_surrogate_exponential_keeps_torchs_bits_for_odd_sizes() -> None:
 @pytest.mark.parametrize("tokens", [["dense:24"], ["conv:4:k3", "pool:2", "flatten", "dense:8"]],
                          ids=["dense", "conv"])
 @pytest.mark.parametrize("resample", ["forward", "step"])
-def test_a_training_step_is_the_loop_bit_for_bit(tokens, resample) -> None:
+def test_a_training_step_is_the_loop_bit_for_bit(tokens, resample, monkeypatch) -> None:
+    # the convolutions as torch runs them in both (their own node is tests/test_conv.py's)
+    monkeypatch.setattr(kernel, "conv2d", lambda *args: None)
     neuron = NeuronSpec(threshold=1.25, current_decay=0.25, voltage_decay=0.03, sigma=1.0,
                         resample=resample, learn_decay=True)
     spec = network_from_tokens((1, 8, 8), tokens, 10, neuron, EncodingSpec(timesteps=12))
@@ -304,6 +306,31 @@ def test_a_cpu_training_step_takes_the_one_call_paths() -> None:
         assert decays._draw_extension(spec, *means, None) is None
 
 
+def test_a_cpu_conv_block_takes_the_conv_node() -> None:
+    """A convolution synapse runs the extension's conv node (torch's own conv2d with the
+    kernel off, and for the depthwise convolutions of pooling)."""
+    from randhet.models.neuron import RandHetConv
+    from randhet.spec import ConvSpec
+
+    spec = NeuronSpec(sigma=1.0)
+    conv = RandHetConv(spec, ConvSpec(in_shape=(2, 6, 6), out_channels=3, kernel=3, stride=2,
+                                      padding=1))
+    pool = RandHetConv(spec, ConvSpec(in_shape=(2, 6, 6), out_channels=2, kernel=2, stride=2,
+                                      padding=0, pool=True))
+    x = torch.rand(2, 2, 6, 6, 5)
+
+    def synapse_node(block: torch.nn.Module) -> str:
+        fn = block.drive(x).grad_fn  # the view back to [B, C, H, W, T], then the synapse
+        while fn is not None and fn.name() in ("PermuteBackward0", "ViewBackward0"):
+            fn = fn.next_functions[0][0]
+        return "" if fn is None else fn.name()
+
+    assert synapse_node(conv) == "torch::autograd::CppNode<Conv2dNode>"
+    assert "Conv2dNode" not in synapse_node(pool)
+    with kernel.loop_only():
+        assert "Conv2dNode" not in synapse_node(conv)
+
+
 def test_turned_off_by_the_environment_the_loop_runs(monkeypatch) -> None:
     monkeypatch.setenv("RANDHET_KERNEL", "loop")
     assert not kernel.available()
@@ -318,6 +345,7 @@ def test_a_failed_build_says_so_in_one_line_and_the_loop_runs(tmp_path, monkeypa
     monkeypatch.setattr(kernel, "SOURCE", broken)
     (tmp_path / "draws.cpp").write_text("#error no compiler\n")  # fails as fast as the first
     monkeypatch.setattr(kernel, "DRAWS", tmp_path / "draws.cpp")
+    monkeypatch.setattr(kernel, "CONV", tmp_path / "draws.cpp")
     monkeypatch.setattr(kernel, "NAME", "randhet_cuba_broken_test")
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.setattr(kernel, "_state", {**kernel._state, "ext": None, "tried": False,

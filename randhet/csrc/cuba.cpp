@@ -999,6 +999,9 @@ std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
                                              int64_t low_c, int64_t high_c, int64_t low_v,
                                              int64_t high_v);
 torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi);
+// conv.cpp
+torch::Tensor conv2d_node(const torch::Tensor& x, const torch::Tensor& w, int64_t stride,
+                          int64_t padding);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
@@ -1013,6 +1016,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "RandHet's current and voltage decays, logit-normal around the means, one call");
   m.def("quantize_8bit", &quantize_8bit,
         "SLAYER's 8-bit weight hook as one autograd node: round to the step, clamp");
+  m.def("conv2d_node", &conv2d_node,
+        "torch's conv2d whose backward runs im2col and two matmuls per block of samples");
   m.def("neuron_node", &neuron_node,
         "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
 }
