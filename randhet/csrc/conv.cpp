@@ -10,7 +10,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -45,20 +47,63 @@ inline void add_lane(T* out, const T* in) {
   std::memcpy(out, &a, sizeof(Lanes));
 }
 
-// x of `count` samples [count, M] into lanes [M, kSamples]
-// (sample s's row at x + s * stride)
+// A kSamples x kSamples tile transposed in registers (GCC's vector extension): rows[i][j]
+// becomes rows[j][i]. Stage b swaps bit b of the row index with bit b of the column index
+// between the rows i and i + 2**b.
+template <typename T>
+struct Tile {
+  typedef T Row __attribute__((vector_size(kSamples * sizeof(T))));
+  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> Index;
+  typedef Index Mask __attribute__((vector_size(kSamples * sizeof(T))));
+  Row rows[kSamples];
+
+  void load(const T* src, int64_t stride) {  // rows[i] = src[i * stride: + kSamples]
+    for (int64_t i = 0; i < kSamples; ++i) std::memcpy(&rows[i], src + i * stride, sizeof(Row));
+  }
+  void store(T* dst, int64_t stride) const {
+    for (int64_t i = 0; i < kSamples; ++i) std::memcpy(dst + i * stride, &rows[i], sizeof(Row));
+  }
+  template <int s>
+  void stage() {
+    static_assert(kSamples == 16, "the masks below are for 16 lanes");
+    Mask low, high;  // from row i (indices < 16) and row i + s (indices 16 + ...)
+    for (int j = 0; j < kSamples; ++j) {
+      low[j] = static_cast<Index>((j & s) == 0 ? j : kSamples + j - s);
+      high[j] = static_cast<Index>((j & s) == 0 ? j + s : kSamples + j);
+    }
+    for (int i = 0; i < kSamples; ++i) {
+      if (i & s) continue;
+      const Row a = rows[i], b = rows[i + s];
+      rows[i] = __builtin_shuffle(a, b, low);
+      rows[i + s] = __builtin_shuffle(a, b, high);
+    }
+  }
+  void transpose() {
+    stage<1>();
+    stage<2>();
+    stage<4>();
+    stage<8>();
+  }
+};
+
+// x of `count` samples [count, M] into lanes [M, kSamples] (sample s's row at x + s *
+// stride): whole tiles through registers, the rest one element at a time
 template <typename T>
 RANDHET_CONV_CLONES void to_lanes(const T* __restrict x, int64_t count, int64_t m,
                                   T* __restrict lanes, int64_t stride) {
-  if (count < kSamples) {
-    std::fill(lanes, lanes + m * kSamples, T(0));
-    for (int64_t j = 0; j < m; ++j) {
-      for (int64_t s = 0; s < count; ++s) lanes[j * kSamples + s] = x[s * stride + j];
+  int64_t j0 = 0;
+  if (count == kSamples) {
+    Tile<T> tile;
+    for (; j0 + kSamples <= m; j0 += kSamples) {
+      tile.load(x + j0, stride);
+      tile.transpose();
+      tile.store(lanes + j0 * kSamples, kSamples);
     }
-    return;
+  } else {
+    std::fill(lanes, lanes + m * kSamples, T(0));
   }
-  for (int64_t j = 0; j < m; ++j) {  // one lane vector per element, from kSamples rows
-    for (int64_t s = 0; s < kSamples; ++s) lanes[j * kSamples + s] = x[s * stride + j];
+  for (int64_t j = j0; j < m; ++j) {
+    for (int64_t s = 0; s < count; ++s) lanes[j * kSamples + s] = x[s * stride + j];
   }
 }
 
@@ -66,14 +111,17 @@ RANDHET_CONV_CLONES void to_lanes(const T* __restrict x, int64_t count, int64_t 
 template <typename T>
 RANDHET_CONV_CLONES void from_lanes(const T* __restrict lanes, int64_t count, int64_t m,
                                     T* __restrict x) {
-  if (count < kSamples) {
-    for (int64_t j = 0; j < m; ++j) {
-      for (int64_t s = 0; s < count; ++s) x[s * m + j] = lanes[j * kSamples + s];
+  int64_t j0 = 0;
+  if (count == kSamples) {
+    Tile<T> tile;
+    for (; j0 + kSamples <= m; j0 += kSamples) {
+      tile.load(lanes + j0 * kSamples, kSamples);
+      tile.transpose();
+      tile.store(x + j0, m);
     }
-    return;
   }
-  for (int64_t j = 0; j < m; ++j) {
-    for (int64_t s = 0; s < kSamples; ++s) x[s * m + j] = lanes[j * kSamples + s];
+  for (int64_t j = j0; j < m; ++j) {
+    for (int64_t s = 0; s < count; ++s) x[s * m + j] = lanes[j * kSamples + s];
   }
 }
 

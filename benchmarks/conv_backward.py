@@ -1,0 +1,108 @@
+"""The convolution synapse's node (``randhet/csrc/conv.cpp``) against torch's conv2d.
+
+Run by hand (not a test), from the repository root::
+
+    .venv/bin/python benchmarks/conv_backward.py          # 1 and 2 threads, under a minute
+
+Times one forward and backward of the two convolutions of ``train_speed.py``'s conv network
+as a training step runs them: all B x T = 64 x 16 frames at once, the first layer on graded
+input (1/16 grid) with no input gradient, the second on spikes with one. torch's conv2d
+(oneDNN on this CPU) and the node (torch's forward, its own backward) run interleaved round by
+round on the same tensors; the forward is the same in both, so the difference is the
+backward's. Writes ``benchmarks/results/conv_backward.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+
+from randhet import kernel  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "conv_backward.json"
+FRAMES = 64 * 16  # batch x T
+# name -> (in channels, out channels, size, kernel, stride, padding, input gradient)
+LAYERS = {
+    "conv 1->8, 28x28, k3 s2": (1, 8, 28, 3, 2, 1, False),
+    "conv 8->16, 14x14, k3 s2": (8, 16, 14, 3, 2, 1, True),
+}
+
+
+def step(conv: Callable[..., torch.Tensor], x: torch.Tensor, w: torch.Tensor,
+         g: torch.Tensor, stride: int, padding: int) -> Callable[[], None]:
+    def run() -> None:
+        x.grad = w.grad = None
+        conv(x, w, stride, padding).backward(g)
+    return run
+
+
+def bench(threads: int, rounds: int) -> list[dict[str, Any]]:
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for name, (cin, cout, size, k, stride, padding, need_dx) in LAYERS.items():
+        if need_dx:  # spikes
+            x = (torch.rand(FRAMES, cin, size, size, generator=gen) < 0.2).float()
+        else:  # graded input on a 1/16 grid
+            x = torch.round(torch.rand(FRAMES, cin, size, size, generator=gen) * 16) / 16
+        x.requires_grad_(need_dx)
+        w = (torch.round(torch.randn(cout, cin, k, k, generator=gen) * 32) / 64).requires_grad_()
+        out_size = (size + 2 * padding - k) // stride + 1
+        g = torch.randn(FRAMES, cout, out_size, out_size, generator=gen)
+        variants = {
+            "torch": step(lambda x, w, s, p: F.conv2d(x, w, None, s, p), x, w, g, stride, padding),
+            "node": step(lambda x, w, s, p: kernel.conv2d(x, w, None, (s, s), (p, p), (1, 1), 1),
+                         x, w, g, stride, padding),
+        }
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for r in range(rounds + 2):
+            for v, run in variants.items():
+                t0 = time.perf_counter()
+                run()
+                if r >= 2:  # two warm-up rounds
+                    times[v].append(time.perf_counter() - t0)
+        med = {v: statistics.median(t) for v, t in times.items()}
+        out.append({"layer": name, "threads": threads, "rounds": rounds,
+                     "median_s": med, "speedup": med["torch"] / med["node"]})
+        print(f"{name}, {threads} thread(s): torch {med['torch'] * 1e3:.2f} ms, node "
+              f"{med['node'] * 1e3:.2f} ms (forward and backward): {out[-1]['speedup']:.2f}x",
+              flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", default="1,2", help="torch thread counts, e.g. 1,2")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if not kernel.available():
+        print("the kernel extension is not built here: nothing to compare", file=sys.stderr)
+        raise SystemExit(2)
+    start = machine()
+    results = []
+    for n in (int(t) for t in args.threads.split(",")):
+        results += bench(n, args.rounds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": start, "load_at_end": loadavg(),
+                                    "results": results}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
