@@ -6,7 +6,7 @@ floored to Loihi's grid, both integrators and SLAYER's spike function, forward a
 
 ``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw for :mod:`randhet.decays`
 and the 8-bit weight hook of :mod:`randhet.models.neuron`, one call each; and ``conv.cpp``: a
-convolution synapse's conv2d with a faster backward, :func:`conv2d`) is built with
+convolution synapse's conv2d, :func:`conv2d`) is built with
 ``torch.utils.cpp_extension`` the first time it is needed (cached under
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and runs on CPU tensors,
 parallel over the batch times the neurons. On CUDA tensors the training
@@ -37,7 +37,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
 DRAWS = SOURCE.with_name("draws.cpp")  # the decay draw and the weight hook, one call each
-CONV = SOURCE.with_name("conv.cpp")  # a convolution synapse's conv2d with a faster backward
+CONV = SOURCE.with_name("conv.cpp")  # a convolution synapse's conv2d, forward and backward
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)
@@ -314,11 +314,11 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
 def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
            stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
            groups: int) -> torch.Tensor | None:
-    """``F.conv2d(x, w, bias, stride, padding, dilation, groups)``, its values torch's, as one
-    autograd node whose backward runs im2col and two matmuls per block of samples
-    (``randhet/csrc/conv.cpp``), or None where that does not apply: it takes contiguous CPU
-    float32 / float64 tensors, no bias, groups 1, no dilation, one stride and one padding for
-    both axes."""
+    """``F.conv2d(x, w, bias, stride, padding, dilation, groups)`` as one autograd node of the
+    extension (``randhet/csrc/conv.cpp``: blocks of 16 samples side by side, forward and
+    backward; torch's values where the sums are exact, equal to rounding otherwise), or None
+    where that does not apply: it takes contiguous CPU float32 / float64 tensors, no bias,
+    groups 1, no dilation, one stride and one padding for both axes."""
     ext = extension()
     if (ext is None or bias is not None or groups != 1 or tuple(dilation) != (1, 1)
             or len(set(stride)) != 1 or len(set(padding)) != 1 or x.dim() != 4

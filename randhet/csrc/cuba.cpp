@@ -1017,7 +1017,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quantize_8bit", &quantize_8bit,
         "SLAYER's 8-bit weight hook as one autograd node: round to the step, clamp");
   m.def("conv2d_node", &conv2d_node,
-        "torch's conv2d whose backward runs im2col and two matmuls per block of samples");
+        "a 2-d convolution on blocks of 16 samples side by side, forward and backward");
   m.def("neuron_node", &neuron_node,
         "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
 }

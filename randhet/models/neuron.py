@@ -405,7 +405,7 @@ class RandHetConv(_OnTheGrid, cuba_block.Conv):
         args = (syn.bias, syn.stride[:2], syn.padding[:2], syn.dilation[:2], syn.groups)
 
         def conv(frames: torch.Tensor) -> torch.Tensor:
-            z = kernel.conv2d(frames, w, *args)  # torch's values, a faster backward
+            z = kernel.conv2d(frames, w, *args)  # the extension's node, where it applies
             return F.conv2d(frames, w, *args) if z is None else z
         return _over_frames(x, conv)
 

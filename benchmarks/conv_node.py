@@ -2,14 +2,13 @@
 
 Run by hand (not a test), from the repository root::
 
-    .venv/bin/python benchmarks/conv_backward.py          # 1 and 2 threads, under a minute
+    .venv/bin/python benchmarks/conv_node.py          # 1 and 2 threads, under a minute
 
-Times one forward and backward of the two convolutions of ``train_speed.py``'s conv network
-as a training step runs them: all B x T = 64 x 16 frames at once, the first layer on graded
-input (1/16 grid) with no input gradient, the second on spikes with one. torch's conv2d
-(oneDNN on this CPU) and the node (torch's forward, its own backward) run interleaved round by
-round on the same tensors; the forward is the same in both, so the difference is the
-backward's. Writes ``benchmarks/results/conv_backward.json``.
+Times the two convolutions of ``train_speed.py``'s conv network as a training step runs them:
+all B x T = 64 x 16 frames at once, the first layer on graded input (1/16 grid) with no input
+gradient, the second on spikes with one; the forward alone (no gradient), and the forward and
+backward. torch's conv2d (oneDNN on this CPU) and the node run interleaved round by round on
+the same tensors. Writes ``benchmarks/results/conv_node.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
 
 from randhet import kernel  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "conv_backward.json"
+RESULTS = ROOT / "benchmarks" / "results" / "conv_node.json"
 FRAMES = 64 * 16  # batch x T
 # name -> (in channels, out channels, size, kernel, stride, padding, input gradient)
 LAYERS = {
@@ -44,11 +43,25 @@ LAYERS = {
 
 
 def step(conv: Callable[..., torch.Tensor], x: torch.Tensor, w: torch.Tensor,
-         g: torch.Tensor, stride: int, padding: int) -> Callable[[], None]:
+         g: torch.Tensor, stride: int, padding: int, backward: bool) -> Callable[[], None]:
     def run() -> None:
         x.grad = w.grad = None
-        conv(x, w, stride, padding).backward(g)
+        if backward:
+            conv(x, w, stride, padding).backward(g)
+        else:
+            with torch.no_grad():
+                conv(x, w, stride, padding)
     return run
+
+
+def torch_conv(x: torch.Tensor, w: torch.Tensor, s: int, p: int) -> torch.Tensor:
+    return F.conv2d(x, w, None, s, p)
+
+
+def node_conv(x: torch.Tensor, w: torch.Tensor, s: int, p: int) -> torch.Tensor:
+    z = kernel.conv2d(x, w, None, (s, s), (p, p), (1, 1), 1)
+    assert z is not None
+    return z
 
 
 def bench(threads: int, rounds: int) -> list[dict[str, Any]]:
@@ -64,11 +77,9 @@ def bench(threads: int, rounds: int) -> list[dict[str, Any]]:
         w = (torch.round(torch.randn(cout, cin, k, k, generator=gen) * 32) / 64).requires_grad_()
         out_size = (size + 2 * padding - k) // stride + 1
         g = torch.randn(FRAMES, cout, out_size, out_size, generator=gen)
-        variants = {
-            "torch": step(lambda x, w, s, p: F.conv2d(x, w, None, s, p), x, w, g, stride, padding),
-            "node": step(lambda x, w, s, p: kernel.conv2d(x, w, None, (s, s), (p, p), (1, 1), 1),
-                         x, w, g, stride, padding),
-        }
+        variants = {f"{conv} {part}": step(fn, x, w, g, stride, padding, part == "fwd+bwd")
+                    for part in ("fwd", "fwd+bwd")
+                    for conv, fn in (("torch", torch_conv), ("node", node_conv))}
         times: dict[str, list[float]] = {k: [] for k in variants}
         for r in range(rounds + 2):
             for v, run in variants.items():
@@ -77,11 +88,14 @@ def bench(threads: int, rounds: int) -> list[dict[str, Any]]:
                 if r >= 2:  # two warm-up rounds
                     times[v].append(time.perf_counter() - t0)
         med = {v: statistics.median(t) for v, t in times.items()}
-        out.append({"layer": name, "threads": threads, "rounds": rounds,
-                     "median_s": med, "speedup": med["torch"] / med["node"]})
-        print(f"{name}, {threads} thread(s): torch {med['torch'] * 1e3:.2f} ms, node "
-              f"{med['node'] * 1e3:.2f} ms (forward and backward): {out[-1]['speedup']:.2f}x",
-              flush=True)
+        row = {"layer": name, "threads": threads, "rounds": rounds, "median_s": med,
+               "speedup_fwd": med["torch fwd"] / med["node fwd"],
+               "speedup_fwd_bwd": med["torch fwd+bwd"] / med["node fwd+bwd"]}
+        out.append(row)
+        print(f"{name}, {threads} thread(s), ms: forward torch {med['torch fwd'] * 1e3:.2f}, "
+              f"node {med['node fwd'] * 1e3:.2f} ({row['speedup_fwd']:.2f}x); forward and "
+              f"backward torch {med['torch fwd+bwd'] * 1e3:.2f}, node "
+              f"{med['node fwd+bwd'] * 1e3:.2f} ({row['speedup_fwd_bwd']:.2f}x)", flush=True)
     return out
 
 
