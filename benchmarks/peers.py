@@ -15,9 +15,10 @@ its [B, .., T] tensors (what its layers hand each other); SLAYER contiguous [B, 
 Networks: dense 64-128-10, and the conv net of ``train_speed.py`` (1x28x28, conv 8 s2,
 conv 16 s2, dense 10). Variants:
 
-- ``randhet``: RandHet blocks (sigma 1, per-neuron decays drawn every pass) with the fused
-  CUBA kernel (:mod:`randhet.kernel`); ``randhet (loop)``: the same with the per-step loop
-  (what randhet ran before the kernel);
+- ``randhet``: RandHet blocks (sigma 1, per-neuron decays drawn every pass) with the kernel
+  extension (:mod:`randhet.kernel`: the fused CUBA kernel, the one-call draws and weight hook,
+  the convolution node); ``randhet (loop)``: the same with the extension off, so the
+  per-step loop and torch's conv2d (what randhet ran before the kernel);
 - ``SLAYER``: stock lava-dl CUBA blocks (``delay_shift=False``);
 - ``snnTorch``: ``snn.Synaptic`` (CUBA) stepped in a Python loop, the synapse per step (its
   documented use);
