@@ -256,26 +256,28 @@ RANDHET_CONV_CLONES void correlate(const T* __restrict x, const T* __restrict g,
 // output gradient gz [N, O, Ho, Wo], per block of kSamples samples held side by side. Blocks
 // run in parallel; each task sums its own weight gradient lane by lane, then over its lanes,
 // and the tasks' sums are added in order.
-std::vector<at::Tensor> conv_backward(const at::Tensor& x, const at::Tensor& w,
+// x_lanes: the forward's lanes of x, [blocks, C * H * W + 1, kSamples] (conv_forward), for
+// the weight gradient.
+std::vector<at::Tensor> conv_backward(const at::Tensor& x_lanes, const at::Tensor& w,
                                       const at::Tensor& gz, const Geometry& g, bool need_dx,
                                       bool need_dw) {
-  const int64_t n = x.size(0), outs = w.size(0), taps = g.taps(), pixels = g.pixels();
+  const int64_t n = gz.size(0), outs = w.size(0), taps = g.taps(), pixels = g.pixels();
   const int64_t in_size = g.channels * g.height * g.width;
   // detached: the parallel tasks' threads do not share the caller's no-grad mode
   const auto w2 = w.detach().contiguous();
-  auto dx = need_dx ? at::empty_like(x) : at::Tensor();
+  auto dx = need_dx ? at::empty({n, g.channels, g.height, g.width}, gz.options())
+                     : at::Tensor();
   const int64_t blocks = (n + kSamples - 1) / kSamples;
   const auto at = tap_lanes(g);
   std::vector<at::Tensor> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1)));
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(gz.scalar_type(), "conv_backward", [&] {
     using T = scalar_t;
-    const T* xp = x.data_ptr<T>();
+    const T* xl = need_dw ? x_lanes.data_ptr<T>() : nullptr;
     const T* gp = gz.data_ptr<T>();
     const T* wp = w2.data_ptr<T>();
     T* dxp = need_dx ? dx.data_ptr<T>() : nullptr;
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      const auto opts = x.options();
-      auto x_lanes = need_dw ? at::zeros({in_size + 1, kSamples}, opts) : at::Tensor();
+      const auto opts = gz.options();
       auto g_lanes = at::empty({outs * pixels, kSamples}, opts);
       auto dx_lanes = need_dx ? at::empty({in_size + 1, kSamples}, opts) : at::Tensor();
       auto dw_lanes = need_dw ? at::zeros({outs * taps, kSamples}, opts) : at::Tensor();
@@ -283,11 +285,11 @@ std::vector<at::Tensor> conv_backward(const at::Tensor& x, const at::Tensor& w,
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kSamples, count = std::min(kSamples, n - first);
         to_lanes(gp + first * outs * pixels, count, outs * pixels, gl, outs * pixels);
-        if (need_dw) {  // the lane past the input stays zero
-          to_lanes(xp + first * in_size, count, in_size, x_lanes.data_ptr<T>(), in_size);
+        if (need_dw) {
+          const T* xb = xl + b * (in_size + 1) * kSamples;
           by_outs(outs, [&](int64_t o0, auto ob) {
-            correlate<T, decltype(ob)::value>(x_lanes.data_ptr<T>(), gl, at.data(), o0, taps,
-                                              pixels, dw_lanes.data_ptr<T>());
+            correlate<T, decltype(ob)::value>(xb, gl, at.data(), o0, taps, pixels,
+                                              dw_lanes.data_ptr<T>());
           });
         }
         if (need_dx) {
@@ -316,29 +318,34 @@ std::vector<at::Tensor> conv_backward(const at::Tensor& x, const at::Tensor& w,
 // The convolution z [N, O, Ho, Wo] of x [N, C, H, W] with w [O, C, k, k], per block of
 // kSamples samples held side by side: each output the sum over the taps in the weight's order
 // (torch's values where the sums are exact, as they are for weights on a 1/64 grid times
-// spikes or inputs on a 1/2**bits grid; equal to rounding otherwise)
-at::Tensor conv_forward(const at::Tensor& x, const at::Tensor& w, const Geometry& g) {
+// spikes or inputs on a 1/2**bits grid; equal to rounding otherwise). x_lanes [blocks, C * H
+// * W + 1, kSamples] receives every block's lanes (the last lane zeros), which the weight
+// gradient reads again.
+at::Tensor conv_forward(const at::Tensor& x, const at::Tensor& w, const Geometry& g,
+                        at::Tensor& x_lanes) {
   const int64_t n = x.size(0), outs = w.size(0), taps = g.taps(), pixels = g.pixels();
   const int64_t in_size = g.channels * g.height * g.width;
   const auto w2 = w.detach().contiguous();
   auto z = at::empty({n, outs, g.out_h, g.out_w}, x.options());
   const int64_t blocks = (n + kSamples - 1) / kSamples;
   const auto at = tap_lanes(g);
+  x_lanes = at::empty({blocks, in_size + 1, kSamples}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_forward", [&] {
     using T = scalar_t;
     const T* xp = x.data_ptr<T>();
+    T* xl = x_lanes.data_ptr<T>();
     const T* wp = w2.data_ptr<T>();
     T* zp = z.data_ptr<T>();
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      const auto opts = x.options();
-      auto x_lanes = at::zeros({in_size + 1, kSamples}, opts);  // the last lane: zeros
-      auto z_lanes = at::empty({outs * pixels, kSamples}, opts);
+      auto z_lanes = at::empty({outs * pixels, kSamples}, x.options());
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kSamples, count = std::min(kSamples, n - first);
-        to_lanes(xp + first * in_size, count, in_size, x_lanes.data_ptr<T>(), in_size);
+        T* xb = xl + b * (in_size + 1) * kSamples;
+        to_lanes(xp + first * in_size, count, in_size, xb, in_size);
+        std::fill(xb + in_size * kSamples, xb + (in_size + 1) * kSamples, T(0));  // padding
         by_outs(outs, [&](int64_t o0, auto ob) {
-          convolve<T, decltype(ob)::value>(x_lanes.data_ptr<T>(), wp, at.data(), o0, taps,
-                                           pixels, z_lanes.data_ptr<T>());
+          convolve<T, decltype(ob)::value>(xb, wp, at.data(), o0, taps, pixels,
+                                           z_lanes.data_ptr<T>());
         });
         from_lanes(z_lanes.data_ptr<T>(), count, outs * pixels, zp + first * outs * pixels);
       }
@@ -352,28 +359,30 @@ at::Tensor conv_forward(const at::Tensor& x, const at::Tensor& w, const Geometry
 struct Conv2dNode : public torch::autograd::Function<Conv2dNode> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& w, int64_t stride, int64_t padding) {
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["stride"] = stride;
-    ctx->saved_data["padding"] = padding;
     const int64_t k = w.size(2);
     const Geometry g{x.size(1), x.size(2), x.size(3), k, stride, padding,
                      (x.size(2) + 2 * padding - k) / stride + 1,
                      (x.size(3) + 2 * padding - k) / stride + 1};
     TORCH_CHECK(g.out_h > 0 && g.out_w > 0, "conv2d_node: the kernel is larger than the input");
-    return conv_forward(x, w, g);
+    at::Tensor x_lanes;
+    auto z = conv_forward(x, w, g, x_lanes);
+    // the weight gradient reads x as lanes: those are kept instead of x (the same size)
+    ctx->save_for_backward({w.requires_grad() ? x_lanes : at::Tensor(), w});
+    ctx->saved_data["geometry"] = c10::List<int64_t>({g.channels, g.height, g.width, stride,
+                                                      padding});
+    return z;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
+    const auto& x_lanes = saved[0];
     const auto& w = saved[1];
     const auto gz = grads[0].contiguous();
-    const int64_t stride = ctx->saved_data["stride"].toInt();
-    const int64_t padding = ctx->saved_data["padding"].toInt();
-    const Geometry g{x.size(1), x.size(2), x.size(3), w.size(2), stride, padding, gz.size(2),
-                     gz.size(3)};
-    auto out = conv_backward(x, w, gz, g, ctx->needs_input_grad(0), ctx->needs_input_grad(1));
+    const auto geo = ctx->saved_data["geometry"].toIntList();
+    const Geometry g{geo[0], geo[1], geo[2], w.size(2), geo[3], geo[4], gz.size(2), gz.size(3)};
+    auto out = conv_backward(x_lanes, w, gz, g, ctx->needs_input_grad(0),
+                             ctx->needs_input_grad(1));
     return {out[0], out[1], at::Tensor(), at::Tensor()};
   }
 };
