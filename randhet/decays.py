@@ -293,8 +293,7 @@ def fresh_draw(
     size = (batch, *noise_shape(neuron, shape), *((steps,) if neuron.resample == "step" else ()))
     current, voltage = ext.logit_normal_draw(  # type: ignore[attr-defined]
         size, generator, _mean_logits(mean_current)[1], _mean_logits(mean_voltage)[1],
-        neuron.sigma,
-        *neuron.current_decay_range, *neuron.voltage_decay_range)
+        neuron.sigma, *neuron.current_decay_range, *neuron.voltage_decay_range)
     return DecayDraw(current, voltage)
 
 

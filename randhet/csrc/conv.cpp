@@ -23,7 +23,7 @@
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// AVX-512, AVX2 and baseline builds of the copy loops, one picked at load (as cuba.cpp's)
+// AVX-512, AVX2 and baseline builds of the loops, one picked at load (as cuba.cpp's)
 #define RANDHET_CONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define RANDHET_CONV_CLONES
@@ -35,24 +35,13 @@ constexpr int64_t kSamples = 16;  // samples per block, side by side (one AVX-51
 
 struct Geometry {
   int64_t channels, height, width, kernel, stride, padding, out_h, out_w;
-  int64_t taps() const { return channels * kernel * kernel; }  // K, a row of im2col
-  int64_t pixels() const { return out_h * out_w; }            // L, rows per sample
+  int64_t taps() const { return channels * kernel * kernel; }  // K, under one output pixel
+  int64_t pixels() const { return out_h * out_w; }            // L, output pixels
 };
 
 // A block's samples run side by side: its tensors hold the kSamples samples of an element next
-// to each other ("lanes"), so that im2col and col2im move whole lanes (vector loads and stores)
+// to each other ("lanes"), so that each tap of each output pixel is one vector operation
 // whatever the image size. Lanes past the block's last sample hold zeros.
-
-// out[0:kSamples] += in[0:kSamples], one vector add (GCC's vector extension)
-template <typename T>
-inline void add_lane(T* out, const T* in) {
-  typedef T Lanes __attribute__((vector_size(kSamples * sizeof(T))));
-  Lanes a, b;
-  std::memcpy(&a, out, sizeof(Lanes));
-  std::memcpy(&b, in, sizeof(Lanes));
-  a += b;
-  std::memcpy(out, &a, sizeof(Lanes));
-}
 
 // A kSamples x kSamples tile transposed in registers (GCC's vector extension): rows[i][j]
 // becomes rows[j][i]. Stage b swaps bit b of the row index with bit b of the column index

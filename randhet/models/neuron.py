@@ -390,9 +390,11 @@ class RandHetConv(_OnTheGrid, cuba_block.Conv):
 
     def drive(self, x: torch.Tensor) -> torch.Tensor:
         """SLAYER's convolution synapse (its weights through its 8-bit hook) as one 2-d
-        convolution over all B x T inputs, the output stored time major ([T, B, C, H, W]
-        viewed as [B, C, H, W, T]), as :meth:`RandHetDense.drive` does for the dense synapse:
-        the layout the kernel scans fastest and the next convolution reads without a copy.
+        convolution over all B x T inputs (the extension's convolution node where it applies,
+        :func:`randhet.kernel.conv2d`, else torch's), the output stored time major ([T, B, C,
+        H, W] viewed as [B, C, H, W, T]), as :meth:`RandHetDense.drive` does for the dense
+        synapse: the layout the kernel scans fastest and the next convolution reads without a
+        copy.
         An input that repeats over time (direct encoding, stride 0) is convolved once.
         SLAYER's ``conv3d`` with its (k, k, 1) kernel gives the same bits wherever the sums
         are exact (weights on the 1/64 grid times binary spikes, or graded inputs on a
