@@ -49,9 +49,10 @@ T power_of_two_inverse(T x) {
   return x > 0 && std::frexp(x, &exponent) == T(0.5) ? T(1) / x : T(0);
 }
 
-// What the training neuron's forward keeps for the backward's surrogate: the voltage y itself,
-// or (``on``) SLAYER's exponent -|y - th| / tau, rounded as the backward's ops round it in y's
-// dtype, so that the backward takes its exponential without a pass of its own
+// What the training neuron keeps for its surrogate: the voltage y itself, or (``on``) SLAYER's
+// exponent -|y - th| / tau in y's dtype, rounded as SLAYER's ops round it. The forward writes
+// the exponent (the backward then takes its exponential without a pass of its own); the
+// pybind backward computes it from a voltage.
 struct SurrogateArg {
   bool on = false;
   double th = 0.0, tau = 1.0;
@@ -528,8 +529,6 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
     // over whole by the caller's int64 scan), else through the lanes yc and sp
     float* __restrict yt = yv ? yv + t * rows + r0 : yc;
     float* __restrict st = sr == 1 ? spikes + r0 + t * ss : sp;
-    const bool with_arg = yv && arg.on;
-    const float arg_th = static_cast<float>(arg.th), arg_tau = static_cast<float>(arg.tau);
     int inexact = 0;
     for (int64_t i = 0; i < n; ++i) {  // one row per lane
       const double u = std::trunc(su[i] * kuc[i]) + drive[i];
@@ -537,7 +536,7 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
       const double v = std::trunc(sv[i] * kvc[i]) + static_cast<double>(fu);
       const float vf = static_cast<float>(v);
       const float y = vf * 0x1p-12f;
-      yt[i] = with_arg ? (-std::abs(y - arg_th)) / arg_tau : y;  // arg(y)
+      yt[i] = arg(y);
       st[i] = y >= th_spike ? 1.0f : 0.0f;
       // below the reset threshold: one of the two comparisons is always true
       const bool below = (vf < th_off) & (v < th_on);
@@ -679,8 +678,8 @@ inline acc_t gain(d_t d) {
 // that the loops over the rows vectorize (same operations, same order per element).
 template <typename acc_t, typename g_t, typename d_t>
 RANDHET_CLONES void neuron_backward_chunk(
-    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const d_t* du, int64_t aur,
-    int64_t aus, const d_t* dv, int64_t avr, int64_t avs, const g_t* post_u,
+    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const d_t* du, int64_t dur,
+    int64_t dus, const d_t* dv, int64_t dvr, int64_t dvs, const g_t* post_u,
     const g_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
     int64_t r0, int64_t n) {
   const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
@@ -703,11 +702,11 @@ RANDHET_CLONES void neuron_backward_chunk(
     if (t == steps - 1) {
       for (int64_t i = 0; i < n; ++i) gv[i] = gu[i] = g_in[i];
     } else {
-      if (t == steps - 2 || aus != 0) {  // a gain with no time axis is read once
-        for (int64_t i = 0; i < n; ++i) auc[i] = gain<acc_t>(du[(r0 + i) * aur + (t + 1) * aus]);
+      if (t == steps - 2 || dus != 0) {  // a gain with no time axis is read once
+        for (int64_t i = 0; i < n; ++i) auc[i] = gain<acc_t>(du[(r0 + i) * dur + (t + 1) * dus]);
       }
-      if (t == steps - 2 || avs != 0) {
-        for (int64_t i = 0; i < n; ++i) avc[i] = gain<acc_t>(dv[(r0 + i) * avr + (t + 1) * avs]);
+      if (t == steps - 2 || dvs != 0) {
+        for (int64_t i = 0; i < n; ++i) avc[i] = gain<acc_t>(dv[(r0 + i) * dvr + (t + 1) * dvs]);
       }
       for (int64_t i = 0; i < n; ++i) {
         gv[i] = static_cast<g_t>(avc[i] * static_cast<acc_t>(gv[i]) +
@@ -740,14 +739,14 @@ RANDHET_CLONES void neuron_backward_chunk(
 
 template <typename acc_t, typename g_t, typename d_t>
 void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
-                          const View<const d_t> au, const View<const d_t> av,
+                          const View<const d_t> du, const View<const d_t> dv,
                           const g_t* post_u, const g_t* post_v, const View<g_t> gx,
                           g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps) {
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
       neuron_backward_chunk<acc_t, g_t, d_t>(
-          gs.ptr, gs.row_stride, gs.step_stride, e, k, au.ptr, au.row_stride, au.step_stride,
-          av.ptr, av.row_stride, av.step_stride, post_u, post_v, gx.ptr, grid, ddu, ddv, rows,
+          gs.ptr, gs.row_stride, gs.step_stride, e, k, du.ptr, du.row_stride, du.step_stride,
+          dv.ptr, dv.row_stride, dv.step_stride, post_u, post_v, gx.ptr, grid, ddu, ddv, rows,
           steps, r0, std::min(end - r0, kChunk));
     }
   });
@@ -804,15 +803,16 @@ std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g
     if (surrogate && yv_is_exp) {
       e = yv;
     } else if (surrogate) {
-      const g_t th_g = static_cast<g_t>(th), tau_g = static_cast<g_t>(tau);
+      SurrogateArg arg;  // the forward's exponent, from the voltage
+      arg.on = true;
+      arg.th = th;
+      arg.tau = tau;
       e = torch::empty({steps, rows}, g_s.options());
       const g_t* y = yv.data_ptr<g_t>();
       g_t* ep = e.data_ptr<g_t>();
       at::parallel_for(0, steps * rows, kGrain * 16, [&](int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j) {
-          const g_t diff = y[j] - th_g;
-          const g_t negabs = -std::abs(diff);
-          ep[j] = negabs / tau_g;
+          ep[j] = arg(y[j]);
         }
       });
       e.exp_();
