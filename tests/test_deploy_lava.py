@@ -136,3 +136,20 @@ def test_conv_randhet_network_learns_digits_and_deploys_bit_exactly(tmp_path: Pa
     assert report["accuracy"] >= 0.8
     assert [layer["name"] for layer in report["layers"]] == ["0:conv:12:s2", "1:conv:24:s2",
                                                             "2:dense:64", "3:dense:10"]
+
+
+@pytest.mark.parametrize("steps", [54, 63])
+def test_long_samples_come_back_exactly_from_lava(tiny_run: Path, steps: int) -> None:
+    """Rasters of 54 and 63 steps per sample: Lava reads Vars back as float64, so a raster
+    packed into one int64 lost every step from 53 on (0 of 432 spikes at T = 54)."""
+    net = read_network(tiny_run / "network.net")
+    model = model_from_export(net)
+    x = torch.as_tensor(load_dataset(net.data).x_test[:3])
+    short = model.encoder.to_integer(model.encoder(x)).numpy()  # direct: one frame repeated
+    inputs = np.repeat(short[..., :1], steps, axis=-1)
+    draws = draw_network(net.spec.neuron, 3, model.layer_shapes(), seed=11)
+    lava = run_lava(net, inputs, draws).rasters
+    ref = reference_rasters(model, inputs, draws)
+    assert ref[0][..., 53:].any()  # the late steps spike, so the check can fail
+    for a, b in zip(lava, ref, strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from randhet.decays import DecayDraw
+from randhet.deploy.lava_procs import WORD_BITS
 from randhet.deploy.result import RunResult
 from randhet.loihi import LAVA, Datapath
 from randhet.network import ExportedNetwork
@@ -24,9 +25,22 @@ from randhet.spec import ConvSpec, FlattenSpec
 
 SIM_TAG = "fixed_pt"
 
-def unpack_rasters(bits: np.ndarray, timesteps: int) -> np.ndarray:
-    """[S, ...] int64 bit-packed rasters -> [S, ..., T] bool."""
-    return ((bits[..., None] >> np.arange(timesteps, dtype=np.int64)) & 1).astype(bool)
+def unpack_rasters(words: np.ndarray, timesteps: int) -> np.ndarray:
+    """[S, W, ...] packed raster words (bit k of word w = step ``w * WORD_BITS + k``, as
+    :class:`~randhet.deploy.lava_procs.randhet_lif.RandHetLIF` writes them) -> [S, ..., T] bool."""
+    bits = (words[..., None] >> np.arange(WORD_BITS, dtype=np.int64)) & 1  # [S, W, ..., 32]
+    bits = np.moveaxis(bits, 1, -2)  # [S, ..., W, 32]
+    return bits.reshape(*bits.shape[:-2], -1)[..., :timesteps].astype(bool)
+
+
+def read_exact_ints(var: object) -> np.ndarray:
+    """A Var's integers as int64, refused if any did not survive Lava's float64 read-back
+    (exact only below 2**53 in magnitude)."""
+    values = np.asarray(var.get())  # type: ignore[attr-defined]
+    if values.dtype.kind == "f" and (np.abs(values) >= 2.0 ** 53).any():
+        raise RuntimeError(f"Var {getattr(var, 'name', '?')} holds integers beyond 2**53, "
+                           "which Lava's float64 read-back cannot return exactly")
+    return values.astype(np.int64)
 
 
 def to_lava(a: np.ndarray, spatial: bool) -> np.ndarray:
@@ -138,10 +152,9 @@ def run_lava(
             done += n
             if on_progress is not None:
                 on_progress(min(samples, max(0, done - n_spiking) // steps))
-        bits = [from_lava(np.asarray(lif.spike_bits.get(), dtype=np.int64), sp)
-                for lif, sp in neurons]
-        active = [np.asarray(lif.active_steps.get(), dtype=np.int64) for lif, _ in neurons]
+        words = [from_lava(read_exact_ints(lif.spike_words), sp) for lif, sp in neurons]
+        active = [read_exact_ints(lif.active_steps) for lif, _ in neurons]
     finally:
         if source.runtime is not None:
             source.stop()
-    return RunResult([unpack_rasters(b, steps) for b in bits], active)
+    return RunResult([unpack_rasters(w, steps) for w in words], active)

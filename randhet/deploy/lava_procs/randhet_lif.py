@@ -8,9 +8,13 @@ Lava's own bit-accurate CUBA code (``AbstractPyLifModelFixed``: 24-bit wrap of u
 v, strict threshold), or the chip's datapath where a hardware profile knows it (``q_bits``: the
 signed width the summed synaptic input ``a << 6`` wraps to; ``twos_complement``: u wraps as a
 24-bit register, see :class:`randhet.loihi.Datapath`). Each neuron records its spike raster of
-sample s as bits of
-``spike_bits[s]`` (bit k = spike at step k of the sample) and counts its active neuron updates
-(steps in which u or v is nonzero after integration) in ``active_steps[s]``.
+sample s as bits of ``spike_words[s, k // WORD_BITS]`` (bit ``k % WORD_BITS`` = spike at step k
+of the sample) and counts its active neuron updates (steps in which u or v is nonzero after
+integration) in ``active_steps[s]``.
+
+Lava reads every Var back element by element as a float64 (``PyLoihiProcessModel._get_var``),
+which holds integers exactly only up to 2**53: a raster packed into one int64 would lose its
+steps from 53 on. Words of 32 bits come back exactly.
 
 Timing (Lava time steps start at 1): this layer's window of sample s covers the time steps
 ``offset + s * timesteps + 1 ... offset + (s + 1) * timesteps``.
@@ -29,7 +33,9 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import AbstractPyLifModelFixed
 
-MAX_TIMESTEPS = 63  # spike rasters are packed into one int64 per neuron and sample
+from randhet.deploy.lava_procs import WORD_BITS, raster_words
+
+MAX_TIMESTEPS = 63  # the configs' bound on steps per sample
 
 
 class RandHetLIF(AbstractProcess):
@@ -81,7 +87,7 @@ class RandHetLIF(AbstractProcess):
         self.vth = Var(shape=(1,), init=int(vth))
         self.current_decays = Var(shape=expected, init=current_decays.astype(np.int32))
         self.voltage_decays = Var(shape=expected, init=voltage_decays.astype(np.int32))
-        self.spike_bits = Var(shape=(samples, *shape), init=0)
+        self.spike_words = Var(shape=(samples, raster_words(timesteps), *shape), init=0)
         self.active_steps = Var(shape=(samples,), init=0)
 
 
@@ -102,7 +108,7 @@ class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
     vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     current_decays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
     voltage_decays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    spike_bits: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    spike_words: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     active_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     def __init__(self, proc_params: dict) -> None:
@@ -173,5 +179,6 @@ class PyRandHetLIFModelFixed(AbstractPyLifModelFixed):
         spikes = self.spiking_activation()
         self.active_steps[sample] += int(np.count_nonzero((self.u != 0) | (self.v != 0)))
         self.reset_voltage(spike_vector=spikes)
-        self.spike_bits[sample] |= spikes.astype(np.int64) << k
+        word, bit = divmod(k, WORD_BITS)
+        self.spike_words[sample, word] |= spikes.astype(np.int64) << bit
         self.s_out.send(spikes.astype(np.int32))
