@@ -61,6 +61,7 @@ from randhet.export.nir_export import to_nir  # noqa: E402
 from randhet.export.nir_mapping import DEFAULT_DT  # noqa: E402
 from randhet.layer_tokens import network_from_tokens  # noqa: E402
 from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
+from randhet.readout import decide  # noqa: E402
 from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "nir_matrix.json"
@@ -251,8 +252,8 @@ def cell(consumer: str, graph: Any, x: np.ndarray, emulated: list[np.ndarray],
                         f"{[e.shape[1:] for e in emulated]}")
         return out
     out["runs"] = True
-    theirs = rasters[-1].sum(-1).argmax(-1)
-    ours = emulated[-1].sum(-1).argmax(-1)
+    theirs = decide(rasters[-1].sum(-1))
+    ours = decide(emulated[-1].sum(-1))
     out["class_agreement"] = round(float((theirs == ours).mean()), 4)
     layers = [round(float((r != e).mean()), 4) for r, e in zip(rasters, emulated, strict=True)]
     out["raster_mismatch_layers"] = layers
@@ -284,7 +285,7 @@ def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
         scale = float(1 << net.spec.encoding.input_shift)  # SLAYER units of the graded input
         output = emulated[-1]
         row = {"emulator_accuracy": None if labels is None else
-               round(float((output.sum(-1).argmax(-1) == labels).mean()), 4),
+               round(float((decide(output.sum(-1)) == labels).mean()), 4),
                "emulator_output_rate": round(float(output.mean()), 4)}
         pooled = any(getattr(ly, "pool", False) for ly in net.spec.spiking_layers)
         for consumer in consumers:

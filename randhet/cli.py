@@ -201,7 +201,7 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated scoring targets: {', '.join(TARGETS)} (torch always: "
                    "the protocol's flags are computed on it)")
     p.add_argument("--surrogate-tau", type=float, default=None,
-                   help="attacker's surrogate width (relative to threshold; default as trained)")
+                   help="attacker's surrogate width in units of the threshold (SLAYER's exponential; default: as trained)")
     p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
     p.add_argument("--transfer-from", metavar="RUN_DIR",
                    help="craft the transfer attack on this run (default: the sigma = 0 twin)")

@@ -10,16 +10,19 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from randhet.attack.apgd import APGD
-from randhet.attack.base import Attack, surrogate
+from randhet.attack.apgd import APGD, checkpoints
+from randhet.attack.base import Attack, attacker_surrogate
+from randhet.attack.losses import dlr, loss_fn, margin
 from randhet.attack.pgd import PGD
 from randhet.attack.registry import ATTACKS, make_attack
-from randhet.attack.settings import ATTACK_NAMES
+from randhet.attack.settings import ATTACK_NAMES, Surrogate
+from randhet.attack.square import Square, fraction
 from randhet.attack.transfer import Transfer
 from randhet.config import load_config
 from randhet.data import load_dataset
 from randhet.errors import ConfigError
 from randhet.models.spiking import SpikingNetwork
+from randhet.readout import decide
 from randhet.runs import open_run
 
 N = 48  # test images
@@ -63,10 +66,11 @@ def twin(net: SpikingNetwork) -> SpikingNetwork:
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int = 5) -> float:
     """Accuracy averaged over ``passes`` forward passes (fresh decay draws each)."""
     model.eval()
-    return sum(float((model(x).argmax(1) == y).float().mean()) for _ in range(passes)) / passes
+    return sum(float((decide(model(x)) == y).float().mean()) for _ in range(passes)) / passes
 
 
-FAST = {"pgd": {"steps": 5}, "pgd_large_eps": {"steps": 5}, "apgd": {"steps": 5, "eot": 2}}
+FAST = {"pgd": {"steps": 5}, "pgd_large_eps": {"steps": 5}, "apgd": {"steps": 5, "eot": 2},
+        "square": {"steps": 5, "draws": 2}}
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -84,7 +88,8 @@ def test_stays_in_ball_and_pixel_range(name, eps, net, twin, data):
 
 
 def test_registry_names_and_unknown():
-    assert tuple(ATTACKS) == ATTACK_NAMES == ("fgsm", "pgd", "pgd_large_eps", "apgd", "noise")
+    assert tuple(ATTACKS) == ATTACK_NAMES == ("fgsm", "pgd", "pgd_large_eps", "apgd", "square",
+                                              "noise")
     assert all(cls.name == name for name, cls in ATTACKS.items())
     for unknown in ("spgd", "transfer"):  # transfer is a wrapper, not an attack
         with pytest.raises(ConfigError, match=unknown):
@@ -94,6 +99,8 @@ def test_registry_names_and_unknown():
 def test_defaults():
     model = torch.nn.Identity()
     assert make_attack("pgd", model, 0.1).alpha == pytest.approx(0.025)
+    # a fixed step: twice the steps is twice the path, not a finer walk
+    assert make_attack("pgd", model, 0.1, steps=40).alpha == pytest.approx(0.025)
     large = make_attack("pgd_large_eps", model, 0.4)
     assert (large.steps, large.alpha, large.random_start) == (20, pytest.approx(0.1), True)
     apgd = make_attack("apgd", model, 0.1)
@@ -168,24 +175,31 @@ def test_frozen_parameters_keep_the_input_gradient_bits(tiny_run, data):
     assert torch.equal(loss, expect.detach()) and torch.equal(grad, expect_grad)
 
 
-def test_surrogate_changes_gradient_and_restores(twin, data):
+def test_surrogate_width_is_in_thresholds_and_restores(twin, data):
     x, y = data
     attack = Attack(twin, eps=0.1)
     neuron = twin.blocks[0].neuron
-    saved = (neuron.tau_rho, neuron.scale_rho)
+    saved = (neuron.tau_rho, neuron.straight_through)
+    assert neuron.surrogate_width == pytest.approx(100 * twin.spec.neuron.tau_grad)
     _, before = attack.loss_and_grad(x, y)
-    with surrogate(twin, tau_grad=0.1, scale_grad=3.0):
-        assert neuron.tau_rho == pytest.approx(0.1 * float(neuron.threshold))
-        _, inside = attack.loss_and_grad(x, y)
+    with attacker_surrogate(twin, Surrogate(width=0.5)):
+        assert neuron.surrogate_width == pytest.approx(0.5)
+        # SLAYER's exponential: a voltage half a threshold away gets exp(-1) of the peak
+        assert neuron.tau_rho * 100 == pytest.approx(0.5 * float(neuron.threshold))
+        _, sharp = attack.loss_and_grad(x, y)
+    with attacker_surrogate(twin, Surrogate(straight_through=True)):
+        assert neuron.straight_through
+        _, straight = attack.loss_and_grad(x, y)
     _, after = attack.loss_and_grad(x, y)
-    assert not torch.allclose(inside, before)
-    assert (neuron.tau_rho, neuron.scale_rho) == saved
+    assert not torch.allclose(sharp, before) and not torch.allclose(straight, before)
+    assert (neuron.tau_rho, neuron.straight_through) == saved
     assert torch.equal(after, before)
+    assert Surrogate().label == "trained" and Surrogate(0.5).label == "width=0.5"
 
 
 def test_pgd_matches_torchattacks_on_twin(twin, data):
     x, y = data
-    ours = PGD(twin, eps=0.1, alpha=0.02, steps=10, random_start=False)(x, y)
+    ours = PGD(twin, eps=0.1, alpha=0.02, steps=10, random_start=False, keep="last")(x, y)
     theirs = torchattacks.PGD(twin, eps=0.1, alpha=0.02, steps=10, random_start=False)(x, y)
     # projections differ by float rounding: clip(a, x - e, x + e) vs x + clip(a - x, -e, e)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
@@ -193,37 +207,92 @@ def test_pgd_matches_torchattacks_on_twin(twin, data):
     assert (ours != x).any()
 
 
-def test_apgd_matches_direct_torchattacks_call(twin, data):
+def test_apgd_checkpoints_are_autoattacks():
+    # AutoAttack: first check after 22 % of 100 steps, then every 19, 16, 13, 10, 7, 6, 6
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(10) == [2, 3, 4, 5, 6, 7, 8, 9]  # intervals of at least one step
+
+
+def test_apgd_batches_eot_keeps_randomness_and_returns_its_best_point(net, data):
     x, y = data
-    ours = APGD(twin, eps=0.1, eot=1, steps=10, seed=3)(x, y)
-    theirs = torchattacks.APGD(twin, norm="Linf", eps=0.1, steps=10, n_restarts=1, seed=3,
-                               loss="ce", eot_iter=1)(x, y)
-    assert torch.equal(ours, theirs)
-    assert accuracy(twin, ours, y, 1) == accuracy(twin, theirs, y, 1) < accuracy(twin, x, y, 1)
-
-
-def test_apgd_keeps_randomness_and_loops_eot(net, data):
-    x, y = data
-    calls: list[tuple[bool, int, torch.Tensor]] = []
-
-    def record(module, args, out):
-        draw = module.blocks[0].neuron.last_draw.current
-        calls.append((module.training, len(args[0]), draw.clone()))
-
-    hook = net.register_forward_hook(record)
+    calls: list[tuple[bool, int]] = []
+    hook = net.register_forward_hook(lambda m, args, out: calls.append((m.training,
+                                                                        len(args[0]))))
     state = torch.get_rng_state()
     try:
         net.train()
-        APGD(net, eps=0.1, eot=3, steps=2)(x, y)
+        attack = APGD(net, eps=0.1, eot=3, steps=4, seed=2)
+        x_adv = attack(x, y)
     finally:
         hook.remove()
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
     assert net.training  # mode restored
-    assert not any(training for training, _, _ in calls)  # ran in eval mode ...
-    attacked = calls[1][1]
-    assert 0 < attacked <= N and len(calls) == 1 + (1 + 2) * 3  # clean pass, then looped draws
-    assert all(n == attacked for _, n, _ in calls[1:])  # ... one draw per forward pass ...
-    assert not torch.equal(calls[1][2], calls[2][2])  # ... and fresh decays in every pass
+    assert calls == [(False, 3 * N)] * (1 + 4)  # the start and every step: one batched pass
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_apgd_beats_its_start_and_pgd_on_the_deterministic_twin(twin, data):
+    x, y = data
+    apgd = APGD(twin, eps=0.1, eot=1, steps=20, seed=1, loss="dlr")
+    best, loss = apgd.run_once(x, y)
+    assert torch.equal(apgd.eot_loss(best, y), loss)  # the loss returned is the point's
+    pgd = PGD(twin, eps=0.1, steps=20, seed=1, loss="dlr")
+    assert loss.mean() >= pgd.eot_loss(pgd(x, y), y).mean() - 0.05
+
+
+def test_dlr_is_scale_invariant_and_counts_tie_safely():
+    z = torch.tensor([[3.0, 1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 0.0]])
+    y = torch.tensor([0, 1])
+    assert torch.equal(margin(z, y), torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(dlr(2 * z[:1], y[:1], 1e-12), dlr(z[:1], y[:1], 1e-12))
+    assert dlr(z, y, 1.0)[1] == 0  # a three-way tie of counts: finite, not 0 / 1e-12
+    assert loss_fn("dlr", z, y, counts=True).isfinite().all()
+    with pytest.raises(ValueError, match="3 classes"):
+        dlr(z[:, :2], y, 1.0)
+
+
+def test_continuous_readouts_share_the_draw_and_carry_a_gradient(net, data):
+    x, y = data
+    net.eval()
+    net.generator.manual_seed(4)
+    counts = net(x)
+    net.generator.manual_seed(4)
+    volts = net.scores(x, "voltage")
+    net.generator.manual_seed(4)
+    assert torch.equal(net.scores(x, "counts"), counts)  # the same draw, the same spikes
+    assert volts.shape == counts.shape and not torch.equal(volts, counts)
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(net.scores(xg, "current").sum(), xg)
+    assert g.abs().sum() > 0
+    assert Attack(net, eps=0.1, readout="voltage", loss="dlr").loss_and_grad(x, y)[1].any()
+    with pytest.raises(ValueError, match="readout"):
+        Attack(net, eps=0.1, readout="rates")
+
+
+def test_square_schedule_and_paired_acceptance_lower_the_margin(twin, data):
+    x, y = data
+    assert [fraction(0.8, s, 10000) for s in (0, 10, 11, 51, 9000)] == [
+        0.8, 0.8, 0.4, 0.2, 0.8 / 512]
+    square = Square(twin, eps=0.2, draws=1, steps=30, seed=0)
+    x_adv = square(x, y)
+    with torch.no_grad():
+        before, after = margin(twin(x), y), margin(twin(x_adv), y)
+    assert after.mean() < before.mean()
+    assert accuracy(twin, x_adv, y, 1) < accuracy(twin, x, y, 1)
+
+
+def test_square_attacks_the_deployed_integer_network(tiny_run, data):
+    """No gradient at all: Square on the emulated deployment lowers the deployment's own
+    accuracy (scored on fresh draws of the deployed network)."""
+    from randhet.deploy.predictors import DeployedScores
+    from randhet.network import read_network
+
+    x, y = data
+    deployed = DeployedScores(read_network(tiny_run / "network.net"))
+    x_adv = Square(deployed, eps=0.3, draws=2, steps=20, seed=0)(x, y)
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+    clean = accuracy(deployed, x, y, 2)
+    assert accuracy(deployed, x_adv, y, 2) <= clean - 0.2
 
 
 def test_pgd_restarts_keep_highest_loss(twin, data):

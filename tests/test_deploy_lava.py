@@ -26,7 +26,7 @@ pytestmark = pytest.mark.lava
 
 REQUIRED = {
     "backend", "samples", "accuracy", "bit_exact_fraction", "activation_sparsity", "synops",
-    "energy", "profile", "layers",
+    "energy", "profile", "layers", "tie_rate", "silent_rate", "decision_rule",
 }
 
 

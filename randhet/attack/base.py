@@ -13,38 +13,67 @@ from collections.abc import Iterator
 
 import torch
 
+from randhet.attack.losses import LOSSES, loss_fn
+from randhet.attack.settings import Surrogate
+
 
 class Attack:
     """Base class: ``attack(x, y) -> x_adv`` with ``|x_adv - x|_inf <= eps``, x_adv in [0, 1].
 
-    ``model`` maps pixels [B, ...] to logits [B, classes] with fresh randomness at every call.
-    ``eot``: number of draws the input gradient is averaged over (1 = plain gradient).
-    Subclasses implement :meth:`perturb`.
+    ``model`` maps pixels [B, ...] to class scores with fresh randomness at every call
+    (:meth:`~randhet.models.base.Network.scores`). ``eot``: number of draws the loss and its
+    input gradient are averaged over (1 = one draw); ``loss``: ``ce`` or ``dlr``
+    (:mod:`randhet.attack.losses`); ``readout``: the scores the loss is taken on (``counts``,
+    or the output layer's ``voltage`` or ``current`` summed over time). Subclasses implement
+    :meth:`perturb`.
     """
 
     name = "attack"
 
-    def __init__(self, model: torch.nn.Module, *, eps: float, eot: int = 1) -> None:
+    def __init__(self, model: torch.nn.Module, *, eps: float, eot: int = 1, loss: str = "ce",
+                 readout: str = "counts") -> None:
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         if eot < 1:
             raise ValueError(f"eot must be >= 1, got {eot}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r} (available: {', '.join(LOSSES)})")
+        readouts = getattr(model, "readouts", ("counts",))
+        if readout not in readouts:
+            raise ValueError(f"readout {readout!r} is not one of {', '.join(readouts)}")
         self.model = model
         self.eps = float(eps)
         self.eot = int(eot)
+        self.loss = loss
+        self.readout = readout
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's class scores [B, classes] on the attack's readout (one fresh draw)."""
+        if self.readout == "counts":
+            return self.model(x)
+        return self.model.scores(x, self.readout)  # type: ignore[operator]
+
+    def draw_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss averaged over ``eot`` draws, in one batched pass (the draws as an
+        extra batch dimension), with its graph."""
+        reps = x.repeat(self.eot, *([1] * (x.dim() - 1)))
+        loss = loss_fn(self.loss, self.scores(reps), y.repeat(self.eot),
+                       self.readout == "counts")
+        return loss.reshape(self.eot, -1).mean(0)
 
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample cross-entropy averaged over ``eot`` draws, and its input gradient (the
-        model's parameters frozen meanwhile: :func:`frozen`)."""
+        """The EOT loss [B] (:meth:`draw_losses`) and its input gradient (the model's
+        parameters frozen meanwhile: :func:`frozen`)."""
         x = x.detach().requires_grad_(True)
-        reps = x.repeat(self.eot, *([1] * (x.dim() - 1)))
         with frozen(self.model):
-            logits = self.model(reps)
-            loss = torch.nn.functional.cross_entropy(logits, y.repeat(self.eot),
-                                                     reduction="none")
-            loss = loss.reshape(self.eot, -1).mean(0)
+            loss = self.draw_losses(x, y)
             (grad,) = torch.autograd.grad(loss.sum(), x)
         return loss.detach(), grad.detach()
+
+    @torch.no_grad()
+    def eot_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The EOT loss [B] of ``eot`` fresh draws, without a gradient."""
+        return self.draw_losses(x, y)
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Clip to the eps ball around x and to [0, 1]."""
@@ -81,22 +110,20 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def surrogate(model: torch.nn.Module, tau_grad: float | None, scale_grad: float | None
-              ) -> Iterator[None]:
-    """Temporarily change the spike surrogate of every neuron, so the attacker's surrogate can
-    differ from training's: ``tau_grad`` (width, in units of the threshold; smaller = sharper)
-    and ``scale_grad`` (height), as in the neuron config (SLAYER ``tau_rho = tau_grad *
-    threshold``, ``scale_rho = scale_grad``). None keeps the trained value."""
+def attacker_surrogate(model: torch.nn.Module, choice: Surrogate) -> Iterator[None]:
+    """Every spiking neuron of ``model`` takes the attacker's surrogate inside the block (the
+    trained one is restored after): SLAYER's exponential ``choice.width`` thresholds wide, or
+    the straight-through estimator dS/dV = 1. The forward spikes are the same bits."""
     saved = []
     for module in model.modules():
-        if hasattr(module, "tau_rho") and hasattr(module, "scale_rho"):
-            saved.append((module, module.tau_rho, module.scale_rho))
-            if tau_grad is not None:
-                module.tau_rho = tau_grad * float(module.threshold)
-            if scale_grad is not None:
-                module.scale_rho = scale_grad
+        if hasattr(module, "surrogate_width") and hasattr(module, "straight_through"):
+            saved.append((module, module.tau_rho, module.straight_through))
+            if choice.width is not None:
+                module.surrogate_width = choice.width
+            if choice.straight_through:
+                module.straight_through = True
     try:
         yield
     finally:
-        for module, tau, scale in saved:
-            module.tau_rho, module.scale_rho = tau, scale
+        for module, tau, straight in saved:
+            module.tau_rho, module.straight_through = tau, straight

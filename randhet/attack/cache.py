@@ -34,14 +34,18 @@ def digest(*parts: bytes) -> str:
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and value.dtype == bool:
         return {"bool_matrix": value.astype(np.uint8).tolist()}
+    if isinstance(value, np.ndarray):
+        return {"int_matrix": value.astype(np.int64).tolist()}
     return {"value": value}
 
 
 def _decode(value: dict[str, Any]) -> Any:
     if "bool_matrix" in value:
         return np.asarray(value["bool_matrix"], dtype=bool)
+    if "int_matrix" in value:
+        return np.asarray(value["int_matrix"], dtype=np.int64)
     return value["value"]
 
 

@@ -23,11 +23,11 @@ import torch
 from tqdm.auto import tqdm
 
 from randhet import distributed as dist
-from randhet.attack.base import Attack, surrogate
+from randhet.attack.base import Attack, attacker_surrogate
 from randhet.attack.cache import UnitCache
 from randhet.attack.registry import make_attack
-from randhet.attack.scoring import Score, auc, correct_matrix, torch_predictor
-from randhet.attack.settings import ITERATIVE, ProtocolConfig
+from randhet.attack.scoring import Score, auc, prediction_matrix, torch_predictor
+from randhet.attack.settings import ITERATIVE, ProtocolConfig, Surrogate
 from randhet.attack.transfer import Transfer
 from randhet.deploy.predictors import emulator_predictor, lava_predictor
 from randhet.models.base import Predict
@@ -61,8 +61,6 @@ def _attack(model: torch.nn.Module, name: str, eps: float, cfg: ProtocolConfig,
         opts.update(steps=cfg.steps, restarts=cfg.restarts)
     if name in RANDOMIZED:
         opts["seed"] = seed
-    if name == "apgd":
-        opts["best_loss"] = True  # every sample gets its highest-loss point (see apgd.py)
     return make_attack(name, model, eps, **opts)
 
 
@@ -71,7 +69,7 @@ def _craft(attack: Attack | Transfer, x: torch.Tensor, y: torch.Tensor,
     """Adversarial inputs, ``cfg.batch_size`` at a time, with the attacker's surrogate."""
     model = attack.source if isinstance(attack, Transfer) else attack.model
     out = []
-    with surrogate(model, cfg.surrogate_tau, cfg.surrogate_scale):
+    with attacker_surrogate(model, Surrogate(width=cfg.surrogate_tau)):
         for i in range(0, len(x), cfg.batch_size):
             out.append(attack(x[i:i + cfg.batch_size], y[i:i + cfg.batch_size]))
     return torch.cat(out)
@@ -230,8 +228,8 @@ class _Protocol:
 
     def _score(self, target: str, x_adv: torch.Tensor, c: int, seed: int,
                draws: int | None = None) -> Any:
-        return correct_matrix(self.predictors[target], x_adv, self.y[self.chunks[c]], seed,
-                              self.cfg.draws if draws is None else draws)
+        return prediction_matrix(self.predictors[target], x_adv, seed,
+                                 self.cfg.draws if draws is None else draws)
 
     def attack_unit(self, ai: int, name: str, ei: int, eps: float, c: int) -> Entries:
         """One attack at one eps on chunk c, scored on every target (+ the PGD controls: the
@@ -247,7 +245,7 @@ class _Protocol:
         twin_attack = Transfer(_attack(self.twin, "pgd", eps, cfg, start))
         xc, yc = self.x[self.chunks[c]], self.y[self.chunks[c]]
         twin_adv = _craft(twin_attack, xc, yc, cfg)
-        out["twin", ei, c] = correct_matrix(torch_predictor(self.twin), twin_adv, yc, seed, 1)
+        out["twin", ei, c] = prediction_matrix(torch_predictor(self.twin), twin_adv, seed, 1)
         if cfg.transfer:  # crafted on the twin (reused) or on another run, scored here
             source_adv = twin_adv
             if self.transfer_source is not None:
@@ -306,7 +304,7 @@ class _Protocol:
 
         def joined(*key: Any) -> Score:
             return Score.of(np.concatenate([merged[(*key, c)] for c in range(len(self.chunks))],
-                                           axis=1))
+                                           axis=1), self.y.numpy())
 
         curves = Curves()
         for name in cfg.attacks:

@@ -14,10 +14,11 @@ from randhet.attack.fgsm import FGSM
 from randhet.attack.noise import RandomNoise
 from randhet.attack.pgd import PGD, PGDLargeEps
 from randhet.attack.settings import ATTACK_NAMES
+from randhet.attack.square import Square
 from randhet.errors import ConfigError
 
 ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls for cls in (FGSM, PGD, PGDLargeEps, APGD, RandomNoise)
+    cls.name: cls for cls in (FGSM, PGD, PGDLargeEps, APGD, Square, RandomNoise)
 }
 
 

@@ -21,7 +21,8 @@ from randhet.runs import open_run
 
 PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
 # bumped when a unit's seeding or content changes, so an older run's units are not reused
-PROTOCOL_VERSION = 2  # 2: per-unit attack seeds, restarts in the convergence check
+PROTOCOL_VERSION = 3  # 2: per-unit attack seeds, restarts in the convergence check; 3: ties and
+# silent outputs are wrong (units keep predicted labels)
 
 
 def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],

@@ -2,7 +2,9 @@
 
 A randomized network's accuracy is a random variable. Each input is scored R times with fresh
 randomness: ``mean``/``std`` are over the R per-draw accuracies; ``worst_case`` is the fraction
-of inputs classified correctly on every draw. A predictor takes the draw's *seed*, which fixes
+of inputs classified correctly on every draw; ``tie_rate``/``silent_rate`` the fractions of
+(draw, input) outputs that decided nothing (:mod:`randhet.readout`: a tie at the top or no
+output spike, both wrong). A predictor takes the draw's *seed*, which fixes
 all of that draw's randomness, so a set of inputs scored in pieces (by several processes) gives
 the same numbers as scored whole when each piece is given its own seeds.
 """
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from randhet.models.base import EVAL_BATCH, Predict
+from randhet.readout import Decisions, decide
 
 
 @dataclass(frozen=True)
@@ -23,28 +26,34 @@ class Score:
     std: float  # std over draws of the accuracy
     worst_case: float  # fraction correct on every draw
     draws: int
+    tie_rate: float = 0.0  # fraction of (draw, input) outputs with a shared top count
+    silent_rate: float = 0.0  # fraction of (draw, input) outputs with no spike
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
-    def of(cls, correct: np.ndarray) -> Score:
-        """From a [R draws, B inputs] boolean matrix of correct predictions."""
+    def of(cls, predicted: np.ndarray, labels: np.ndarray) -> Score:
+        """From a [R draws, B inputs] matrix of predicted labels (:func:`decide`'s codes) and
+        the B true labels."""
+        correct = predicted == np.asarray(labels)[None]
         per_draw = correct.mean(1)
+        rates = Decisions.of(predicted, labels[None])
         return cls(float(per_draw.mean()), float(per_draw.std()), float(correct.all(0).mean()),
-                   len(correct))
+                   len(correct), rates.tie_rate, rates.silent_rate)
 
 
-def correct_matrix(predict: Predict, x: torch.Tensor, y: torch.Tensor, seed: int, draws: int
-                   ) -> np.ndarray:
-    """[draws, B] booleans: input b classified correctly by draw r (seed ``seed + r``)."""
-    return np.stack([predict(x, seed + r) == y.numpy() for r in range(draws)])
+def prediction_matrix(predict: Predict, x: torch.Tensor, seed: int, draws: int) -> np.ndarray:
+    """[draws, B] int64: the label draw r gives input b (seed ``seed + r``;
+    :data:`randhet.readout.TIE` or :data:`~randhet.readout.SILENT` where the output decides
+    nothing)."""
+    return np.stack([np.asarray(predict(x, seed + r), dtype=np.int64) for r in range(draws)])
 
 
 def score(predict: Predict, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int = 0
           ) -> Score:
     """Score inputs ``x`` with ``draws`` fresh draws (seeds ``seed .. seed + draws - 1``)."""
-    return Score.of(correct_matrix(predict, x, y, seed, draws))
+    return Score.of(prediction_matrix(predict, x, seed, draws), y.numpy())
 
 
 def torch_predictor(model: torch.nn.Module, batch_size: int = EVAL_BATCH) -> Predict:
@@ -55,7 +64,7 @@ def torch_predictor(model: torch.nn.Module, batch_size: int = EVAL_BATCH) -> Pre
     def predict(x: torch.Tensor, seed: int) -> np.ndarray:
         model.eval()
         model.generator.manual_seed(seed)
-        out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+        out = [decide(model(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 
     return predict

@@ -17,9 +17,30 @@ from typing import Any
 from randhet.errors import ConfigError
 
 # the attacks of the registry (randhet.attack.registry maps each name to its class)
-ATTACK_NAMES: tuple[str, ...] = ("fgsm", "pgd", "pgd_large_eps", "apgd", "noise")
+ATTACK_NAMES: tuple[str, ...] = ("fgsm", "pgd", "pgd_large_eps", "apgd", "square", "noise")
 TARGETS: tuple[str, ...] = ("float", "torch", "emulator", "lava")
 ITERATIVE: tuple[str, ...] = ("pgd", "apgd", "pgd_large_eps")
+
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """The attacker's spike surrogate (its forward spikes are always the network's own).
+
+    ``width``: SLAYER's exponential surrogate ``exp(-|V - theta| / w)`` with ``w`` this many
+    thresholds (None: as the network trained); ``straight_through``: dS/dV = 1 instead.
+    """
+
+    width: float | None = None
+    straight_through: bool = False
+
+    @property
+    def label(self) -> str:
+        """``trained``, ``width=W`` or ``straight-through``."""
+        if self.straight_through:
+            return "straight-through"
+        return "trained" if self.width is None else f"width={self.width:g}"
+
 
 # table key -> inclusive (lower, upper) bounds
 _RANGES: dict[str, tuple[float, float]] = {
@@ -54,7 +75,6 @@ class ProtocolConfig:
     targets: tuple[str, ...] = ("float", "torch", "emulator")
     lava_spot_samples: int = 8
     surrogate_tau: float | None = None
-    surrogate_scale: float | None = None
     seed: int = 0
     transfer: bool = True  # PGD crafted on the sigma = 0 twin, scored on the network
     tolerance: float = 0.03  # minimum accuracy slack for the ordering flags (else 2 std errors)

@@ -42,6 +42,7 @@ from randhet.models.exported import encode_integers, model_from_export
 from randhet.models.spiking import SpikingNetwork
 from randhet.network import ExportedNetwork, read_network
 from randhet.plots import plot_deploy, plot_profile
+from randhet.readout import DECISION_RULE, Decisions, decide
 
 
 @dataclass(frozen=True)
@@ -186,14 +187,17 @@ def deploy(
                 "the emulator (stock LIF counts none; its rasters equal the emulator's in "
                 f"{int(agree.sum())} of {n} samples, and equal rasters mean equal states)")
     labels = prep.labels
-    pred = result.rasters[-1].sum(-1).argmax(1)
-    ref_pred = ref[-1].sum(-1).argmax(1)
+    decided = Decisions.of(decide(result.rasters[-1].sum(-1)), labels)
+    reference = Decisions.of(decide(ref[-1].sum(-1)), labels)
     report: dict[str, Any] = {
         "backend": backend,
         "network": str(net.path),
         "samples": n,
-        "accuracy": float((pred == labels).mean()),
-        "reference_accuracy": float((ref_pred == labels).mean()),
+        "accuracy": decided.accuracy,
+        "tie_rate": decided.tie_rate,
+        "silent_rate": decided.silent_rate,
+        "decision_rule": DECISION_RULE,
+        "reference_accuracy": reference.accuracy,
         "bit_exact_fraction": float(matched.mean()),
         "bit_exact_definition": (
             "fraction of samples whose spike rasters in every layer equal the torch (SLAYER) "
@@ -324,14 +328,17 @@ def run_profile(
               disable=None if progress else True) as bar:
         result, _ = emulate_sharded(prep, lambda k: bar.update(k - bar.n), reference=False)
     wall = time.perf_counter() - t0
-    pred = result.rasters[-1].sum(-1).argmax(1)
+    decided = Decisions.of(decide(result.rasters[-1].sum(-1)), prep.labels)
     report: dict[str, Any] = {
         "network": str(net.path),
         "backend": "emulator",
         "samples": prep.samples,
         "seed": seed,
         "timesteps": int(prep.inputs.shape[-1]),
-        "accuracy": float((pred == prep.labels).mean()),
+        "accuracy": decided.accuracy,
+        "tie_rate": decided.tie_rate,
+        "silent_rate": decided.silent_rate,
+        "decision_rule": DECISION_RULE,
         "profile": prep.profile.name,
         "profile_path": str(prep.profile.path),
         "profile_description": prep.profile.description,

@@ -18,6 +18,7 @@ from randhet.deploy.result import RunResult
 from randhet.models.base import Predict
 from randhet.models.exported import encode_integers, model_from_export
 from randhet.network import ExportedNetwork
+from randhet.readout import decide
 
 
 def _predictor(net: ExportedNetwork, run: Callable[..., RunResult]) -> Predict:
@@ -26,13 +27,34 @@ def _predictor(net: ExportedNetwork, run: Callable[..., RunResult]) -> Predict:
     def predict(x: torch.Tensor, seed: int) -> np.ndarray:
         inputs = encode_integers(model, x, seed)
         result = run(net, inputs, deployment_draws(net, len(x), seed))
-        return result.rasters[-1].sum(-1).reshape(len(x), -1).argmax(1)
+        return decide(result.rasters[-1].sum(-1).reshape(len(x), -1))
 
     return predict
 
 
+class DeployedScores(torch.nn.Module):
+    """The deployed network (emulated, integer, no gradient) as a module of class scores:
+    ``forward(x)`` gives output spike counts [B, classes] (float) for pixels x, every call a
+    fresh draw of decays (and rate coding) seeded from ``generator``, as a torch model draws
+    from its own. What a gradient-free attack needs to attack the chip's arithmetic itself."""
+
+    def __init__(self, net: ExportedNetwork) -> None:
+        super().__init__()
+        self.net = net
+        self.model = model_from_export(net)
+        self.generator = torch.Generator().manual_seed(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        inputs = encode_integers(self.model, x.detach(), seed)
+        result = emulate(self.net, inputs, deployment_draws(self.net, len(x), seed))
+        counts = result.rasters[-1].sum(-1).reshape(len(x), -1)
+        return torch.as_tensor(counts, dtype=torch.float32)
+
+
 def emulator_predictor(net: ExportedNetwork) -> Predict:
-    """Labels predicted by the emulated deployment (output spike counts, argmax)."""
+    """Labels predicted by the emulated deployment (output spike counts,
+    :func:`randhet.readout.decide`: a tie or a silent output is no label)."""
     return _predictor(net, emulate)
 
 

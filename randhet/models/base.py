@@ -60,6 +60,7 @@ class Network(torch.nn.Module):
     """
 
     mode: str
+    readouts: tuple[str, ...] = ("counts",)  # what :meth:`scores` can read out
 
     def __init__(self, spec: NetworkSpec, seed: int = 0) -> None:
         super().__init__()
@@ -74,6 +75,13 @@ class Network(torch.nn.Module):
 
     def run_encoded(self, encoded: torch.Tensor, draws: object = None) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def scores(self, x: torch.Tensor, readout: str = "counts") -> torch.Tensor:
+        """Class scores [B, classes] for pixels x: ``counts`` (the forward's output), or a
+        continuous readout of the output layer where :attr:`readouts` has one."""
+        if readout != "counts":
+            raise ValueError(f"readout {readout!r} is not one of {', '.join(self.readouts)}")
+        return self(x)
 
     def decay_parameters(self) -> list[torch.nn.Parameter]:
         """The learnable mean decays (empty unless ``neuron.learn_decay``; an ANN has none)."""

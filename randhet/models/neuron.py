@@ -139,6 +139,21 @@ class RandHetNeuron(base.Neuron):
         self.fixed_draw: DecayDraw | None = None
         self.last_draw: DecayDraw | None = None
         self.straight_through = False  # hybrid mode: dS/dV = 1 instead of the surrogate
+        self.keep_state = False  # forward keeps (current, voltage) in ``last_state``
+        self.last_state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def surrogate_width(self) -> float:
+        """The width of the spike surrogate, in units of the threshold: SLAYER's CUBA
+        surrogate is ``exp(-|V - theta| / (tau_rho * 100))``, so a config's ``tau_grad``
+        (``tau_rho = tau_grad * theta``) gives a width of ``100 * tau_grad`` thresholds."""
+        return self.tau_rho * TAU_RHO_MULT / float(self.threshold)
+
+    @surrogate_width.setter
+    def surrogate_width(self, width: float) -> None:
+        if not width > 0:
+            raise ValueError(f"the surrogate's width must be > 0 thresholds, got {width}")
+        self.tau_rho = width * float(self.threshold) / TAU_RHO_MULT
 
     def quantize_8bit(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
         """SLAYER's 8-bit weight quantization (:meth:`base.Neuron.quantize_8bit`): weights
@@ -245,9 +260,18 @@ class RandHetNeuron(base.Neuron):
     def forward(self, input: torch.Tensor, on_grid: bool = False) -> torch.Tensor:
         """Spikes [B, *shape, T] for input drive [B, *shape, T] (``on_grid``: first floored
         to Loihi's drive grid, :func:`floor_to_drive_grid`): :meth:`dynamics`, then
-        :meth:`spike`, in one fused call where the kernel applies (the same bits)."""
+        :meth:`spike`, in one fused call where the kernel applies (the same bits). With
+        ``keep_state`` the current and voltage [B, *shape, T] (the voltage after each step's
+        reset) are kept in ``last_state``, with their gradient history."""
         du, dv = self._decays(input)
         threshold = self.threshold + self.threshold_eps
+        if self.keep_state:  # the state as well as the spikes: the unfused path, same bits
+            if on_grid:
+                input = floor_to_drive_grid(input)
+            current = LeakyIntegrator.apply(input, du, None)
+            voltage = LeakyIntegrator.apply(current, dv, threshold)
+            self.last_state = (current, voltage)
+            return self.spike(voltage)
         surrogate = (None if self.straight_through
                      else (self.tau_rho * TAU_RHO_MULT, self.scale_rho * SCALE_RHO_MULT))
         spikes = cuba_spikes(input, du, dv, threshold, surrogate,

@@ -77,6 +77,8 @@ class SpikingNetwork(Network):
     spike gradient); the forward pass is identical.
     """
 
+    readouts = ("counts", "voltage", "current")
+
     def __init__(self, spec: NetworkSpec, seed: int = 0, mode: Mode = "snn") -> None:
         super().__init__(spec, seed)
         if mode not in ("snn", "hybrid"):
@@ -131,6 +133,24 @@ class SpikingNetwork(Network):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output spike counts [B, classes] (the logits used for training) for pixels x."""
         return self.run_encoded(self.encoder(x))[-1].sum(dim=-1)
+
+    def scores(self, x: torch.Tensor, readout: str = "counts") -> torch.Tensor:
+        """Class scores [B, classes]: output spike ``counts``, or the output layer's
+        ``voltage`` or ``current`` summed over the T steps (SLAYER units; the voltage after
+        each step's reset). The continuous readouts move where the counts are flat, which
+        gives margin losses a gradient (the spikes are the same draw's either way)."""
+        if readout == "counts":
+            return self(x)
+        if readout not in self.readouts:
+            raise ValueError(f"readout {readout!r} is not one of {', '.join(self.readouts)}")
+        neuron = self.blocks[-1].neuron
+        neuron.keep_state = True
+        try:
+            self(x)
+            current, voltage = neuron.last_state
+        finally:
+            neuron.keep_state, neuron.last_state = False, None
+        return (voltage if readout == "voltage" else current).sum(dim=-1)
 
     def mean_decays(self) -> list[dict[str, float]]:
         """Mean current/voltage decay fraction (0..1) of each spiking layer."""

@@ -23,6 +23,7 @@ from randhet.layer_tokens import layer_names
 from randhet.models import EVAL_BATCH, Network
 from randhet.models.flex import RandHetFlex
 from randhet.plots import plot_landscape, plot_rasters
+from randhet.readout import correct_count
 from randhet.runs import Run, open_run
 
 MASK_PARAMETERS = ("mask_logit", "theta")  # Flex mask parameters: perturbed as one filter
@@ -101,7 +102,7 @@ def _loss_and_accuracy(
         for xb, yb in zip(_batches(x), _batches(y), strict=True):
             logits = model(xb)
             loss += F.cross_entropy(logits.double(), yb, reduction="sum").item()
-            correct += int((logits.argmax(1) == yb).sum().item())
+            correct += correct_count(logits, yb)
     n = draws * len(x)
     return loss / n, correct / n
 

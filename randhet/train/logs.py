@@ -20,6 +20,7 @@ def log_row(
     lrs = {g.get("name", "weights"): g["lr"] for g in state.optimizer.param_groups}
     row: dict[str, float] = {"epoch": epoch, **train,
                              "val_loss": val.loss, "val_accuracy": val.accuracy,
+                             "val_tie_rate": val.tie_rate, "val_silent_rate": val.silent_rate,
                              "lr": lrs["weights"]}
     if "decays" in lrs:
         row["decay_lr"] = lrs["decays"]

@@ -13,9 +13,11 @@ from randhet.models import Network
 
 @dataclass(frozen=True)
 class EvalResult:
-    accuracy: float
+    accuracy: float  # unique top class = label (:mod:`randhet.readout`)
     loss: float
     spike_rate: list[float]  # mean spikes per neuron per step, per layer
+    tie_rate: float = 0.0  # outputs whose top count is shared (wrong)
+    silent_rate: float = 0.0  # outputs with no spike at all (wrong)
 
 @dataclass
 class TrainState:

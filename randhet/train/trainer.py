@@ -36,6 +36,7 @@ from randhet.errors import UserError
 from randhet.io import save_torch, write_json, write_text
 from randhet.models import EVAL_BATCH, Network, build_network
 from randhet.plots import plot_training
+from randhet.readout import SILENT, TIE, correct_count, decide
 from randhet.train.checkpoint import (
     CHECKPOINT,
     check_resume_config,
@@ -73,7 +74,7 @@ def evaluate(
     model.eval()
     part = dist.shard(len(x))
     x, y, total = x[part], y[part], len(x)
-    correct, loss_sum = 0, 0.0
+    correct, ties, silent, loss_sum = 0, 0, 0, 0.0
     spikes: np.ndarray | None = None
     sizes: np.ndarray | None = None
     for i in range(0, len(x), batch_size):
@@ -82,15 +83,20 @@ def evaluate(
         layers = model.run_encoded(model.encoder(xb))
         logits = layers[-1].sum(-1)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
+        decided = decide(logits)
+        correct += int((decided == yb).sum().item())
+        ties += int((decided == TIE).sum().item())
+        silent += int((decided == SILENT).sum().item())
         batch_spikes = np.array([s.double().sum().item() for s in layers])
         batch_sizes = np.array([s.numel() for s in layers], dtype=np.float64)
         spikes = batch_spikes if spikes is None else spikes + batch_spikes
         sizes = batch_sizes if sizes is None else sizes + batch_sizes
-    sums = dist.all_sum([correct, loss_sum, *spikes, *sizes])  # type: ignore[misc]
-    layers = (len(sums) - 2) // 2
-    rate = sums[2:2 + layers] / sums[2 + layers:]
-    return EvalResult(float(sums[0]) / total, float(sums[1]) / total, rate.tolist())
+    sums = dist.all_sum([correct, loss_sum, ties, silent, *spikes,  # type: ignore[misc]
+                         *sizes])
+    layers = (len(sums) - 4) // 2
+    rate = sums[4:4 + layers] / sums[4 + layers:]
+    return EvalResult(float(sums[0]) / total, float(sums[1]) / total, rate.tolist(),
+                      float(sums[2]) / total, float(sums[3]) / total)
 
 def build_optimizer(model: Network, tc: dict[str, Any]) -> torch.optim.Optimizer:
     """``train.optimizer`` over two groups: ``weights`` (lr, weight_decay) and, when the mean
@@ -152,7 +158,7 @@ def train_step(
     if tc["adv_eps"] > 0:
         x, clean = fgsm_examples(state.model, x, y, tc["adv_eps"])
         out["clean_loss"] = F.cross_entropy(clean, y, reduction="sum").item()
-        out["clean_correct"] = (clean.argmax(1) == y).sum().item()
+        out["clean_correct"] = correct_count(clean, y)
     logits = state.forward(x)
     loss = F.cross_entropy(logits, y)
     state.optimizer.zero_grad(set_to_none=True)
@@ -167,7 +173,7 @@ def train_step(
                 module.path_rates = tuple(dist.all_mean(r) for r in module.path_rates)
             module.plasticity_step()
     out["loss"] = loss.item() * len(y)
-    out["correct"] = (logits.argmax(1) == y).sum().item()
+    out["correct"] = correct_count(logits, y)
     return out
 
 def train_epoch(
