@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from randhet.attack import run as _attack
+from randhet.attack.results import RobustnessResult
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import load_config
 from randhet.deploy.pipeline import deploy, run_profile
@@ -75,11 +76,12 @@ def profile_network(network: str | Path, **options: Any) -> dict[str, Any]:
 
 
 def attack_run(run_dir: str | Path, *, out_dir: str | Path | None = None, progress: bool = True,
-           transfer_from: str | Path | None = None, **settings: Any) -> dict[str, Any]:
+           transfer_from: str | Path | None = None, **settings: Any) -> RobustnessResult:
     """``randhet attack``: the robustness protocol with the ``[attack]`` settings given as
     keywords (``eps``, ``attacks``, ``eot``, ``steps``, ``restarts``, ``draws``, ``samples``,
-    ``batch_size``, ``targets``, ``surrogate_tau``, ``seed``; the rest take the defaults);
-    returns ``robustness.json``'s content."""
+    ``batch_size``, ``targets``, ``losses``, ``readouts``, ``surrogates``, ``seed``, ...: the
+    keys of the ``[attack]`` table; the rest take the defaults); returns the typed result
+    (``.to_json()`` is ``robustness.json``'s content)."""
     cfg = ProtocolConfig.from_table(settings, name=lambda key: f"attack setting '{key}'")
     return _attack.attack_run(run_dir, cfg, out_dir, progress=progress,
                               transfer_from=transfer_from)

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from randhet.allocator import keep_freed_memory
-from randhet.attack.settings import ATTACK_NAMES, TARGETS, ProtocolConfig, as_eps_list
+from randhet.attack.results import RobustnessResult
+from randhet.attack.settings import (
+    ATTACK_NAMES,
+    LOSS_NAMES,
+    TARGETS,
+    ProtocolConfig,
+    as_eps_list,
+)
 from randhet.config import DEPLOY_DEFAULTS, PROFILE_SAMPLES, load_config, protocol_config
 from randhet.errors import UserError
 
@@ -188,11 +195,33 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    "(e.g. 0,1/255,2/255,4/255,8/255)")
     p.add_argument("--attacks", default=",".join(d["attacks"]),
                    help=f"comma-separated: {', '.join(ATTACK_NAMES)}")
+    p.add_argument("--losses", default=",".join(d["losses"]),
+                   help=f"losses of the gradient members: {', '.join(LOSS_NAMES)}")
+    p.add_argument("--readouts", default=",".join(d["readouts"]),
+                   help="scores the losses are taken on: counts (output spikes), voltage, "
+                   "current (the output layer's, summed over time)")
+    p.add_argument("--surrogates", default=",".join(d["surrogates"]),
+                   help="attacker's spike surrogates: trained, straight-through, width=W "
+                   "(SLAYER's exponential, W thresholds wide)")
     p.add_argument("--eot", type=int, default=d["eot"], help="fresh draws per gradient (EOT)")
-    p.add_argument("--steps", type=int, default=d["steps"], help="iterations of PGD/APGD")
-    p.add_argument("--restarts", type=int, default=d["restarts"], help="PGD/APGD restarts")
+    p.add_argument("--steps", type=int, default=d["steps"],
+                   help="iterations of PGD/APGD at the first budget")
+    p.add_argument("--restarts", type=int, default=d["restarts"],
+                   help="PGD/APGD restarts at the first budget")
+    p.add_argument("--square-steps", type=int, default=d["square_steps"],
+                   help="Square's queries at the first budget")
+    p.add_argument("--square-draws", type=int, default=d["square_draws"],
+                   help="fresh draws each Square query averages its margin over")
+    p.add_argument("--square-targets", default=",".join(d["square_targets"]),
+                   help="what Square queries: torch, emulator (the deployed integer network)")
+    p.add_argument("--doublings", type=int, default=d["doublings"],
+                   help="budget doublings run at least (restarts, iterations, EOT in turn)")
+    p.add_argument("--max-doublings", type=int, default=d["max_doublings"],
+                   help="budget doublings at most (then: 'not converged')")
+    p.add_argument("--selection-draws", type=int, default=d["selection_draws"],
+                   help="fresh draws the ensemble chooses each sample's worst input on")
     p.add_argument("--draws", type=int, default=d["draws"],
-                   help="fresh draws to score each adversarial input")
+                   help="independent fresh draws to score each chosen input")
     p.add_argument("--samples", type=int, default=d["samples"], help="test samples attacked")
     p.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="samples per chunk: the unit of seeding and, under torchrun, of the "
@@ -200,8 +229,6 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=",".join(d["targets"]),
                    help=f"comma-separated scoring targets: {', '.join(TARGETS)} (torch always: "
                    "the protocol's flags are computed on it)")
-    p.add_argument("--surrogate-tau", type=float, default=None,
-                   help="attacker's surrogate width in units of the threshold (SLAYER's exponential; default: as trained)")
     p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
     p.add_argument("--transfer-from", metavar="RUN_DIR",
                    help="craft the transfer attack on this run (default: the sigma = 0 twin)")
@@ -218,11 +245,14 @@ def _protocol_from_args(args: argparse.Namespace) -> ProtocolConfig:
         return [t.strip() for t in text.split(",") if t.strip()]
 
     table = {"eps": list(eps), "attacks": items(args.attacks), "targets": items(args.target),
+             "losses": items(args.losses), "readouts": items(args.readouts),
+             "surrogates": items(args.surrogates), "square_targets": items(args.square_targets),
              "eot": args.eot, "steps": args.steps, "restarts": args.restarts,
-             "draws": args.draws, "samples": args.samples, "batch_size": args.batch_size,
-             "surrogate_tau": args.surrogate_tau or 0.0, "seed": args.seed}
-    flags = {"targets": "--target", "batch_size": "--batch-size",
-             "surrogate_tau": "--surrogate-tau"}
+             "square_steps": args.square_steps, "square_draws": args.square_draws,
+             "doublings": args.doublings, "max_doublings": args.max_doublings,
+             "selection_draws": args.selection_draws, "draws": args.draws,
+             "samples": args.samples, "batch_size": args.batch_size, "seed": args.seed}
+    flags = {"targets": "--target", **{k: "--" + k.replace("_", "-") for k in table}}
     return ProtocolConfig.from_table(table, name=lambda k: flags.get(k, f"--{k}"))
 
 
@@ -308,12 +338,12 @@ def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_attack(args: argparse.Namespace) -> RobustnessResult:
     from randhet.attack.run import attack_run  # the stage, on use
 
     result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
                         progress=not args.quiet, transfer_from=args.transfer_from)
-    print("\n".join(result["summary"]))
+    print("\n".join(result.summary))
     out = Path(args.out) if args.out else Path(args.run_dir)
     print(f"results: {out}/robustness.json, {out}/robustness.png")
     return result

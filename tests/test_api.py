@@ -51,7 +51,8 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     assert prof["resources"]["profile"] == "loihi1"
     rob = randhet.attack_run(tmp_path / "py", eps=[0, 0.2], attacks=["fgsm"], samples=10, eot=1,
                          draws=1, targets=["torch"], progress=False)
-    assert [p["eps"] for p in rob["curves"]["fgsm"]["torch"]] == [0.0, 0.2]
+    assert [p.eps for p in rob.curve("ensemble").points] == [0.0, 0.2]
+    assert rob.members == ("fgsm/ce/counts/trained",)
     assert randhet.export_run(tmp_path / "py", format="nir").suffix == ".nir"
 
 

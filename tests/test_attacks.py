@@ -325,18 +325,19 @@ def test_protocol_units_seed_their_own_random_starts_and_noise(twin, net, data):
     """Each unit of the protocol passes a seed from its identity to the attack: two units get
     different random starts (PGD on the deterministic twin: only the start can differ) and
     noise; the same unit twice gets the same."""
-    from randhet.attack.protocol import CRAFT, _attack, _craft, _seeded
+    from randhet.attack.members import Member, build, craft
+    from randhet.attack.schedule import CRAFT, _seeded
     from randhet.attack.settings import ProtocolConfig
 
     x, y = data
-    cfg = ProtocolConfig(eot=1, steps=2)
+    budget = ProtocolConfig(eot=1, steps=2).budget(0)
 
     def unit(model, name, chunk):
-        start = _seeded(cfg.seed, [model], CRAFT, 0, 1, chunk)
-        return _craft(_attack(model, name, 0.1, cfg, start), x, y, cfg)
+        start = _seeded(0, [model], CRAFT, 0, 1, chunk)
+        member = Member(name)
+        return craft(member, build(member, model, model, 0.1, budget, start), x, y, 64)
 
     for model, name in ((twin, "pgd"), (net, "noise")):
         first = unit(model, name, 0)
         assert torch.equal(unit(model, name, 0), first)
         assert not torch.equal(unit(model, name, 1), first)
-

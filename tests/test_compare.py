@@ -78,7 +78,9 @@ def _config_file(tmp_path: Path, make_tiny_config, *extra: str) -> Path:
         "name=tiny", "train.epochs=1", "data.limit=300", "attack.eps=[0, 0.2, 0.4]",
         "attack.attacks=[\"fgsm\", \"pgd\"]", "attack.eot=2", "attack.steps=2",
         "attack.restarts=1", "attack.draws=2", "attack.samples=24", "attack.batch_size=24",
-        "attack.targets=[\"torch\", \"emulator\"]", "deploy.samples=32", *extra)
+        "attack.targets=[\"torch\", \"emulator\"]", "attack.readouts=[\"counts\"]",
+        "attack.surrogates=[\"trained\"]", "attack.losses=[\"ce\"]", "attack.doublings=1",
+        "attack.max_doublings=1", "attack.selection_draws=2", "deploy.samples=32", *extra)
     path = tmp_path / "tiny.toml"
     path.write_text(dump_toml(cfg))
     return path
@@ -110,14 +112,14 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
         control = rows[r["control"]]
         clean = r["clean_accuracy"]["mean"] - control["clean_accuracy"]["mean"]
         assert r["clean_accuracy_delta"]["mean"] == pytest.approx(clean)
-        pgd = [a["mean"] - b["mean"] for a, b in zip(r["pgd_accuracy"],
-                                                     control["pgd_accuracy"], strict=True)]
-        assert [d["mean"] for d in r["pgd_accuracy_delta"]] == pytest.approx(pgd)
+        robust = [a["mean"] - b["mean"] for a, b in zip(r["robust_accuracy"],
+                                                     control["robust_accuracy"], strict=True)]
+        assert [d["mean"] for d in r["robust_accuracy_delta"]] == pytest.approx(robust)
         assert r["clean_accuracy"]["n"] == 1 and 0 <= r["clean_accuracy"]["mean"] <= 1
-        assert [p["eps"] for p in r["pgd_accuracy"]] == [0.0, 0.2, 0.4]
-        assert 0 <= r["pgd_auc"]["mean"] <= 1 and r["energy_joules_per_sample"]["mean"] > 0
+        assert [p["eps"] for p in r["robust_accuracy"]] == [0.0, 0.2, 0.4]
+        assert 0 <= r["robust_auc"]["mean"] <= 1 and r["energy_joules_per_sample"]["mean"] > 0
         worst = r["worst_case_accuracy"][-1]["mean"]
-        assert worst <= r["pgd_accuracy"][-1]["mean"]
+        assert worst <= r["robust_accuracy"][-1]["mean"]
         seed = r["per_seed"][0]
         assert seed["overrides"] == {k: v for k, v in r["overrides"].items()
                                      if r["cell"]["neuron.sigma"] > 0

@@ -95,13 +95,15 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
         "encoding.timesteps=4", "train.epochs=1", "data.limit=48", "neuron.threshold=0.5",
         "attack.eps=[0.0, 0.3]", "attack.attacks=[\"fgsm\", \"pgd\", \"pgd_large_eps\"]",
         "attack.eot=1", "attack.steps=2", "attack.draws=1", "attack.samples=12",
-        "attack.targets=[\"torch\"]",
+        "attack.targets=[\"torch\"]", "attack.readouts=[\"counts\"]",
+        "attack.surrogates=[\"trained\"]", "attack.losses=[\"ce\"]", "attack.doublings=0",
+        "attack.max_doublings=0", "attack.selection_draws=1",
     ])
     result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False, seeds=(0, 1))
     rows = result["variants"]
     assert [r["variant"] for r in rows] == [v[0] for v in VARIANTS]
     for r in rows:
-        assert set(r["auc"]) == {"fgsm", "pgd", "pgd_large_eps"}
+        assert set(r["auc"]) == {"ensemble", "pgd_large_eps"}
         assert all(0 <= a <= 1 for a in r["auc"].values())
         assert (r["activation_sparsity"] is None) == (r["mode"] == "ann")
         assert ("flex:4" in r["layers"]) == r["flex"]
@@ -120,19 +122,21 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
 def test_pgd_large_eps_runs_with_the_reference_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from types import SimpleNamespace
+
     import randhet.experiments.flex_compare
+    from randhet.attack.results import Curve, Flag, Point
     from randhet.attack.settings import ProtocolConfig
     from randhet.experiments.flex_compare import LARGE_EPS_STEPS, attack_variant
 
     calls = []
 
     def fake(run: Path, cfg: ProtocolConfig, out_dir: Path | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True) -> SimpleNamespace:
         calls.append((cfg.attacks, cfg.steps, out_dir))
-        curve = [{"eps": 0.0, "mean": 1.0, "std": 0.0}]
-        return {"auc": {a: {"torch": 0.5} for a in cfg.attacks},
-                "curves": {a: {"torch": curve} for a in cfg.attacks},
-                "flags": {"ok_flag": {"ok": True}}}
+        curve = Curve("ensemble", "torch", (Point(0.0, 1.0, 0.0, 1.0, 1, 0, 0, 1, 1),), 0.5)
+        return SimpleNamespace(flags=[Flag("ok_flag", True, None, "", "")],
+                               curve=lambda name, target: curve)
 
     monkeypatch.setattr(randhet.experiments.flex_compare, "attack_run", fake)
     protocol = ProtocolConfig(attacks=("fgsm", "pgd", "pgd_large_eps"), steps=3)
@@ -140,8 +144,8 @@ def test_pgd_large_eps_runs_with_the_reference_steps(
     assert LARGE_EPS_STEPS == 20
     assert calls == [(("fgsm", "pgd"), 3, None),
                      (("pgd_large_eps",), 20, tmp_path / "pgd_large_eps")]
-    assert set(rob["auc"]) == {"fgsm", "pgd", "pgd_large_eps"}
-    assert set(rob["flags"]) == {"ok_flag", "pgd_large_eps:ok_flag"}
+    assert set(rob.curves) == {"ensemble", "pgd_large_eps"}
+    assert rob.flags_ok == {"ok_flag": True, "pgd_large_eps:ok_flag": True}
     calls.clear()
     attack_variant(tmp_path, ProtocolConfig(attacks=("pgd_large_eps",), steps=3))
     assert calls == [(("pgd_large_eps",), 20, tmp_path / "pgd_large_eps")]

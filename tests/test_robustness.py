@@ -9,53 +9,58 @@ from pathlib import Path
 import pytest
 import torch
 
-from randhet.attack.protocol import slack
+from randhet.attack.flags import slack
 from randhet.attack.run import attack_run
 from randhet.attack.scoring import Score, auc, score
 from randhet.attack.settings import ProtocolConfig, as_eps_list
 from randhet.cli import main
 
 FLAGS = {
-    "chance_reached", "monotone_in_eps", "iterative_at_least_single_step",
-    "randomness_off_attack_succeeds", "zero_gradient_fraction",
-    "transfer_weaker_than_whitebox", "noise_weaker_than_whitebox",
+    "unbounded_attack_succeeds", "monotone_in_eps", "iterative_at_least_single_step",
+    "randomness_off_attack_succeeds", "gradient_free_not_stronger", "gradient_signal_to_noise",
+    "loss_rises_along_gradient", "transfer_weaker_than_whitebox", "noise_weaker_than_whitebox",
+    "budget_converged",
 }
+SMALL = dict(eot=2, steps=4, restarts=1, square_steps=10, square_draws=2, draws=3,
+             selection_draws=3, surrogates=("trained", "width=0.3"), readouts=("counts",))
 
 
 @pytest.mark.lava
 def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
     tiny_run: Path, tmp_path: Path
 ) -> None:
-    cfg = ProtocolConfig(eps=(0.0, 0.1, 0.5), attacks=("fgsm", "pgd", "noise"), eot=4,
-                         steps=8, restarts=1, draws=3, samples=48,
-                         targets=("float", "torch", "emulator", "lava"), lava_spot_samples=6)
+    cfg = ProtocolConfig(eps=(0.0, 0.1, 0.5), attacks=("fgsm", "apgd", "square", "noise"),
+                         samples=48, doublings=1, max_doublings=2,
+                         targets=("float", "torch", "emulator", "lava"), lava_spot_samples=6,
+                         **SMALL)
     result = attack_run(tiny_run, cfg, tmp_path, progress=False)
     on_disk = json.loads((tmp_path / "robustness.json").read_text())
-    assert FLAGS == set(on_disk["flags"])
-    assert all(isinstance(f["ok"], bool) for f in on_disk["flags"].values())
+    assert on_disk == json.loads(json.dumps(result.to_json()))
+    assert FLAGS == {f["name"] for f in on_disk["flags"]}
+    assert all(isinstance(f["ok"], bool) for f in on_disk["flags"])
     assert (tmp_path / "robustness.png").stat().st_size > 0
     assert on_disk["threat_model"]["norm"] == "Linf"
-    for attack in cfg.attacks:
-        assert set(on_disk["curves"][attack]) == {"float", "torch", "emulator"}
-        for pts in on_disk["curves"][attack].values():
-            assert [p["eps"] for p in pts] == list(cfg.eps)
-            assert all(p["worst_case"] <= p["mean"] + 1e-9 for p in pts)
-    pgd = [p["mean"] for p in on_disk["curves"]["pgd"]["torch"]]
-    assert pgd[-1] < pgd[0] - 0.3  # the attack works
-    assert result["flags"]["chance_reached"]["ok"]
-    conv = on_disk["convergence"]
-    assert conv["eps"] == 0.1 and set(conv["accuracy"]) == {"configured", "double_steps",
-                                                             "half_eot", "double_restarts"}
-    assert conv["settings"]["double_steps"]["steps"] == 16
-    assert conv["settings"]["half_eot"]["eot"] == 2
-    assert conv["settings"]["double_restarts"] == {"steps": 8, "eot": 4, "restarts": 2}
-    assert isinstance(conv["restarts_converged"], bool)
-    assert "with 2x restarts" in "\n".join(result["summary"])
+    assert result.members == ("fgsm/ce/counts/trained", "apgd/ce/counts/trained",
+                              "apgd/ce/counts/width=0.3", "apgd/dlr/counts/trained",
+                              "apgd/dlr/counts/width=0.3", "square@torch", "square@emulator")
+    assert {c.target for c in result.ensemble} == {"float", "torch", "emulator"}
+    for c in (*result.ensemble, *result.per_attack, *result.baselines):
+        assert [p.eps for p in c.points] == list(cfg.eps)
+        assert all(p.worst_case <= p.mean + 1e-9 and p.ci_low <= p.mean <= p.ci_high
+                   for p in c.points)
+    ens = result.curve("ensemble")
+    assert ens is not None and ens.means()[-1] < ens.means()[0] - 0.3  # the ensemble works
+    for member in result.per_attack:  # per sample the worst: never above a member's mean
+        assert all(e <= m + 0.15 for e, m in zip(ens.means(), member.means(), strict=True))
+    heads = [h for h in result.headline if h.target == "torch"]
+    assert [h.eps for h in heads] == [0.0, 0.1, 0.5]
+    assert sum(heads[1].winners.values()) == 48
+    conv = {c.eps: c for c in result.convergence}
+    assert 1 <= conv[0.1].levels <= 2 and conv[0.1].doublings[0].doubled == "restarts"
+    assert "fall per doubling" in conv[0.1].note or "nothing left" in conv[0.1].note
+    assert "robust accuracy" in result.summary[0]
     speed = on_disk["speed"]
-    runs = len(cfg.attacks) * sum(e > 0 for e in cfg.eps)
-    assert speed["attack_runs"] == runs and speed["samples"] == 48 and speed["seconds"] > 0
-    assert speed["samples_per_s"] == 48 * runs / speed["seconds"]
-    assert "attacked samples/s" in result["summary"][-1]
+    assert speed["samples"] == 48 and speed["seconds"] > 0
     assert on_disk["lava_spot_check"]["agreement"] == 1.0
     assert on_disk["lava_spot_check"]["samples"] == 6
 
@@ -63,14 +68,17 @@ def test_protocol_on_all_targets_has_every_flag_and_lava_agrees(
 def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_path: Path,
                                                             capsys) -> None:
     code = main(["attack", str(tiny_run), "--eps", "0,1/10", "--attacks", "fgsm,pgd",
+                 "--losses", "dlr", "--readouts", "voltage", "--surrogates", "width=0.5",
                  "--eot", "2", "--steps", "3", "--draws", "2", "--samples", "16",
+                 "--doublings", "0", "--max-doublings", "1", "--selection-draws", "2",
                  "--target", "torch", "--out", str(tmp_path), "--quiet",
                  "--transfer-from", str(tiny_run)])
     assert code == 0
-    assert "flag chance_reached" in capsys.readouterr().out
+    assert "flag unbounded_attack_succeeds" in capsys.readouterr().out
     report = json.loads((tmp_path / "robustness.json").read_text())
     assert report["config"]["eps"] == [0.0, 0.1]
-    assert report["transfer"]["source"] == str(tiny_run)
+    assert report["members"] == ["fgsm/dlr/voltage/width=0.5", "pgd/dlr/voltage/width=0.5"]
+    assert report["transfer_source"] == str(tiny_run)
     assert report["seeds"]["training"] == 0 and report["versions"]["lava-nc"] == "0.10.0"
     assert main(["attack", str(tiny_run), "--transfer-from", str(tmp_path / "x"),
                  "--out", str(tmp_path)]) == 2
@@ -79,6 +87,10 @@ def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_
     assert "outside [0, 1]" in capsys.readouterr().err
     assert main(["attack", str(tiny_run), "--attacks", "cw", "--out", str(tmp_path)]) == 2
     assert "unknown attack" in capsys.readouterr().err
+    assert main(["attack", str(tiny_run), "--surrogates", "sharp", "--out", str(tmp_path)]) == 2
+    assert "width=W" in capsys.readouterr().err
+    assert main(["attack", str(tiny_run), "--max-doublings", "1", "--out", str(tmp_path)]) == 2
+    assert "--max-doublings must be at least --doublings" in capsys.readouterr().err
     assert main(["attack", str(tmp_path / "nope")]) == 2
 
 
@@ -116,14 +128,16 @@ def test_interrupted_attack_resumes_to_the_same_result(tiny_run: Path, tmp_path:
     import time
 
     args = ["attack", str(tiny_run), "--eps", "0,0.1,0.3", "--attacks", "fgsm,pgd",
+            "--readouts", "counts", "--surrogates", "trained",
             "--eot", "2", "--steps", "3", "--draws", "2", "--samples", "60",
+            "--doublings", "1", "--max-doublings", "1", "--selection-draws", "2",
             "--batch-size", "20", "--target", "torch,emulator", "--quiet"]
     killed = tmp_path / "killed"
     partial = killed / "robustness.partial"
     proc = subprocess.Popen([sys.executable, "-m", "randhet", *args, "--out", str(killed)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and len(list(partial.glob("attack*.json"))) < 1:
+    while proc.poll() is None and len(list(partial.glob("unit*.json"))) < 1:
         assert time.monotonic() < deadline, "no finished unit within 120 s"
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
@@ -138,7 +152,7 @@ def test_interrupted_attack_resumes_to_the_same_result(tiny_run: Path, tmp_path:
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     a, b = (json.loads((d / "robustness.json").read_text()) for d in (killed, tmp_path / "whole"))
     for r in (a, b):
-        r.pop("seconds"), r.pop("speed")
+        r.pop("seconds"), r.pop("speed"), r.pop("summary")
     assert a == b
 
 

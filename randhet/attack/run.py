@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import torch
 from randhet import distributed as dist
 from randhet import kernel
 from randhet.attack.cache import UnitCache, digest
-from randhet.attack.protocol import run_protocol, summary_lines
+from randhet.attack.protocol import run_protocol
+from randhet.attack.report import summary_lines
+from randhet.attack.results import RobustnessResult
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
 from randhet.export import export_run
@@ -21,8 +24,8 @@ from randhet.runs import open_run
 
 PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
 # bumped when a unit's seeding or content changes, so an older run's units are not reused
-PROTOCOL_VERSION = 3  # 2: per-unit attack seeds, restarts in the convergence check; 3: ties and
-# silent outputs are wrong (units keep predicted labels)
+PROTOCOL_VERSION = 4  # 2: per-unit attack seeds; 3: ties and silent outputs are wrong; 4: the
+# ensemble with its budget ladder
 
 
 def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
@@ -39,10 +42,32 @@ def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
     }
 
 
+@dataclass(frozen=True)
+class AttackSpeed:
+    """Throughput of one protocol run: attacked samples (samples x members x attacked eps at
+    the first budget) per second of wall clock, the whole protocol's time included."""
+
+    seconds: float
+    samples: int
+    attack_runs: int
+    samples_per_s: float | None
+    fused_kernel: bool
+    threads: int
+    resumed_units: int
+
+    def line(self) -> str:
+        """One line for the summary; a resumed run's time is not a speed."""
+        if self.resumed_units or self.samples_per_s is None:
+            return f"time: {self.seconds:.1f} s (resumed: not a measure of speed)"
+        path = "fused kernel" if self.fused_kernel else "per-step loop"
+        return (f"time: {self.seconds:.1f} s for {self.samples} samples ({path}, "
+                f"{self.threads} thread(s))")
+
+
 def attack_run(
     run_dir: str | Path, cfg: ProtocolConfig, out_dir: str | Path | None = None,
     progress: bool = True, transfer_from: str | Path | None = None,
-) -> dict[str, Any]:
+) -> RobustnessResult:
     """Attack the run's best checkpoint on its test split; writes robustness.json and .png.
 
     Finished units of work are kept in ``OUT/robustness.partial/`` until the run completes, so
@@ -78,43 +103,25 @@ def attack_run(
                             f"differ from {model.spec.input_shape}")
     out = Path(out_dir) if out_dir else run
     cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from))
-    result = run_protocol(model, x, y, cfg, data.num_classes, deployed, progress, source, cache)
-    result["speed"] = attack_speed(n, cfg, result["seconds"], cache.reused)
+    result = run_protocol(model, x, y, cfg, deployed, progress, source, cache)
+    runs = len(result.members) * sum(e > 0 for e in cfg.eps)
+    speed = AttackSpeed(result.seconds, n, runs,
+                        n * runs / result.seconds if result.seconds > 0 else None,
+                        kernel.available(), torch.get_num_threads(), cache.reused)
     if cache.reused:
         print(f"resumed: {cache.reused} finished unit(s) of an interrupted run were reused "
               f"from {out / PARTIAL}")
-    result["run"] = str(run)
-    result["sigma"] = model.spec.neuron.sigma
-    result["seeds"] = {"training": run_cfg["seed"], "data_split": run_cfg["data"]["split_seed"],
-                       "attack_and_scoring": cfg.seed}
-    if transfer_from is not None:
-        result["transfer"]["source"] = str(transfer_from)
-    result["versions"] = library_versions()
+    result.run_info = {
+        "run": str(run), "sigma": model.spec.neuron.sigma,
+        "seeds": {"training": run_cfg["seed"], "data_split": run_cfg["data"]["split_seed"],
+                  "attack_and_scoring": cfg.seed},
+        "transfer_source": "sigma = 0 twin" if transfer_from is None else str(transfer_from),
+        "speed": asdict(speed), "versions": library_versions(),
+    }
+    result.summary = (*summary_lines(result), speed.line())
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "robustness.json", result)
+        write_json(out / "robustness.json", result.to_json())
         plot_robustness(result, out / "robustness.png")
     cache.remove()  # complete: the per-unit results are in robustness.json
-    result["summary"] = summary_lines(result) + [speed_line(result["speed"])]
     return result
-
-
-def attack_speed(samples: int, cfg: ProtocolConfig, seconds: float, reused: int,
-                 ) -> dict[str, Any]:
-    """Throughput of one protocol run: attacked samples (samples x attacks x nonzero eps, the
-    convergence check and scoring included in the time) per second of wall clock."""
-    runs = len(cfg.attacks) * sum(e > 0 for e in cfg.eps)
-    return {"seconds": seconds, "samples": samples, "attack_runs": runs,
-            "samples_per_s": samples * runs / seconds if seconds > 0 else None,
-            "fused_kernel": kernel.available(), "threads": torch.get_num_threads(),
-            "resumed_units": reused}
-
-
-def speed_line(speed: dict[str, Any]) -> str:
-    """One line for the summary; a resumed run's time is not a speed."""
-    if speed["resumed_units"] or speed["samples_per_s"] is None:
-        return f"time: {speed['seconds']:.1f} s (resumed: not a measure of speed)"
-    path = "fused kernel" if speed["fused_kernel"] else "per-step loop"
-    return (f"speed: {speed['samples_per_s']:.1f} attacked samples/s ({speed['samples']} samples "
-            f"x {speed['attack_runs']} attack runs in {speed['seconds']:.1f} s, {path}, "
-            f"{speed['threads']} thread(s))")

@@ -38,16 +38,19 @@ class Square(Attack):
     drawn from its ``generator`` (a torch model, or the deployed network as
     :class:`~randhet.deploy.predictors.DeployedScores`). ``steps`` queries of candidate and
     incumbent, ``p_init`` the first window's share of the pixels, ``seed`` the attack's own
-    generator (stripes, windows, signs and the draws' seeds).
+    generator (stripes, windows, signs and the draws' seeds). With ``restarts`` > 1 it starts
+    again from new stripes and keeps, per sample, the run with the lowest mean margin on one
+    common set of fresh draws.
     """
 
     name = "square"
 
     def __init__(self, model: torch.nn.Module, *, eps: float, draws: int = 4, steps: int = 100,
-                 p_init: float = 0.8, seed: int = 0) -> None:
+                 p_init: float = 0.8, seed: int = 0, restarts: int = 1) -> None:
         super().__init__(model, eps=eps, eot=draws)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        if steps < 1 or restarts < 1:
+            raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
+        self.restarts = int(restarts)
         if not 0 < p_init <= 1:
             raise ValueError(f"p_init must be in (0, 1], got {p_init}")
         self.steps = int(steps)
@@ -71,6 +74,17 @@ class Square(Attack):
         return torch.randint(0, 2, shape, generator=self.generator).float() * 2 - 1
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        best = self.run_once(x, y)
+        if self.restarts == 1:
+            return best
+        runs = [best] + [self.run_once(x, y) for _ in range(self.restarts - 1)]
+        seed = self._seed()
+        margins = torch.stack([self.mean_margin(r, y, seed) for r in runs])
+        pick = margins.argmin(0)
+        return torch.stack(runs)[pick, torch.arange(len(x))]
+
+    def run_once(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One run from fresh stripes: the inputs it ends with."""
         img = x.reshape(len(x), *_as_image(x.shape[1:]))
         b, c, h, w = img.shape
         best = (img + self.eps * self._signs((b, c, 1, w))).clamp(0, 1)

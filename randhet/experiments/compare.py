@@ -30,7 +30,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from randhet.attack.run import attack_run
-from randhet.attack.scoring import auc
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
 from randhet.decays import deployment_draws
@@ -236,7 +235,7 @@ def _check_same(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
                             f"this run has {b.get(key, '<missing>')!r}: use another --out")
 
 
-def pgd_target(protocol: ProtocolConfig) -> str:
+def score_target(protocol: ProtocolConfig) -> str:
     """Where the table's robust accuracy is scored: the deployed network (emulator) when the
     protocol scores on it, else the torch model."""
     return "emulator" if "emulator" in protocol.targets else "torch"
@@ -276,12 +275,10 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
     dep = deploy(run / "network.net", backend="emulator", samples=0,
                  profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
     rob = attack_run(run, protocol, progress=progress)
-    target = pgd_target(protocol)
+    target = score_target(protocol)
     eps = list(protocol.eps)
-    pgd = [p["mean"] for p in rob["curves"]["pgd"][target]]
-    pgd_auc = (rob.get("auc", {}).get("pgd", {}).get(target))
-    worst = [min(rob["curves"][a][target][i]["mean"] for a in rob["curves"])
-             for i in range(len(eps))]
+    ensemble = rob.curve("ensemble", target)
+    assert ensemble is not None  # the protocol scores every target it was given
     return {
         "val_accuracy": metrics["best_val_accuracy"],
         "epochs": metrics["epochs"],
@@ -290,12 +287,13 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
         "activation_sparsity": dep["activation_sparsity"],
         "energy_joules_per_sample": dep["energy"]["joules_per_sample"],
         "eps": eps,
-        "pgd_accuracy": pgd,
-        "pgd_auc": pgd_auc if pgd_auc is not None else auc(eps, pgd),
-        "worst_case_accuracy": worst,
-        "attacks": list(rob["curves"]),
-        "flags_ok": {name: bool(f["ok"]) for name, f in rob["flags"].items()},
-        "all_flags_ok": all(f["ok"] for f in rob["flags"].values()),
+        "robust_accuracy": ensemble.means(),
+        "robust_auc": ensemble.auc,
+        "worst_case_accuracy": [p.worst_case for p in ensemble.points],
+        "converged": [c.converged for c in rob.convergence],
+        "attacks": list(rob.members),
+        "flags_ok": {f.name: f.ok for f in rob.flags},
+        "all_flags_ok": rob.flags_ok,
         "fit": _fit(run, cfg),
     }
 
@@ -342,11 +340,11 @@ def _row(c: Cell, control: Cell, eps: list[float]) -> dict[str, Any]:
         "val_accuracy": stat("val_accuracy"),
         "clean_accuracy": stat("clean_accuracy"),
         "clean_accuracy_delta": delta("clean_accuracy"),
-        "pgd_accuracy": [{"eps": e, **stat("pgd_accuracy", i)} for i, e in enumerate(eps)],
-        "pgd_accuracy_delta": [{"eps": e, **delta("pgd_accuracy", i)}
+        "robust_accuracy": [{"eps": e, **stat("robust_accuracy", i)} for i, e in enumerate(eps)],
+        "robust_accuracy_delta": [{"eps": e, **delta("robust_accuracy", i)}
                                for i, e in enumerate(eps)],
-        "pgd_auc": stat("pgd_auc"),
-        "pgd_auc_delta": delta("pgd_auc"),
+        "robust_auc": stat("robust_auc"),
+        "robust_auc_delta": delta("robust_auc"),
         "worst_case_accuracy": [{"eps": e, **stat("worst_case_accuracy", i)}
                                 for i, e in enumerate(eps)],
         "activation_sparsity": stat("activation_sparsity"),
@@ -370,11 +368,13 @@ DEFINITIONS = {
                       "split, one fresh decay draw per sample (deploy.seed)",
     "delta": "per training seed, this row minus its sigma = 0 control (same seed, every other "
              "grid key equal), then mean ± std over seeds",
-    "pgd_accuracy": "PGD with EOT gradients (the protocol's steps, restarts, eot), mean over "
-                    "the protocol's scoring draws, on the target named in 'target'",
-    "pgd_auc": "area under PGD accuracy over the protocol's eps (trapezoid), normalised by the "
-               "eps range",
-    "worst_case_accuracy": "per eps, the lowest mean accuracy over every attack run (same target)",
+    "robust_accuracy": "the protocol's ensemble (per sample the worst input over every attack, "
+                       "loss, readout, surrogate and budget, chosen on selection draws), mean "
+                       "over the independent scoring draws, on the target named in 'target'",
+    "robust_auc": "area under the ensemble's accuracy over the protocol's eps (trapezoid), "
+                  "normalised by the eps range",
+    "worst_case_accuracy": "per eps, the ensemble's inputs classified correctly on every "
+                           "scoring draw",
     "activation_sparsity": "1 - mean spike rate of the deployed network's layers (emulator)",
     "energy_joules_per_sample": "dynamic energy per sample, the deploy profile's lower-bound "
                                 "proxy estimate",
@@ -401,8 +401,6 @@ def compare(
     reused from ``out_dir``)."""
     if not seeds:
         raise UserError("compare needs at least one training seed")
-    if "pgd" not in protocol.attacks:
-        raise UserError("compare reads PGD: add pgd to attack.attacks")
     protocol.check()
     cells, grid, note = plan(base_cfg, grid)
     if note:
@@ -430,7 +428,7 @@ def compare(
         "grid_note": note,
         "seeds": list(seeds),
         "protocol": protocol.to_dict(),
-        "target": pgd_target(protocol),
+        "target": score_target(protocol),
         "fit_profile": FIT_PROFILE,
         "definitions": DEFINITIONS,
         "rows": [_row(c, cells[c.control], eps) for c in cells],
@@ -460,13 +458,13 @@ def _value(v: Any) -> str:
 def markdown_table(result: dict[str, Any]) -> str:
     """One table, a row per cell: mean ± std over seeds, deltas against the sigma = 0 control."""
     keys = [k for k, _ in result["grid"]]
-    eps = [p["eps"] for p in result["rows"][0]["pgd_accuracy"]]
+    eps = [p["eps"] for p in result["rows"][0]["robust_accuracy"]]
     positive = [i for i, e in enumerate(eps) if e > 0]
     last = len(eps) - 1
     head = [k.split(".")[-1] for k in keys]
     head += ["clean acc", "Δ clean"]
-    head += [f"PGD @ {eps[i]:.3g} (Δ)" for i in positive]
-    head += ["PGD AUC (Δ)", f"worst @ {eps[last]:.3g}", "sparsity",
+    head += [f"robust @ {eps[i]:.3g} (Δ)" for i in positive]
+    head += ["robust AUC (Δ)", f"worst @ {eps[last]:.3g}", "sparsity",
              f"{result['fit_profile']} cores / chips", "redraw writes/sample",
              "energy/sample (uJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -483,10 +481,10 @@ def markdown_table(result: dict[str, Any]) -> str:
         cells += [_pm(row["clean_accuracy"]),
                   "control" if control else _signed(row["clean_accuracy_delta"])]
         for i in positive:
-            d = "" if control else f" ({_signed(row['pgd_accuracy_delta'][i])})"
-            cells.append(_pm(row["pgd_accuracy"][i]) + d)
-        d = "" if control else f" ({_signed(row['pgd_auc_delta'])})"
-        cells.append(_pm(row["pgd_auc"]) + d)
+            d = "" if control else f" ({_signed(row['robust_accuracy_delta'][i])})"
+            cells.append(_pm(row["robust_accuracy"][i]) + d)
+        d = "" if control else f" ({_signed(row['robust_auc_delta'])})"
+        cells.append(_pm(row["robust_auc"]) + d)
         cells.append(_pm(row["worst_case_accuracy"][last]))
         cells.append(_pm(row["activation_sparsity"]))
         fit = row["fit"]
@@ -510,12 +508,12 @@ def markdown_table(result: dict[str, Any]) -> str:
         "a fresh decay draw per sample.",
         "- Δ: this row minus its sigma = 0 control (same seed, every other key equal), mean ± "
         "std over seeds; 'control' marks the control rows.",
-        f"- PGD @ eps: PGD-EOT accuracy scored on the {target} target, mean over the "
-        "protocol's draws; PGD AUC: area under it over eps (trapezoid), normalised by the eps "
-        "range.",
-        f"- worst @ {eps[last]:.3g}: the lowest accuracy over every attack run "
-        f"({', '.join(result['rows'][0]['per_seed'][0]['attacks'])}) at the largest eps, "
-        f"{target} target.",
+        f"- robust @ eps: the protocol's ensemble (per sample the worst input over every "
+        "attack, loss, readout, surrogate and budget, chosen on selection draws) scored on "
+        f"the {target} target, mean over independent scoring draws; robust AUC: area under "
+        "it over eps (trapezoid), normalised by the eps range.",
+        f"- worst @ {eps[last]:.3g}: the ensemble's inputs classified correctly on every "
+        f"scoring draw at the largest eps, {target} target.",
         "- sparsity: 1 - mean spike rate of the deployed network (emulator).",
         f"- {result['fit_profile']} cores / chips: resource fit on the {result['fit_profile']} "
         "profile with the deployed draws; when a core needs more decay profiles than the chip "

@@ -28,11 +28,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from randhet.attack.results import Curve, RobustnessResult
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
@@ -90,29 +92,42 @@ def _test_stats(run: Path, samples: int) -> dict[str, Any]:
             "activation_sparsity": 1.0 - rate if spiking else None}
 
 
+@dataclass(frozen=True)
+class VariantRobustness:
+    """One run's robustness for the table: the torch-scored curves by name (``ensemble``, and
+    ``pgd_large_eps`` when asked for) and every flag's verdict (the large-eps pass's prefixed)."""
+
+    curves: dict[str, Curve]
+    flags_ok: dict[str, bool]
+
+
 def attack_variant(
     run: Path, protocol: ProtocolConfig, progress: bool = True
-) -> dict[str, Any]:
-    """The protocol on one run, ``pgd_large_eps`` with :data:`LARGE_EPS_STEPS` steps.
-
-    Returns ``{"auc": {attack: {target: .}}, "curves": {attack: {target: [.]}}, "flags":
-    {name: flag}}`` merged over the (at most two) protocol passes.
-    """
+) -> VariantRobustness:
+    """The protocol's ensemble on one run and, when ``pgd_large_eps`` is among the attacks,
+    BioFlexNet's large-eps PGD alone (:data:`LARGE_EPS_STEPS` steps, cross-entropy on counts,
+    the trained surrogate, no budget ladder) for comparison with that code's curves."""
     main = tuple(a for a in protocol.attacks if a != "pgd_large_eps")
-    passes = []
+    curves: dict[str, Curve] = {}
+    flags_ok: dict[str, bool] = {}
     if main:
-        passes.append(("", attack_run(run, dataclasses.replace(protocol, attacks=main),
-                                      progress=progress)))
+        rob = attack_run(run, dataclasses.replace(protocol, attacks=main), progress=progress)
+        curves["ensemble"] = _torch_curve(rob)
+        flags_ok |= {f.name: f.ok for f in rob.flags}
     if "pgd_large_eps" in protocol.attacks:
-        large = dataclasses.replace(protocol, attacks=("pgd_large_eps",), steps=LARGE_EPS_STEPS)
-        passes.append(("pgd_large_eps:", attack_run(run, large, run / "pgd_large_eps",
-                                                    progress=progress)))
-    merged: dict[str, Any] = {"auc": {}, "curves": {}, "flags": {}}
-    for prefix, rob in passes:
-        merged["auc"] |= rob["auc"]
-        merged["curves"] |= rob["curves"]
-        merged["flags"] |= {prefix + k: f for k, f in rob["flags"].items()}
-    return merged
+        large = dataclasses.replace(protocol, attacks=("pgd_large_eps",), steps=LARGE_EPS_STEPS,
+                                    losses=("ce",), readouts=("counts",),
+                                    surrogates=("trained",), doublings=0, max_doublings=0)
+        rob = attack_run(run, large, run / "pgd_large_eps", progress=progress)
+        curves["pgd_large_eps"] = _torch_curve(rob)
+        flags_ok |= {f"pgd_large_eps:{f.name}": f.ok for f in rob.flags}
+    return VariantRobustness(curves, flags_ok)
+
+
+def _torch_curve(rob: RobustnessResult) -> Curve:
+    curve = rob.curve("ensemble", "torch")
+    assert curve is not None  # torch is always a target
+    return curve
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -182,10 +197,10 @@ def flex_compare(
                 "seed": seed, "run": str(run), "val_accuracy": metrics["best_val_accuracy"],
                 "clean_accuracy": stats["accuracy"], "test_samples": stats["samples"],
                 "activation_sparsity": stats["activation_sparsity"],
-                "auc": {a: rob["auc"][a]["torch"] for a in protocol.attacks},
-                "curves": {a: [{"eps": p["eps"], "accuracy": p["mean"], "std": p["std"]}
-                               for p in rob["curves"][a]["torch"]] for a in protocol.attacks},
-                "flags_ok": {k: f["ok"] for k, f in rob["flags"].items()},
+                "auc": {name: c.auc for name, c in rob.curves.items()},
+                "curves": {name: [{"eps": p.eps, "accuracy": p.mean, "std": p.std}
+                                  for p in c.points] for name, c in rob.curves.items()},
+                "flags_ok": rob.flags_ok,
             })
         rows.append({"variant": label, "mode": mode, "flex": flex,
                      "layers": variant_config(base_cfg, mode, flex, "x")["model"]["layers"],

@@ -65,8 +65,8 @@ def run_pipeline(cfg: dict[str, Any], out: Path, progress: bool = True) -> dict[
     result = None
     if cfg["attack"]["enabled"]:
         result = attack_run(out, protocol_config(cfg), progress=progress)
-        print("\nrobustness (accuracy at each eps, mean over fresh draws; AUC):")
-        print("\n".join(result["summary"]))
+        print()
+        print("\n".join(result.summary))
         files += ", robustness.json, robustness.png"
     print(f"\nresults: {out}/ ({files})")
     return {"metrics": metrics, "deploy": report, "robustness": result}

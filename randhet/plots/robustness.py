@@ -35,26 +35,30 @@ def _band(ax: Any, eps: list[float], mid: list[float], spread: list[float], colo
                     [m + s for m, s in zip(mid, spread, strict=True)], color=color, alpha=0.15)
 
 
-def plot_robustness(result: dict[str, Any], path: Path) -> None:
-    """Mean accuracy over draws (band: +- std) and worst-case accuracy (dashed) vs eps."""
-    present = {t for per in result["curves"].values() for t in per}
-    order = ["float", "torch", "emulator"]
-    targets = [t for t in order if t in present] + sorted(present - set(order))
+def plot_robustness(result: Any, path: Path) -> None:
+    """One panel per scoring target: the ensemble's accuracy (band: 95 % interval over
+    samples; dotted: correct on every draw); on the torch panel also every member alone
+    (thin) and the baselines (dashed). ``result``: a RobustnessResult."""
+    targets = [c.target for c in result.ensemble]
 
     def draw(ax: Any, i: int) -> None:
-        target = targets[i]
-        for attack, per in result["curves"].items():
-            pts = per.get(target)
-            if not pts:
-                continue
-            eps, mean = [p["eps"] for p in pts], [p["mean"] for p in pts]
-            (line,) = ax.plot(eps, mean, marker="o", label=f"{attack} (AUC "
-                              f"{result['auc'][attack][target]:.2f})")
-            _band(ax, eps, mean, [p["std"] for p in pts], line.get_color())
-            ax.plot(eps, [p["worst_case"] for p in pts], ls="--", color=line.get_color())
+        ens = result.ensemble[i]
+        eps = [p.eps for p in ens.points]
+        (line,) = ax.plot(eps, ens.means(), marker="o", lw=2.5,
+                          label=f"ensemble (AUC {ens.auc:.2f})")
+        ax.fill_between(eps, [p.ci_low for p in ens.points], [p.ci_high for p in ens.points],
+                        color=line.get_color(), alpha=0.2)
+        ax.plot(eps, [p.worst_case for p in ens.points], ls=":", color=line.get_color())
+        if ens.target != "torch":
+            return
+        for c in result.per_attack:
+            ax.plot(eps, c.means(), lw=0.8, alpha=0.6, label=c.name)
+        for c in result.baselines:
+            ax.plot(eps, c.means(), ls="--", lw=1, label=f"{c.name} ({c.target})")
 
-    _panels([f"scored on: {t}" for t in targets], draw, path,
-            suptitle="solid: mean over draws (+- std); dashed: correct on every draw")
+    _panels([f"scored on: {t}" for t in targets], draw, path, legend_size=5,
+            suptitle="ensemble: per-sample worst over members and budgets (band: 95 % "
+                     "interval; dotted: correct on every draw)")
 
 
 def compare_label(row: dict[str, Any]) -> str:
@@ -83,7 +87,7 @@ def plot_compare(result: dict[str, Any], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = []
     for row in rows:
-        pts = row["pgd_accuracy"]
+        pts = row["robust_accuracy"]
         eps = [p["eps"] for p in pts]
         mean = [p["mean"] for p in pts]
         control = row["cell"].get("neuron.sigma", 1) == 0
@@ -91,7 +95,7 @@ def plot_compare(result: dict[str, Any], path: Path) -> None:
                             label=compare_label(row))
         _band(left, eps, mean, [p["std"] for p in pts], line.get_color())
         colors.append(line.get_color())
-    left.set_title(f"PGD-EOT, scored on: {result['target']}")
+    left.set_title(f"ensemble, scored on: {result['target']}")
     left.set_xlabel("eps (L-inf, pixels in [0, 1])")
     left.set_ylabel("accuracy")
     left.set_ylim(0, 1)

@@ -1,0 +1,158 @@
+"""APGD with EOT: randhet's own (one batched pass of all EOT draws per step, every decision on
+the EOT-mean loss) against torchattacks' APGD with ``eot_iter`` (one pass per draw), on the
+same model, samples and budget.
+
+Run by hand (not a test)::
+
+    .venv/bin/python benchmarks/apgd_speed.py                 # trains digits for 2 epochs first
+    .venv/bin/python benchmarks/apgd_speed.py --run runs/demo # an existing run folder
+
+Both run APGD-CE, L-inf eps = 0.1, ``--steps`` iterations (100, AutoAttack's), EOT over
+``--eot`` draws (20, AutoAttack's 'rand' version), one restart, on ``--batch`` test images
+of the default digits network (64-128-10 RandHet dense, T = 16, sigma = 1; speed does not
+depend on its accuracy). They run interleaved after a warm-up, ``--rounds`` times each, at 1
+torch thread and at torch's default count. Reported: samples/second (median over rounds), the
+ratio (target: randhet >= 3x torchattacks), and each attack's robust accuracy on 10 fresh
+draws of the same seeds (the strength at equal budget, with its standard error over samples).
+Writes ``benchmarks/results/apgd_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+
+import randhet  # noqa: E402,F401  (Lava compatibility fix first)
+from randhet.attack.apgd import APGD  # noqa: E402
+from randhet.config import load_config  # noqa: E402
+from randhet.readout import decide  # noqa: E402
+from randhet.runs import open_run  # noqa: E402
+from randhet.train.trainer import train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "apgd_speed.json"
+CONFIG = ROOT / "configs" / "digits.toml"
+EPS = 0.1
+TARGET = 3.0  # issue 26: randhet's APGD-EOT at least 3x torchattacks' samples per second
+
+
+class Flat(torch.nn.Module):
+    """Presents [B, C, H, W] images to torchattacks as they are (it wants 4-d inputs)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def theirs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, eot: int,
+           seed: int) -> torch.Tensor:
+    import torchattacks  # benchmark and test dependency only
+
+    atk = torchattacks.APGD(Flat(model), norm="Linf", eps=EPS, steps=steps, n_restarts=1,
+                            seed=seed, loss="ce", eot_iter=eot, rho=0.75)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        _, x_adv = atk.perturb(x, y, best_loss=True)  # every sample: its highest-loss point
+    return x_adv
+
+
+def ours(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, eot: int,
+         seed: int) -> torch.Tensor:
+    return APGD(model, eps=EPS, eot=eot, steps=steps, seed=seed)(x, y)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean accuracy over 10 fresh draws (seeds 1000..1009) and its standard error over
+    samples."""
+    model.eval()
+    per_sample = torch.zeros(len(x))
+    for r in range(10):
+        model.generator.manual_seed(1000 + r)
+        per_sample += (decide(model(x)) == y).float()
+    per_sample /= 10
+    return float(per_sample.mean()), float(per_sample.std() / len(x) ** 0.5)
+
+
+def measure(run: Path, batch: int, steps: int, eot: int, rounds: int, threads: int
+            ) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    opened = open_run(run)
+    model = opened.model().eval()
+    data = opened.data()
+    x = torch.as_tensor(data.x_test[:batch])
+    y = torch.as_tensor(data.y_test[:batch])
+    variants = {"randhet": ours, "torchattacks": theirs}
+    for fn in variants.values():  # warm-up
+        fn(model, x[:8], y[:8], 2, 2, 0)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    adv: dict[str, torch.Tensor] = {}
+    for r in range(rounds):
+        for name, fn in variants.items():
+            model.generator.manual_seed(r)
+            t0 = time.perf_counter()
+            adv[name] = fn(model, x, y, steps, eot, r)
+            times[name].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {"threads": threads}
+    for name in variants:
+        med = statistics.median(times[name])
+        acc, se = accuracy(model, adv[name], y)
+        out[name] = {"seconds": times[name], "median_s": med, "samples_per_s": batch / med,
+                     "robust_accuracy": acc, "robust_accuracy_se": se}
+    out["ratio"] = out["randhet"]["samples_per_s"] / out["torchattacks"]["samples_per_s"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, help="a trained run folder (default: train one)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--eot", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    load_start = loadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run
+        if run is None:
+            run = Path(tmp) / "digits"
+            train(load_config(CONFIG, [f"train.epochs={args.epochs}"]), run, progress=False)
+        default_threads = torch.get_num_threads()
+        runs = [measure(run, args.batch, args.steps, args.eot, args.rounds, t)
+                for t in sorted({1, default_threads})]
+    result = {
+        "benchmark": "apgd_speed", "machine": machine(), "loadavg_start": load_start,
+        "loadavg_end": loadavg(), "network": "configs/digits.toml (64-128-10, T = 16, sigma 1)",
+        "eps": EPS, "steps": args.steps, "eot": args.eot, "samples": args.batch,
+        "rounds": args.rounds, "target_ratio": TARGET, "runs": runs,
+        "target_met": all(r["ratio"] >= TARGET for r in runs),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    for r in runs:
+        print(f"{r['threads']} thread(s): randhet {r['randhet']['samples_per_s']:.2f} "
+              f"samples/s (robust acc {r['randhet']['robust_accuracy']:.3f}), torchattacks "
+              f"{r['torchattacks']['samples_per_s']:.2f} samples/s (robust acc "
+              f"{r['torchattacks']['robust_accuracy']:.3f}): {r['ratio']:.2f}x")
+    print(f"target {TARGET}x met: {result['target_met']}; written {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
