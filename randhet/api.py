@@ -10,7 +10,7 @@ Each function takes what the matching command takes and returns what it writes a
     net = randhet.export_run("runs/py")                    # runs/py/network.net
     report = randhet.deploy_network(net, backend="emulator")  # deploy.json as a dict
     prof = randhet.profile_network(net, profile="loihi1")  # profile.json as a dict
-    rob = randhet.attack_run("runs/py", eps=[0, 0.1], attacks=["pgd"], samples=50)
+    rob = randhet.attack_run("runs/py", eps=[0, 0.1], attacks=["apgd"], samples=50)  # typed
 
 (The names end in ``_run`` / ``_network`` because ``randhet.train``, ``.export``, ``.deploy``
 and ``.attack`` are the stages' packages.)

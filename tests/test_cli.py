@@ -28,6 +28,21 @@ epochs = 3
 lr = 0.01
 [deploy]
 samples = 16
+[attack]
+eps = [0.0, 0.2]
+attacks = ["fgsm", "apgd", "square"]
+readouts = ["counts"]
+surrogates = ["trained"]
+eot = 2
+steps = 3
+square_steps = 10
+square_draws = 1
+draws = 2
+selection_draws = 2
+doublings = 1
+max_doublings = 1
+samples = 16
+targets = ["torch", "emulator"]
 """
 
 
@@ -59,6 +74,8 @@ def test_run_trains_exports_and_deploys(tmp_path: Path, capsys) -> None:
     assert len(log) == 1 + 3  # header and one row per epoch
     report = json.loads((out / "deploy.json").read_text())
     assert report["samples"] == 16 and report["bit_exact_fraction"] == 1.0
+    assert "robust accuracy (ensemble" in printed and "flag budget_converged" in printed
+    assert (out / "robustness.json").is_file()
 
 
 def test_missing_config_file(capsys) -> None:
@@ -184,7 +201,8 @@ def test_transfer_and_attack_typos_are_refused_before_any_work(tiny_run: Path, t
     assert "--attacks: unknown attack 'transfer'" in line and "--transfer-from" in line
     assert not out.exists()
     config = tmp_path / "typo.toml"
-    config.write_text(TINY_TOML + '[attack]\nattacks = ["fgsm", "pgdd"]\n')
+    config.write_text(TINY_TOML.replace('attacks = ["fgsm", "apgd", "square"]',
+                                        'attacks = ["fgsm", "pgdd"]'))
     run = tmp_path / "never"
     assert main(["run", "--config", str(config), "--out", str(run), "--quiet"]) == 2
     assert "'attack.attacks': unknown attack 'pgdd'" in _error_line(capsys)

@@ -141,7 +141,7 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     body = [ln for ln in table.splitlines() if ln.startswith("| ")]
     assert len(body) == 4  # header and one row per network: the shared control shown once
     assert "| 0† | any |" in body[1]
-    assert "Δ clean" in body[0] and "PGD @ 0.2 (Δ)" in body[0] and "PGD AUC" in body[0]
+    assert "Δ clean" in body[0] and "robust @ 0.2 (Δ)" in body[0] and "robust AUC" in body[0]
     assert "control" in body[1] and "loihi1 cores / chips" in body[0]
     assert "emulator target" in table and "trained once and shared" in table
     assert (out / "compare.png").stat().st_size > 0

@@ -19,8 +19,11 @@ from randhet.cli import main
 TINY = ["--set", 'model.layers=["dense:24"]', "--set", "encoding.timesteps=8",
         "--set", "train.epochs=3", "--set", "train.batch_size=32", "--set", "train.lr=0.01",
         "--quiet"]
-ATTACK = ["--eps", "0,0.1,0.3", "--attacks", "fgsm,pgd,noise", "--eot", "4", "--steps", "3",
-          "--draws", "3", "--samples", "60", "--batch-size", "20", "--quiet"]
+ATTACK = ["--eps", "0,0.1,0.3", "--attacks", "fgsm,pgd,square,noise", "--eot", "4", "--steps",
+          "3", "--readouts", "counts", "--surrogates", "trained,width=0.3", "--square-steps",
+          "10", "--square-draws", "2", "--doublings", "1", "--max-doublings", "2",
+          "--selection-draws", "3", "--draws", "3", "--samples", "60", "--batch-size", "20",
+          "--target", "torch,emulator", "--quiet"]
 
 
 def torchrun(*args: str, procs: int = 2) -> subprocess.CompletedProcess[str]:
@@ -132,7 +135,7 @@ def test_sharded_attack_deploy_and_profile_equal_one_process(tiny_run: Path, tmp
     assert done.stdout.count("deployed on emulator") == 1  # rank 0 prints, rank 1 is silent
     a1, a2 = (json.loads((tmp_path / a / "robustness.json").read_text()) for a in ("a1", "a2"))
     assert a2["processes"] == 2 and a1["processes"] == 1
-    timing = ("seconds", "processes", "speed")  # how long, not what
+    timing = ("seconds", "processes", "speed", "summary")  # how long, not what
     assert _without(a1, *timing) == _without(a2, *timing)
     d1, d2 = (json.loads((tmp_path / d / "deploy.json").read_text()) for d in ("d1", "d2"))
     assert _without(d1, "wall_seconds", "processes") == _without(d2, "wall_seconds", "processes")
@@ -162,7 +165,9 @@ def test_two_process_run_trains_exports_deploys_and_attacks(tmp_path: Path) -> N
             "--set", "attack.samples=40", "--set", "attack.batch_size=20", "--set",
             "attack.eot=2", "--set", "attack.steps=2", "--set", "attack.draws=2", "--set",
             "attack.eps=[0.0,0.2]", "--set", 'attack.targets=["torch","emulator"]',
-            "--out", str(out)]
+            "--set", "attack.square_steps=10", "--set", "attack.doublings=1", "--set",
+            "attack.max_doublings=1", "--set", 'attack.surrogates=["trained"]', "--set",
+            'attack.readouts=["counts"]', "--out", str(out)]
     refused = torchrun(*args)  # digits.toml deploys on Lava: one process only
     assert refused.returncode != 0 and "deploy.backend=emulator" in refused.stderr
     done = torchrun(*args, "--set", "deploy.backend=emulator")

@@ -317,7 +317,9 @@ class Engine:
                              float(before.mean()), float(now.mean()), fall, p,
                              p < cfg.significance)
                 doublings[ei].append(d)
-                if now.mean() == 0 or (level >= cfg.doublings and not d.significant):
+                latest = {x.doubled: x for x in doublings[ei]}  # each axis's last doubling
+                if now.mean() == 0 or (level >= cfg.doublings
+                                       and not any(x.significant for x in latest.values())):
                     converged[ei] = True
                 elif level >= cfg.max_doublings:
                     converged[ei] = False

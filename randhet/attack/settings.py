@@ -121,8 +121,9 @@ class ProtocolConfig:
     Per sample, the ensemble keeps the input with the lowest accuracy over ``selection_draws``
     selection draws and scores it on ``draws`` independent scoring draws on every target of
     ``targets`` (torch always). The budget is doubled (:class:`Budget`) at least ``doublings``
-    times and at most ``max_doublings`` times, until a doubling no longer lowers the ensemble
-    by more than ``convergence_margin`` (a paired one-sided test at ``significance``). Square
+    times and at most ``max_doublings`` times, until the latest doubling of every axis (restarts,
+    iterations, EOT) no longer lowered the ensemble by more than ``convergence_margin`` (a
+    paired one-sided test at ``significance``). Square
     on the emulator, whose every query costs about ten of the torch model's, runs at the first
     rung only (its inputs stay candidates at every rung); Square on the torch model, the same
     arithmetic bit for bit on Lava's datapath, carries the doublings.

@@ -22,7 +22,7 @@ def summary_table(train_metrics: dict[str, Any], report: dict[str, Any]) -> str:
         ("validation accuracy (torch, best epoch)", f"{train_metrics['best_val_accuracy']:.4f}"),
         (f"test accuracy ({report['backend']}, {report['samples']} samples)",
          f"{report['accuracy']:.4f}"),
-        ("  ties at the top / silent outputs (wrong)",
+        ("  ties / silent outputs (wrong)",
          f"{report['tie_rate']:.4f} / {report['silent_rate']:.4f}"),
         ("test accuracy (torch model, same draws)", f"{report['reference_accuracy']:.4f}"),
         ("bit-exact fraction (deployed vs torch)", f"{report['bit_exact_fraction']:.4f}"),
