@@ -252,7 +252,7 @@ def _protocol_from_args(args: argparse.Namespace) -> ProtocolConfig:
              "doublings": args.doublings, "max_doublings": args.max_doublings,
              "selection_draws": args.selection_draws, "draws": args.draws,
              "samples": args.samples, "batch_size": args.batch_size, "seed": args.seed}
-    flags = {"targets": "--target", **{k: "--" + k.replace("_", "-") for k in table}}
+    flags = {**{k: "--" + k.replace("_", "-") for k in table}, "targets": "--target"}
     return ProtocolConfig.from_table(table, name=lambda k: flags.get(k, f"--{k}"))
 
 
