@@ -122,7 +122,6 @@ def _flags(engine: Engine, m: Measured, ensemble: Curve, per_attack: list[Curve]
     out = [checks.unbounded_attack_succeeds(
         float(engine.per_sample_accuracy(m.states, one, 0).mean()))]
     out.append(checks.monotone_in_eps(ensemble, n, floor))
-    by_name = {c.name: c for c in per_attack}
     iterative = [c for c in per_attack if c.name.split("/")[0] in ("pgd", "apgd")]
     fgsm = [c for c in per_attack if c.name.startswith("fgsm/")]
     if iterative and fgsm:
@@ -161,7 +160,6 @@ def _flags(engine: Engine, m: Measured, ensemble: Curve, per_attack: list[Curve]
         other = next((c for c in baselines if c.name == name), None)
         if other is not None:
             out.append(checks.weaker_than_whitebox(flag, other, ensemble, n, floor))
-    del by_name
     out.append(checks.budget_converged([engine.eps[ei] for ei in m.converged
                                         if not m.converged[ei] and engine.eps[ei] in cfg.eps]))
     return out
