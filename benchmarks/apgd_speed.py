@@ -49,22 +49,11 @@ EPS = 0.1
 TARGET = 3.0  # issue 26: randhet's APGD-EOT at least 3x torchattacks' samples per second
 
 
-class Flat(torch.nn.Module):
-    """Presents [B, C, H, W] images to torchattacks as they are (it wants 4-d inputs)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
 def theirs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, eot: int,
            seed: int) -> torch.Tensor:
     import torchattacks  # benchmark and test dependency only
 
-    atk = torchattacks.APGD(Flat(model), norm="Linf", eps=EPS, steps=steps, n_restarts=1,
+    atk = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=steps, n_restarts=1,
                             seed=seed, loss="ce", eot_iter=eot, rho=0.75)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -59,16 +59,13 @@ def build_result(engine: Engine, m: Measured, seconds: float, processes: int,
     def member_preds(ei: int, level: int, mi: int) -> np.ndarray:
         return _joined(engine, lambda c: m.states[UnitKey(ei, level, c)].member_preds[mi])
 
-    def lowest_level(ei: int) -> int:
-        accs = [engine.per_sample_accuracy(m.states, ei, lv).mean()
-                for lv in range(m.last_level[ei] + 1)]
-        return int(np.argmin(accs))
-
+    lowest = {ei: int(np.argmin([engine.per_sample_accuracy(m.states, ei, lv).mean()
+                                 for lv in range(m.last_level[ei] + 1)])) for ei in shown}
     headline, ensemble = [], []
     for target in engine.predictors:
         pts = []
         for ei in shown:
-            lv = lowest_level(ei)
+            lv = lowest[ei]
             p = point(engine.eps[ei], ensemble_preds(ei, lv, target), y)
             pts.append(p)
             sources = Counter(s.split(":", 1)[-1] for c in range(len(engine.chunks))
@@ -92,8 +89,8 @@ def build_result(engine: Engine, m: Measured, seconds: float, processes: int,
     convergence = tuple(
         Convergence(engine.eps[ei], m.converged[ei], m.last_level[ei], tuple(m.doublings[ei]),
                     _convergence_note(engine, m, ei)) for ei in shown)
-    result_flags = _flags(engine, m, ensemble[list(engine.predictors).index("torch")],
-                          per_attack, baselines, n)
+    result_flags = _flags(engine, m, shown, ensemble[list(engine.predictors).index("torch")],
+                          per_attack, baselines)
     return RobustnessResult(
         THREAT_MODEL, cfg, n, tuple(mem.name for mem in engine.members), tuple(headline),
         tuple(ensemble), tuple(per_attack), tuple(baselines), convergence, tuple(result_flags),
@@ -114,16 +111,19 @@ def _convergence_note(engine: Engine, m: Measured, ei: int) -> str:
     return f"{verdict}; fall per doubling: {falls}"
 
 
-def _flags(engine: Engine, m: Measured, ensemble: Curve, per_attack: list[Curve],
-           baselines: list[Curve], n: int) -> list[Flag]:
+def _flags(engine: Engine, m: Measured, shown: list[int], ensemble: Curve,
+           per_attack: list[Curve], baselines: list[Curve]) -> list[Flag]:
+    """Every flag; ``shown``: the indices of the configured eps, ``per_attack`` in the order
+    of ``engine.members``."""
     cfg, y = engine.cfg, engine.y.numpy()
-    floor = cfg.tolerance
+    n, floor = len(y), cfg.tolerance
     one = engine.eps.index(1.0)
     out = [checks.unbounded_attack_succeeds(
         float(engine.per_sample_accuracy(m.states, one, 0).mean()))]
     out.append(checks.monotone_in_eps(ensemble, n, floor))
-    iterative = [c for c in per_attack if c.name.split("/")[0] in ("pgd", "apgd")]
-    fgsm = [c for c in per_attack if c.name.startswith("fgsm/")]
+    by_attack = list(zip((mem.attack for mem in engine.members), per_attack, strict=True))
+    iterative = [c for attack, c in by_attack if attack in ("pgd", "apgd")]
+    fgsm = [c for attack, c in by_attack if attack == "fgsm"]
     if iterative and fgsm:
         best = Curve("best iterative member", "torch", tuple(
             min((c.points[i] for c in iterative), key=lambda p: p.mean)
@@ -131,7 +131,6 @@ def _flags(engine: Engine, m: Measured, ensemble: Curve, per_attack: list[Curve]
         out.append(checks.iterative_at_least_single_step(best, fgsm[0], n, floor))
     twin = next(c for c in baselines if c.name == "sigma0_twin")
     if engine.reference is not None:
-        shown = [i for i, e in enumerate(engine.eps) if e in cfg.eps]
         mi = engine.members.index(engine.reference)
         level0 = _curve(engine.reference.name, "torch", [point(engine.eps[ei], _joined(
             engine, lambda c, e=ei: m.states[UnitKey(e, 0, c)].member_preds[mi]), y)
@@ -139,8 +138,8 @@ def _flags(engine: Engine, m: Measured, ensemble: Curve, per_attack: list[Curve]
         out.append(checks.randomness_off_attack_succeeds(twin, level0, n, floor))
     if engine.free_members and engine.gradient_members:
         alone = []
-        for ei, eps in enumerate(engine.eps):
-            if eps == 0 or eps not in cfg.eps:
+        for ei in shown:
+            if engine.eps[ei] == 0:
                 continue
             lv = m.last_level[ei]
 

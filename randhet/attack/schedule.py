@@ -12,6 +12,7 @@ seed and its own key, so it can run on any rank, be cached and give the same num
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -183,18 +184,18 @@ class Engine:
         if prev is None:
             candidates.append((CLEAN, xc))
         member_preds = []
-        for mi, member in enumerate(self.members):
+        if eps == 0:  # no attack: every member's input is the clean one, scored once
+            clean = prediction_matrix(self.predictors["torch"], xc, score_seed, cfg.draws)
+            member_preds = [clean] * len(self.members)
+        for mi, member in enumerate(self.members if eps > 0 else ()):
             if member.target == "emulator" and prev is not None:
                 # about ten torch queries each: the first rung only (its inputs stay candidates)
                 member_preds.append(prev.member_preds[mi])
                 continue
-            if eps == 0:
-                x_adv = xc
-            else:
-                start = _seeded(cfg.seed, self.models, CRAFT, ei, level, mi, c)
-                attack = build(member, self.model, self.queried.get(member.target, self.model),
-                               eps, budget, start)
-                x_adv = craft(member, attack, xc, yc, cfg.batch_size)
+            start = _seeded(cfg.seed, self.models, CRAFT, ei, level, mi, c)
+            attack = build(member, self.model, self.queried.get(member.target, self.model),
+                           eps, budget, start)
+            x_adv = craft(member, attack, xc, yc, cfg.batch_size)
             candidates.append((f"L{level}:{member.name}", x_adv))
             member_preds.append(prediction_matrix(self.predictors["torch"], x_adv, score_seed,
                                                   cfg.draws))
@@ -231,10 +232,10 @@ class Engine:
         if ref is None or eps == 0:
             twin_adv = xc
         else:
-            budget = cfg.budget(0)
-            twin_attack = build(ref, self.twin, self.twin, eps, budget, start)
-            twin_attack.eot = 1  # the twin is deterministic: one draw is its gradient
-            twin_adv = craft(ref, twin_attack, xc, yc, cfg.batch_size)
+            # the twin is deterministic: one draw is its gradient
+            budget = dataclasses.replace(cfg.budget(0), eot=1)
+            twin_adv = craft(ref, build(ref, self.twin, self.twin, eps, budget, start), xc, yc,
+                             cfg.batch_size)
         twin = prediction_matrix(torch_predictor(self.twin), twin_adv, score_seed, 1)
         transfer = None
         if cfg.transfer:

@@ -17,17 +17,26 @@ from randhet.deploy.emulator import emulate
 from randhet.deploy.result import RunResult
 from randhet.models.base import Predict
 from randhet.models.exported import encode_integers, model_from_export
+from randhet.models.spiking import SpikingNetwork
 from randhet.network import ExportedNetwork
 from randhet.readout import decide
+
+
+def output_counts(net: ExportedNetwork, model: SpikingNetwork, x: torch.Tensor, seed: int,
+                  run: Callable[..., RunResult] = emulate) -> np.ndarray:
+    """Output spike counts [B, classes] of the deployment ``run`` (the emulator by default) for
+    pixels x: encoded by ``model`` (the deployed model's encoder, rate coding from ``seed``),
+    run with the per-sample decays :func:`~randhet.decays.deployment_draws` gives ``seed``."""
+    inputs = encode_integers(model, x.detach(), seed)
+    result = run(net, inputs, deployment_draws(net, len(x), seed))
+    return result.rasters[-1].sum(-1).reshape(len(x), -1)
 
 
 def _predictor(net: ExportedNetwork, run: Callable[..., RunResult]) -> Predict:
     model = model_from_export(net)
 
     def predict(x: torch.Tensor, seed: int) -> np.ndarray:
-        inputs = encode_integers(model, x, seed)
-        result = run(net, inputs, deployment_draws(net, len(x), seed))
-        return decide(result.rasters[-1].sum(-1).reshape(len(x), -1))
+        return decide(output_counts(net, model, x, seed, run))
 
     return predict
 
@@ -46,10 +55,7 @@ class DeployedScores(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        inputs = encode_integers(self.model, x.detach(), seed)
-        result = emulate(self.net, inputs, deployment_draws(self.net, len(x), seed))
-        counts = result.rasters[-1].sum(-1).reshape(len(x), -1)
-        return torch.as_tensor(counts, dtype=torch.float32)
+        return torch.as_tensor(output_counts(self.net, self.model, x, seed), dtype=torch.float32)
 
 
 def emulator_predictor(net: ExportedNetwork) -> Predict:
