@@ -28,6 +28,7 @@ from randhet.attack.settings import (
     as_eps_list,
 )
 from randhet.config import DEPLOY_DEFAULTS, PROFILE_SAMPLES, load_config, protocol_config
+from randhet.deploy.workload import inputs_help
 from randhet.errors import UserError
 
 QUIET_HELP = "no progress bars (they show on a terminal only)"
@@ -49,13 +50,16 @@ def _add_output_args(p: argparse.ArgumentParser, default: str) -> None:
 
 def _add_deploy_args(p: argparse.ArgumentParser, samples: int, backend: bool = True) -> None:
     """The network, where it runs, on which samples and draws, and where the results go."""
-    p.add_argument("network", help="network.net written by 'randhet export'")
+    p.add_argument("network", help="network.net written by 'randhet export', or a stock lava-dl "
+                   "netx file (CUBA-LIF input, dense, conv and flatten layers)")
     if backend:
         p.add_argument("--backend", default=DEPLOY_DEFAULTS["backend"],
                        help="emulator (batched, bit-exact with Lava), lava (Loihi 2 "
-                       "bit-accurate CPU simulator) or loihi2 (hardware, needs lava-loihi)")
+                       "bit-accurate CPU simulator; a stock file: lava-dl's own netx network), "
+                       "lava-stock or loihi2 (hardware, needs lava-loihi)")
     p.add_argument("--samples", type=int, default=samples,
-                   help="number of test samples (0 = the whole test split)")
+                   help="number of test samples (0 = the whole test split, or all of --inputs)")
+    p.add_argument("--inputs", type=Path, default=None, help=inputs_help())
     p.add_argument("--profile", default=DEPLOY_DEFAULTS["profile"],
                    help="hardware profile name or TOML path")
     p.add_argument("--seed", type=int, default=DEPLOY_DEFAULTS["seed"],
@@ -308,12 +312,13 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
 
     report = deploy(
         args.network, backend=args.backend, samples=args.samples, profile=args.profile,
-        seed=args.seed, out_dir=args.out, progress=not args.quiet,
+        seed=args.seed, out_dir=args.out, progress=not args.quiet, inputs=args.inputs,
     )
-    print(
-        f"deployed on {report['backend']}: accuracy {report['accuracy']:.4f} over "
-        f"{report['samples']} samples, bit-exact fraction {report['bit_exact_fraction']:.3f}"
-    )
+    checks = [f"{key.replace('_', ' ')} {report[key]:.3f}"
+              for key in ("bit_exact_fraction", "emulator_bit_exact_fraction")
+              if report.get(key) is not None]
+    print(f"deployed on {report['backend']}: {_accuracy(report)} over {report['samples']} "
+          f"samples ({report['workload']})" + "".join(f", {c}" for c in checks))
     writes = report.get("host_writes_per_sample")
     if writes:
         print(f"host writes per sample: {writes['decay_registers']} decay registers, "
@@ -321,14 +326,21 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _accuracy(report: dict[str, Any]) -> str:
+    if report["accuracy"] is None:
+        return "no accuracy (no labels)"
+    return f"accuracy {report['accuracy']:.4f}"
+
+
 def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     from randhet.deploy.pipeline import run_profile  # the stage, on use
     from randhet.deploy.profiling import profile_table  # the stage, on use
 
     report = run_profile(args.network, samples=args.samples, profile=args.profile,
-                         seed=args.seed, out_dir=args.out, progress=not args.quiet)
+                         seed=args.seed, out_dir=args.out, progress=not args.quiet,
+                         inputs=args.inputs)
     print(f"profiled {report['network']} on {report['profile']} ({report['samples']} samples, "
-          f"emulator, seed {report['seed']}, T = {report['timesteps']}):")
+          f"emulator, seed {report['seed']}, T = {report['timesteps']}; {report['workload']}):")
     print(profile_table(report))
     if not report["resources"]["fits"]:
         print(f"randhet: warning: the network {report['resources']['summary']}",

@@ -20,6 +20,7 @@ from randhet.spec import (
     FlexMask,
     FlexPool,
     FlexSpec,
+    InputSpec,
     LayerSpec,
     NetworkSpec,
     NeuronSpec,
@@ -159,8 +160,11 @@ def layer_token(layer: LayerSpec) -> str:
             return f"pool:{layer.kernel}"
         parts = [f"conv:{layer.out_channels}"]
         parts += [f"k{layer.kernel}"] if layer.kernel != 3 else []
-        parts += [f"s{layer.stride}"] if layer.stride != 1 else []
+        sh, sw = layer.strides
+        parts += [] if (sh, sw) == (1, 1) else [f"s{sh}"] if sh == sw else [f"s{sh}x{sw}"]
         return ":".join(parts)
+    if isinstance(layer, InputSpec):
+        return "input"
     parts = [f"flex:{layer.out_channels}"]
     if layer.kernel != 3:
         parts.append(f"k{layer.kernel}")

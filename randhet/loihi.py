@@ -6,7 +6,7 @@ Integer units (what Loihi and Lava's fixed-point LIF hold): state ``U, V`` (24-b
 ``vThMant << 6``. One step::
 
     U[t] = wrap24(sgn * (|U[t-1] * (4096 - du)| >> 12) + (a[t] << 6))
-    V[t] = sat24(sgn * (|V[t-1] * (4096 - dv)| >> 12) + U[t])
+    V[t] = sat24(sgn * (|V[t-1] * (4096 - dv)| >> 12) + U[t] + (b << bias_exp))
     s[t] = V[t] > vThMant << 6;   V[t] = 0 where s[t]
 
 The training neuron (:mod:`randhet.models.neuron`) runs the same integers through
@@ -120,26 +120,29 @@ def integrate(
 
 def cuba(
     drive: torch.Tensor, du: torch.Tensor, dv: torch.Tensor, vth_mant: int, hardware: bool = True,
-    datapath: Datapath = LAVA,
+    datapath: Datapath = LAVA, bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integer CUBA neurons: ``drive`` [.., T] is ``a << 6`` (int64); returns U, V (before
     reset) and spikes (bool), each [.., T]. ``hardware`` applies the 24-bit wrap/saturation and
     the ``datapath``'s overflow rules. The strict threshold ``V > vth`` is ``V >= vth + 1`` on
-    integers."""
+    integers. ``bias`` (int64, broadcast to ``drive``): ``b << bias_exp``, added to V every
+    step after U."""
     vth = vth_mant << VTH_SHIFT
-    fused = kernel.cuba(drive, DECAY_UNITY - du, DECAY_UNITY - dv, vth,
-                        (("wrap_twos" if datapath.current_wrap == "twos_complement" else "wrap")
-                         if hardware else None),
-                        datapath.synaptic_input_bits if hardware else None, hardware)
-    if fused is not None:
-        return fused
+    if bias is None:
+        fused = kernel.cuba(drive, DECAY_UNITY - du, DECAY_UNITY - dv, vth,
+                            (("wrap_twos" if datapath.current_wrap == "twos_complement"
+                              else "wrap") if hardware else None),
+                            datapath.synaptic_input_bits if hardware else None, hardware)
+        if fused is not None:
+            return fused
     wrap = None
     if hardware:
         if datapath.synaptic_input_bits is not None:
             drive = wrap_signed(drive, datapath.synaptic_input_bits)
         wrap = "wrap_twos" if datapath.current_wrap == "twos_complement" else "wrap"
     u, _ = integrate(drive, du, None, wrap, keep_post=False)
-    v, _ = integrate(u, dv, vth + 1, "saturate" if hardware else None, keep_post=False)
+    v, _ = integrate(u if bias is None else u + bias, dv, vth + 1,
+                     "saturate" if hardware else None, keep_post=False)
     return u, v, v > vth
 
 

@@ -13,54 +13,23 @@ spiking layer, the integer weights, mean decays, threshold mantissa, for ``resam
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from randhet.deployed import ExportedLayer, ExportedNetwork
 from randhet.errors import NetworkFileError
 from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, NetworkSpec, NeuronSpec
+from randhet.stock_netx import read_stock
+
+__all__ = ["ExportedLayer", "ExportedNetwork", "read_network"]
 
 FORMAT_VERSION = 2  # of the randhet group in a netx file
 # the attribute of the extra layer 0 that makes stock netx stop on a direct-encoded file
 # (randhet.export.netx writes it; the reader skips that layer)
 REFUSAL_ATTR = "randhet_stock_netx_refusal"
-
-
-@dataclass(frozen=True)
-class ExportedLayer:
-    """One deployed spiking layer in Loihi integers (torch layouts)."""
-
-    spec: DenseSpec | ConvSpec
-    weight: np.ndarray  # int64; dense [out, in], conv [out, in/groups, k, k]
-    current_decay: int  # mean iDecay, 0..4096
-    voltage_decay: int  # mean vDecay, 0..4096
-    threshold_mant: int  # vThMant
-    fixed_current: np.ndarray | None = None  # frozen draw [*noise_shape] ("fixed" resample)
-    fixed_voltage: np.ndarray | None = None
-    profile_binding: np.ndarray | None = None  # int64 [neurons], (C, H, W) flat: 0..K-1
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Neuron shape: (n,) or (C, H, W)."""
-        return tuple(self.spec.out_shape)
-
-    @property
-    def neurons(self) -> int:
-        return int(np.prod(self.shape))
-
-
-@dataclass(frozen=True)
-class ExportedNetwork:
-    """A deployable network: its description, its spiking layers, its data set config (so a
-    deployment can rebuild the test split) and the file it was read from or is written to."""
-
-    spec: NetworkSpec
-    layers: tuple[ExportedLayer, ...]  # spiking layers only
-    data: dict[str, Any]
-    path: Path
 
 
 def _scalar(ds: Any) -> int:
@@ -77,9 +46,12 @@ def _open(p: Path) -> h5py.File:
 
 
 def read_network(path: str | Path) -> ExportedNetwork:
-    """Read a randhet netx file; any problem is a NetworkFileError with a one-line message."""
+    """Read a netx file: randhet's, or a stock lava-dl one (:mod:`randhet.stock_netx`); any
+    problem is a NetworkFileError with a one-line message."""
     p = Path(path)
     with _open(p) as f:
+        if "randhet" not in f:  # a file lava-dl wrote, not randhet
+            return read_stock(p, f)
         try:
             meta = f["randhet"]
             version = int(meta.attrs["format_version"])

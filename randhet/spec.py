@@ -132,8 +132,8 @@ class ConvSpec:
     in_shape: tuple[int, int, int]
     out_channels: int
     kernel: int = 3
-    stride: int = 1
-    padding: int = 1
+    stride: int | tuple[int, int] = 1  # (height, width) where they differ (stock netx files)
+    padding: int | tuple[int, int] = 1
     pool: bool = False
     pool_weight: float = 1.0
     kind: Literal["conv"] = "conv"
@@ -143,10 +143,46 @@ class ConvSpec:
         return self.in_shape[0] if self.pool else 1
 
     @property
+    def strides(self) -> tuple[int, int]:
+        """(height, width) stride."""
+        return _pair(self.stride)
+
+    @property
+    def paddings(self) -> tuple[int, int]:
+        """(height, width) zero padding."""
+        return _pair(self.padding)
+
+    @property
     def out_shape(self) -> tuple[int, int, int]:
         _, h, w = self.in_shape
-        size = [(n + 2 * self.padding - self.kernel) // self.stride + 1 for n in (h, w)]
+        size = [(n + 2 * p - self.kernel) // s + 1
+                for n, p, s in zip((h, w), self.paddings, self.strides, strict=True)]
         return (self.out_channels, size[0], size[1])
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """lava-dl netx's input layer: CUBA neurons of ``shape`` with no synapse, each driven by
+    its bias alone. A sample ``x`` (one value per neuron) sets ``bias_mant = round(weight * x
+    + bias)``, the transform netx reads from the file. Only read from stock netx files (lava-dl's
+    PilotNet has one); randhet never trains it."""
+
+    shape: tuple[int, ...]
+    weight: int = 64
+    bias: int = 0
+    kind: Literal["input"] = "input"
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
 
 
 @dataclass(frozen=True)
@@ -226,8 +262,9 @@ class FlattenSpec:
         return (n,)
 
 
-LayerSpec = DenseSpec | ConvSpec | FlexSpec | FlattenSpec
-_KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flex": FlexSpec, "flatten": FlattenSpec}
+LayerSpec = DenseSpec | ConvSpec | FlexSpec | FlattenSpec | InputSpec
+_KINDS = {"dense": DenseSpec, "conv": ConvSpec, "flex": FlexSpec, "flatten": FlattenSpec,
+          "input": InputSpec}
 
 
 @dataclass(frozen=True)
@@ -262,7 +299,7 @@ class NetworkSpec:
         return NetworkSpec(self.input_shape, layers, self.neuron, self.encoding, self.num_classes)
 
     @property
-    def spiking_layers(self) -> tuple[DenseSpec | ConvSpec | FlexSpec, ...]:
+    def spiking_layers(self) -> tuple[DenseSpec | ConvSpec | FlexSpec | InputSpec, ...]:
         """The layers that have neurons (everything but flatten)."""
         return tuple(ly for ly in self.layers if not isinstance(ly, FlattenSpec))
 

@@ -13,7 +13,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("randhet._compat", "randhet.allocator", "randhet.errors", "randhet.spec",
               "randhet.layer_tokens", "randhet.loihi", "randhet.kernel", "randhet.kernel_triton",
               "randhet.decays",
-              "randhet.network", "randhet.io", "randhet.distributed", "randhet.metrics",
+              "randhet.network", "randhet.deployed", "randhet.stock_netx", "randhet.io",
+              "randhet.distributed", "randhet.metrics",
               "randhet.readout")),
     # attack.settings: the [attack] table's schema, owned by the attack package, imports only
     # the core, so that a config is validated whole when it is loaded

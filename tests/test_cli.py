@@ -113,14 +113,16 @@ def test_deploy_of_a_missing_or_corrupt_network_file(tmp_path: Path, capsys) -> 
     assert "not an HDF5 file" in _error_line(capsys)
 
 
-def test_deploy_of_a_stock_netx_file_without_randhet_metadata(tmp_path: Path, capsys) -> None:
+def test_deploy_of_an_hdf5_file_with_neither_randhet_metadata_nor_netx_layers(
+    tmp_path: Path, capsys
+) -> None:
     import h5py
 
     f = tmp_path / "plain.net"
     with h5py.File(f, "w") as h:
         h.create_group("layer")
     assert main(["deploy", str(f)]) == 2
-    assert "no valid randhet metadata" in _error_line(capsys)
+    assert "no randhet metadata and no netx layer group" in _error_line(capsys)
 
 
 def test_deploy_with_a_bad_profile_or_sample_count(tiny_run: Path, tmp_path: Path,

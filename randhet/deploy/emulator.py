@@ -27,7 +27,7 @@ from randhet.decays import DecayDraw
 from randhet.deploy.result import RunResult
 from randhet.hardware import Arithmetic
 from randhet.network import ExportedLayer, ExportedNetwork
-from randhet.spec import ConvSpec, DenseSpec
+from randhet.spec import ConvSpec, DenseSpec, InputSpec
 
 CLAMP_24 = (-(1 << 23), (1 << 23) - 1)
 
@@ -43,13 +43,27 @@ def synapse(layer: ExportedLayer, spikes: torch.Tensor, exp: int) -> torch.Tenso
     if isinstance(layer.spec, DenseSpec):
         a = torch.einsum("oi,bit->bot", w, x.reshape(x.shape[0], -1, x.shape[-1]))
         return _shift(torch.round(a).to(torch.int64), exp)
-    ls: ConvSpec = layer.spec
+    ls = layer.spec
+    assert isinstance(ls, ConvSpec)
     b, c, h, wd, t = x.shape
     frames = x.permute(0, 4, 1, 2, 3).reshape(b * t, c, h, wd)
-    out = torch.nn.functional.conv2d(frames, w, stride=ls.stride, padding=ls.padding,
+    out = torch.nn.functional.conv2d(frames, w, stride=ls.strides, padding=ls.paddings,
                                      groups=ls.groups)
     out = out.reshape(b, t, *out.shape[1:]).permute(0, 2, 3, 4, 1)
     return _shift(torch.round(out).to(torch.int64), exp).clamp(*CLAMP_24)
+
+
+def _drive(layer: ExportedLayer, s: torch.Tensor, exp: int
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A layer's synaptic drive ``a << 6`` and bias ``b << bias_exp`` (None: no bias) for the
+    spikes ``s`` below it. netx's input layer has no synapse: ``s`` holds each sample's bias
+    mantissas [B, *shape, T]."""
+    if isinstance(layer.spec, InputSpec):
+        return torch.zeros_like(s), s << layer.bias_exp
+    a = synapse(layer, s, exp + layer.weight_exp)
+    if layer.bias is None:
+        return a << loihi.ACT_SHIFT, None
+    return a << loihi.ACT_SHIFT, torch.as_tensor(layer.bias).unsqueeze(-1) << layer.bias_exp
 
 
 EVENTS = ("q0_beyond_width", "u_at_2pow23", "current_decays_out_of_range",
@@ -83,7 +97,8 @@ def emulate(
     watch: Arithmetic | None = None,
 ) -> RunResult:
     """Rasters and activity for integer inputs [S, *input, T] and per-layer decays, on the
-    ``datapath``; with a ``watch``, also the per-layer :func:`chip_events`."""
+    ``datapath``; with a ``watch``, also the per-layer :func:`chip_events`. A network that
+    starts with netx's input layer takes its neurons' bias mantissas as the inputs."""
     rasters: list[list[np.ndarray]] = [[] for _ in net.layers]
     active: list[list[np.ndarray]] = [[] for _ in net.layers]
     events = [dict.fromkeys(EVENTS, 0) for _ in net.layers]
@@ -91,11 +106,11 @@ def emulate(
     for i in range(0, len(inputs), batch_size):
         s = torch.as_tensor(inputs[i:i + batch_size], dtype=torch.int64)
         for k, layer in enumerate(net.layers):
-            a = synapse(layer, s, -shift if k == 0 else 0)
+            drive, bias = _drive(layer, s, -shift if k == 0 else 0)
             du = draws[k].current[i:i + batch_size].to(torch.int64)
             dv = draws[k].voltage[i:i + batch_size].to(torch.int64)
-            drive = a << loihi.ACT_SHIFT
-            u, v, s = loihi.cuba(drive, du, dv, layer.threshold_mant, datapath=datapath)
+            u, v, s = loihi.cuba(drive, du, dv, layer.threshold_mant, datapath=datapath,
+                                 bias=bias)
             if watch is not None:
                 for key, n in chip_events(drive, u, du, dv, watch).items():
                     events[k][key] += n

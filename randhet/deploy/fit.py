@@ -47,7 +47,7 @@ from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
 from randhet.layer_tokens import layer_names
 from randhet.network import ExportedLayer, ExportedNetwork
-from randhet.spec import ConvSpec, DenseSpec, NeuronSpec
+from randhet.spec import ConvSpec, DenseSpec, InputSpec, NeuronSpec
 
 UNKNOWN = "unknown"
 CANNOT_FIT = "cannot fit"
@@ -217,8 +217,8 @@ def _footprints(ls: ConvSpec, ranges: np.ndarray) -> np.ndarray:
         inside = (idx >= lo) & (idx <= hi)
         masks = np.where(hi >= lo, inside, (idx >= lo) | (idx <= hi))
         batch = torch.as_tensor(masks.reshape(-1, 1, ho, wo), dtype=torch.float64)
-        img = torch.nn.functional.conv_transpose2d(batch, kernel, stride=ls.stride,
-                                                   padding=ls.padding,
+        img = torch.nn.functional.conv_transpose2d(batch, kernel, stride=ls.strides,
+                                                   padding=ls.paddings,
                                                    output_padding=output_padding(ls))
         out.append((img > 0.5).reshape(len(batch), -1).sum(-1).numpy())
     return np.concatenate(out)
@@ -299,6 +299,7 @@ def _figures(layer: ExportedLayer, bits: int, synapses: np.ndarray,
     return {
         "synaptic_memory": lambda p: math.ceil(_max_block_sum(synapses, p) * bits / 8),
         "fan_in": lambda p: (ls.in_features if isinstance(ls, DenseSpec)
+                             else 0 if isinstance(ls, InputSpec)
                              else _conv_core_fan_in(ls, p, str(order))),
     }
 

@@ -119,7 +119,7 @@ def run_lava(
             syn = cls(
                 weight=np.ascontiguousarray(w).astype(np.int32),
                 input_shape=tuple(int(n) for n in to_lava(np.empty(ls.in_shape), True).shape),
-                padding=(ls.padding, ls.padding), stride=(ls.stride, ls.stride),
+                padding=ls.paddings, stride=ls.strides,
                 dilation=(1, 1), groups=ls.groups, num_message_bits=msg_bits, weight_exp=exp,
             )
         else:

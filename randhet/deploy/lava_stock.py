@@ -81,7 +81,7 @@ def dense_weight(layer: ExportedLayer) -> np.ndarray:
     n_in = int(np.prod(ls.in_shape))
     basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *ls.in_shape)
     w = torch.as_tensor(layer.weight, dtype=torch.float64)
-    out = torch.nn.functional.conv2d(basis, w, stride=ls.stride, padding=ls.padding,
+    out = torch.nn.functional.conv2d(basis, w, stride=ls.strides, padding=ls.paddings,
                                      groups=ls.groups)
     return np.rint(out.reshape(n_in, -1).T.numpy()).astype(np.int64)
 

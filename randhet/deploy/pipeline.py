@@ -33,6 +33,7 @@ from randhet.deploy.fit import UNKNOWN, check_fit
 from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
 from randhet.deploy.result import RunResult
+from randhet.deploy.workload import stock_workload
 from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
 from randhet.io import library_versions, write_json
@@ -51,10 +52,11 @@ class Prepared:
 
     net: ExportedNetwork
     profile: HardwareProfile
-    model: SpikingNetwork  # the torch reference with the file's integers
+    model: SpikingNetwork | None  # the torch reference with the file's integers (None: stock)
     inputs: np.ndarray  # int64 [S, *input, T]
     draws: list[DecayDraw]  # per spiking layer
-    labels: np.ndarray  # int64 [S]
+    labels: np.ndarray | None  # int64 [S] (None: a workload without labels)
+    workload: str  # where the inputs came from
     stock: bool = False  # run by stock Lava processes: Lava's datapath whatever the profile
 
     @property
@@ -78,11 +80,22 @@ class Prepared:
                        datapath=self.datapath, watch=self.watch[0])
 
 
-def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) -> Prepared:
+def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int,
+            inputs: str | Path | None = None) -> Prepared:
     """Load the profile and network, encode the first ``samples`` test samples (0 = all) and
-    draw their decays from ``seed``. Raises UserError for a bad profile, file or count."""
+    draw their decays from ``seed``. A stock netx file takes ``inputs`` (a .npy file) or a
+    synthetic workload (:mod:`randhet.deploy.workload`). Raises UserError for a bad profile,
+    file or count."""
     hw = load_profile(profile)  # fail early on a bad profile
     net = read_network(network_path)
+    if net.stock:
+        work = stock_workload(net, inputs, samples, seed)
+        n = len(work.inputs)
+        return Prepared(net, hw, None, work.inputs, deployment_draws(net, n, seed), None,
+                        work.source)
+    if inputs is not None:
+        raise UserError("--inputs is for stock netx files; randhet's files deploy their data "
+                        "set's test split")
     data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
     available = len(data.x_test)
     if samples < 0 or samples > available:
@@ -90,7 +103,8 @@ def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int) 
     n = samples or available
     model = model_from_export(net)
     inputs = encode_integers(model, torch.as_tensor(data.x_test[:n]), seed)
-    return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n])
+    return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n],
+                    f"the test split of {net.data.get('dataset', 'the data set')}")
 
 
 def emulate_sharded(
@@ -103,6 +117,7 @@ def emulate_sharded(
     part = dist.shard(prep.samples)
     draws = [DecayDraw(d.current[part], d.voltage[part]) for d in prep.draws]
     result = prep.emulate(prep.inputs[part], draws, on_progress)
+    reference = reference and prep.model is not None
     ref = reference_rasters(prep.model, prep.inputs[part], draws) if reference else None
     if not dist.world().distributed:
         return result, ref
@@ -130,13 +145,19 @@ def deploy(
     seed: int = DEPLOY_DEFAULTS["seed"],
     out_dir: str | Path | None = None,
     progress: bool = True,
+    inputs: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``."""
+    """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``. A
+    stock netx file runs ``inputs`` (.npy) or a synthetic workload; its ``lava`` backend is
+    lava-dl's own netx network (:mod:`randhet.deploy.lava_netx`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     if backend != "emulator":
         dist.refuse(f"'randhet deploy --backend {backend}'")
-    prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs)
+    if prep.net.stock and backend not in ("emulator", "lava"):
+        raise UserError(f"--backend {backend} runs randhet's files; a stock netx file deploys "
+                        "on the emulator or on lava (lava-dl's own netx network)")
     net, inputs, draws, n = prep.net, prep.inputs, prep.draws, prep.samples
     out = Path(out_dir) if out_dir else net.path.parent
     if dist.world().main:
@@ -153,6 +174,10 @@ def deploy(
         ref = None
         if backend == "emulator":
             result, ref = emulate_sharded(prep, progress_fn)
+        elif backend == "lava" and net.stock:
+            from randhet.deploy.lava_netx import run_netx_lava  # Lava: imported on first use
+
+            result = run_netx_lava(net, inputs, on_progress=progress_fn)
         elif backend == "lava":
             from randhet.deploy.lava_backend import run_lava  # Lava: imported on first use
 
@@ -167,41 +192,40 @@ def deploy(
 
             result, stock_writes = run_loihi2(net, inputs, draws)
     wall = time.perf_counter() - t0
-    if ref is None:
+    if ref is None and prep.model is not None:
         ref = reference_rasters(prep.model, inputs, draws)
     emulator_check: dict[str, Any] = {}
     events = result.events
     if backend == "lava-stock" and not prep.datapath.is_lava:
         # stock LIF runs Lava's datapath: the emulator follows it, and the report says so
         prep = replace(prep, stock=True)
-    matched = _matching(ref, result.rasters, n)
+    matched = None if ref is None else _matching(ref, result.rasters, n)
     if backend != "emulator":  # the emulator must agree with the deployment it stands in for
         em = prep.emulate(inputs, draws)
         events = em.events
         agree = _matching(em.rasters, result.rasters, n)
         emulator_check["emulator_bit_exact_fraction"] = float(agree.mean())
-        if backend in ("lava-stock", "loihi2"):  # stock LIF keeps no count of active updates
+        if backend in ("lava-stock", "loihi2") or net.stock:  # stock LIF counts no updates
             result = replace(result, active_steps=em.active_steps)
-            emulator_check["host_writes_per_sample"] = stock_writes
+            if not net.stock:
+                emulator_check["host_writes_per_sample"] = stock_writes
             emulator_check["neuron_updates_source"] = (
                 "the emulator (stock LIF counts none; its rasters equal the emulator's in "
                 f"{int(agree.sum())} of {n} samples, and equal rasters mean equal states)")
-    labels = prep.labels
-    decided = Decisions.of(decide(result.rasters[-1].sum(-1)), labels)
-    reference = Decisions.of(decide(ref[-1].sum(-1)), labels)
     report: dict[str, Any] = {
         "backend": backend,
         "network": str(net.path),
         "samples": n,
-        "accuracy": decided.accuracy,
-        "tie_rate": decided.tie_rate,
-        "silent_rate": decided.silent_rate,
-        "decision_rule": DECISION_RULE,
-        "reference_accuracy": reference.accuracy,
-        "bit_exact_fraction": float(matched.mean()),
+        "workload": prep.workload,
+        **_decisions(result.rasters, prep.labels),
+        "reference_accuracy": (None if ref is None or prep.labels is None
+                               else Decisions.of(decide(ref[-1].sum(-1)), prep.labels).accuracy),
+        "bit_exact_fraction": None if matched is None else float(matched.mean()),
         "bit_exact_definition": (
             "fraction of samples whose spike rasters in every layer equal the torch (SLAYER) "
-            "model's for the same inputs and decay draw"
+            "model's for the same inputs and decay draw" if matched is not None else
+            "not applicable: a stock netx file has no torch model in randhet; see "
+            "emulator_bit_exact_fraction for the Lava backend"
         ),
         **emulator_check,
         "timesteps": int(inputs.shape[-1]),
@@ -218,6 +242,16 @@ def deploy(
     }
     return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy,
                      events)
+
+
+def _decisions(rasters: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+    """Accuracy, tie and silent rates of the output layer's counts (None without labels)."""
+    if labels is None:
+        return {"accuracy": None, "tie_rate": None, "silent_rate": None,
+                "decision_rule": "not applicable: the workload has no labels"}
+    decided = Decisions.of(decide(rasters[-1].sum(-1)), labels)
+    return {"accuracy": decided.accuracy, "tie_rate": decided.tie_rate,
+            "silent_rate": decided.silent_rate, "decision_rule": DECISION_RULE}
 
 
 def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str, Any]:
@@ -312,11 +346,13 @@ def run_profile(
     seed: int = DEPLOY_DEFAULTS["seed"],
     out_dir: str | Path | None = None,
     progress: bool = True,
+    inputs: str | Path | None = None,
 ) -> dict[str, Any]:
     """Profile a network on the emulator with deploy's inputs and draws for ``samples`` test
-    samples (0 = all): activity, SynOps, energy, ANN reference and resource fit. Writes
-    ``profile.json`` and ``profile.png`` (default: next to the network file)."""
-    prep = prepare(network_path, samples=samples, profile=profile, seed=seed)
+    samples (0 = all; a stock netx file: ``inputs`` or a synthetic workload): activity, SynOps,
+    energy, ANN reference and resource fit. Writes ``profile.json`` and ``profile.png``
+    (default: next to the network file)."""
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs)
     net = prep.net
     out = Path(out_dir) if out_dir else net.path.parent
     if dist.world().main:
@@ -328,17 +364,14 @@ def run_profile(
               disable=None if progress else True) as bar:
         result, _ = emulate_sharded(prep, lambda k: bar.update(k - bar.n), reference=False)
     wall = time.perf_counter() - t0
-    decided = Decisions.of(decide(result.rasters[-1].sum(-1)), prep.labels)
     report: dict[str, Any] = {
         "network": str(net.path),
         "backend": "emulator",
         "samples": prep.samples,
+        "workload": prep.workload,
         "seed": seed,
         "timesteps": int(prep.inputs.shape[-1]),
-        "accuracy": decided.accuracy,
-        "tie_rate": decided.tie_rate,
-        "silent_rate": decided.silent_rate,
-        "decision_rule": DECISION_RULE,
+        **_decisions(result.rasters, prep.labels),
         "profile": prep.profile.name,
         "profile_path": str(prep.profile.path),
         "profile_description": prep.profile.description,

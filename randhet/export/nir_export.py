@@ -93,6 +93,9 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
     ``-floor_bias(input_bits)`` (the floor's mean loss, which a float simulation does not
     have), marked in its metadata (``randhet_floor_bias``) so that randhet's importer takes
     exactly that bias back out; nothing for binary input."""
+    if net.stock:
+        raise UserError(f"{net.path}: NIR export takes randhet's own files; a stock netx file's "
+                        "biases and input layer have no NIR mapping in randhet yet")
     nir = load_nir()
     if not (dt > 0 and math.isfinite(dt)):
         raise UserError(f"--dt must be a positive number of seconds, got {dt}")
@@ -126,7 +129,7 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
                 full[c, c] = w[c, 0]
             nodes[name] = nir.Conv2d(
                 input_shape=(ls.in_shape[1], ls.in_shape[2]), weight=full,
-                stride=(ls.stride, ls.stride), padding=(ls.padding, ls.padding),
+                stride=ls.strides, padding=ls.paddings,
                 dilation=(1, 1), groups=1, bias=np.zeros(ls.out_channels),
             )
         elif ls.pool:
@@ -134,14 +137,14 @@ def to_nir(net: ExportedNetwork, dt: float = DEFAULT_DT, draw: str | int | None 
                 raise UserError(f"layer {i} (pool:{ls.kernel}) has unequal weights")
             name = f"{i}_avgpool"
             nodes[name] = nir.AvgPool2d(
-                kernel_size=np.array([ls.kernel] * 2), stride=np.array([ls.stride] * 2),
-                padding=np.array([ls.padding] * 2))
+                kernel_size=np.array([ls.kernel] * 2), stride=np.array(ls.strides),
+                padding=np.array(ls.paddings))
             gain = float(layer.weight.flat[0]) / WEIGHT_SCALE * ls.kernel**2  # into w_in
         else:
             name = f"{i}_conv"
             nodes[name] = nir.Conv2d(
                 input_shape=(ls.in_shape[1], ls.in_shape[2]), weight=w,
-                stride=(ls.stride, ls.stride), padding=(ls.padding, ls.padding),
+                stride=ls.strides, padding=ls.paddings,
                 dilation=(1, 1), groups=1, bias=np.zeros(ls.out_channels),
             )
         order.append(name)

@@ -98,6 +98,11 @@ class SpikingNetwork(Network):
                     RandHetDense(spec.neuron, layer.in_features, layer.out_features,
                                  self.generator)
                 )
+            else:
+                raise ValueError(f"a {layer.kind!r} layer (stock netx only) has no torch model")
+            if isinstance(layer, ConvSpec) and not (isinstance(layer.stride, int)
+                                                    and isinstance(layer.padding, int)):
+                raise ValueError("the torch model takes one stride and padding per conv")
         self.layers = torch.nn.ModuleList(layers)
         for block in self.blocks:
             block.neuron.straight_through = mode == "hybrid"

@@ -37,10 +37,9 @@ def plot_deploy(report: dict[str, Any], sample_rasters: list[np.ndarray], path: 
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
     _raster(ax_r, sample_rasters, report["layers"])
     _sparsity(ax_s, report["layers"])
-    ax_s.set_title(
-        f"{report['backend']}: accuracy {report['accuracy']:.3f}, "
-        f"{report['energy']['joules_per_sample'] * 1e6:.2f} uJ/sample (est.)"
-    )
+    acc = "no labels" if report["accuracy"] is None else f"accuracy {report['accuracy']:.3f}"
+    ax_s.set_title(f"{report['backend']}: {acc}, "
+                   f"{report['energy']['joules_per_sample'] * 1e6:.2f} uJ/sample (est.)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

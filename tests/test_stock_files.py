@@ -1,0 +1,149 @@
+"""Stock lava-dl netx files (no randhet metadata): read, emulated bit for bit against lava-dl's
+own netx network on Lava, profiled and deployed from the command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from randhet.cli import main
+from randhet.decays import deployment_draws
+from randhet.deploy.emulator import emulate
+from randhet.deploy.workload import stock_workload
+from randhet.errors import NetworkFileError
+from randhet.network import read_network
+from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, InputSpec
+
+PILOTNET = Path(__file__).resolve().parents[2] / "shared/data/lava-dl-pilotnet-lif/network.net"
+
+
+def _neuron(g: h5py.Group, du: int = 4096, dv: int = 1024, vth: int = 25,
+            kind: bytes = b"LOIHI") -> None:
+    n = g.create_group("neuron")
+    for key, value in {"iDecay": du, "vDecay": dv, "vThMant": vth, "wgtExp": 0,
+                       "refDelay": 1, "tauRho": 0.5, "scaleRho": 1.0, "theta": 1600}.items():
+        n.create_dataset(key, data=value)
+    n.create_dataset("type", data=kind)
+
+
+def _data(g: h5py.Group, **items: object) -> None:
+    for key, value in items.items():
+        g.create_dataset(key, data=value)
+
+
+def write_stock(path: Path, seed: int = 0, neuron_type: bytes = b"LOIHI") -> Path:
+    """A small file in lava-dl PilotNet's layout: a bias-driven input layer (2, 7, 9), a conv
+    with stride (2, 1), padding (1, 0) and per-channel biases, flatten, a dense layer with
+    biases and a dense output, different decays and thresholds per layer, T = 12."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layer")
+        g = layers.create_group("0")
+        _data(g, type=[b"input"], shape=[2, 7, 9], weight=40.0, bias=36.0)
+        _neuron(g, kind=neuron_type)
+        g = layers.create_group("1")
+        _data(g, type=[b"conv"], shape=[4, 4, 7], inChannels=2, outChannels=4, groups=1,
+              weight=rng.integers(-20, 21, (4, 2, 3, 3)).astype(np.float32),
+              bias=rng.integers(-10, 30, 4).astype(np.float32), kernelSize=[3, 3],
+              stride=[2, 1], padding=[1, 0], dilation=[1, 1])
+        _neuron(g, dv=512, vth=40)
+        _data(layers.create_group("2"), type=[b"flatten"], shape=[1, 1, 112])
+        g = layers.create_group("3")
+        _data(g, type=[b"dense"], shape=[6, 1, 1], inFeatures=112, outFeatures=6,
+              weight=rng.integers(-30, 31, (6, 112)).astype(np.float32),
+              bias=rng.integers(-5, 20, 6).astype(np.float32))
+        _neuron(g, du=3000, dv=800, vth=30)
+        g = layers.create_group("4")
+        _data(g, type=[b"dense"], shape=[3, 1, 1], inFeatures=6, outFeatures=3,
+              weight=rng.integers(-60, 61, (3, 6)).astype(np.float32))
+        _neuron(g, vth=20)
+        _data(f.create_group("simulation"), Ts=1, tSample=12)
+    return path
+
+
+def test_a_stock_file_reads_as_lava_dl_builds_it(tmp_path: Path) -> None:
+    net = read_network(write_stock(tmp_path / "stock.net"))
+    assert net.stock and net.has_input_layer and net.data == {}
+    kinds = [type(ly) for ly in net.spec.layers]
+    assert kinds == [InputSpec, ConvSpec, FlattenSpec, DenseSpec, DenseSpec]
+    conv = net.spec.layers[1]
+    assert conv.strides == (2, 1) and conv.paddings == (1, 0) and conv.out_shape == (4, 4, 7)
+    assert net.spec.encoding.timesteps == 12 and net.spec.neuron.sigma == 0
+    assert net.layers[1].bias.shape == (4, 4, 7)  # per channel, broadcast
+    assert (net.layers[1].bias == net.layers[1].bias[:, :1, :1]).all()
+    assert [ly.current_decay for ly in net.layers] == [4096, 4096, 3000, 4096]
+    assert [ly.threshold_mant for ly in net.layers] == [25, 40, 30, 20]
+
+
+def test_the_emulator_equals_lava_dls_netx_network_on_every_layer(tmp_path: Path) -> None:
+    from randhet.deploy.lava_netx import run_netx_lava
+
+    net = read_network(write_stock(tmp_path / "stock.net"))
+    work = stock_workload(net, None, samples=3, seed=5)
+    ours = emulate(net, work.inputs, deployment_draws(net, 3, seed=0)).rasters
+    theirs = run_netx_lava(net, work.inputs).rasters
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a.shape == b.shape, k
+        assert np.array_equal(a, b), f"layer {k}"
+    assert all(r.sum() > 0 for r in ours)  # every layer spikes: the check is not vacuous
+    # the biases matter: without them the conv layer spikes differently
+    stripped = replace(net.layers[1], bias=None)
+    other = replace(net, layers=(net.layers[0], stripped, *net.layers[2:]))
+    assert not np.array_equal(emulate(other, work.inputs,
+                                      deployment_draws(net, 3, seed=0)).rasters[1], ours[1])
+
+
+def test_profile_and_deploy_of_a_stock_file_from_the_command_line(tmp_path: Path,
+                                                                   capsys) -> None:
+    path = str(write_stock(tmp_path / "stock.net"))
+    out = tmp_path / "out"
+    assert main(["profile", path, "--samples", "4", "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "profile.json").read_text())
+    assert report["accuracy"] is None and report["workload"].startswith("synthetic")
+    assert [ly["name"] for ly in report["layers"]] == ["0:input", "1:conv:4:s2x1",
+                                                       "2:dense:6", "3:dense:3"]
+    assert report["layers"][0]["synops_effective"] == 0  # the input layer has no synapses
+    assert report["layers"][1]["synops_effective"] > 0
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 2, 7, 9))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["deploy", path, "--backend", "lava", "--inputs", str(tmp_path / "x.npy"),
+                 "--out", str(out), "--quiet"]) == 0
+    deployed = json.loads((out / "deploy.json").read_text())
+    assert deployed["samples"] == 3 and deployed["emulator_bit_exact_fraction"] == 1.0
+    assert deployed["bit_exact_fraction"] is None  # no torch model for a stock file
+    capsys.readouterr()
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5)))
+    assert main(["profile", path, "--inputs", str(tmp_path / "bad.npy"), "--out",
+                 str(out)]) == 2
+    assert "expected [N, 2, 7, 9]" in capsys.readouterr().err
+    assert main(["deploy", path, "--backend", "lava-stock", "--out", str(out)]) == 2
+    assert "stock netx file deploys on the emulator or on lava" in capsys.readouterr().err
+
+
+def test_a_layer_or_neuron_randhet_cannot_run_is_named(tmp_path: Path) -> None:
+    with pytest.raises(NetworkFileError, match="layer 0 has 'SDNN' neurons"):
+        read_network(write_stock(tmp_path / "sdnn.net", neuron_type=b"SDNN"))
+    path = write_stock(tmp_path / "pool.net")
+    with h5py.File(path, "r+") as f:
+        del f["layer/2/type"]
+        f["layer/2"].create_dataset("type", data=[b"pool"])
+    with pytest.raises(NetworkFileError, match="layer 2 is a 'pool' layer"):
+        read_network(path)
+
+
+@pytest.mark.skipif(not PILOTNET.is_file(), reason="../shared/data (lava-dl's PilotNet LIF "
+                    "file) is absent")
+def test_lava_dls_pilotnet_profiles_on_loihi2(tmp_path: Path) -> None:
+    out = tmp_path / "pilotnet"
+    assert main(["profile", str(PILOTNET), "--profile", "loihi2", "--samples", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "profile.json").read_text())
+    names = [ly["name"] for ly in report["layers"]]
+    assert names[0] == "0:input" and names[4] == "4:conv:64:s2x1" and names[-1] == "9:dense:1"
+    assert report["layers"][0]["neurons"] == 3 * 66 * 200
+    assert report["resources"]["fits"]
