@@ -103,6 +103,23 @@ class Arithmetic:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """How the chip's compiler cuts layers into cores, fitted to its published output (rules a
+    compiler follows, not datasheet limits); a missing field leaves randhet's generic cut.
+
+    ``spatial_tile_neurons_below``: a conv (or netx input) layer is cut along its width into
+    tiles of all its channels and rows and a power-of-two number of columns, the widest with
+    fewer neurons than this. ``synaptic_memory_words_per_core``: a dense layer's core holds one
+    row per input axon of ``ceil(neurons / dense_synapses_per_word)`` words, at most this many
+    words in all (the block of neurons per core is the largest that fits)."""
+
+    source: str = field(metadata={})
+    spatial_tile_neurons_below: int | None = field(default=None, metadata=_min(2))
+    synaptic_memory_words_per_core: int | None = field(default=None, metadata=_min(1))
+    dense_synapses_per_word: int | None = field(default=None, metadata=_min(1))
+
+
+@dataclass(frozen=True)
 class AnnReference:
     """Horowitz 45 nm energies (pJ) for an equivalent-ANN comparison; not neuromorphic hardware."""
 
@@ -124,6 +141,7 @@ class HardwareProfile:
     ann_reference: AnnReference
     path: Path
     arithmetic: Arithmetic = Arithmetic()
+    placement: Placement | None = None  # the compiler's cut, where its output is public
 
     def watch(self) -> tuple[Arithmetic, dict[str, str]]:
         """What to count chip events against: this profile's arithmetic, and for every field it
@@ -170,8 +188,9 @@ class EnergyEstimate:
 # --- schema: the dataclasses above are the schema (type, required, minimum per field) ------
 
 _TABLES: dict[str, type] = {"bits": BitWidths, "core": CoreLimits, "energy": EnergyTable,
-                            "ann_reference": AnnReference, "arithmetic": Arithmetic}
-_OPTIONAL_TABLES = {"arithmetic"}  # absent: every field unknown
+                            "ann_reference": AnnReference, "arithmetic": Arithmetic,
+                            "placement": Placement}
+_OPTIONAL_TABLES = {"arithmetic", "placement"}  # absent: every field unknown
 UNKNOWN = "unknown"  # an optional field may say so explicitly (the same as leaving it out)
 _TOP_LEVEL = {"name", "description", "sources", *_TABLES}
 _MAX_BITS = 64
@@ -296,6 +315,8 @@ def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
         ann_reference=AnnReference(**_check_table(file, raw, "ann_reference")),
         path=path,
         arithmetic=Arithmetic(**_check_table(file, raw, "arithmetic")),
+        placement=Placement(**placed) if (placed := _check_table(file, raw, "placement"))
+        else None,
     )
 
 

@@ -147,3 +147,36 @@ def test_lava_dls_pilotnet_profiles_on_loihi2(tmp_path: Path) -> None:
     assert names[0] == "0:input" and names[4] == "4:conv:64:s2x1" and names[-1] == "9:dense:1"
     assert report["layers"][0]["neurons"] == 3 * 66 * 200
     assert report["resources"]["fits"]
+
+
+# the Loihi 2 compiler's cores per layer for lava-dl's PilotNet LIF network (lava-dl's
+# pilotnet_snn/benchmark.ipynb, summarised in ../shared/data/lava-dl-pilotnet-lif/README.md)
+COMPILER_CORES = {"0:input": 13, "1:conv:24:s2": 25, "2:conv:36:s2": 13, "3:conv:48:s2": 3,
+                  "4:conv:64:s2x1": 3, "5:conv:64": 2, "6:dense:100": 12, "7:dense:50": 1,
+                  "8:dense:10": 1, "9:dense:1": 1}
+
+
+def test_the_compilers_tiling_rules_in_closed_form() -> None:
+    from randhet.deploy.placement import dense_block, spatial_columns
+
+    assert spatial_columns((3, 66, 200), 4096) == 16  # 16 x 66 x 3 = 3168; 32 columns: 6336
+    assert spatial_columns((64, 4, 22), 4096) == 8  # 16 columns would be 4096, not fewer
+    assert spatial_columns((64, 64, 5), 4096) is None  # one column has 4096 neurons
+    assert dense_block(2560, 100, 12000, 4) == 16  # 4 words per row: 10240 <= 12000 words
+    assert dense_block(100, 50, 12000, 4) == 50  # the whole layer fits one core
+    assert dense_block(20000, 10, 12000, 4) is None  # one neuron's rows do not fit
+
+
+@pytest.mark.skipif(not PILOTNET.is_file(), reason="../shared/data (lava-dl's PilotNet LIF "
+                    "file) is absent")
+def test_pilotnet_placement_against_the_loihi2_compiler() -> None:
+    from randhet.deploy.fit import check_fit
+    from randhet.hardware import load_profile
+
+    fit = check_fit(read_network(PILOTNET), load_profile("loihi2"))
+    cores = {ly.name: ly.cores for ly in fit.layers}
+    assert cores.keys() == COMPILER_CORES.keys()
+    spatial = [name for name in cores if "dense" not in name]
+    assert all(cores[k] == COMPILER_CORES[k] for k in spatial)  # the rules were fitted on them
+    total = sum(COMPILER_CORES.values())
+    assert abs(fit.total_cores - total) <= 0.2 * total  # the goal: within 20 % of 74

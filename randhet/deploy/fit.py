@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from randhet.decays import DecayDraw, profile_groups
+from randhet.deploy.placement import compiler_cut
 from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
 from randhet.layer_tokens import layer_names
@@ -89,6 +90,8 @@ class LayerFit:
     redraw_writes_per_sample: float | None = None  # register writes, on the placement that fits
     redraw_writes_busiest_core: float | None = None  # the same, for the core that writes most
     threshold_profiles: int | None = None  # distinct vThMant per core (one per layer)
+    compiler_rule: str | None = None  # the profile's [placement] rule that set the cut
+    core_memory_words: int | None = None  # the fullest core's synaptic words (that rule's)
 
     @property
     def fits(self) -> bool:
@@ -249,9 +252,11 @@ def pair_codes(layer: ExportedLayer, draw: DecayDraw, order: str | None) -> np.n
     neurons flat in the order the layer is cut (C-H-W, or H-W-C for a conv cut that way)."""
     cur, vol = draw.per_neuron(tuple(layer.shape))
     codes = cur * 8192 + vol  # [S, T', N], both under 2**13
+    s, t = codes.shape[:2]
     if order == "HWC":
-        s, t = codes.shape[:2]
         codes = np.moveaxis(codes.reshape(s, t, *layer.shape), 2, -1).reshape(s, t, -1)
+    elif order == "WHC":  # width-major: a compiler tile of whole columns is contiguous
+        codes = codes.reshape(s, t, *layer.shape).transpose(0, 1, 4, 3, 2).reshape(s, t, -1)
     return codes
 
 
@@ -361,6 +366,8 @@ def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile,
     core, bits = profile.core, profile.bits.weight_bits
     n = layer.neurons
     synapses, axons = synapse_counts(layer, "post")
+    cut = (None if profile.placement is None or core_size is not None
+           else compiler_cut(layer, profile.placement, core.neurons_per_core))
     limits = {"synaptic_memory": core.synaptic_memory_bytes_per_core,
               "fan_in": core.max_fan_in_axons_per_core}
     known = {key: limit for key, limit in limits.items() if limit is not None}
@@ -390,6 +397,12 @@ def _fit_layer(name: str, layer: ExportedLayer, profile: HardwareProfile,
     common = {"name": name, "neurons": n, "synapses": int(synapses.sum()),
               "synaptic_memory_bytes": math.ceil(int(synapses.sum()) * bits / 8),
               "neuron_fan_in": one_neuron["fan_in"], "cores_by": cores_by}
+    if cut is not None:  # the compiler's rules replace the generic cut
+        cores_by["compiler_rule"] = math.ceil(n / cut.neurons_per_core)
+        return LayerFit(**common, cores=math.ceil(n / cut.neurons_per_core), order=cut.order,
+                        neurons_per_core=cut.neurons_per_core, core_fan_in=None,
+                        core_memory_bytes=None, compiler_rule=cut.bound_by,
+                        core_memory_words=cut.core_memory_words)
     if too_big:
         what = {
             "synaptic_memory": f"one neuron's {int(synapses.max())} synapses need "
