@@ -60,6 +60,9 @@ def _add_deploy_args(p: argparse.ArgumentParser, samples: int, backend: bool = T
     p.add_argument("--samples", type=int, default=samples,
                    help="number of test samples (0 = the whole test split, or all of --inputs)")
     p.add_argument("--inputs", type=Path, default=None, help=inputs_help())
+    p.add_argument("--timing", default=None,
+                   help="the profile's timing basis for time per step (default: the profile's; "
+                   "loihi1: sanafe or davies2018)")
     p.add_argument("--profile", default=DEPLOY_DEFAULTS["profile"],
                    help="hardware profile name or TOML path")
     p.add_argument("--seed", type=int, default=DEPLOY_DEFAULTS["seed"],
@@ -313,6 +316,7 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
     report = deploy(
         args.network, backend=args.backend, samples=args.samples, profile=args.profile,
         seed=args.seed, out_dir=args.out, progress=not args.quiet, inputs=args.inputs,
+        timing=args.timing,
     )
     checks = [f"{key.replace('_', ' ')} {report[key]:.3f}"
               for key in ("bit_exact_fraction", "emulator_bit_exact_fraction")
@@ -338,7 +342,7 @@ def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
 
     report = run_profile(args.network, samples=args.samples, profile=args.profile,
                          seed=args.seed, out_dir=args.out, progress=not args.quiet,
-                         inputs=args.inputs)
+                         inputs=args.inputs, timing=args.timing)
     print(f"profiled {report['network']} on {report['profile']} ({report['samples']} samples, "
           f"emulator, seed {report['seed']}, T = {report['timesteps']}; {report['workload']}):")
     print(profile_table(report))

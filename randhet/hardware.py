@@ -120,6 +120,44 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class TimingConstants:
+    """One basis of per-operation times (ns) for the time-per-step model
+    (:mod:`randhet.deploy.timing`, the SANA-FE / Timcheck form). A term a basis does not
+    publish is None and costs nothing in it (the report says so).
+
+    Per core and step: the neuron side ``neurons * neuron_ns + active * neuron_active_extra_ns
+    + spikes * spike_out_ns + messages_out * message_out_ns``, the message side ``messages_in
+    * message_in_ns + synops * synaptic_op_ns`` (``conv_synaptic_op_ns`` for a conv layer's);
+    the step is the slowest side of the slowest core plus the barrier ``barrier_ns`` (keyed by
+    tiles in use, ``cores_per_tile`` cores a tile; ``step``: the largest key not above it, as
+    SANA-FE; ``linear``: interpolated between keys)."""
+
+    source: str = field(metadata={})
+    neuron_ns: float = field(metadata=_min(0))
+    synaptic_op_ns: float = field(metadata=_min(0))
+    barrier_ns: dict[int, float] = field(metadata={"kind": "table"})
+    cores_per_tile: int = field(metadata=_min(1))
+    barrier_interpolation: str = field(
+        default="step", metadata={"kind": "choice", "choices": ("step", "linear")})
+    neuron_active_extra_ns: float | None = field(default=None, metadata=_min(0))
+    spike_out_ns: float | None = field(default=None, metadata=_min(0))
+    message_out_ns: float | None = field(default=None, metadata=_min(0))
+    message_in_ns: float | None = field(default=None, metadata=_min(0))
+    conv_synaptic_op_ns: float | None = field(default=None, metadata=_min(0))
+
+    def barrier(self, tiles: int) -> float:
+        """The barrier (ns) for ``tiles`` tiles in use."""
+        keys = sorted(self.barrier_ns)
+        below = [k for k in keys if k <= tiles] or keys[:1]
+        above = [k for k in keys if k >= tiles] or keys[-1:]
+        lo, hi = below[-1], above[0]
+        if self.barrier_interpolation == "step" or lo == hi:
+            return self.barrier_ns[lo]
+        f = (tiles - lo) / (hi - lo)
+        return self.barrier_ns[lo] + f * (self.barrier_ns[hi] - self.barrier_ns[lo])
+
+
+@dataclass(frozen=True)
 class AnnReference:
     """Horowitz 45 nm energies (pJ) for an equivalent-ANN comparison; not neuromorphic hardware."""
 
@@ -142,6 +180,19 @@ class HardwareProfile:
     path: Path
     arithmetic: Arithmetic = Arithmetic()
     placement: Placement | None = None  # the compiler's cut, where its output is public
+    timing: dict[str, TimingConstants] = field(default_factory=dict)  # bases by name
+    default_timing: str | None = None  # the basis used unless another is chosen
+
+    def timing_basis(self, name: str | None = None) -> tuple[str, TimingConstants] | None:
+        """The named timing basis (default: the profile's), or None where it has none;
+        ProfileError for a name it lacks."""
+        name = name or self.default_timing
+        if name is None:
+            return None
+        if name not in self.timing:
+            raise ProfileError(f"profile {self.name} has no timing basis {name!r} (it has: "
+                               f"{', '.join(self.timing) or 'none'})")
+        return name, self.timing[name]
 
     def watch(self) -> tuple[Arithmetic, dict[str, str]]:
         """What to count chip events against: this profile's arithmetic, and for every field it
@@ -192,7 +243,7 @@ _TABLES: dict[str, type] = {"bits": BitWidths, "core": CoreLimits, "energy": Ene
                             "placement": Placement}
 _OPTIONAL_TABLES = {"arithmetic", "placement"}  # absent: every field unknown
 UNKNOWN = "unknown"  # an optional field may say so explicitly (the same as leaving it out)
-_TOP_LEVEL = {"name", "description", "sources", *_TABLES}
+_TOP_LEVEL = {"name", "description", "sources", "timing", *_TABLES}
 _MAX_BITS = 64
 
 
@@ -235,6 +286,17 @@ def _check_value(
             raise ProfileError(f"{name} must be [low, high] with 0 <= low <= high integers, "
                                f"got {value!r}")
         return (value[0], value[1])
+    if kind == "table":  # {tiles = value}: integer keys >= 1, finite values >= 0
+        if not isinstance(value, dict) or not value:
+            raise ProfileError(f"{name} must be a non-empty table {{key = number}}")
+        out = {}
+        for k, v in value.items():
+            if not str(k).isdigit() or int(k) < 1 or isinstance(v, bool) or not isinstance(
+                    v, int | float) or not math.isfinite(v) or v < 0:
+                raise ProfileError(f"{name} must map integers >= 1 to numbers >= 0, got "
+                                   f"{k} = {v!r}")
+            out[int(k)] = float(v)
+        return out
     if kind == "choice":
         if value not in choices:
             raise ProfileError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -255,7 +317,29 @@ def _check_value(
     return float(value)
 
 
-def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
+def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, TimingConstants],
+                                                           str | None]:
+    """The ``[timing]`` table: ``default = NAME`` and one ``[timing.NAME]`` basis each."""
+    data = raw.get("timing")
+    if data is None:
+        return {}, None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{file}: [timing] must be a table")
+    bases = {k: v for k, v in data.items() if k != "default"}
+    if not bases or not all(isinstance(v, dict) for v in bases.values()):
+        raise ProfileError(f"{file}: [timing] holds 'default' and [timing.NAME] tables only")
+    default = data.get("default")
+    if default not in bases:
+        raise ProfileError(f"{file}: [timing] default must name one of its bases "
+                           f"({', '.join(bases)}), got {default!r}")
+    out = {name: TimingConstants(**_check_table(file, {f"timing.{name}": v}, f"timing.{name}",
+                                                TimingConstants))
+           for name, v in bases.items()}
+    return out, default
+
+
+def _check_table(file: str, raw: dict[str, Any], table: str,
+                 schema_type: type | None = None) -> dict[str, Any]:
     if table not in raw:
         if table in _OPTIONAL_TABLES:
             return {}
@@ -263,7 +347,7 @@ def _check_table(file: str, raw: dict[str, Any], table: str) -> dict[str, Any]:
     data = raw[table]
     if not isinstance(data, dict):
         raise ProfileError(f"{file}: [{table}] must be a table")
-    schema = {f.name: f for f in fields(_TABLES[table])}
+    schema = {f.name: f for f in fields(schema_type or _TABLES[table])}
     for key in data:
         if key not in schema:
             raise ProfileError(f"{_field(file, table, key)} is not a known field")
@@ -305,6 +389,7 @@ def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
             f"{file}: [bits] max_delay {bits['max_delay']} does not fit in "
             f"delay_bits = {bits['delay_bits']}"
         )
+    timing, default_timing = _check_timing(file, raw)
     return HardwareProfile(
         name=top["name"],
         description=top["description"],
@@ -317,6 +402,8 @@ def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
         arithmetic=Arithmetic(**_check_table(file, raw, "arithmetic")),
         placement=Placement(**placed) if (placed := _check_table(file, raw, "placement"))
         else None,
+        timing=timing,
+        default_timing=default_timing,
     )
 
 

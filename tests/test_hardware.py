@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,11 @@ def test_loihi2_numbers_match_notes_and_unknowns_are_absent() -> None:
     assert p.core.synaptic_memory_bytes_per_core is None
     assert p.core.max_fan_in_axons_per_core is None
     assert p.core.max_fan_out_per_core is None
-    assert p.energy.static_power_w_per_chip is None
+    assert p.energy.static_power_w_per_chip == 0.232  # lava-dl's PilotNet board run
     assert p.energy.proxy_of == "loihi1"
+    assert p.default_timing == "proxy" and "PROXY" in p.timing["proxy"].source
+    assert p.timing["proxy"].synaptic_op_ns == pytest.approx(3.5 / 5)  # Intel's ratios
+    assert p.placement is not None and p.placement.synaptic_memory_words_per_core == 12000
     assert p.energy.synaptic_op_pj == 23.6
     assert "PROXY" in p.energy.energy_basis
     assert "no public Loihi 2" in p.energy.energy_basis
@@ -201,3 +205,25 @@ def test_energy_rejects_bad_counts() -> None:
 def test_ann_energy_uses_horowitz_mac() -> None:
     # 10 MACs * 4.6 pJ = 46 pJ.
     assert math.isclose(estimate_ann_energy(load_profile("loihi1"), macs=10), 46e-12)
+
+
+def test_loihi1_timing_bases_match_notes() -> None:
+    p = load_profile("loihi1")
+    assert p.default_timing == "sanafe" and set(p.timing) == {"sanafe", "davies2018"}
+    sanafe, davies = p.timing["sanafe"], p.timing["davies2018"]
+    assert sanafe.neuron_ns == pytest.approx(6.0 + 3.7) and sanafe.message_in_ns == 16.0
+    assert sanafe.barrier_ns == {1: 600.0, 2: 1000.0, 4: 1400.0, 29: 1800.0}
+    assert davies.synaptic_op_ns == 3.5 and davies.neuron_ns + davies.neuron_active_extra_ns \
+        == pytest.approx(8.4)
+    assert davies.barrier(1) == 113.0 and davies.barrier(32) == 465.0
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('default = "sanafe"', 'default = "nope"', "default must name one of its bases"),
+    ("neuron_ns = 9.7 ", "neuron_nz = 9.7 ", "[timing.sanafe] neuron_nz is not a known field"),
+    ("29 = 1800.0", "29 = -1.0", "must map integers >= 1 to numbers >= 0"),
+    ('barrier_interpolation = "step"', 'barrier_interpolation = "cubic"', "must be one of"),
+])
+def test_bad_timing_tables_are_named(tmp_path: Path, old: str, new: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=re.escape(message)):
+        load_profile(str(_variant(tmp_path, old, new)))

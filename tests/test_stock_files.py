@@ -138,15 +138,27 @@ def test_a_layer_or_neuron_randhet_cannot_run_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not PILOTNET.is_file(), reason="../shared/data (lava-dl's PilotNet LIF "
                     "file) is absent")
-def test_lava_dls_pilotnet_profiles_on_loihi2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chip", ["loihi2", "loihi1"])
+def test_lava_dls_pilotnet_profiles_with_time_and_energy(chip: str, tmp_path: Path,
+                                                         capsys) -> None:
     out = tmp_path / "pilotnet"
-    assert main(["profile", str(PILOTNET), "--profile", "loihi2", "--samples", "1",
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["profile", str(PILOTNET), "--profile", chip, "--samples", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     report = json.loads((out / "profile.json").read_text())
     names = [ly["name"] for ly in report["layers"]]
     assert names[0] == "0:input" and names[4] == "4:conv:64:s2x1" and names[-1] == "9:dense:1"
     assert report["layers"][0]["neurons"] == 3 * 66 * 200
     assert report["resources"]["fits"]
+    timing = report["timing"]
+    assert timing["basis"] == {"loihi2": "proxy", "loihi1": "sanafe"}[chip]
+    assert 1e-6 < timing["time_per_step_s"] < 1e-3
+    assert timing["latency_s_per_sample"] == pytest.approx(25 * timing["time_per_step_s"])
+    assert timing["static_energy_joules_per_sample"] > 0
+    assert timing["dynamic_energy_joules_per_sample"] > 0
+    assert timing["source"] and all(ly["busiest_core_s"] > 0 for ly in timing["layers"])
+    for what in ("time per step", "latency", "static", "dynamic", "busiest core"):
+        assert what in printed
 
 
 # the Loihi 2 compiler's cores per layer for lava-dl's PilotNet LIF network (lava-dl's

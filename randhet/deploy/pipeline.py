@@ -33,6 +33,7 @@ from randhet.deploy.fit import UNKNOWN, check_fit
 from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
 from randhet.deploy.result import RunResult
+from randhet.deploy.timing import step_times
 from randhet.deploy.workload import stock_workload
 from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
@@ -58,6 +59,7 @@ class Prepared:
     labels: np.ndarray | None  # int64 [S] (None: a workload without labels)
     workload: str  # where the inputs came from
     stock: bool = False  # run by stock Lava processes: Lava's datapath whatever the profile
+    timing: str | None = None  # the profile's timing basis (None: its default)
 
     @property
     def samples(self) -> int:
@@ -81,18 +83,19 @@ class Prepared:
 
 
 def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int,
-            inputs: str | Path | None = None) -> Prepared:
+            inputs: str | Path | None = None, timing: str | None = None) -> Prepared:
     """Load the profile and network, encode the first ``samples`` test samples (0 = all) and
     draw their decays from ``seed``. A stock netx file takes ``inputs`` (a .npy file) or a
     synthetic workload (:mod:`randhet.deploy.workload`). Raises UserError for a bad profile,
     file or count."""
-    hw = load_profile(profile)  # fail early on a bad profile
+    hw = load_profile(profile)  # fail early on a bad profile or timing basis
+    hw.timing_basis(timing)
     net = read_network(network_path)
     if net.stock:
         work = stock_workload(net, inputs, samples, seed)
         n = len(work.inputs)
         return Prepared(net, hw, None, work.inputs, deployment_draws(net, n, seed), None,
-                        work.source)
+                        work.source, timing=timing)
     if inputs is not None:
         raise UserError("--inputs is for stock netx files; randhet's files deploy their data "
                         "set's test split")
@@ -104,7 +107,8 @@ def prepare(network_path: str | Path, *, samples: int, profile: str, seed: int,
     model = model_from_export(net)
     inputs = encode_integers(model, torch.as_tensor(data.x_test[:n]), seed)
     return Prepared(net, hw, model, inputs, deployment_draws(net, n, seed), data.y_test[:n],
-                    f"the test split of {net.data.get('dataset', 'the data set')}")
+                    f"the test split of {net.data.get('dataset', 'the data set')}",
+                    timing=timing)
 
 
 def emulate_sharded(
@@ -146,6 +150,7 @@ def deploy(
     out_dir: str | Path | None = None,
     progress: bool = True,
     inputs: str | Path | None = None,
+    timing: str | None = None,
 ) -> dict[str, Any]:
     """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``. A
     stock netx file runs ``inputs`` (.npy) or a synthetic workload; its ``lava`` backend is
@@ -154,7 +159,8 @@ def deploy(
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     if backend != "emulator":
         dist.refuse(f"'randhet deploy --backend {backend}'")
-    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs)
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs,
+                   timing=timing)
     if prep.net.stock and backend not in ("emulator", "lava"):
         raise UserError(f"--backend {backend} runs randhet's files; a stock netx file deploys "
                         "on the emulator or on lava (lava-dl's own netx network)")
@@ -284,42 +290,6 @@ def _applied(prep: Prepared) -> str:
     return "Lava's CPU semantics: the profile does not know the chip's datapath"
 
 
-RUNTIME_MODEL = (
-    "Timcheck, Pierro, Shrestha, 'A Compute and Communication Runtime Model for Loihi 2', "
-    "arXiv 2601.10035 (2026): a max-affine lower bound of a time step over per-core synaptic "
-    "operations, dendritic (neuron) updates, synaptic memory reads and network-on-chip spike "
-    "traffic, fitted to microbenchmarks")
-
-
-def timing_report(report: dict[str, Any], profile: HardwareProfile) -> dict[str, Any]:
-    """Time per step, latency, throughput and static energy: unknown until the runtime model's
-    constants are public (none is invented); the per-core counts the model takes, and the
-    dynamic energy beside the static, so neither stands in for the other."""
-    steps = int(report["timesteps"])
-    per_core = []
-    for layer, fit in zip(report["layers"], report["resources"]["layers"], strict=True):
-        cores = (fit.get("profile_cut") or {}).get("cores") or fit.get("cores")
-        if cores:
-            per_core.append({"name": layer["name"], "cores": cores,
-                             "synops_per_step_per_core": layer["synops_effective"]
-                             / steps / cores,
-                             "neuron_updates_per_step_per_core": layer["neurons"] / cores,
-                             "spikes_per_step": layer["spikes_per_sample"] / steps})
-    return {
-        "time_per_step_s": UNKNOWN, "latency_s_per_sample": UNKNOWN,
-        "throughput_samples_per_s": UNKNOWN, "static_energy_joules_per_sample": UNKNOWN,
-        "dynamic_energy_joules_per_sample": report["energy"]["joules_per_sample"],
-        "static_power_w_per_chip": profile.energy.static_power_w_per_chip or UNKNOWN,
-        "runtime_model": RUNTIME_MODEL,
-        "why_unknown": ("the runtime model's constants (time per operation, per message bit, the "
-                        "barrier) are in no public text randhet could read; static energy is "
-                        "latency x static power, so it is unknown too"),
-        "model_inputs_per_layer": per_core,
-        "model_inputs_definition": "per step, mean over the layer's cores on the placement that "
-                                   "fits (decay profiles respected)",
-    }
-
-
 def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result: RunResult,
               wall: float, path: Path, plot: Any,
               events: list[dict[str, int]] | None) -> dict[str, Any]:
@@ -327,8 +297,14 @@ def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result
     its plot (raster of the first sample beside it, same name with .png)."""
     report.update(measure(prep.net, inputs, result, prep.profile))
     report["chip"] = chip_report(prep, events)
-    report["resources"] = check_fit(prep.net, prep.profile, prep.draws).to_dict()
-    report["timing"] = timing_report(report, prep.profile)
+    fit = check_fit(prep.net, prep.profile, prep.draws)
+    report["resources"] = fit.to_dict()
+    timing = step_times(prep.net, inputs, result, fit, prep.profile,
+                        report["energy"]["joules_per_sample"], prep.timing)
+    report["timing"] = timing.to_dict() if timing is not None else {
+        "time_per_step_s": UNKNOWN, "why": (
+            f"profile {prep.profile.name} has no [timing] basis" if not prep.profile.timing
+            else "the network does not fit the chip")}
     report["wall_seconds"] = wall
     report["processes"] = dist.world().size
     report["versions"] = library_versions()
@@ -347,12 +323,14 @@ def run_profile(
     out_dir: str | Path | None = None,
     progress: bool = True,
     inputs: str | Path | None = None,
+    timing: str | None = None,
 ) -> dict[str, Any]:
     """Profile a network on the emulator with deploy's inputs and draws for ``samples`` test
     samples (0 = all; a stock netx file: ``inputs`` or a synthetic workload): activity, SynOps,
     energy, ANN reference and resource fit. Writes ``profile.json`` and ``profile.png``
     (default: next to the network file)."""
-    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs)
+    prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs,
+                   timing=timing)
     net = prep.net
     out = Path(out_dir) if out_dir else net.path.parent
     if dist.world().main:

@@ -216,11 +216,42 @@ def chip_lines(report: dict[str, Any]) -> list[str]:
                      f"{r['bytes_per_sample']:.0f} bytes per sample; time per write "
                      f"{r['time_per_write']}, energy {r['energy_joules_per_sample']}")
     if timing:
-        lines += [f"time per step: {timing['time_per_step_s']}, latency: "
-                  f"{timing['latency_s_per_sample']} ({timing['why_unknown']})",
-                  f"  model: {timing['runtime_model']}",
-                  "energy per sample: dynamic "
-                  f"{timing['dynamic_energy_joules_per_sample'] * 1e6:.4f} uJ (estimate above), "
-                  f"static {timing['static_energy_joules_per_sample']} (static power per chip: "
-                  f"{_watts(timing['static_power_w_per_chip'])})"]
+        lines += timing_lines(timing)
+    return lines
+
+
+def _us(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds * 1e6:.3f} us"
+
+
+def _uj(joules: float | None) -> str:
+    return "unknown" if joules is None else f"{joules * 1e6:.4f} uJ"
+
+
+def timing_lines(timing: dict[str, Any]) -> list[str]:
+    """The time model's answer: time per step, latency, throughput, energy and what bounds
+    each layer, with its basis and what it leaves out."""
+    if timing.get("time_per_step_s") == "unknown":
+        return [f"time per step: unknown ({timing['why']})"]
+    lines = [f"time per step ({timing['basis']}): {_us(timing['time_per_step_s'])} mean, "
+             f"slowest {_us(timing['slowest_step_s'])}, barrier {_us(timing['barrier_s'])}; "
+             f"bound by {timing['bounding_layer']}",
+             f"  latency {_us(timing['latency_s_per_sample'])} per sample "
+             f"({timing['pipeline_steps']} steps with the pipeline), throughput "
+             f"{timing['throughput_samples_per_s']:.1f} samples/s",
+             f"  energy per sample: dynamic {_uj(timing['dynamic_energy_joules_per_sample'])}, "
+             f"static {_uj(timing['static_energy_joules_per_sample'])} "
+             f"({_watts(timing['static_power_w'] or 'unknown')} x {timing['chips']} chip(s)), "
+             f"total {_uj(timing['energy_joules_per_sample'])}; energy-delay product "
+             + ("unknown" if timing["energy_delay_product_js"] is None
+                else f"{timing['energy_delay_product_js']:.3g} J s"),
+             f"  basis: {timing['source']}"]
+    for ly in timing["layers"]:
+        lines.append(f"  {ly['name']}: {ly['cores']} core(s), busiest core {ly['busiest_core']}"
+                     f" {_us(ly['busiest_core_s'])} per step, bound by its {ly['bound_by']} "
+                     f"({ly['dominant_term']})")
+    if timing["terms_not_in_basis"]:
+        lines.append("  terms this basis does not publish (cost 0): "
+                     + ", ".join(timing["terms_not_in_basis"]))
+    lines.append("  not modelled: " + ", ".join(timing["not_modelled"]))
     return lines
