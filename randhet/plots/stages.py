@@ -46,11 +46,17 @@ def plot_deploy(report: dict[str, Any], sample_rasters: list[np.ndarray], path: 
 
 
 def plot_profile(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
-    """Spike raster of the first sample, per-layer activation sparsity, and per-layer SynOps
-    per sample (effective vs dense, log scale)."""
+    """Spike raster of the first sample, per-layer activation sparsity, per-layer SynOps per
+    sample (effective vs dense, log scale) and, with a timing basis, each layer's busiest core
+    per step (neuron and message sides) against the mean step."""
     layers = report["layers"]
     plt = pyplot()
-    fig, (ax_r, ax_s, ax_o) = plt.subplots(1, 3, figsize=(15, 4))
+    timing = report.get("timing", {})
+    timed = bool(timing.get("layers"))
+    fig, axes = plt.subplots(1, 4 if timed else 3, figsize=(20 if timed else 15, 4))
+    ax_r, ax_s, ax_o = axes[:3]
+    if timed:
+        _timing(axes[3], timing)
     _raster(ax_r, sample_rasters, layers)
     _sparsity(ax_s, layers)
     ax_s.set_title(f"{report['samples']} samples, overall {report['activation_sparsity']:.3f}")
@@ -68,6 +74,21 @@ def plot_profile(report: dict[str, Any], sample_rasters: list[np.ndarray], path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _timing(ax: Any, timing: dict[str, Any]) -> None:
+    """Each layer's busiest core: its neuron and message sides (us per step, mean), and the
+    mean step (barrier included)."""
+    rows = timing["layers"]
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["neuron_side_s"] * 1e6 for r in rows], 0.4, label="neuron side")
+    ax.bar(x + 0.2, [r["message_side_s"] * 1e6 for r in rows], 0.4, label="message side")
+    ax.axhline(timing["time_per_step_s"] * 1e6, color="k", ls="--", lw=1,
+               label="mean step (with barrier)")
+    ax.set_xticks(x, [r["name"] for r in rows], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("busiest core, us per step")
+    ax.legend(fontsize=7)
+    ax.set_title(f"time model ({timing['basis']}): {timing['time_per_step_s'] * 1e6:.2f} us/step")
 
 
 def _series(rows: list[dict[str, str]], key: str) -> list[float]:
