@@ -120,10 +120,11 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class TimingConstants:
-    """One basis of per-operation times (ns) for the time-per-step model
-    (:mod:`randhet.deploy.timing`, the SANA-FE / Timcheck form). A term a basis does not
-    publish is None and costs nothing in it (the report says so).
+class EventCosts:
+    """One basis of per-event times (ns) and, where it publishes them, energies (pJ) for the
+    time-per-step model (:mod:`randhet.deploy.timing`, the SANA-FE / Timcheck form). A term a
+    basis does not publish is None and costs nothing in it (the report says so); a basis
+    without ``synaptic_op_pj`` leaves the dynamic energy to the profile's ``[energy]``.
 
     Per core and step: the neuron side ``neurons * neuron_ns + active * neuron_active_extra_ns
     + spikes * spike_out_ns + messages_out * message_out_ns``, the message side ``messages_in
@@ -144,6 +145,13 @@ class TimingConstants:
     message_out_ns: float | None = field(default=None, metadata=_min(0))
     message_in_ns: float | None = field(default=None, metadata=_min(0))
     conv_synaptic_op_ns: float | None = field(default=None, metadata=_min(0))
+    neuron_pj: float | None = field(default=None, metadata=_min(0))
+    neuron_active_extra_pj: float | None = field(default=None, metadata=_min(0))
+    spike_out_pj: float | None = field(default=None, metadata=_min(0))
+    message_out_pj: float | None = field(default=None, metadata=_min(0))
+    message_in_pj: float | None = field(default=None, metadata=_min(0))
+    synaptic_op_pj: float | None = field(default=None, metadata=_min(0))
+    conv_synaptic_op_pj: float | None = field(default=None, metadata=_min(0))
 
     def barrier(self, tiles: int) -> float:
         """The barrier (ns) for ``tiles`` tiles in use."""
@@ -180,10 +188,10 @@ class HardwareProfile:
     path: Path
     arithmetic: Arithmetic = Arithmetic()
     placement: Placement | None = None  # the compiler's cut, where its output is public
-    timing: dict[str, TimingConstants] = field(default_factory=dict)  # bases by name
+    timing: dict[str, EventCosts] = field(default_factory=dict)  # bases by name
     default_timing: str | None = None  # the basis used unless another is chosen
 
-    def timing_basis(self, name: str | None = None) -> tuple[str, TimingConstants] | None:
+    def timing_basis(self, name: str | None = None) -> tuple[str, EventCosts] | None:
         """The named timing basis (default: the profile's), or None where it has none;
         ProfileError for a name it lacks."""
         name = name or self.default_timing
@@ -317,7 +325,7 @@ def _check_value(
     return float(value)
 
 
-def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, TimingConstants],
+def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, EventCosts],
                                                            str | None]:
     """The ``[timing]`` table: ``default = NAME`` and one ``[timing.NAME]`` basis each."""
     data = raw.get("timing")
@@ -332,8 +340,8 @@ def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, TimingConst
     if default not in bases:
         raise ProfileError(f"{file}: [timing] default must name one of its bases "
                            f"({', '.join(bases)}), got {default!r}")
-    out = {name: TimingConstants(**_check_table(file, {f"timing.{name}": v}, f"timing.{name}",
-                                                TimingConstants))
+    out = {name: EventCosts(**_check_table(file, {f"timing.{name}": v}, f"timing.{name}",
+                                                EventCosts))
            for name, v in bases.items()}
     return out, default
 

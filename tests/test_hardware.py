@@ -211,7 +211,10 @@ def test_loihi1_timing_bases_match_notes() -> None:
     p = load_profile("loihi1")
     assert p.default_timing == "sanafe" and set(p.timing) == {"sanafe", "davies2018"}
     sanafe, davies = p.timing["sanafe"], p.timing["davies2018"]
-    assert sanafe.neuron_ns == pytest.approx(6.0 + 3.7) and sanafe.message_in_ns == 16.0
+    assert (sanafe.neuron_ns, sanafe.neuron_active_extra_ns, sanafe.message_in_ns) == (6.0, 3.7,
+                                                                                       16.0)
+    assert (sanafe.synaptic_op_pj, sanafe.conv_synaptic_op_pj, sanafe.message_out_pj) == (
+        35.5, 24.0, 111.0)
     assert sanafe.barrier_ns == {1: 600.0, 2: 1000.0, 4: 1400.0, 29: 1800.0}
     assert davies.synaptic_op_ns == 3.5 and davies.neuron_ns + davies.neuron_active_extra_ns \
         == pytest.approx(8.4)
@@ -220,7 +223,7 @@ def test_loihi1_timing_bases_match_notes() -> None:
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('default = "sanafe"', 'default = "nope"', "default must name one of its bases"),
-    ("neuron_ns = 9.7 ", "neuron_nz = 9.7 ", "[timing.sanafe] neuron_nz is not a known field"),
+    ("neuron_ns = 6.0 ", "neuron_nz = 6.0 ", "[timing.sanafe] neuron_nz is not a known field"),
     ("29 = 1800.0", "29 = -1.0", "must map integers >= 1 to numbers >= 0"),
     ('barrier_interpolation = "step"', 'barrier_interpolation = "cubic"', "must be one of"),
 ])

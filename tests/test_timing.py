@@ -15,7 +15,7 @@ from randhet.deploy.emulator import emulate
 from randhet.deploy.fit import check_fit
 from randhet.deploy.timing import step_times
 from randhet.errors import ProfileError
-from randhet.hardware import TimingConstants, load_profile
+from randhet.hardware import EventCosts, load_profile
 from randhet.network import read_network
 
 
@@ -41,7 +41,7 @@ def _dense_file(path: Path) -> Path:
 def test_step_time_equals_the_formula_written_out(tmp_path: Path) -> None:
     net = read_network(_dense_file(tmp_path / "dense.net"))
     profile = load_profile("loihi1")
-    tc = TimingConstants(source="test", neuron_ns=5.0, synaptic_op_ns=3.0,
+    tc = EventCosts(source="test", neuron_ns=5.0, synaptic_op_ns=3.0,
                          barrier_ns={1: 100.0, 8: 900.0}, cores_per_tile=4,
                          barrier_interpolation="linear", neuron_active_extra_ns=2.0,
                          spike_out_ns=7.0, message_out_ns=11.0, message_in_ns=13.0)
@@ -54,7 +54,7 @@ def test_step_time_equals_the_formula_written_out(tmp_path: Path) -> None:
     report = step_times(net, inputs, result, fit, profile, dynamic_joules=1e-6)
     w0, w1 = (ly.weight != 0 for ly in net.layers)
     r0, r1 = (r.astype(int) for r in result.rasters)
-    steps = []
+    steps, events = [], np.zeros(6)  # neurons, active, spikes, msgs out, msgs in, synops
     for s in range(5):
         for t in range(8):
             act0 = result.active_steps[0][s] / (4 * 8)
@@ -72,6 +72,8 @@ def test_step_time_equals_the_formula_written_out(tmp_path: Path) -> None:
             layer1 = max(3 * 5.0 + 3 * act1 * 2.0 + r1[s, :, t].sum() * 7.0,
                          msgs_in1 * 13.0 + syn1 * 3.0)
             steps.append(max(layer0, layer1) + 100.0)  # 2 cores: 1 tile
+            events += [7, 4 * act0 + 3 * act1, r0[s, :, t].sum() + r1[s, :, t].sum(),
+                       msgs_out0, msgs_in0 + msgs_in1, syn0 + syn1]
     assert r0.sum() > 0 and r1.sum() > 0
     assert report.time_per_step_s == pytest.approx(np.mean(steps) * 1e-9)
     assert report.slowest_step_s == pytest.approx(max(steps) * 1e-9)
@@ -82,9 +84,17 @@ def test_step_time_equals_the_formula_written_out(tmp_path: Path) -> None:
     assert report.energy_delay_product_js == pytest.approx(
         (static + 1e-6) * report.latency_s_per_sample)
 
+    priced = replace(tc, neuron_pj=1.0, neuron_active_extra_pj=2.0, spike_out_pj=3.0,
+                     message_out_pj=4.0, message_in_pj=5.0, synaptic_op_pj=6.0)
+    profile = replace(profile, timing={"priced": priced}, default_timing="priced")
+    report = step_times(net, inputs, result, fit, profile, dynamic_joules=1e-6)
+    expected = float(events @ np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])) / 5 * 1e-12
+    assert report.dynamic_energy_joules_per_sample == pytest.approx(expected)
+    assert "priced" in report.dynamic_energy_source
+
 
 def test_barrier_tables_and_a_basis_a_profile_lacks() -> None:
-    step = TimingConstants(source="s", neuron_ns=1, synaptic_op_ns=1, cores_per_tile=4,
+    step = EventCosts(source="s", neuron_ns=1, synaptic_op_ns=1, cores_per_tile=4,
                            barrier_ns={1: 600.0, 2: 1000.0, 4: 1400.0, 29: 1800.0})
     assert [step.barrier(n) for n in (1, 3, 28, 29, 40)] == [600, 1000, 1400, 1800, 1800]
     linear = replace(step, barrier_ns={1: 113.0, 32: 465.0}, barrier_interpolation="linear")

@@ -245,6 +245,7 @@ def timing_lines(timing: dict[str, Any]) -> list[str]:
              f"total {_uj(timing['energy_joules_per_sample'])}; energy-delay product "
              + ("unknown" if timing["energy_delay_product_js"] is None
                 else f"{timing['energy_delay_product_js']:.3g} J s"),
+             f"  dynamic energy from {timing['dynamic_energy_source']}",
              f"  basis: {timing['source']}"]
     for ly in timing["layers"]:
         lines.append(f"  {ly['name']}: {ly['cores']} core(s), busiest core {ly['busiest_core']}"

@@ -2,7 +2,7 @@
 
 The model is SANA-FE's simple scheduler, the max-affine form Timcheck et al. (arXiv
 2601.10035) fit for Loihi 2, with constants from the profile's timing basis
-(:class:`~randhet.hardware.TimingConstants`). Per core and time step:
+(:class:`~randhet.hardware.EventCosts`). Per core and time step:
 
 * neuron side: ``neurons * neuron_ns + active * neuron_active_extra_ns + spikes *
   spike_out_ns + messages_out * message_out_ns`` (a spike sends one message per core it
@@ -32,7 +32,7 @@ import torch
 from randhet.deploy.fit import FitReport, LayerFit
 from randhet.deploy.result import RunResult
 from randhet.deploy.synapses import output_padding
-from randhet.hardware import HardwareProfile, TimingConstants
+from randhet.hardware import EventCosts, HardwareProfile
 from randhet.network import ExportedLayer, ExportedNetwork
 from randhet.spec import ConvSpec, DenseSpec
 
@@ -54,6 +54,7 @@ class LayerTiming:
     neuron_side_s: float  # the busiest core's sides, mean per step
     message_side_s: float
     static_energy_joules: float  # the layer's share of static energy (its cores), per sample
+    dynamic_energy_joules: float | None  # its events at the basis's energies (None: none)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class TimingReport:
     chips: int
     static_energy_joules_per_sample: float | None
     dynamic_energy_joules_per_sample: float
+    dynamic_energy_source: str  # the basis's event energies, or the profile's [energy] table
     energy_joules_per_sample: float | None
     energy_delay_product_js: float | None  # energy x latency
     layers: tuple[LayerTiming, ...]
@@ -147,15 +149,35 @@ def _reach(layer: ExportedLayer, fit: LayerFit) -> np.ndarray:
     return (back.reshape(cores, -1) > 0.5).T.numpy()
 
 
+# the events of the model: (name, side, its time and energy fields in EventCosts)
+EVENTS = (("neuron updates", "neurons", "neuron_ns", "neuron_pj"),
+          ("active neuron updates", "neurons", "neuron_active_extra_ns",
+           "neuron_active_extra_pj"),
+          ("spikes out", "neurons", "spike_out_ns", "spike_out_pj"),
+          ("messages out", "neurons", "message_out_ns", "message_out_pj"),
+          ("messages in", "messages", "message_in_ns", "message_in_pj"),
+          ("synaptic ops", "messages", "synaptic_op_ns", "synaptic_op_pj"))
+
+
 @dataclass(frozen=True)
 class _Sides:
     neuron: np.ndarray  # [S, cores, T] seconds
     message: np.ndarray
-    terms: dict[str, np.ndarray]  # name -> [S, cores, T] seconds
+    terms: dict[str, np.ndarray]  # event -> [S, cores, T] seconds
+    joules: float | None  # the layer's events at the basis's energies, per sample
+
+
+def _cost(tc: EventCosts, field: str, conv: bool) -> float | None:
+    """The basis's cost of one event (a conv layer's synapses at their own cost, if given)."""
+    if conv and field in ("synaptic_op_ns", "synaptic_op_pj"):
+        own = getattr(tc, f"conv_{field}")
+        if own is not None:
+            return own
+    return getattr(tc, field)
 
 
 def _layer_sides(k: int, net: ExportedNetwork, fits: tuple[LayerFit, ...], inputs: np.ndarray,
-                 result: RunResult, tc: TimingConstants) -> _Sides:
+                 result: RunResult, tc: EventCosts) -> _Sides:
     layer, fit = net.layers[k], fits[k]
     p = int(fit.neurons_per_core or layer.neurons)
     order = fit.order
@@ -179,20 +201,19 @@ def _layer_sides(k: int, net: ExportedNetwork, fits: tuple[LayerFit, ...], input
         messages_in = np.einsum("sit,ic->sct", flat_in, reach_in)
     else:
         syn = messages_in = np.zeros_like(spikes)
-    syn_ns = (tc.conv_synaptic_op_ns if isinstance(layer.spec, ConvSpec)
-              and tc.conv_synaptic_op_ns is not None else tc.synaptic_op_ns)
-    terms = {
-        "neuron updates": neurons * tc.neuron_ns * NS + 0 * spikes,
-        "active neuron updates": neurons * share * (tc.neuron_active_extra_ns or 0) * NS
-        + 0 * spikes,
-        "spikes out": spikes * (tc.spike_out_ns or 0) * NS,
-        "messages out": messages_out * (tc.message_out_ns or 0) * NS,
-        "messages in": messages_in * (tc.message_in_ns or 0) * NS,
-        "synaptic ops": syn * syn_ns * NS,
-    }
-    neuron = sum(terms[key] for key in list(terms)[:4])
-    message = terms["messages in"] + terms["synaptic ops"]
-    return _Sides(neuron, message, terms)
+    zero = np.zeros_like(spikes)
+    counts = dict(zip((e[0] for e in EVENTS),
+                      (neurons + zero, neurons * share + zero, spikes, messages_out, messages_in,
+                       syn), strict=True))  # [S, cores, T] events
+    conv = isinstance(layer.spec, ConvSpec)
+    terms = {name: counts[name] * (_cost(tc, ns, conv) or 0) * NS for name, _, ns, _ in EVENTS}
+    neuron = sum(terms[name] for name, side, _, _ in EVENTS if side == "neurons")
+    message = sum(terms[name] for name, side, _, _ in EVENTS if side == "messages")
+    joules = None
+    if tc.synaptic_op_pj is not None:  # a basis with energies
+        joules = sum(float(counts[name].sum(axis=(1, 2)).mean()) * (_cost(tc, pj, conv) or 0)
+                     for name, _, _, pj in EVENTS) * 1e-12
+    return _Sides(neuron, message, terms, joules)
 
 
 def _placement(fit: FitReport) -> tuple[tuple[LayerFit, ...], int, int, str] | None:
@@ -213,7 +234,8 @@ def step_times(net: ExportedNetwork, inputs: np.ndarray, result: RunResult, fit:
                profile: HardwareProfile, dynamic_joules: float,
                basis: str | None = None) -> TimingReport | None:
     """The timing model on ``fit``'s placement (None: the profile has no timing basis or the
-    network does not fit)."""
+    network does not fit). The dynamic energy is the basis's own where it prices its events,
+    else ``dynamic_joules`` (the profile's ``[energy]`` estimate)."""
     chosen = profile.timing_basis(basis)
     placed = _placement(fit)
     if chosen is None or placed is None:
@@ -232,28 +254,35 @@ def step_times(net: ExportedNetwork, inputs: np.ndarray, result: RunResult, fit:
     latency = depth * mean_step
     static_w = profile.energy.static_power_w_per_chip
     static = None if static_w is None else static_w * chips * steps * mean_step
+    own = [sd.joules for sd in sides]
+    if all(j is not None for j in own):  # the basis prices the same events it times
+        dynamic_joules = float(sum(j for j in own if j is not None))
+        dynamic_source = f"this basis's event energies ({name})"
+    else:
+        dynamic_source = f"the profile's [energy] table ({profile.energy.energy_basis})"
     total = None if static is None else static + dynamic_joules
     layers = []
     for fl, sd in zip(placed_layers, sides, strict=True):
         neuron, message = sd.neuron.mean(axis=(0, 2)), sd.message.mean(axis=(0, 2))
         busiest = int(np.maximum(neuron, message).argmax())
         side = "neurons" if neuron[busiest] >= message[busiest] else "messages"
-        keys = list(sd.terms)[:4] if side == "neurons" else list(sd.terms)[4:]
+        keys = [e[0] for e in EVENTS if e[1] == side]
         dominant = max(keys, key=lambda key: float(sd.terms[key][:, busiest].mean()))
         layer_static = None if static is None else static * (fl.cores or 0) / max(cores, 1)
         layers.append(LayerTiming(fl.name, int(fl.cores or 0), busiest,
                                   float(max(neuron[busiest], message[busiest])), side,
                                   dominant, float(neuron[busiest]), float(message[busiest]),
-                                  float(layer_static or 0.0)))
+                                  float(layer_static or 0.0), sd.joules))
     bounding = int(np.bincount(slowest.argmax(axis=0).reshape(-1)).argmax())
-    missing = tuple(k for k in ("neuron_active_extra_ns", "spike_out_ns", "message_out_ns",
-                                "message_in_ns") if getattr(tc, k) is None)
+    missing = tuple(f for _, _, ns, pj in EVENTS for f in (ns, pj)
+                    if getattr(tc, f) is None and (f.endswith("_ns") or tc.synaptic_op_pj))
     return TimingReport(
         basis=name, source=tc.source, placement=placement, time_per_step_s=mean_step,
         slowest_step_s=float(step.max()), barrier_s=barrier,
         bounding_layer=fit.layers[bounding].name, latency_s_per_sample=latency,
         pipeline_steps=depth, throughput_samples_per_s=1.0 / (steps * mean_step),
         static_power_w=static_w, chips=chips, static_energy_joules_per_sample=static,
-        dynamic_energy_joules_per_sample=dynamic_joules, energy_joules_per_sample=total,
+        dynamic_energy_joules_per_sample=dynamic_joules, dynamic_energy_source=dynamic_source,
+        energy_joules_per_sample=total,
         energy_delay_product_js=None if total is None else total * latency,
         layers=tuple(layers), terms_not_in_basis=missing)
