@@ -162,3 +162,16 @@ def test_the_checks_catch_what_they_forbid() -> None:
     assert imported("randhet.deploy.pipeline",
                     ast.parse("from randhet.attack import protocol").body[0]) == [
         "randhet.attack.protocol"]
+
+
+def test_the_package_never_imports_gpl_sanafe() -> None:
+    """SANA-FE is GPL-3.0: tests and benchmarks may use it, the package never imports it."""
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] == "sanafe" for n in names), module

@@ -89,7 +89,7 @@ class TimingReport:
         return asdict(self)
 
 
-def _flat(x: np.ndarray, shape: tuple[int, ...], order: str | None) -> np.ndarray:
+def in_cut_order(x: np.ndarray, shape: tuple[int, ...], order: str | None) -> np.ndarray:
     """[S, *shape, T] -> [S, N, T] with the neurons in the cut's order."""
     s, t = x.shape[0], x.shape[-1]
     if order in ("HWC", "WHC") and len(shape) == 3:
@@ -136,7 +136,7 @@ def _reach(layer: ExportedLayer, fit: LayerFit) -> np.ndarray:
     ls = layer.spec
     assert isinstance(ls, ConvSpec)
     owner = np.arange(layer.neurons)  # position in cut order -> core
-    flat = _flat(owner.reshape(1, *ls.out_shape, 1).astype(np.int64), ls.out_shape,
+    flat = in_cut_order(owner.reshape(1, *ls.out_shape, 1).astype(np.int64), ls.out_shape,
                  fit.order)[0, :, 0]
     core_of = np.empty(layer.neurons, dtype=np.int64)
     core_of[flat] = np.arange(layer.neurons) // p
@@ -183,19 +183,19 @@ def _layer_sides(k: int, net: ExportedNetwork, fits: tuple[LayerFit, ...], input
     order = fit.order
     raster = result.rasters[k].astype(np.float32)
     s, steps = raster.shape[0], raster.shape[-1]
-    spikes = _per_core(_flat(raster, layer.shape, order), p)
+    spikes = _per_core(in_cut_order(raster, layer.shape, order), p)
     neurons = _per_core(np.ones((1, layer.neurons, 1), dtype=np.float32), p)  # [1, C, 1]
     share = (np.asarray(result.active_steps[k], dtype=np.float64)
              / (layer.neurons * steps)).reshape(s, 1, 1)
     if k + 1 < len(net.layers):  # messages: one per (spike, core reached in the next layer)
         reach = _reach(net.layers[k + 1], fits[k + 1])
         per_neuron = reach.sum(axis=1).astype(np.float32).reshape(1, *layer.shape, 1)
-        messages_out = _per_core(_flat(raster * per_neuron, layer.shape, order), p)
+        messages_out = _per_core(in_cut_order(raster * per_neuron, layer.shape, order), p)
     else:
         messages_out = np.zeros_like(spikes)
     source = inputs if k == 0 else result.rasters[k - 1]
     if layer.weight.size:  # netx's input layer has no synapses and receives no messages
-        syn = _per_core(_flat(_synops(layer, source), layer.shape, order), p)
+        syn = _per_core(in_cut_order(_synops(layer, source), layer.shape, order), p)
         reach_in = _reach(layer, fit).astype(np.float32)
         flat_in = (source != 0).reshape(s, -1, steps).astype(np.float32)
         messages_in = np.einsum("sit,ic->sct", flat_in, reach_in)
