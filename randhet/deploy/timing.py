@@ -216,7 +216,7 @@ def _layer_sides(k: int, net: ExportedNetwork, fits: tuple[LayerFit, ...], input
     return _Sides(neuron, message, terms, joules)
 
 
-def _placement(fit: FitReport) -> tuple[tuple[LayerFit, ...], int, int, str] | None:
+def timed_placement(fit: FitReport) -> tuple[tuple[LayerFit, ...], int, int, str] | None:
     """The layers, cores and chips the times are for: the fit's, or where only decay profiles
     keep a layer off its cores, the cut that respects them (None: it cannot be placed)."""
     if fit.fits:
@@ -237,7 +237,7 @@ def step_times(net: ExportedNetwork, inputs: np.ndarray, result: RunResult, fit:
     network does not fit). The dynamic energy is the basis's own where it prices its events,
     else ``dynamic_joules`` (the profile's ``[energy]`` estimate)."""
     chosen = profile.timing_basis(basis)
-    placed = _placement(fit)
+    placed = timed_placement(fit)
     if chosen is None or placed is None:
         return None
     name, tc = chosen
