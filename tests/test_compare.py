@@ -126,7 +126,9 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
                                      or k not in ("neuron.granularity", "neuron.profiles")}
         assert isinstance(seed["all_flags_ok"], bool) and seed["flags_ok"]
         fit = r["fit"]
-        assert fit["profile"] == "loihi1" and isinstance(fit["fits"], bool)
+        # the deployment's own fit, on the config's deploy profile
+        assert fit["profile"] == result["fit_profile"] == "loihi2"
+        assert isinstance(fit["fits"], bool)
         assert fit["cores"]["mean"] >= 2 and fit["chips"]["mean"] >= 1
         writes = fit["redraw_writes_per_sample"]["mean"]
         assert writes == 0 if r["cell"]["neuron.sigma"] == 0 else writes > 0
@@ -142,7 +144,7 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     assert len(body) == 4  # header and one row per network: the shared control shown once
     assert "| 0† | any |" in body[1]
     assert "Δ clean" in body[0] and "robust @ 0.2 (Δ)" in body[0] and "robust AUC" in body[0]
-    assert "control" in body[1] and "loihi1 cores / chips" in body[0]
+    assert "control" in body[1] and "loihi2 cores / chips" in body[0]
     assert "emulator target" in table and "trained once and shared" in table
     assert (out / "compare.png").stat().st_size > 0
 

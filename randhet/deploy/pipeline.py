@@ -29,11 +29,11 @@ from randhet.config import BACKENDS, DEPLOY_DEFAULTS, PROFILE_SAMPLES
 from randhet.data import load_dataset
 from randhet.decays import DecayDraw, deployment_draws
 from randhet.deploy.emulator import emulate
-from randhet.deploy.fit import UNKNOWN, check_fit
+from randhet.deploy.fit import UNKNOWN, FitReport, check_fit
 from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
 from randhet.deploy.result import RunResult
-from randhet.deploy.timing import step_times
+from randhet.deploy.timing import TimingReport, step_times
 from randhet.deploy.workload import stock_workload
 from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
@@ -140,7 +140,13 @@ def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
     return ok
 
 
-def deploy(
+def deploy(network_path: str | Path, **options: Any) -> dict[str, Any]:
+    """:func:`deploy_measured` (same keyword arguments), its report only: what
+    ``deploy.json`` holds."""
+    return deploy_measured(network_path, **options).report
+
+
+def deploy_measured(
     network_path: str | Path,
     *,
     backend: str = DEPLOY_DEFAULTS["backend"],
@@ -151,10 +157,11 @@ def deploy(
     progress: bool = True,
     inputs: str | Path | None = None,
     timing: str | None = None,
-) -> dict[str, Any]:
-    """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``. A
-    stock netx file runs ``inputs`` (.npy) or a synthetic workload; its ``lava`` backend is
-    lava-dl's own netx network (:mod:`randhet.deploy.lava_netx`)."""
+) -> Measured:
+    """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``; the
+    report and its typed fit and timing. A stock netx file runs ``inputs`` (.npy) or a
+    synthetic workload; its ``lava`` backend is lava-dl's own netx network
+    (:mod:`randhet.deploy.lava_netx`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     if backend != "emulator":
@@ -290,9 +297,18 @@ def _applied(prep: Prepared) -> str:
     return "Lava's CPU semantics: the profile does not know the chip's datapath"
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A deployment's or profile's report (written as JSON) and the typed results it holds."""
+
+    report: dict[str, Any]
+    fit: FitReport  # on the deployment's profile, with its decay draws
+    timing: TimingReport | None
+
+
 def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result: RunResult,
               wall: float, path: Path, plot: Any,
-              events: list[dict[str, int]] | None) -> dict[str, Any]:
+              events: list[dict[str, int]] | None) -> Measured:
     """Add the measurements, chip events, resource fit, timing and versions; write the JSON and
     its plot (raster of the first sample beside it, same name with .png)."""
     report.update(measure(prep.net, inputs, result, prep.profile))
@@ -311,7 +327,7 @@ def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result
     if dist.world().main:
         write_json(path, report)
         plot(report, [r[0] for r in result.rasters], path.with_suffix(".png"))
-    return report
+    return Measured(report, fit, timing)
 
 
 def run_profile(
@@ -355,4 +371,4 @@ def run_profile(
         "profile_description": prep.profile.description,
     }
     return _complete(report, prep, prep.inputs, result, wall, out / "profile.json",
-                     plot_profile, result.events)
+                     plot_profile, result.events).report

@@ -10,11 +10,12 @@ nothing at sigma = 0 (no draw), so sigma = 0 cells that differ in ``neuron.granu
 alone are one network: it is trained once and shared.
 
 For every (cell, seed): train, export, deploy on the emulator (clean accuracy, sparsity,
-dynamic energy per sample), fit on the Loihi 1 profile with the deployed draws (cores, chips,
-decay-profile redraw traffic), then the robustness protocol. Each (cell, seed) writes
-``cell.json`` in its own run folder when done; a rerun with the same ``out_dir`` reuses it (and
-an interrupted training resumes from its checkpoint), and refuses a folder computed with a
-different config. The table reports mean and std over seeds, whichever way the numbers fall.
+dynamic energy per sample; its resource fit on the config's deploy profile with the deployed
+draws: cores, chips, decay-profile redraw traffic), then the robustness protocol. Each (cell,
+seed) writes ``cell.json`` in its own run folder when done; a rerun with the same ``out_dir``
+reuses it (and an interrupted training resumes from its checkpoint), and refuses a folder
+computed with a different config. The table reports mean and std over seeds, whichever way
+the numbers fall.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ from tqdm.auto import tqdm
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
-from randhet.decays import deployment_draws
-from randhet.deploy.fit import check_fit
-from randhet.deploy.pipeline import deploy
+from randhet.deploy.fit import FitReport
+from randhet.deploy.pipeline import deploy_measured
 from randhet.errors import ConfigError, UserError
 from randhet.export import export_run
-from randhet.hardware import load_profile
 from randhet.io import write_json, write_text
-from randhet.network import read_network
 from randhet.plots import plot_compare
 from randhet.train.checkpoint import CHECKPOINT, check_resume_config
 from randhet.train.trainer import train
@@ -47,8 +45,6 @@ from randhet.train.trainer import train
 SIGMA = "neuron.sigma"
 GRANULARITY = "neuron.granularity"
 PROFILES = "neuron.profiles"  # decay profiles per layer of granularity "profile"
-FIT_PROFILE = "loihi1"  # the hardware profile every cell's resource fit is measured on
-FIT_SAMPLES = 64  # at most this many deployed draws (deploy.samples) the fit counts over
 CELL_FILE = "cell.json"
 
 Grid = list[tuple[str, list[Any]]]
@@ -241,20 +237,17 @@ def score_target(protocol: ProtocolConfig) -> str:
     return "emulator" if "emulator" in protocol.targets else "torch"
 
 
-def _fit(run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The network on the Loihi 1 profile with its deployed draws: fits, cores, chips (when it
-    does not fit: the decay-profile-limited placement, if that one fits), redraw writes."""
-    net = read_network(run / "network.net")
-    samples = min(cfg["deploy"]["samples"] or FIT_SAMPLES, FIT_SAMPLES)
-    report = check_fit(net, load_profile(FIT_PROFILE),
-                       deployment_draws(net, samples, cfg["deploy"]["seed"]))
+def _fit(report: FitReport, samples: int) -> dict[str, Any]:
+    """The deployment's own fit (its profile, its ``samples`` decay draws): fits, cores, chips
+    (when it does not fit: the decay-profile-limited placement, if that one fits), redraw
+    writes."""
     cores, chips, note = report.total_cores, report.chips, None
     if not report.fits:
         cut = report.profile_limited
         cores, chips = (cut["cores"], cut["chips"]) if cut else (None, None)
         note = "profile-limited" if cut else "does not fit"
     redraw = report.redraw()
-    return {"profile": FIT_PROFILE, "fits": report.fits, "cores": cores, "chips": chips,
+    return {"profile": report.profile, "fits": report.fits, "cores": cores, "chips": chips,
             "note": note, "draw_samples": samples,
             "redraw_writes_per_sample": redraw["register_writes_per_sample"] if redraw else None,
             "summary": report.summary()}
@@ -272,8 +265,10 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
             raise UserError(f"{exc}; use another --out") from None
     metrics = train(cfg, run, progress=progress, resume=resume)
     export_run(run)
-    dep = deploy(run / "network.net", backend="emulator", samples=0,
-                 profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
+    measured = deploy_measured(run / "network.net", backend="emulator", samples=0,
+                               profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"],
+                               progress=False)
+    dep = measured.report
     rob = attack_run(run, protocol, progress=progress)
     target = score_target(protocol)
     eps = list(protocol.eps)
@@ -294,7 +289,7 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
         "attacks": list(rob.members),
         "flags_ok": {f.name: f.ok for f in rob.flags},
         "all_flags_ok": rob.flags_ok,
-        "fit": _fit(run, cfg),
+        "fit": _fit(measured.fit, dep["samples"]),
     }
 
 
@@ -349,7 +344,7 @@ def _row(c: Cell, control: Cell, eps: list[float]) -> dict[str, Any]:
                                 for i, e in enumerate(eps)],
         "activation_sparsity": stat("activation_sparsity"),
         "energy_joules_per_sample": stat("energy_joules_per_sample"),
-        "fit": {"profile": FIT_PROFILE, "fits": all(f["fits"] for f in fit),
+        "fit": {"profile": fit[0]["profile"], "fits": all(f["fits"] for f in fit),
                 "fits_per_seed": [f["fits"] for f in fit],
                 "cores": seed_stats([f["cores"] for f in fit]),
                 "chips": seed_stats([f["chips"] for f in fit]),
@@ -378,9 +373,10 @@ DEFINITIONS = {
     "activation_sparsity": "1 - mean spike rate of the deployed network's layers (emulator)",
     "energy_joules_per_sample": "dynamic energy per sample, the deploy profile's lower-bound "
                                 "proxy estimate",
-    "fit": f"resource fit on the {FIT_PROFILE} profile with the deployed decay draws: cores and "
-           "chips where it fits; where the decay profiles per core are over the limit, the "
-           "cores and chips once every core meets it ('profile-limited'); redraw writes: "
+    "fit": "the deployment's resource fit, on its profile (deploy.profile) with its decay "
+           "draws: cores and chips where it fits; where the decay profiles per core are over "
+           "the limit, the cores and chips once every core meets it ('profile-limited'); "
+           "redraw writes: "
            "decay-register writes per sample to redraw the profiles (0: no redraw)",
 }
 
@@ -429,7 +425,7 @@ def compare(
         "seeds": list(seeds),
         "protocol": protocol.to_dict(),
         "target": score_target(protocol),
-        "fit_profile": FIT_PROFILE,
+        "fit_profile": base_cfg["deploy"]["profile"],
         "definitions": DEFINITIONS,
         "rows": [_row(c, cells[c.control], eps) for c in cells],
         "trainings": len(trainings),
