@@ -1,9 +1,10 @@
 """Hardware profiles (``hardware_profiles/*.toml``) and per-sample energy estimates.
 
-A profile holds a chip's bit widths, per-core limits and per-operation energies, each with a
-cited source. :func:`estimate_energy` turns per-sample operation counts into joules. It counts
-dynamic energy only: static power is excluded, because randhet runs the network in a simulator
-whose wall-clock time says nothing about how long the chip would take.
+A profile holds a chip's bit widths, per-core limits, per-operation energies, the compiler's
+placement rules and per-event times (``[timing]``), each with a cited source.
+:func:`estimate_energy` turns per-sample operation counts into dynamic joules; static energy
+needs the chip's time, which :mod:`randhet.deploy.timing` models from the ``[timing]`` bases (the
+simulator's wall-clock time says nothing about it).
 """
 
 from __future__ import annotations
@@ -497,9 +498,9 @@ def estimate_energy(
     ``synops``: effective synaptic operations (nonzero input x nonzero weight);
     ``neuron_updates``: all neuron-timestep updates, of which ``active_neuron_updates`` were
     active (the rest are charged as inactive); ``spikes``: spikes sent, each charged one
-    within-tile delivery (routing hops are not counted). Static power is excluded: the simulator's
-    wall-clock time says nothing about chip time. With per-operation minima the result is a
-    lower-bound proxy, as ``basis`` says.
+    within-tile delivery (routing hops are not counted). Static power is not here: it needs the
+    modelled chip time (:mod:`randhet.deploy.timing`). With per-operation minima the result is
+    a lower-bound proxy, as ``basis`` says.
     """
     synops = _count("synops", synops)
     neuron_updates = _count("neuron_updates", neuron_updates)
