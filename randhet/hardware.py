@@ -112,12 +112,17 @@ class Placement:
     tiles of all its channels and rows and a power-of-two number of columns, the widest with
     fewer neurons than this. ``synaptic_memory_words_per_core``: a dense layer's core holds one
     row per input axon of ``ceil(neurons / dense_synapses_per_word)`` words, at most this many
-    words in all (the block of neurons per core is the largest that fits)."""
+    words in all (the block of neurons per core is the largest that fits).
+    ``fan_in_axons_seen`` / ``axon_map_entries_seen``: the most input axons (AxonIn) and output
+    axon-map entries (AxonMap) the compiler was seen to give one core; lower bounds on limits
+    nobody has published, so a dense layer with more inputs is reported as unknown, not refused."""
 
     source: str = field(metadata={})
     spatial_tile_neurons_below: int | None = field(default=None, metadata=_min(2))
     synaptic_memory_words_per_core: int | None = field(default=None, metadata=_min(1))
     dense_synapses_per_word: int | None = field(default=None, metadata=_min(1))
+    fan_in_axons_seen: int | None = field(default=None, metadata=_min(1))
+    axon_map_entries_seen: int | None = field(default=None, metadata=_min(1))
 
 
 @dataclass(frozen=True)

@@ -150,17 +150,19 @@ def network_from_tokens(
 
 def layer_token(layer: LayerSpec) -> str:
     """The canonical token of a layer (defaults left out): ``dense:10``, ``pool:2``,
-    ``conv:16:k5``, ``flex:4:dynamic``, ``flatten``."""
+    ``conv:16:k5``, ``flex:4:dynamic``, ``flatten``; a stock file's depthwise conv that is no
+    ``pool:K`` is named ``depthwise:k3`` (with its stride), a name only."""
     if isinstance(layer, FlattenSpec):
         return "flatten"
     if isinstance(layer, DenseSpec):
         return f"dense:{layer.out_features}"
     if isinstance(layer, ConvSpec):
-        if layer.pool:
-            return f"pool:{layer.kernel}"
-        parts = [f"conv:{layer.out_channels}"]
-        parts += [f"k{layer.kernel}"] if layer.kernel != 3 else []
         sh, sw = layer.strides
+        if layer.pool and (sh, sw) == (layer.kernel,) * 2 and layer.paddings == (0, 0):
+            return f"pool:{layer.kernel}"
+        # a depthwise conv of another shape (stock netx files only): named, never parsed back
+        parts = [f"depthwise:k{layer.kernel}" if layer.pool else f"conv:{layer.out_channels}"]
+        parts += [f"k{layer.kernel}"] if layer.kernel != 3 and not layer.pool else []
         parts += [] if (sh, sw) == (1, 1) else [f"s{sh}"] if sh == sw else [f"s{sh}x{sw}"]
         return ":".join(parts)
     if isinstance(layer, InputSpec):

@@ -126,7 +126,9 @@ class ConvSpec:
 
     Shapes are (channels, height, width). A pooling layer is a ``ConvSpec`` with
     ``pool = True``: a depthwise KxK convolution with stride K and fixed equal weights
-    ``pool_weight`` (sum pooling), which netx and Lava carry as an ordinary convolution.
+    ``pool_weight`` (sum pooling), which netx and Lava carry as an ordinary convolution. A
+    stock netx file's depthwise conv (groups = channels) is read as ``pool = True`` too, with
+    its own stride, padding and weights.
     """
 
     in_shape: tuple[int, int, int]

@@ -4,10 +4,13 @@ What lava-dl's ``netx.hdf5.Network`` builds from ``layer/<i>`` groups, for the l
 neurons randhet runs: CUBA-LIF neurons (netx type ``LOIHI`` or ``CUBA``: ``iDecay``, ``vDecay``,
 ``vThMant``, ``wgtExp``; ``refDelay`` is read by nothing in netx's LIF either), ``input`` (the
 bias-driven input layer, with its ``weight``/``bias`` transform), ``dense``, ``conv`` (square
-kernel, stride and padding per axis, no dilation) and ``flatten``; per-neuron or per-channel
-``bias``. Shapes in the file are (C, H, W) (netx reverses them to W, H, C) and conv weights are
-[out, in, kH, kW], torch's layout, as randhet's own files. Anything else (sigma-delta or
-resonate-and-fire neurons, pooling, transposed convolutions, synaptic delays, dilation) is a
+kernel, stride and padding per axis, no dilation; groups 1 or depthwise), ``pool`` (what
+lava-dl's ``slayer.block.cuba.Pool`` writes: one weight for every tap of a KxK window, each
+channel pooled on its own; lava-dl's netx itself raises ``NotImplementedError`` on it, so it
+runs on the emulator only) and ``flatten``; per-neuron or per-channel ``bias``. Shapes in the
+file are (C, H, W) (netx reverses them to W, H, C) and conv weights are [out, in / groups, kH,
+kW], torch's layout, as randhet's own files. Anything else (sigma-delta or resonate-and-fire
+neurons, transposed convolutions, unpooling, synaptic delays, dilation) is a
 :class:`~randhet.errors.NetworkFileError` naming the layer. The network runs with sigma = 0:
 every neuron keeps its layer's decays; ``simulation/tSample`` (16 when absent) sets T.
 """
@@ -106,6 +109,37 @@ def _refuse_extras(p: Path, i: int, g: h5py.Group) -> None:
         raise NetworkFileError(f"{p}: layer {i} is a dilated conv; randhet runs none")
 
 
+def _spatial(p: Path, i: int, g: h5py.Group, kind: str, shape: tuple[int, ...] | None
+             ) -> tuple[ConvSpec, np.ndarray]:
+    """A ``conv`` or ``pool`` layer's spec and integer weights [out, in / groups, K, K]."""
+    if shape is None or len(shape) != 3:
+        raise NetworkFileError(f"{p}: layer {i} is a {kind} with no (C, H, W) input before it")
+    channels = shape[0]
+    kh, kw = _pair(g, "kernelSize", 3)
+    if kh != kw:
+        raise NetworkFileError(f"{p}: layer {i} has a {kh}x{kw} kernel; randhet runs "
+                               "square kernels")
+    w = _value(g, "weight").astype(np.float64)
+    if kind == "pool":  # slayer's Pool: stride defaults to the kernel, one weight per tap
+        if w.size == 0 or not (w == w.reshape(-1)[0]).all():
+            raise NetworkFileError(f"{p}: layer {i} is a pool with unequal weights")
+        spec = ConvSpec(tuple(shape), channels, kh, _pair(g, "stride", kh),
+                        _pair(g, "padding", 0), pool=True, pool_weight=float(w.reshape(-1)[0]))
+        if "shape" in g and tuple(int(n) for n in _value(g, "shape").reshape(-1)) != spec.out_shape:
+            raise NetworkFileError(f"{p}: layer {i} pools a size its window does not tile "
+                                   "(slayer pads the end with zeros); randhet runs none")
+        taps = np.full((channels, 1, kh, kw), w.reshape(-1)[0])
+        return spec, _integers(p, i, "weights", taps)
+    out, groups = _int(g, "outChannels"), _int(g, "groups", 1)
+    depthwise = groups == channels == out and groups > 1
+    if groups != 1 and not depthwise:
+        raise NetworkFileError(f"{p}: layer {i} is a conv with {groups} groups; randhet runs "
+                               "groups = 1 or depthwise (groups = channels in = out)")
+    spec = ConvSpec(tuple(shape), out, kh, _pair(g, "stride", 1), _pair(g, "padding", 0),
+                    pool=depthwise)
+    return spec, _integers(p, i, "weights", w.reshape(out, channels // groups, kh, kw))
+
+
 def _layer(p: Path, i: int, g: h5py.Group, shape: tuple[int, ...] | None
            ) -> tuple[LayerSpec, ExportedLayer | None]:
     kind = _text(g, "type")
@@ -113,9 +147,9 @@ def _layer(p: Path, i: int, g: h5py.Group, shape: tuple[int, ...] | None
         if shape is None:
             raise NetworkFileError(f"{p}: layer {i} flattens an unknown shape")
         return FlattenSpec(tuple(shape)), None
-    if kind not in ("input", "dense", "conv"):
+    if kind not in ("input", "dense", "conv", "pool"):
         raise NetworkFileError(f"{p}: layer {i} is a {kind!r} layer; randhet runs input, dense, "
-                               "conv and flatten layers")
+                               "conv, pool and flatten layers")
     _refuse_extras(p, i, g)
     du, dv, vth, wexp = _neuron(p, i, g)
     spec: LayerSpec
@@ -131,18 +165,7 @@ def _layer(p: Path, i: int, g: h5py.Group, shape: tuple[int, ...] | None
         weight = _integers(p, i, "weights", w)
         bias = _bias(p, i, g, spec.out_shape)
     else:
-        if shape is None or len(shape) != 3:
-            raise NetworkFileError(f"{p}: layer {i} is a conv with no (C, H, W) input before it")
-        kh, kw = _pair(g, "kernelSize", 3)
-        if kh != kw:
-            raise NetworkFileError(f"{p}: layer {i} has a {kh}x{kw} kernel; randhet runs "
-                                   "square kernels")
-        if _int(g, "groups", 1) != 1:
-            raise NetworkFileError(f"{p}: layer {i} is a grouped conv; randhet runs groups = 1")
-        spec = ConvSpec(tuple(shape), _int(g, "outChannels"), kh, _pair(g, "stride", 1),
-                        _pair(g, "padding", 0))
-        w = _value(g, "weight").astype(np.float64)
-        weight = _integers(p, i, "weights", w.reshape(spec.out_channels, shape[0], kh, kw))
+        spec, weight = _spatial(p, i, g, kind, shape)
         bias = _bias(p, i, g, spec.out_shape)
     if weight.size and (weight.min() < -256 or weight.max() > 255):
         raise NetworkFileError(f"{p}: layer {i} weights exceed 8 bits")

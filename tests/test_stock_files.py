@@ -15,7 +15,9 @@ from randhet.cli import main
 from randhet.decays import deployment_draws
 from randhet.deploy.emulator import emulate
 from randhet.deploy.workload import stock_workload
+from randhet.deployed import ExportedLayer
 from randhet.errors import NetworkFileError
+from randhet.layer_tokens import layer_names
 from randhet.network import read_network
 from randhet.spec import ConvSpec, DenseSpec, FlattenSpec, InputSpec
 
@@ -66,6 +68,40 @@ def write_stock(path: Path, seed: int = 0, neuron_type: bytes = b"LOIHI") -> Pat
     return path
 
 
+def write_pooled(path: Path, pool_as_conv: bool) -> Path:
+    """A bias-driven input layer (2, 8, 8), a 2x2 sum pool of weight 12 (slayer's ``Pool``
+    block as it writes it, or the same pool as a depthwise ``conv``, which netx builds), a 3x3
+    depthwise conv with its own weights per channel, flatten and a dense output, T = 10."""
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layer")
+        g = layers.create_group("0")
+        _data(g, type=[b"input"], shape=[2, 8, 8], weight=40.0, bias=30.0)
+        _neuron(g)
+        g = layers.create_group("1")
+        if pool_as_conv:
+            _data(g, type=[b"conv"], shape=[2, 4, 4], inChannels=2, outChannels=2, groups=2,
+                  weight=np.full((2, 1, 2, 2), 12.0, dtype=np.float32), kernelSize=[2, 2],
+                  stride=[2, 2], padding=[0, 0], dilation=[1, 1])
+        else:
+            _data(g, type=[b"pool"], shape=[2, 4, 4], kernelSize=[2, 2], stride=[2, 2],
+                  padding=[0, 0], dilation=[1, 1],
+                  weight=np.full((1, 1, 2, 2), 12.0, dtype=np.float32))
+        _neuron(g, dv=600, vth=20)
+        g = layers.create_group("2")
+        _data(g, type=[b"conv"], shape=[2, 4, 4], inChannels=2, outChannels=2, groups=2,
+              weight=rng.integers(-10, 31, (2, 1, 3, 3)).astype(np.float32),
+              kernelSize=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[1, 1])
+        _neuron(g, vth=30)
+        _data(layers.create_group("3"), type=[b"flatten"], shape=[1, 1, 32])
+        g = layers.create_group("4")
+        _data(g, type=[b"dense"], shape=[3, 1, 1], inFeatures=32, outFeatures=3,
+              weight=rng.integers(-20, 41, (3, 32)).astype(np.float32))
+        _neuron(g, vth=20)
+        _data(f.create_group("simulation"), Ts=1, tSample=10)
+    return path
+
+
 def test_a_stock_file_reads_as_lava_dl_builds_it(tmp_path: Path) -> None:
     net = read_network(write_stock(tmp_path / "stock.net"))
     assert net.stock and net.has_input_layer and net.data == {}
@@ -98,6 +134,32 @@ def test_the_emulator_equals_lava_dls_netx_network_on_every_layer(tmp_path: Path
                                       deployment_draws(net, 3, seed=0)).rasters[1], ours[1])
 
 
+def test_pool_and_depthwise_layers_run_as_netx_runs_their_conv_form(tmp_path: Path,
+                                                                      capsys) -> None:
+    """netx builds no ``pool`` layer, so the emulator's reading of one is checked against Lava
+    running the same pool written as a depthwise conv; the depthwise conv runs on both."""
+    from randhet.deploy.lava_netx import run_netx_lava
+
+    pooled = read_network(write_pooled(tmp_path / "pool.net", pool_as_conv=False))
+    twin = read_network(write_pooled(tmp_path / "conv.net", pool_as_conv=True))
+    pool, depthwise = pooled.spec.layers[1], pooled.spec.layers[2]
+    assert pool.pool and pool.groups == 2 and pool.out_shape == (2, 4, 4)
+    assert depthwise.pool and depthwise.groups == 2 and depthwise.out_shape == (2, 4, 4)
+    assert np.array_equal(pooled.layers[1].weight, twin.layers[1].weight)
+    work = stock_workload(pooled, None, samples=3, seed=2)
+    ours = emulate(pooled, work.inputs, deployment_draws(pooled, 3, seed=0)).rasters
+    theirs = run_netx_lava(twin, work.inputs).rasters
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert np.array_equal(a, b), f"layer {k}"
+    assert all(r.sum() > 0 for r in ours)
+    assert layer_names(pooled.spec)[1:3] == ["1:pool:2", "2:depthwise:k3"]
+    capsys.readouterr()
+    assert main(["deploy", str(pooled.path), "--backend", "lava", "--samples", "1",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "netx cannot build" in err and "--backend emulator" in err and "\n" not in err
+
+
 def test_profile_and_deploy_of_a_stock_file_from_the_command_line(tmp_path: Path,
                                                                    capsys) -> None:
     path = str(write_stock(tmp_path / "stock.net"))
@@ -128,11 +190,16 @@ def test_profile_and_deploy_of_a_stock_file_from_the_command_line(tmp_path: Path
 def test_a_layer_or_neuron_randhet_cannot_run_is_named(tmp_path: Path) -> None:
     with pytest.raises(NetworkFileError, match="layer 0 has 'SDNN' neurons"):
         read_network(write_stock(tmp_path / "sdnn.net", neuron_type=b"SDNN"))
-    path = write_stock(tmp_path / "pool.net")
+    path = write_stock(tmp_path / "unpool.net")
     with h5py.File(path, "r+") as f:
         del f["layer/2/type"]
-        f["layer/2"].create_dataset("type", data=[b"pool"])
-    with pytest.raises(NetworkFileError, match="layer 2 is a 'pool' layer"):
+        f["layer/2"].create_dataset("type", data=[b"unpool"])
+    with pytest.raises(NetworkFileError, match="layer 2 is a 'unpool' layer"):
+        read_network(path)
+    path = write_pooled(tmp_path / "odd.net", pool_as_conv=False)
+    with h5py.File(path, "r+") as f:
+        f["layer/1/weight"][0, 0, 0, 0] = 11.0
+    with pytest.raises(NetworkFileError, match="layer 1 is a pool with unequal weights"):
         read_network(path)
 
 
@@ -177,6 +244,24 @@ def test_the_compilers_tiling_rules_in_closed_form() -> None:
     assert dense_block(2560, 100, 12000, 4) == 16  # 4 words per row: 10240 <= 12000 words
     assert dense_block(100, 50, 12000, 4) == 50  # the whole layer fits one core
     assert dense_block(20000, 10, 12000, 4) is None  # one neuron's rows do not fit
+
+
+def test_a_fan_in_beyond_what_the_compiler_placed_is_reported_unknown() -> None:
+    from randhet.deploy.placement import compiler_cut
+    from randhet.hardware import load_profile
+
+    rules = load_profile("loihi2").placement
+    assert rules is not None and rules.fan_in_axons_seen == 2560
+
+    def cut(n: int) -> str:
+        layer = ExportedLayer(spec=DenseSpec(n, 4), weight=np.zeros((4, n), dtype=np.int64),
+                              current_decay=0, voltage_decay=0, threshold_mant=1)
+        found = compiler_cut(layer, rules, 8192)
+        assert found is not None and found.neurons_per_core == 4
+        return found.bound_by
+
+    assert "unknown" not in cut(2560)
+    assert "beyond the 2560 the compiler was seen to place" in cut(2561)
 
 
 @pytest.mark.skipif(not PILOTNET.is_file(), reason="../shared/data (lava-dl's PilotNet LIF "

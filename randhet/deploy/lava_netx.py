@@ -43,7 +43,12 @@ def run_netx_lava(net: ExportedNetwork, inputs: np.ndarray,
     if not biased and not np.isin(inputs, (0, 1)).all():
         raise UserError("--backend lava: a stock netx file without an input layer reads binary "
                         "spikes (netx's unary input); the inputs are not 0/1")
-    stock = netx.hdf5.Network(net_config=str(net.path), reset_interval=steps, reset_offset=0)
+    try:
+        stock = netx.hdf5.Network(net_config=str(net.path), reset_interval=steps,
+                                  reset_offset=0)
+    except NotImplementedError as exc:  # netx 0.6.0 builds no pool, convT or unpool layer
+        raise UserError(f"--backend lava: lava-dl's netx cannot build {net.path} ({exc}); "
+                        "--backend emulator runs it") from None
     if len(stock.layers) != len(net.layers):
         raise UserError(f"{net.path}: lava-dl builds {len(stock.layers)} layers, randhet reads "
                         f"{len(net.layers)}")

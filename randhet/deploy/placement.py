@@ -61,6 +61,10 @@ def compiler_cut(layer: ExportedLayer, rules: Placement, neurons_per_core: int) 
         if p is None:
             return None
         p = min(p, neurons_per_core)
-        return Cut(p, None, f"{ls.in_features} rows of ceil(neurons / {per_word}) words within "
-                   f"{words} words", ls.in_features * math.ceil(p / per_word))
+        bound = f"{ls.in_features} rows of ceil(neurons / {per_word}) words within {words} words"
+        seen = rules.fan_in_axons_seen
+        if seen is not None and ls.in_features > seen:
+            bound += (f"; its fan-in of {ls.in_features} axons is beyond the {seen} the compiler "
+                      "was seen to place on a core (whether a core takes it: unknown)")
+        return Cut(p, None, bound, ls.in_features * math.ceil(p / per_word))
     return None
