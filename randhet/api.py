@@ -1,6 +1,7 @@
 """randhet from Python: the stages the command line runs, as functions (``import randhet``).
 
-Each function takes what the matching command takes and returns what it writes as JSON::
+Each function takes what the matching command takes and returns its result, typed (the
+dataclasses whose ``to_dict()`` the JSON files hold)::
 
     import randhet
 
@@ -8,8 +9,9 @@ Each function takes what the matching command takes and returns what it writes a
     randhet.train_run(cfg, "runs/py")                      # config.toml, network.pt, ...
     run = randhet.load_run("runs/py")                      # config, spec, model(), data()
     net = randhet.export_run("runs/py")                    # runs/py/network.net
-    report = randhet.deploy_network(net, backend="emulator")  # deploy.json as a dict
-    prof = randhet.profile_network(net, profile="loihi1")  # profile.json as a dict
+    report = randhet.deploy_network(net, backend="emulator")  # DeployReport: deploy.json
+    print(report.accuracy, report.cost.activity.energy.joules_per_sample)
+    prof = randhet.profile_network(net, profile="loihi1")  # ProfileReport: profile.json
     rob = randhet.attack_run("runs/py", eps=[0, 0.1], attacks=["apgd"], samples=50)  # typed
 
 (The names end in ``_run`` / ``_network`` because ``randhet.train``, ``.export``, ``.deploy``
@@ -29,6 +31,7 @@ from randhet.attack.results import RobustnessResult
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import load_config
 from randhet.deploy.pipeline import deploy, run_profile
+from randhet.deploy.reports import DeployReport, ProfileReport
 from randhet.errors import UserError
 from randhet.export import netx
 from randhet.export.nir_export import export_nir
@@ -63,13 +66,13 @@ def export_run(run_dir: str | Path, out_path: str | Path | None = None, *,
     raise UserError(f"unknown export format {format!r}: use netx or nir")
 
 
-def deploy_network(network: str | Path, **options: Any) -> dict[str, Any]:
+def deploy_network(network: str | Path, **options: Any) -> DeployReport:
     """``randhet deploy``: :func:`randhet.deploy.pipeline.deploy` (``backend``, ``samples``,
     ``profile``, ``seed``, ``out_dir``, ``progress``)."""
     return deploy(network, **options)
 
 
-def profile_network(network: str | Path, **options: Any) -> dict[str, Any]:
+def profile_network(network: str | Path, **options: Any) -> ProfileReport:
     """``randhet profile``: :func:`randhet.deploy.pipeline.run_profile` (``samples``,
     ``profile``, ``seed``, ``out_dir``, ``progress``)."""
     return run_profile(network, **options)

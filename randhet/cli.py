@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from randhet.allocator import keep_freed_memory
 from randhet.attack.results import RobustnessResult
@@ -32,6 +32,9 @@ from randhet.deploy.workload import inputs_help
 from randhet.errors import UserError
 
 QUIET_HELP = "no progress bars (they show on a terminal only)"
+
+if TYPE_CHECKING:  # the stages' result types, imported with the stages on use
+    from randhet.deploy.reports import DeployReport, ProfileReport
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -310,7 +313,7 @@ def cmd_import(args: argparse.Namespace) -> Path:
     return path
 
 
-def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_deploy(args: argparse.Namespace) -> DeployReport:
     from randhet.deploy.pipeline import deploy  # the stage, on use
 
     report = deploy(
@@ -318,37 +321,39 @@ def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed, out_dir=args.out, progress=not args.quiet, inputs=args.inputs,
         timing=args.timing,
     )
-    checks = [f"{key.replace('_', ' ')} {report[key]:.3f}"
-              for key in ("bit_exact_fraction", "emulator_bit_exact_fraction")
-              if report.get(key) is not None]
-    print(f"deployed on {report['backend']}: {_accuracy(report)} over {report['samples']} "
-          f"samples ({report['workload']})" + "".join(f", {c}" for c in checks))
-    writes = report.get("host_writes_per_sample")
+    checks = [f"{name} {value:.3f}" for name, value in (
+        ("bit exact fraction", report.bit_exact_fraction),
+        ("emulator bit exact fraction",
+         None if report.check is None else report.check.emulator_bit_exact_fraction))
+        if value is not None]
+    print(f"deployed on {report.backend}: {_accuracy(report.accuracy)} over {report.samples} "
+          f"samples ({report.workload})" + "".join(f", {c}" for c in checks))
+    writes = None if report.check is None else report.check.host_writes_per_sample
     if writes:
         print(f"host writes per sample: {writes['decay_registers']} decay registers, "
               f"{writes['state_resets']} state resets")
     return report
 
 
-def _accuracy(report: dict[str, Any]) -> str:
-    if report["accuracy"] is None:
+def _accuracy(accuracy: float | None) -> str:
+    if accuracy is None:
         return "no accuracy (no labels)"
-    return f"accuracy {report['accuracy']:.4f}"
+    return f"accuracy {accuracy:.4f}"
 
 
-def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_profile(args: argparse.Namespace) -> ProfileReport:
     from randhet.deploy.pipeline import run_profile  # the stage, on use
     from randhet.deploy.profiling import profile_table  # the stage, on use
 
     report = run_profile(args.network, samples=args.samples, profile=args.profile,
                          seed=args.seed, out_dir=args.out, progress=not args.quiet,
                          inputs=args.inputs, timing=args.timing)
-    print(f"profiled {report['network']} on {report['profile']} ({report['samples']} samples, "
-          f"emulator, seed {report['seed']}, T = {report['timesteps']}; {report['workload']}):")
-    print(profile_table(report))
-    if not report["resources"]["fits"]:
-        print(f"randhet: warning: the network {report['resources']['summary']}",
-              file=sys.stderr)
+    cost = report.cost
+    print(f"profiled {report.network} on {report.profile} ({report.samples} samples, "
+          f"emulator, seed {report.seed}, T = {report.timesteps}; {report.workload}):")
+    print(profile_table(cost.activity, cost.fit, cost.chip, cost.timing, cost.timing_missing))
+    if not cost.fit.fits:
+        print(f"randhet: warning: the network {cost.fit.summary()}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.network).parent
     print(f"results: {out}/profile.json, {out}/profile.png")
     return report

@@ -46,9 +46,10 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     net = randhet.export_run(tmp_path / "py")
     assert net == tmp_path / "py" / "network.net"
     report = randhet.deploy_network(net, backend="emulator", samples=20, progress=False)
-    assert report["bit_exact_fraction"] == 1.0 and report["samples"] == 20
+    assert report.bit_exact_fraction == 1.0 and report.samples == 20
+    assert report.cost.activity.energy.joules_per_sample > 0
     prof = randhet.profile_network(net, samples=10, profile="loihi1", progress=False)
-    assert prof["resources"]["profile"] == "loihi1"
+    assert prof.cost.fit.profile == "loihi1" and prof.to_dict()["resources"]["profile"] == "loihi1"
     rob = randhet.attack_run(tmp_path / "py", eps=[0, 0.2], attacks=["fgsm"], samples=10, eot=1,
                          draws=1, targets=["torch"], progress=False)
     assert [p.eps for p in rob.curve("ensemble").points] == [0.0, 0.2]

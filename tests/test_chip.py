@@ -212,14 +212,14 @@ def test_deploy_runs_the_profile_datapath_on_lava_and_reports_the_events(
     narrow.write_text(shipped.read_text().replace("synaptic_input_bits = 22",
                                                   "synaptic_input_bits = 12"))
     report = deploy(tiny_run / "network.net", backend="lava", samples=12, profile=str(narrow),
-                    out_dir=tmp_path / "narrow", progress=False)
+                    out_dir=tmp_path / "narrow", progress=False).to_dict()
     assert report["emulator_bit_exact_fraction"] == 1.0
     assert report["bit_exact_fraction"] < 1.0
     chip = report["chip"]
     assert chip["applied"] == "loihi1's datapath" and chip["datapath"]["synaptic_input_bits"] == 12
     assert chip["events"][0]["q0_beyond_width"] > 0
     same = deploy(tiny_run / "network.net", backend="emulator", samples=12, profile="loihi2",
-                  out_dir=tmp_path / "loihi2", progress=False)
+                  out_dir=tmp_path / "loihi2", progress=False).to_dict()
     assert same["bit_exact_fraction"] == 1.0  # Lava's semantics, as the torch model
     assert same["chip"]["applied"].startswith("Lava's CPU semantics")
     assert same["chip"]["watched"]["source"]["synaptic_input_bits"].startswith("loihi1")

@@ -31,7 +31,8 @@ REQUIRED = {
 
 
 def test_deploy_is_bit_exact_and_reports_every_field(tiny_run: Path, tmp_path: Path) -> None:
-    report = deploy(tiny_run / "network.net", samples=40, out_dir=tmp_path, progress=False)
+    report = deploy(tiny_run / "network.net", samples=40, out_dir=tmp_path,
+                    progress=False).to_dict()
     on_disk = json.loads((tmp_path / "deploy.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     assert REQUIRED <= set(report)
@@ -73,9 +74,9 @@ def test_rate_encoded_network_deploys_bit_exactly(tmp_path: Path, make_tiny_conf
     cfg = make_tiny_config("encoding.kind=\"rate\"", "train.epochs=2", "neuron.sigma=0.7")
     train(cfg, tmp_path, progress=False)
     export_run(tmp_path)
-    report = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False)
+    report = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0
-    again = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False)
+    again = deploy(tmp_path / "network.net", samples=20, seed=5, progress=False).to_dict()
     for key in ("accuracy", "activation_sparsity", "synops", "layers"):
         assert report[key] == again[key]  # the same seed reproduces the deployment
 
@@ -117,7 +118,7 @@ def test_every_layer_type_and_draw_mode_deploys_bit_exactly(
     cfg = make_tiny_config(*VARIANTS[variant], "train.epochs=1", "encoding.timesteps=6")
     train(cfg, tmp_path, progress=False)
     export_run(tmp_path)
-    report = deploy(tmp_path / "network.net", samples=10, seed=2, progress=False)
+    report = deploy(tmp_path / "network.net", samples=10, seed=2, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0
     assert report["emulator_bit_exact_fraction"] == 1.0
     assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
@@ -131,7 +132,7 @@ def test_conv_randhet_network_learns_digits_and_deploys_bit_exactly(tmp_path: Pa
     metrics = train(cfg, tmp_path, progress=False)
     assert metrics["best_val_accuracy"] >= 0.85  # ties and silent outputs count as wrong
     export_run(tmp_path)
-    report = deploy(tmp_path / "network.net", samples=40, progress=False)
+    report = deploy(tmp_path / "network.net", samples=40, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0
     assert report["accuracy"] >= 0.8
     assert [layer["name"] for layer in report["layers"]] == ["0:conv:12:s2", "1:conv:24:s2",

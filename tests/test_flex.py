@@ -161,7 +161,7 @@ def test_static_flex_network_trains_exports_and_deploys_bit_exactly(
     for a, b in zip(reference_rasters(model, inputs, draws),
                     reference_rasters(deployed, inputs, draws), strict=True):
         assert np.array_equal(a, b)
-    report = deploy(tmp_path / "network.net", backend="lava", samples=8, progress=False)
+    report = deploy(tmp_path / "network.net", backend="lava", samples=8, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0
     assert report["emulator_bit_exact_fraction"] == 1.0
 

@@ -87,7 +87,7 @@ def test_profile_numbers_match_a_hand_computation() -> None:
     # every step (u or v nonzero; at t = 3 u = 0 but v = 30 and 17.5) -> 8
     assert result.active_steps[0].tolist() == [12, 8]
     profile = load_profile("loihi2")
-    report = measure(net, INPUTS, result, profile)
+    report = measure(net, INPUTS, result, profile).to_dict()
     layer = report["layers"][0]
     assert layer["name"] == "0:dense:3" and layer["neurons"] == 3
     assert layer["spikes_per_sample"] == (4 + 1) / 2
@@ -123,7 +123,7 @@ def test_layer_energies_add_up_on_a_conv_network() -> None:
     rng = np.random.default_rng(0)
     inputs = (rng.random((3, 1, 4, 4, 2)) < 0.5).astype(np.int64)
     result = emulate(net, inputs, deployment_draws(net, 3, seed=0))
-    report = measure(net, inputs, result, load_profile("loihi1"))
+    report = measure(net, inputs, result, load_profile("loihi1")).to_dict()
     total = sum(ly["energy_joules"] for ly in report["layers"])
     assert total == pytest.approx(report["energy"]["joules_per_sample"], rel=1e-12)
     # conv dense SynOps: in-image kernel taps of 2x4x4 outputs (4 corners 4, 8 edges 6,
@@ -211,7 +211,8 @@ def test_profile_command_writes_every_section(tiny_run: Path, tmp_path: Path, ca
         assert {"name", "neurons", "spikes_per_sample", "activation_sparsity", "synops_effective",
                 "synops_dense", "neuron_updates", "energy_joules"} <= set(layer)
     # deploy on the emulator with the same samples and seed reports the same numbers
-    dep = deploy(net, backend="emulator", samples=20, out_dir=tmp_path / "dep", progress=False)
+    dep = deploy(net, backend="emulator", samples=20, out_dir=tmp_path / "dep",
+                 progress=False).to_dict()
     for key in ("activation_sparsity", "synops", "neuron_updates", "energy", "ann_reference",
                 "layers", "resources"):
         assert dep[key] == report[key], key

@@ -115,7 +115,7 @@ def test_grouped_network_trains_exports_and_deploys_bit_exactly(grouped_run: Pat
     model = open_run(grouped_run).model()
     for block, layer in zip(model.blocks, net.layers, strict=True):
         assert np.array_equal(block.neuron.profile_binding.numpy(), layer.profile_binding)
-    report = deploy(grouped_run / "network.net", samples=8, seed=2, progress=False)
+    report = deploy(grouped_run / "network.net", samples=8, seed=2, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0
     assert report["emulator_bit_exact_fraction"] == 1.0
     assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0
@@ -167,7 +167,7 @@ def test_stock_lava_lif_groups_deploy_bit_exactly_with_host_written_decays(
     train(cfg, tmp_path, progress=False)
     export_run(tmp_path)
     report = deploy(tmp_path / "network.net", backend="lava-stock", samples=5, seed=3,
-                    progress=False, profile="loihi1")
+                    progress=False, profile="loihi1").to_dict()
     assert report["bit_exact_fraction"] == 1.0
     assert report["emulator_bit_exact_fraction"] == 1.0
     assert sum(layer["spikes_per_sample"] for layer in report["layers"]) > 0

@@ -29,11 +29,21 @@ from randhet.config import BACKENDS, DEPLOY_DEFAULTS, PROFILE_SAMPLES
 from randhet.data import load_dataset
 from randhet.decays import DecayDraw, deployment_draws
 from randhet.deploy.emulator import emulate
-from randhet.deploy.fit import UNKNOWN, FitReport, check_fit
+from randhet.deploy.fit import check_fit
 from randhet.deploy.profiling import measure
 from randhet.deploy.reference import reference_rasters
+from randhet.deploy.reports import (
+    ChipCost,
+    ChipReport,
+    DecayDrawRecord,
+    Decided,
+    DeployReport,
+    EmulatorCheck,
+    LayerEvents,
+    ProfileReport,
+)
 from randhet.deploy.result import RunResult
-from randhet.deploy.timing import TimingReport, step_times
+from randhet.deploy.timing import step_times
 from randhet.deploy.workload import stock_workload
 from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
@@ -43,7 +53,7 @@ from randhet.loihi import LAVA, Datapath
 from randhet.models.exported import encode_integers, model_from_export
 from randhet.models.spiking import SpikingNetwork
 from randhet.network import ExportedNetwork, read_network
-from randhet.plots import plot_deploy, plot_profile
+from randhet.plots import CoreTimes, LayerBars, plot_deploy, plot_profile
 from randhet.readout import DECISION_RULE, Decisions, decide
 
 
@@ -140,13 +150,7 @@ def _matching(a: list[np.ndarray], b: list[np.ndarray], n: int) -> np.ndarray:
     return ok
 
 
-def deploy(network_path: str | Path, **options: Any) -> dict[str, Any]:
-    """:func:`deploy_measured` (same keyword arguments), its report only: what
-    ``deploy.json`` holds."""
-    return deploy_measured(network_path, **options).report
-
-
-def deploy_measured(
+def deploy(
     network_path: str | Path,
     *,
     backend: str = DEPLOY_DEFAULTS["backend"],
@@ -157,10 +161,10 @@ def deploy_measured(
     progress: bool = True,
     inputs: str | Path | None = None,
     timing: str | None = None,
-) -> Measured:
-    """Run ``samples`` test samples (0 = the whole test split) and write ``deploy.json``; the
-    report and its typed fit and timing. A stock netx file runs ``inputs`` (.npy) or a
-    synthetic workload; its ``lava`` backend is lava-dl's own netx network
+) -> DeployReport:
+    """Run ``samples`` test samples (0 = the whole test split) on ``backend`` and write
+    ``deploy.json`` (and ``deploy.png``); the report, typed. A stock netx file runs ``inputs``
+    (.npy) or a synthetic workload; its ``lava`` backend is lava-dl's own netx network
     (:mod:`randhet.deploy.lava_netx`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
@@ -207,7 +211,7 @@ def deploy_measured(
     wall = time.perf_counter() - t0
     if ref is None and prep.model is not None:
         ref = reference_rasters(prep.model, inputs, draws)
-    emulator_check: dict[str, Any] = {}
+    check = None
     events = result.events
     if backend == "lava-stock" and not prep.datapath.is_lava:
         # stock LIF runs Lava's datapath: the emulator follows it, and the report says so
@@ -217,74 +221,70 @@ def deploy_measured(
         em = prep.emulate(inputs, draws)
         events = em.events
         agree = _matching(em.rasters, result.rasters, n)
-        emulator_check["emulator_bit_exact_fraction"] = float(agree.mean())
+        check = EmulatorCheck(float(agree.mean()))
         if backend in ("lava-stock", "loihi2") or net.stock:  # stock LIF counts no updates
             result = replace(result, active_steps=em.active_steps)
-            if not net.stock:
-                emulator_check["host_writes_per_sample"] = stock_writes
-            emulator_check["neuron_updates_source"] = (
+            check = EmulatorCheck(
+                float(agree.mean()), None if net.stock else stock_writes,
                 "the emulator (stock LIF counts none; its rasters equal the emulator's in "
                 f"{int(agree.sum())} of {n} samples, and equal rasters mean equal states)")
-    report: dict[str, Any] = {
-        "backend": backend,
-        "network": str(net.path),
-        "samples": n,
-        "workload": prep.workload,
-        **_decisions(result.rasters, prep.labels),
-        "reference_accuracy": (None if ref is None or prep.labels is None
-                               else Decisions.of(decide(ref[-1].sum(-1)), prep.labels).accuracy),
-        "bit_exact_fraction": None if matched is None else float(matched.mean()),
-        "bit_exact_definition": (
+    neuron = net.spec.neuron
+    report = DeployReport(
+        backend=backend,
+        network=str(net.path),
+        samples=n,
+        workload=prep.workload,
+        decided=_decisions(result.rasters, prep.labels),
+        reference_accuracy=(None if ref is None or prep.labels is None
+                            else Decisions.of(decide(ref[-1].sum(-1)), prep.labels).accuracy),
+        bit_exact_fraction=None if matched is None else float(matched.mean()),
+        bit_exact_definition=(
             "fraction of samples whose spike rasters in every layer equal the torch (SLAYER) "
             "model's for the same inputs and decay draw" if matched is not None else
             "not applicable: a stock netx file has no torch model in randhet; see "
             "emulator_bit_exact_fraction for the Lava backend"
         ),
-        **emulator_check,
-        "timesteps": int(inputs.shape[-1]),
-        "decay_draw": {
-            "seed": seed,
-            "sigma": net.spec.neuron.sigma,
-            "randomize": net.spec.neuron.randomize,
-            "distribution": net.spec.neuron.distribution,
-            "granularity": net.spec.neuron.granularity,
-            "resample": net.spec.neuron.resample,
-            "distinct_current_decays_layer0": int(np.unique(draws[0].current.numpy()).size),
-        },
-        "profile": profile,
-    }
-    return _complete(report, prep, inputs, result, wall, out / "deploy.json", plot_deploy,
-                     events)
+        check=check,
+        timesteps=int(inputs.shape[-1]),
+        decay_draw=DecayDrawRecord(
+            seed=seed, sigma=neuron.sigma, randomize=neuron.randomize,
+            distribution=neuron.distribution, granularity=neuron.granularity,
+            resample=neuron.resample,
+            distinct_current_decays_layer0=int(np.unique(draws[0].current.numpy()).size)),
+        profile=profile,
+        cost=_cost(prep, inputs, result, wall, events),
+    )
+    _write(report, result, out / "deploy.json")
+    return report
 
 
-def _decisions(rasters: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+def _decisions(rasters: list[np.ndarray], labels: np.ndarray | None) -> Decided:
     """Accuracy, tie and silent rates of the output layer's counts (None without labels)."""
     if labels is None:
-        return {"accuracy": None, "tie_rate": None, "silent_rate": None,
-                "decision_rule": "not applicable: the workload has no labels"}
+        return Decided(None, None, None, "not applicable: the workload has no labels")
     decided = Decisions.of(decide(rasters[-1].sum(-1)), labels)
-    return {"accuracy": decided.accuracy, "tie_rate": decided.tie_rate,
-            "silent_rate": decided.silent_rate, "decision_rule": DECISION_RULE}
+    return Decided(decided.accuracy, decided.tie_rate, decided.silent_rate, DECISION_RULE)
 
 
-def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> dict[str, Any]:
+def chip_report(prep: Prepared, events: list[dict[str, int]] | None) -> ChipReport:
     """The datapath run, what it is watched against (and why) and the events per layer."""
     watch, source = prep.watch
     datapath = prep.datapath
-    return {
-        "datapath": {"synaptic_input_bits": datapath.synaptic_input_bits,
-                     "current_wrap": datapath.current_wrap},
-        "applied": _applied(prep),
-        "watched": {"arithmetic": {k: v for k, v in vars(watch).items()}, "source": source},
-        "events": [{"name": name, **ev} for name, ev in
-                   zip(layer_names(prep.net.spec), events or [], strict=False)],
-        "events_definition": (
+    return ChipReport(
+        synaptic_input_bits=datapath.synaptic_input_bits,
+        current_wrap=datapath.current_wrap,
+        applied=_applied(prep),
+        watched=watch,
+        watched_source=dict(source),
+        events=tuple(LayerEvents(name, dict(ev)) for name, ev in
+                     zip(layer_names(prep.net.spec), events or [], strict=False)),
+        events_definition=(
             "per layer: (sample, neuron, step) entries of the summed synaptic input a << 6 "
             "beyond the watched signed width, and of u at exactly +-2**23 (where Lava's "
             "one-sided wrap and a 24-bit register differ); drawn decay values outside the "
             "watched register ranges. Where the datapath applied is the chip's, these are "
             "what it did; where it is Lava's, they are where a chip could differ."),
-    }
+    )
 
 
 def _applied(prep: Prepared) -> str:
@@ -297,37 +297,44 @@ def _applied(prep: Prepared) -> str:
     return "Lava's CPU semantics: the profile does not know the chip's datapath"
 
 
-@dataclass(frozen=True)
-class Measured:
-    """A deployment's or profile's report (written as JSON) and the typed results it holds."""
-
-    report: dict[str, Any]
-    fit: FitReport  # on the deployment's profile, with its decay draws
-    timing: TimingReport | None
-
-
-def _complete(report: dict[str, Any], prep: Prepared, inputs: np.ndarray, result: RunResult,
-              wall: float, path: Path, plot: Any,
-              events: list[dict[str, int]] | None) -> Measured:
-    """Add the measurements, chip events, resource fit, timing and versions; write the JSON and
-    its plot (raster of the first sample beside it, same name with .png)."""
-    report.update(measure(prep.net, inputs, result, prep.profile))
-    report["chip"] = chip_report(prep, events)
+def _cost(prep: Prepared, inputs: np.ndarray, result: RunResult, wall: float,
+          events: list[dict[str, int]] | None) -> ChipCost:
+    """The measurements, chip events, resource fit, timing and versions of a run."""
+    activity = measure(prep.net, inputs, result, prep.profile)
     fit = check_fit(prep.net, prep.profile, prep.draws)
-    report["resources"] = fit.to_dict()
     timing = step_times(prep.net, inputs, result, fit, prep.profile,
-                        report["energy"]["joules_per_sample"], prep.timing)
-    report["timing"] = timing.to_dict() if timing is not None else {
-        "time_per_step_s": UNKNOWN, "why": (
-            f"profile {prep.profile.name} has no [timing] basis" if not prep.profile.timing
-            else "the network does not fit the chip")}
-    report["wall_seconds"] = wall
-    report["processes"] = dist.world().size
-    report["versions"] = library_versions()
-    if dist.world().main:
-        write_json(path, report)
-        plot(report, [r[0] for r in result.rasters], path.with_suffix(".png"))
-    return Measured(report, fit, timing)
+                        activity.energy.joules_per_sample, prep.timing)
+    missing = None if timing is not None else (
+        f"profile {prep.profile.name} has no [timing] basis" if not prep.profile.timing
+        else "the network does not fit the chip")
+    return ChipCost(activity=activity, chip=chip_report(prep, events), fit=fit, timing=timing,
+                    timing_missing=missing, wall_seconds=wall, processes=dist.world().size,
+                    versions=library_versions())
+
+
+def _write(report: DeployReport | ProfileReport, result: RunResult, path: Path) -> None:
+    """The report's JSON and its plot (raster of the first sample beside it, same name with
+    .png), on the main process."""
+    if not dist.world().main:
+        return
+    write_json(path, report.to_dict())
+    activity, timing = report.cost.activity, report.cost.timing
+    rasters = [r[0] for r in result.rasters]
+    bars = [LayerBars(ly.name, ly.activation_sparsity, ly.synops_effective, ly.synops_dense)
+            for ly in activity.layers]
+    energy = activity.energy.joules_per_sample * 1e6
+    png = path.with_suffix(".png")
+    if isinstance(report, DeployReport):
+        acc = "no labels" if report.accuracy is None else f"accuracy {report.accuracy:.3f}"
+        plot_deploy(rasters, bars, f"{report.backend}: {acc}, {energy:.2f} uJ/sample (est.)",
+                    png)
+        return
+    cores = [] if timing is None else [CoreTimes(ly.name, ly.neuron_side_s, ly.message_side_s)
+                                       for ly in timing.layers]
+    plot_profile(rasters, bars,
+                 f"{report.samples} samples, overall {activity.activation_sparsity:.3f}",
+                 f"{report.profile}: {energy:.3f} uJ/sample (est.)", cores,
+                 None if timing is None else timing.time_per_step_s, png)
 
 
 def run_profile(
@@ -340,7 +347,7 @@ def run_profile(
     progress: bool = True,
     inputs: str | Path | None = None,
     timing: str | None = None,
-) -> dict[str, Any]:
+) -> ProfileReport:
     """Profile a network on the emulator with deploy's inputs and draws for ``samples`` test
     samples (0 = all; a stock netx file: ``inputs`` or a synthetic workload): activity, SynOps,
     energy, ANN reference and resource fit. Writes ``profile.json`` and ``profile.png``
@@ -358,17 +365,17 @@ def run_profile(
               disable=None if progress else True) as bar:
         result, _ = emulate_sharded(prep, lambda k: bar.update(k - bar.n), reference=False)
     wall = time.perf_counter() - t0
-    report: dict[str, Any] = {
-        "network": str(net.path),
-        "backend": "emulator",
-        "samples": prep.samples,
-        "workload": prep.workload,
-        "seed": seed,
-        "timesteps": int(prep.inputs.shape[-1]),
-        **_decisions(result.rasters, prep.labels),
-        "profile": prep.profile.name,
-        "profile_path": str(prep.profile.path),
-        "profile_description": prep.profile.description,
-    }
-    return _complete(report, prep, prep.inputs, result, wall, out / "profile.json",
-                     plot_profile, result.events).report
+    report = ProfileReport(
+        network=str(net.path),
+        samples=prep.samples,
+        workload=prep.workload,
+        seed=seed,
+        timesteps=int(prep.inputs.shape[-1]),
+        decided=_decisions(result.rasters, prep.labels),
+        profile=prep.profile.name,
+        profile_path=str(prep.profile.path),
+        profile_description=prep.profile.description,
+        cost=_cost(prep, prep.inputs, result, wall, result.events),
+    )
+    _write(report, result, out / "profile.json")
+    return report

@@ -18,13 +18,15 @@ Horowitz 45 nm: a software comparison, not neuromorphic hardware.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from randhet import metrics
+from randhet.deploy.fit import FitReport
+from randhet.deploy.reports import Activity, AnnReference, ChipReport, LayerActivity
 from randhet.deploy.result import RunResult
 from randhet.deploy.synapses import synapse_counts
+from randhet.deploy.timing import TimingReport
 from randhet.hardware import (
     EnergyEstimate,
     HardwareProfile,
@@ -82,103 +84,93 @@ def _energy(profile: HardwareProfile, synops: float, updates: float, active: flo
                            active_neuron_updates=active, spikes=spikes)
 
 
-def ann_reference(profile: HardwareProfile, macs: int) -> dict[str, Any]:
+def ann_reference(profile: HardwareProfile, macs: int) -> AnnReference:
     """Float-ANN comparison: ``macs`` 32-bit float MACs (J) at the profile's Horowitz figure."""
     a = profile.ann_reference
-    return {
-        "macs": int(macs),
-        "joules_per_sample": estimate_ann_energy(profile, macs=macs),
-        "formula": f"E = macs*{a.mac_32bit_float_pj:g} pJ",
-        "definition": "the same network run once as a float ANN: one MAC per synapse (zero "
-                      "weights included), i.e. the dense SynOps of one step",
-        "basis": a.basis,
-        "label": "software/ANN comparison, not neuromorphic hardware",
-    }
+    return AnnReference(
+        macs=int(macs),
+        joules_per_sample=estimate_ann_energy(profile, macs=macs),
+        formula=f"E = macs*{a.mac_32bit_float_pj:g} pJ",
+        definition="the same network run once as a float ANN: one MAC per synapse (zero "
+                   "weights included), i.e. the dense SynOps of one step",
+        basis=a.basis,
+        label="software/ANN comparison, not neuromorphic hardware",
+    )
 
 
 def measure(
     net: ExportedNetwork, inputs: np.ndarray, result: RunResult, profile: HardwareProfile
-) -> dict[str, Any]:
+) -> Activity:
     """Sparsity, SynOps, neuron updates, energy (per layer and total) and the ANN reference."""
     steps = inputs.shape[-1]
     counts = layer_counts(net, inputs, result)
-    layers_out = []
+    layers = []
     for c in counts:
         e = _energy(profile, float(c.synops_effective.mean()), float(c.neuron_updates),
                     float(c.active_updates.mean()), float(c.spikes.mean()))
-        layers_out.append({
-            "name": c.name,
-            "neurons": c.neurons,
-            "spikes_per_sample": float(c.spikes.mean()),
-            "activation_sparsity": metrics.activation_sparsity(c.spikes, c.neurons, steps),
-            "synops_effective": float(c.synops_effective.mean()),
-            "synops_dense": c.synops_dense,
-            "neuron_updates": {"total": c.neuron_updates, "active": float(c.active_updates.mean())},
-            "energy_joules": e.joules_per_sample,
-        })
+        layers.append(LayerActivity(
+            name=c.name, neurons=c.neurons, spikes_per_sample=float(c.spikes.mean()),
+            activation_sparsity=metrics.activation_sparsity(c.spikes, c.neurons, steps),
+            synops_effective=float(c.synops_effective.mean()), synops_dense=c.synops_dense,
+            neuron_updates=c.neuron_updates, active_updates=float(c.active_updates.mean()),
+            energy_joules=e.joules_per_sample))
     spikes = np.sum([c.spikes for c in counts], axis=0)
     neurons = sum(c.neurons for c in counts)
     synops = float(np.sum([c.synops_effective for c in counts], axis=0).mean())
     updates = metrics.neuron_updates(neurons, steps)
     active = float(np.sum([c.active_updates.mean() for c in counts]))
-    energy = _energy(profile, synops, float(updates), active, float(spikes.mean()))
-    return {
-        "activation_sparsity": metrics.activation_sparsity(spikes, neurons, steps),
-        "synops": {
-            "effective": synops,
-            "dense": int(sum(c.synops_dense for c in counts)),
-            "unit": SYNOPS_UNIT,
-        },
-        "neuron_updates": {"total": updates, "active": active},
-        "energy": {**energy.to_dict(), "sources": dict(profile.sources)},
-        "ann_reference": ann_reference(profile, sum(c.synapses for c in counts)),
-        "layers": layers_out,
-    }
+    return Activity(
+        activation_sparsity=metrics.activation_sparsity(spikes, neurons, steps),
+        synops_effective=synops, synops_dense=int(sum(c.synops_dense for c in counts)),
+        synops_unit=SYNOPS_UNIT, neuron_updates=updates, active_updates=active,
+        energy=_energy(profile, synops, float(updates), active, float(spikes.mean())),
+        energy_sources=dict(profile.sources),
+        ann_reference=ann_reference(profile, sum(c.synapses for c in counts)),
+        layers=tuple(layers),
+    )
 
 
-def profile_table(report: dict[str, Any]) -> str:
-    """Plain-text table of a profile report: per layer and total, then the energy's formula,
-    basis and sources, the ANN reference and the resource fit."""
+def profile_table(activity: Activity, fit: FitReport | None = None,
+                  chip: ChipReport | None = None, timing: TimingReport | None = None,
+                  timing_missing: str | None = None) -> str:
+    """Plain-text table of a run's activity: per layer and total, then the energy's formula,
+    basis and sources, the ANN reference and (given them) the resource fit and the chip."""
     head = ("layer", "neurons", "spikes", "sparsity", "synops eff", "synops dense",
             "updates", "active", "energy uJ")
 
-    def row(name: str, d: dict[str, Any], syn_eff: float, syn_dense: int,
-            uj: float) -> tuple[str, ...]:
-        return (name, str(d["neurons"]), f"{d['spikes_per_sample']:.1f}",
-                f"{d['activation_sparsity']:.4f}", f"{syn_eff:.0f}", f"{syn_dense:d}",
-                f"{d['neuron_updates']['total']:d}", f"{d['neuron_updates']['active']:.1f}",
-                f"{uj * 1e6:.4f}")
+    def row(name: str, neurons: int, spikes: float, sparsity: float, syn_eff: float,
+            syn_dense: int, updates: int, active: float, uj: float) -> tuple[str, ...]:
+        return (name, str(neurons), f"{spikes:.1f}", f"{sparsity:.4f}", f"{syn_eff:.0f}",
+                f"{syn_dense:d}", f"{updates:d}", f"{active:.1f}", f"{uj * 1e6:.4f}")
 
-    rows = [row(ly["name"], ly, ly["synops_effective"], ly["synops_dense"], ly["energy_joules"])
-            for ly in report["layers"]]
-    total = {
-        "neurons": sum(ly["neurons"] for ly in report["layers"]),
-        "spikes_per_sample": sum(ly["spikes_per_sample"] for ly in report["layers"]),
-        "activation_sparsity": report["activation_sparsity"],
-        "neuron_updates": report["neuron_updates"],
-    }
-    e = report["energy"]
-    rows.append(row("total", total, report["synops"]["effective"], report["synops"]["dense"],
-                    e["joules_per_sample"]))
+    a = activity
+    rows = [row(ly.name, ly.neurons, ly.spikes_per_sample, ly.activation_sparsity,
+                ly.synops_effective, ly.synops_dense, ly.neuron_updates, ly.active_updates,
+                ly.energy_joules) for ly in a.layers]
+    e = a.energy
+    rows.append(row("total", sum(ly.neurons for ly in a.layers),
+                    sum(ly.spikes_per_sample for ly in a.layers), a.activation_sparsity,
+                    a.synops_effective, a.synops_dense, a.neuron_updates, a.active_updates,
+                    e.joules_per_sample))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w)
                        for i, (v, w) in enumerate(zip(r, widths, strict=True)))
              for r in [head, *rows]]
-    ann = report["ann_reference"]
+    ann = a.ann_reference
     lines += [
         "(spikes, synops, updates and energy per sample; updates = neurons x T, "
         "active = nonzero u or v)",
-        f"energy: {e['joules_per_sample'] * 1e6:.4f} uJ/sample, {e['formula']}",
-        f"  basis: {e['basis']}",
-        *(f"  source {k}: {v}" for k, v in e["sources"].items()),
-        f"ANN reference ({ann['label']}): {ann['joules_per_sample'] * 1e6:.4f} uJ/sample, "
-        f"{ann['formula']}, macs = {ann['macs']}",
-        f"  basis: {ann['basis']}",
+        f"energy: {e.joules_per_sample * 1e6:.4f} uJ/sample, {e.formula}",
+        f"  basis: {e.basis}",
+        *(f"  source {k}: {v}" for k, v in a.energy_sources.items()),
+        f"ANN reference ({ann.label}): {ann.joules_per_sample * 1e6:.4f} uJ/sample, "
+        f"{ann.formula}, macs = {ann.macs}",
+        f"  basis: {ann.basis}",
     ]
-    if "resources" in report:
-        lines.append(f"resources: {report['resources']['summary']}")
-    if "chip" in report:
-        lines += chip_lines(report)
+    if fit is not None:
+        lines.append(f"resources: {fit.summary()}")
+    if chip is not None and fit is not None:
+        lines += chip_lines(chip, fit, timing, timing_missing)
     return "\n".join(lines)
 
 
@@ -186,37 +178,40 @@ def _watts(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g} W"
 
 
-def chip_lines(report: dict[str, Any]) -> list[str]:
+def chip_lines(chip: ChipReport, fit: FitReport, timing: TimingReport | None,
+               timing_missing: str | None = None) -> list[str]:
     """What the chip adds: the datapath, the events, the decay profiles, the redraw traffic
     and the time model, each with its source or 'unknown'."""
-    chip, res, timing = report["chip"], report["resources"], report.get("timing", {})
-    source = chip["watched"]["source"]
-    width = chip["datapath"]["synaptic_input_bits"]
-    lines = [f"datapath: {chip['applied']} (q0: {f'{width}-bit' if width else 'unbounded'}, "
-             f"u wraps {chip['datapath']['current_wrap']})"]
-    for ev in chip["events"]:
-        counts = ", ".join(f"{k} {v}" for k, v in ev.items() if k != "name")
-        lines.append(f"  events {ev['name']}: {counts}")
-    lines.append("  watched: " + "; ".join(f"{k} from {v}" for k, v in source.items()))
-    limit = res["limits"].get("compartment_profiles_per_core")
-    for ly in res["layers"]:
-        if ly.get("decay_profiles") is not None:
-            cut = ly.get("profile_cut")
-            lines.append(f"decay profiles {ly['name']}: busiest core {ly['decay_profiles_core']}"
-                         f" uses {ly['decay_profiles']} (limit {limit})"
+    width = chip.synaptic_input_bits
+    lines = [f"datapath: {chip.applied} (q0: {f'{width}-bit' if width else 'unbounded'}, "
+             f"u wraps {chip.current_wrap})"]
+    for ev in chip.events:
+        counts = ", ".join(f"{k} {v}" for k, v in ev.counts.items())
+        lines.append(f"  events {ev.name}: {counts}")
+    lines.append("  watched: " + "; ".join(f"{k} from {v}"
+                                           for k, v in chip.watched_source.items()))
+    limit = fit.limits.get("compartment_profiles_per_core")
+    for ly in fit.layers:
+        if ly.decay_profiles is not None:
+            cut = ly.profile_cut
+            lines.append(f"decay profiles {ly.name}: busiest core {ly.decay_profiles_core}"
+                         f" uses {ly.decay_profiles} (limit {limit})"
                          + (f"; cut to {cut['neurons_per_core']} neurons per core: "
                             f"{cut['cores']} cores" if cut else ""))
-    if res.get("profile_limited"):
-        lim = res["profile_limited"]
+    if fit.profile_limited:
+        lim = fit.profile_limited
         lines.append(f"with decay profiles respected: {lim['cores']} cores, {lim['chips']} "
                      "chip(s)")
-    if res.get("redraw"):
-        r = res["redraw"]
-        lines.append(f"redraw traffic: {r['register_writes_per_sample']:.0f} register writes, "
-                     f"{r['bytes_per_sample']:.0f} bytes per sample; time per write "
-                     f"{r['time_per_write']}, energy {r['energy_joules_per_sample']}")
-    if timing:
+    redraw = fit.redraw()
+    if redraw:
+        lines.append(f"redraw traffic: {redraw['register_writes_per_sample']:.0f} register "
+                     f"writes, {redraw['bytes_per_sample']:.0f} bytes per sample; time per "
+                     f"write {redraw['time_per_write']}, energy "
+                     f"{redraw['energy_joules_per_sample']}")
+    if timing is not None:
         lines += timing_lines(timing)
+    elif timing_missing is not None:
+        lines.append(f"time per step: unknown ({timing_missing})")
     return lines
 
 
@@ -228,31 +223,30 @@ def _uj(joules: float | None) -> str:
     return "unknown" if joules is None else f"{joules * 1e6:.4f} uJ"
 
 
-def timing_lines(timing: dict[str, Any]) -> list[str]:
+def timing_lines(timing: TimingReport) -> list[str]:
     """The time model's answer: time per step, latency, throughput, energy and what bounds
     each layer, with its basis and what it leaves out."""
-    if timing.get("time_per_step_s") == "unknown":
-        return [f"time per step: unknown ({timing['why']})"]
-    lines = [f"time per step ({timing['basis']}): {_us(timing['time_per_step_s'])} mean, "
-             f"slowest {_us(timing['slowest_step_s'])}, barrier {_us(timing['barrier_s'])}; "
-             f"bound by {timing['bounding_layer']}",
-             f"  latency {_us(timing['latency_s_per_sample'])} per sample "
-             f"({timing['pipeline_steps']} steps with the pipeline), throughput "
-             f"{timing['throughput_samples_per_s']:.1f} samples/s",
-             f"  energy per sample: dynamic {_uj(timing['dynamic_energy_joules_per_sample'])}, "
-             f"static {_uj(timing['static_energy_joules_per_sample'])} "
-             f"({_watts(timing['static_power_w'] or 'unknown')} x {timing['chips']} chip(s)), "
-             f"total {_uj(timing['energy_joules_per_sample'])}; energy-delay product "
-             + ("unknown" if timing["energy_delay_product_js"] is None
-                else f"{timing['energy_delay_product_js']:.3g} J s"),
-             f"  dynamic energy from {timing['dynamic_energy_source']}",
-             f"  basis: {timing['source']}"]
-    for ly in timing["layers"]:
-        lines.append(f"  {ly['name']}: {ly['cores']} core(s), busiest core {ly['busiest_core']}"
-                     f" {_us(ly['busiest_core_s'])} per step, bound by its {ly['bound_by']} "
-                     f"({ly['dominant_term']})")
-    if timing["terms_not_in_basis"]:
+    t = timing
+    lines = [f"time per step ({t.basis}): {_us(t.time_per_step_s)} mean, "
+             f"slowest {_us(t.slowest_step_s)}, barrier {_us(t.barrier_s)}; "
+             f"bound by {t.bounding_layer}",
+             f"  latency {_us(t.latency_s_per_sample)} per sample "
+             f"({t.pipeline_steps} steps with the pipeline), throughput "
+             f"{t.throughput_samples_per_s:.1f} samples/s",
+             f"  energy per sample: dynamic {_uj(t.dynamic_energy_joules_per_sample)}, "
+             f"static {_uj(t.static_energy_joules_per_sample)} "
+             f"({_watts(t.static_power_w or 'unknown')} x {t.chips} chip(s)), "
+             f"total {_uj(t.energy_joules_per_sample)}; energy-delay product "
+             + ("unknown" if t.energy_delay_product_js is None
+                else f"{t.energy_delay_product_js:.3g} J s"),
+             f"  dynamic energy from {t.dynamic_energy_source}",
+             f"  basis: {t.source}"]
+    for ly in t.layers:
+        lines.append(f"  {ly.name}: {ly.cores} core(s), busiest core {ly.busiest_core}"
+                     f" {_us(ly.busiest_core_s)} per step, bound by its {ly.bound_by} "
+                     f"({ly.dominant_term})")
+    if t.terms_not_in_basis:
         lines.append("  terms this basis does not publish (cost 0): "
-                     + ", ".join(timing["terms_not_in_basis"]))
-    lines.append("  not modelled: " + ", ".join(timing["not_modelled"]))
+                     + ", ".join(t.terms_not_in_basis))
+    lines.append("  not modelled: " + ", ".join(t.not_modelled))
     return lines

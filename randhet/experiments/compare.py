@@ -34,7 +34,7 @@ from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
 from randhet.deploy.fit import FitReport
-from randhet.deploy.pipeline import deploy_measured
+from randhet.deploy.pipeline import deploy
 from randhet.errors import ConfigError, UserError
 from randhet.export import export_run
 from randhet.io import write_json, write_text
@@ -265,10 +265,8 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
             raise UserError(f"{exc}; use another --out") from None
     metrics = train(cfg, run, progress=progress, resume=resume)
     export_run(run)
-    measured = deploy_measured(run / "network.net", backend="emulator", samples=0,
-                               profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"],
-                               progress=False)
-    dep = measured.report
+    dep = deploy(run / "network.net", backend="emulator", samples=0,
+                 profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
     rob = attack_run(run, protocol, progress=progress)
     target = score_target(protocol)
     eps = list(protocol.eps)
@@ -277,10 +275,10 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
     return {
         "val_accuracy": metrics["best_val_accuracy"],
         "epochs": metrics["epochs"],
-        "clean_accuracy": dep["accuracy"],
-        "deploy_samples": dep["samples"],
-        "activation_sparsity": dep["activation_sparsity"],
-        "energy_joules_per_sample": dep["energy"]["joules_per_sample"],
+        "clean_accuracy": dep.accuracy,
+        "deploy_samples": dep.samples,
+        "activation_sparsity": dep.cost.activity.activation_sparsity,
+        "energy_joules_per_sample": dep.cost.activity.energy.joules_per_sample,
         "eps": eps,
         "robust_accuracy": ensemble.means(),
         "robust_auc": ensemble.auc,
@@ -289,7 +287,7 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
         "attacks": list(rob.members),
         "flags_ok": {f.name: f.ok for f in rob.flags},
         "all_flags_ok": rob.flags_ok,
-        "fit": _fit(measured.fit, dep["samples"]),
+        "fit": _fit(dep.cost.fit, dep.samples),
     }
 
 

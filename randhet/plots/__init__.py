@@ -6,7 +6,7 @@ Stages call them beside their JSON; matplotlib is imported on the first figure
 
 from randhet.plots.analysis import plot_landscape, plot_rasters
 from randhet.plots.robustness import plot_compare, plot_flex_compare, plot_robustness
-from randhet.plots.stages import plot_deploy, plot_profile, plot_training
+from randhet.plots.stages import CoreTimes, LayerBars, plot_deploy, plot_profile, plot_training
 
-__all__ = ["plot_compare", "plot_deploy", "plot_flex_compare", "plot_landscape", "plot_profile",
-           "plot_rasters", "plot_robustness", "plot_training"]
+__all__ = ["CoreTimes", "LayerBars", "plot_compare", "plot_deploy", "plot_flex_compare",
+           "plot_landscape", "plot_profile", "plot_rasters", "plot_robustness", "plot_training"]

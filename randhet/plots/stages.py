@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,32 @@ import numpy as np
 from randhet.plots.figure import pyplot
 
 
-def _raster(ax: Any, sample_rasters: list[np.ndarray], layers: list[dict[str, Any]]) -> None:
+@dataclass(frozen=True)
+class LayerBars:
+    """One spiking layer's bars: its activation sparsity and SynOps per sample."""
+
+    name: str
+    sparsity: float
+    synops_effective: float
+    synops_dense: int
+
+
+@dataclass(frozen=True)
+class CoreTimes:
+    """One layer's busiest core: its neuron and message sides, seconds per step."""
+
+    name: str
+    neuron_side_s: float
+    message_side_s: float
+
+
+def _raster(ax: Any, sample_rasters: list[np.ndarray], names: list[str]) -> None:
     """Spike raster of one sample, the layers stacked (neurons in any layout, flattened)."""
     base = 0
-    for raster, layer in zip(sample_rasters, layers, strict=True):
+    for raster, name in zip(sample_rasters, names, strict=True):
         raster = raster.reshape(-1, raster.shape[-1])  # neurons x steps
         n, t = np.nonzero(raster)
-        ax.scatter(t, n + base, s=4, label=layer["name"])
+        ax.scatter(t, n + base, s=4, label=name)
         base += raster.shape[0]
     ax.set_xlabel("time step")
     ax.set_ylabel("neuron (layers stacked)")
@@ -25,72 +45,63 @@ def _raster(ax: Any, sample_rasters: list[np.ndarray], layers: list[dict[str, An
     ax.legend(loc="upper right", fontsize=7)
 
 
-def _sparsity(ax: Any, layers: list[dict[str, Any]]) -> None:
-    ax.bar([ly["name"] for ly in layers], [ly["activation_sparsity"] for ly in layers])
+def _sparsity(ax: Any, layers: list[LayerBars]) -> None:
+    ax.bar([ly.name for ly in layers], [ly.sparsity for ly in layers])
     ax.set_ylim(0, 1)
     ax.set_ylabel("activation sparsity")
 
 
-def plot_deploy(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
+def plot_deploy(sample_rasters: list[np.ndarray], layers: list[LayerBars], title: str,
+                path: Path) -> None:
     """Spike raster of the first sample (all layers) and per-layer activation sparsity."""
     plt = pyplot()
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
-    _raster(ax_r, sample_rasters, report["layers"])
-    _sparsity(ax_s, report["layers"])
-    acc = "no labels" if report["accuracy"] is None else f"accuracy {report['accuracy']:.3f}"
-    ax_s.set_title(f"{report['backend']}: {acc}, "
-                   f"{report['energy']['joules_per_sample'] * 1e6:.2f} uJ/sample (est.)")
+    _raster(ax_r, sample_rasters, [ly.name for ly in layers])
+    _sparsity(ax_s, layers)
+    ax_s.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_profile(report: dict[str, Any], sample_rasters: list[np.ndarray], path: Path) -> None:
+def plot_profile(sample_rasters: list[np.ndarray], layers: list[LayerBars],
+                 sparsity_title: str, synops_title: str, cores: list[CoreTimes],
+                 step_s: float | None, path: Path) -> None:
     """Spike raster of the first sample, per-layer activation sparsity, per-layer SynOps per
-    sample (effective vs dense, log scale) and, with a timing basis, each layer's busiest core
-    per step (neuron and message sides) against the mean step."""
-    layers = report["layers"]
+    sample (effective vs dense, log scale) and, given a time model (``cores``, ``step_s``),
+    each layer's busiest core per step (neuron and message sides) against the mean step."""
     plt = pyplot()
-    timing = report.get("timing", {})
-    timed = bool(timing.get("layers"))
+    timed = bool(cores) and step_s is not None
     fig, axes = plt.subplots(1, 4 if timed else 3, figsize=(20 if timed else 15, 4))
     ax_r, ax_s, ax_o = axes[:3]
-    if timed:
-        _timing(axes[3], timing)
-    _raster(ax_r, sample_rasters, layers)
+    if timed and step_s is not None:
+        _timing(axes[3], cores, step_s)
+    _raster(ax_r, sample_rasters, [ly.name for ly in layers])
     _sparsity(ax_s, layers)
-    ax_s.set_title(f"{report['samples']} samples, overall {report['activation_sparsity']:.3f}")
+    ax_s.set_title(sparsity_title)
     x = np.arange(len(layers))
-    ax_o.bar(x - 0.2, [ly["synops_effective"] for ly in layers], 0.4, label="effective")
-    ax_o.bar(x + 0.2, [ly["synops_dense"] for ly in layers], 0.4, label="dense")
-    ax_o.set_xticks(x, [ly["name"] for ly in layers])
+    ax_o.bar(x - 0.2, [ly.synops_effective for ly in layers], 0.4, label="effective")
+    ax_o.bar(x + 0.2, [ly.synops_dense for ly in layers], 0.4, label="dense")
+    ax_o.set_xticks(x, [ly.name for ly in layers])
     ax_o.set_yscale("log")
     ax_o.set_ylabel("synaptic ops / sample")
     ax_o.legend(fontsize=7)
-    ax_o.set_title(
-        f"{report['profile']}: {report['energy']['joules_per_sample'] * 1e6:.3f} uJ/sample "
-        "(est.)"
-    )
+    ax_o.set_title(synops_title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _timing(ax: Any, timing: dict[str, Any]) -> None:
+def _timing(ax: Any, rows: list[CoreTimes], step_s: float) -> None:
     """Each layer's busiest core: its neuron and message sides (us per step, mean), and the
     mean step (barrier included)."""
-    rows = timing["layers"]
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["neuron_side_s"] * 1e6 for r in rows], 0.4, label="neuron side")
-    ax.bar(x + 0.2, [r["message_side_s"] * 1e6 for r in rows], 0.4, label="message side")
-    ax.axhline(timing["time_per_step_s"] * 1e6, color="k", ls="--", lw=1,
-               label="mean step (with barrier)")
-    ax.set_xticks(x, [r["name"] for r in rows], rotation=45, ha="right", fontsize=7)
+    ax.bar(x - 0.2, [r.neuron_side_s * 1e6 for r in rows], 0.4, label="neuron side")
+    ax.bar(x + 0.2, [r.message_side_s * 1e6 for r in rows], 0.4, label="message side")
+    ax.axhline(step_s * 1e6, color="k", ls="--", lw=1, label="mean step (with barrier)")
+    ax.set_xticks(x, [r.name for r in rows], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("busiest core, us per step")
     ax.legend(fontsize=7)
-    ax.set_title(f"time model ({timing['basis']}): {timing['time_per_step_s'] * 1e6:.2f} us/step")
-
-
 def _series(rows: list[dict[str, str]], key: str) -> list[float]:
     return [float(r[key]) for r in rows]
 
