@@ -1,4 +1,5 @@
-"""Command line: ``randhet train | export | import | deploy | profile | run``.
+"""Command line: ``randhet train | export | import | deploy | profile | attack | compare |
+flex-compare | analyze | run``.
 
 A user mistake (bad path, bad config key, corrupt network file, bad profile) prints one line
 ``randhet: error: ...`` and exits with code 2; Ctrl-C exits with 130. Each command imports its
@@ -35,6 +36,7 @@ QUIET_HELP = "no progress bars (they show on a terminal only)"
 
 if TYPE_CHECKING:  # the stages' result types, imported with the stages on use
     from randhet.deploy.reports import DeployReport, ProfileReport
+    from randhet.experiments.results import CompareResult
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -370,7 +372,7 @@ def cmd_attack(args: argparse.Namespace) -> RobustnessResult:
     return result
 
 
-def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_compare(args: argparse.Namespace) -> CompareResult:
     from randhet.experiments.compare import (  # the stage, on use
         GRANULARITY,
         SIGMA,

@@ -23,11 +23,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from randhet.attack.run import attack_run
@@ -36,6 +36,16 @@ from randhet.config import with_overrides
 from randhet.deploy.fit import FitReport
 from randhet.deploy.pipeline import deploy
 from randhet.errors import ConfigError, UserError
+from randhet.experiments.results import (
+    CellFit,
+    CellRecord,
+    CellResult,
+    CompareResult,
+    EpsStat,
+    Row,
+    RowFit,
+    SeedStat,
+)
 from randhet.export import export_run
 from randhet.io import write_json, write_text
 from randhet.plots import plot_compare
@@ -48,15 +58,6 @@ PROFILES = "neuron.profiles"  # decay profiles per layer of granularity "profile
 CELL_FILE = "cell.json"
 
 Grid = list[tuple[str, list[Any]]]
-
-
-def seed_stats(values: list[float | None]) -> dict[str, float | None]:
-    """Mean, population std and count of one number over training seeds (None values are
-    left out; all None: mean and std None, n 0)."""
-    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if not len(a):
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(a.mean()), "std": float(a.std()), "n": len(a)}
 
 
 def parse_value(text: str) -> Any:
@@ -168,7 +169,7 @@ class Cell:
     training: str  # folder name under out_dir
     control: int = -1
     shared: bool = False  # the training also serves another cell (a sigma = 0 control)
-    per_seed: list[dict[str, Any]] = field(default_factory=list)
+    per_seed: list[CellRecord] = field(default_factory=list)
 
     @property
     def sigma(self) -> float:
@@ -237,7 +238,7 @@ def score_target(protocol: ProtocolConfig) -> str:
     return "emulator" if "emulator" in protocol.targets else "torch"
 
 
-def _fit(report: FitReport, samples: int) -> dict[str, Any]:
+def _fit(report: FitReport, samples: int) -> CellFit:
     """The deployment's own fit (its profile, its ``samples`` decay draws): fits, cores, chips
     (when it does not fit: the decay-profile-limited placement, if that one fits), redraw
     writes."""
@@ -247,14 +248,15 @@ def _fit(report: FitReport, samples: int) -> dict[str, Any]:
         cores, chips = (cut["cores"], cut["chips"]) if cut else (None, None)
         note = "profile-limited" if cut else "does not fit"
     redraw = report.redraw()
-    return {"profile": report.profile, "fits": report.fits, "cores": cores, "chips": chips,
-            "note": note, "draw_samples": samples,
-            "redraw_writes_per_sample": redraw["register_writes_per_sample"] if redraw else None,
-            "summary": report.summary()}
+    return CellFit(profile=report.profile, fits=report.fits, cores=cores, chips=chips,
+                   note=note, draw_samples=samples,
+                   redraw_writes_per_sample=(redraw["register_writes_per_sample"] if redraw
+                                             else None),
+                   summary=report.summary())
 
 
 def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
-                 progress: bool) -> dict[str, Any]:
+                 progress: bool) -> CellResult:
     """Train (resuming a checkpoint left in ``run``), export, deploy, fit and attack one
     (cell, seed); the numbers the table reads."""
     resume = (run / CHECKPOINT).is_file()  # an interrupted training: continue it
@@ -269,91 +271,87 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
                  profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
     rob = attack_run(run, protocol, progress=progress)
     target = score_target(protocol)
-    eps = list(protocol.eps)
     ensemble = rob.curve("ensemble", target)
     assert ensemble is not None  # the protocol scores every target it was given
-    return {
-        "val_accuracy": metrics["best_val_accuracy"],
-        "epochs": metrics["epochs"],
-        "clean_accuracy": dep.accuracy,
-        "deploy_samples": dep.samples,
-        "activation_sparsity": dep.cost.activity.activation_sparsity,
-        "energy_joules_per_sample": dep.cost.activity.energy.joules_per_sample,
-        "eps": eps,
-        "robust_accuracy": ensemble.means(),
-        "robust_auc": ensemble.auc,
-        "worst_case_accuracy": [p.worst_case for p in ensemble.points],
-        "converged": [c.converged for c in rob.convergence],
-        "attacks": list(rob.members),
-        "flags_ok": {f.name: f.ok for f in rob.flags},
-        "all_flags_ok": rob.flags_ok,
-        "fit": _fit(dep.cost.fit, dep.samples),
-    }
+    assert dep.accuracy is not None  # a trained run's test split has labels
+    return CellResult(
+        val_accuracy=metrics["best_val_accuracy"],
+        epochs=metrics["epochs"],
+        clean_accuracy=dep.accuracy,
+        deploy_samples=dep.samples,
+        activation_sparsity=dep.cost.activity.activation_sparsity,
+        energy_joules_per_sample=dep.cost.activity.energy.joules_per_sample,
+        eps=tuple(protocol.eps),
+        robust_accuracy=tuple(ensemble.means()),
+        robust_auc=ensemble.auc,
+        worst_case_accuracy=tuple(p.worst_case for p in ensemble.points),
+        converged=tuple(c.converged for c in rob.convergence),
+        attacks=tuple(rob.members),
+        flags_ok={f.name: f.ok for f in rob.flags},
+        all_flags_ok=rob.flags_ok,
+        fit=_fit(dep.cost.fit, dep.samples),
+    )
 
 
 def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
-             protocol: ProtocolConfig, seed: int, progress: bool) -> tuple[dict[str, Any], bool]:
+             protocol: ProtocolConfig, seed: int, progress: bool) -> tuple[CellRecord, bool]:
     """One (training, seed): the saved ``cell.json`` when it matches, else computed and saved
-    (atomically). Returns (result, computed now)."""
+    (atomically). Returns (record, computed now)."""
     path = run / CELL_FILE
     ident = _jsonable({"seed": seed, "overrides": overrides, "config": cfg,
                        "protocol": protocol.to_dict()})
     if path.is_file():
         saved = json.loads(path.read_text())
         _check_same(path, {k: saved.get(k) for k in ident}, ident)
-        return saved, False
-    result = {**ident, "run": str(run), **measure_cell(run, cfg, protocol, progress)}
-    write_json(path, result)
-    return result, True
+        return CellRecord.from_dict(saved), False
+    record = CellRecord(ident["seed"], ident["overrides"], ident["config"], ident["protocol"],
+                        str(run), measure_cell(run, cfg, protocol, progress))
+    write_json(path, record.to_dict())
+    return record, True
 
 
-def _pick(key: str, i: int | None) -> Any:
-    return (lambda r: r[key]) if i is None else (lambda r: r[key][i])
-
-
-def _row(c: Cell, control: Cell, eps: list[float]) -> dict[str, Any]:
+def _row(c: Cell, control: Cell, eps: list[float]) -> Row:
     """One cell's row: mean/std/n over seeds, deltas against its control paired by seed."""
-    ps = c.per_seed
+    ps = [r.result for r in c.per_seed]
+    base = [r.result for r in control.per_seed]
 
-    def stat(key: str, i: int | None = None) -> dict[str, Any]:
-        return seed_stats([_pick(key, i)(r) for r in ps])
+    def delta(get: Callable[[CellResult], float]) -> SeedStat:
+        return SeedStat.of([get(r) - get(k) for r, k in zip(ps, base, strict=True)])
 
-    def delta(key: str, i: int | None = None) -> dict[str, Any]:
-        get = _pick(key, i)
-        return seed_stats([get(r) - get(k) for r, k in zip(ps, control.per_seed, strict=True)])
+    def per_eps(get: Callable[[CellResult, int], float], paired: bool = False
+                ) -> tuple[EpsStat, ...]:
+        return tuple(EpsStat(e, delta(lambda r, i=i: get(r, i)) if paired
+                             else SeedStat.of([get(r, i) for r in ps]))
+                     for i, e in enumerate(eps))
 
-    fit = [r["fit"] for r in ps]
-    return {
-        "cell": c.values,
-        "overrides": c.overrides,
-        "control": c.control,
-        "training": c.training,
-        "shared_training": c.shared,
-        "runs": [r["run"] for r in ps],
-        "val_accuracy": stat("val_accuracy"),
-        "clean_accuracy": stat("clean_accuracy"),
-        "clean_accuracy_delta": delta("clean_accuracy"),
-        "robust_accuracy": [{"eps": e, **stat("robust_accuracy", i)} for i, e in enumerate(eps)],
-        "robust_accuracy_delta": [{"eps": e, **delta("robust_accuracy", i)}
-                               for i, e in enumerate(eps)],
-        "robust_auc": stat("robust_auc"),
-        "robust_auc_delta": delta("robust_auc"),
-        "worst_case_accuracy": [{"eps": e, **stat("worst_case_accuracy", i)}
-                                for i, e in enumerate(eps)],
-        "activation_sparsity": stat("activation_sparsity"),
-        "energy_joules_per_sample": stat("energy_joules_per_sample"),
-        "fit": {"profile": fit[0]["profile"], "fits": all(f["fits"] for f in fit),
-                "fits_per_seed": [f["fits"] for f in fit],
-                "cores": seed_stats([f["cores"] for f in fit]),
-                "chips": seed_stats([f["chips"] for f in fit]),
-                "notes": sorted({f["note"] for f in fit if f["note"]}),
-                "redraw_writes_per_sample": seed_stats(
-                    [f["redraw_writes_per_sample"] for f in fit])},
-        "flags_ok": {k: all(r["flags_ok"].get(k, False) for r in ps) for k in ps[0]["flags_ok"]},
-        "all_flags_ok": all(r["all_flags_ok"] for r in ps),
-        "per_seed": [{k: v for k, v in r.items() if k not in ("config", "protocol")}
-                     for r in ps],
-    }
+    fit = [r.fit for r in ps]
+    return Row(
+        cell=c.values,
+        overrides=c.overrides,
+        control=c.control,
+        training=c.training,
+        shared_training=c.shared,
+        per_seed=tuple(c.per_seed),
+        val_accuracy=SeedStat.of([r.val_accuracy for r in ps]),
+        clean_accuracy=SeedStat.of([r.clean_accuracy for r in ps]),
+        clean_accuracy_delta=delta(lambda r: r.clean_accuracy),
+        robust_accuracy=per_eps(lambda r, i: r.robust_accuracy[i]),
+        robust_accuracy_delta=per_eps(lambda r, i: r.robust_accuracy[i], paired=True),
+        robust_auc=SeedStat.of([r.robust_auc for r in ps]),
+        robust_auc_delta=delta(lambda r: r.robust_auc),
+        worst_case_accuracy=per_eps(lambda r, i: r.worst_case_accuracy[i]),
+        activation_sparsity=SeedStat.of([r.activation_sparsity for r in ps]),
+        energy_joules_per_sample=SeedStat.of([r.energy_joules_per_sample for r in ps]),
+        fit=RowFit(profile=fit[0].profile, fits=all(f.fits for f in fit),
+                   fits_per_seed=tuple(f.fits for f in fit),
+                   cores=SeedStat.of([f.cores for f in fit]),
+                   chips=SeedStat.of([f.chips for f in fit]),
+                   notes=tuple(sorted({f.note for f in fit if f.note})),
+                   redraw_writes_per_sample=SeedStat.of(
+                       [f.redraw_writes_per_sample for f in fit])),
+        flags_ok={k: all(r.flags_ok.get(k, False) for r in ps) for k in ps[0].flags_ok},
+        all_flags_ok=all(r.all_flags_ok for r in ps),
+    )
 
 
 DEFINITIONS = {
@@ -386,11 +384,11 @@ def compare(
     protocol: ProtocolConfig,
     out_dir: str | Path,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> CompareResult:
     """Train, deploy, fit and attack every (grid cell, seed); write compare.json/.md/.png.
 
     ``grid``: [(dotted config key, values)], e.g. ``[("neuron.granularity", ["neuron",
-    "channel"]), ("neuron.sigma", [0, 1])]``. Returns the compare.json contents; its
+    "channel"]), ("neuron.sigma", [0, 1])]``. Returns what compare.json holds, typed; its
     ``computed`` lists the (training, seed) folders computed in this call (the others were
     reused from ``out_dir``)."""
     if not seeds:
@@ -401,7 +399,7 @@ def compare(
         print(f"compare: {note}")
     out = Path(out_dir)
     trainings = list(dict.fromkeys(c.training for c in cells))
-    results: dict[tuple[str, int], dict[str, Any]] = {}
+    results: dict[tuple[str, int], CellRecord] = {}
     computed = []
     # seed-major: an interrupted grid leaves whole seeds behind, readable with fewer --seeds
     work = [(t, s) for s in seeds for t in trainings]
@@ -417,83 +415,83 @@ def compare(
     for c in cells:
         c.per_seed = [results[c.training, s] for s in seeds]
     eps = list(protocol.eps)
-    result = {
-        "grid": [[k, v] for k, v in grid],
-        "grid_note": note,
-        "seeds": list(seeds),
-        "protocol": protocol.to_dict(),
-        "target": score_target(protocol),
-        "fit_profile": base_cfg["deploy"]["profile"],
-        "definitions": DEFINITIONS,
-        "rows": [_row(c, cells[c.control], eps) for c in cells],
-        "trainings": len(trainings),
-        "computed": computed,
-    }
-    write_json(out / "compare.json", result)
+    result = CompareResult(
+        grid=tuple((k, tuple(v)) for k, v in grid),
+        grid_note=note,
+        seeds=tuple(seeds),
+        protocol=protocol.to_dict(),
+        target=score_target(protocol),
+        fit_profile=base_cfg["deploy"]["profile"],
+        definitions=DEFINITIONS,
+        rows=tuple(_row(c, cells[c.control], eps) for c in cells),
+        trainings=len(trainings),
+        computed=tuple(computed),
+    )
+    write_json(out / "compare.json", result.to_dict())
     write_text(out / "compare.md", markdown_table(result))
     plot_compare(result, out / "compare.png")
     return result
 
 
-def _pm(s: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
-    if s["mean"] is None:
+def _pm(s: SeedStat, scale: float = 1.0, digits: int = 3) -> str:
+    if s.mean is None or s.std is None:
         return "–"
-    return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
+    return f"{s.mean * scale:.{digits}f} ± {s.std * scale:.{digits}f}"
 
 
-def _signed(s: dict[str, Any]) -> str:
-    return "–" if s["mean"] is None else f"{s['mean']:+.3f} ± {s['std']:.3f}"
+def _signed(s: SeedStat) -> str:
+    return "–" if s.mean is None or s.std is None else f"{s.mean:+.3f} ± {s.std:.3f}"
 
 
 def _value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def markdown_table(result: dict[str, Any]) -> str:
+def markdown_table(result: CompareResult) -> str:
     """One table, a row per cell: mean ± std over seeds, deltas against the sigma = 0 control."""
-    keys = [k for k, _ in result["grid"]]
-    eps = [p["eps"] for p in result["rows"][0]["robust_accuracy"]]
+    keys = [k for k, _ in result.grid]
+    eps = [p.eps for p in result.rows[0].robust_accuracy]
     positive = [i for i, e in enumerate(eps) if e > 0]
     last = len(eps) - 1
     head = [k.split(".")[-1] for k in keys]
     head += ["clean acc", "Δ clean"]
     head += [f"robust @ {eps[i]:.3g} (Δ)" for i in positive]
     head += ["robust AUC (Δ)", f"worst @ {eps[last]:.3g}", "sparsity",
-             f"{result['fit_profile']} cores / chips", "redraw writes/sample",
+             f"{result.fit_profile} cores / chips", "redraw writes/sample",
              "energy/sample (uJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown: set[Any] = set()
-    for index, row in enumerate(result["rows"]):
-        control = row["control"] == index
-        shared = row["shared_training"]
-        if shared and row["training"] in shown:
+    for index, row in enumerate(result.rows):
+        control = row.control == index
+        shared = row.shared_training
+        if shared and row.training in shown:
             continue  # the same network as a control row above
-        shown.add(row["training"])
+        shown.add(row.training)
         mark = "†" if shared else ""
-        cells = [("any" if shared and k == GRANULARITY else _value(row["cell"][k]))
+        cells = [("any" if shared and k == GRANULARITY else _value(row.cell[k]))
                  + (mark if k == SIGMA else "") for k in keys]
-        cells += [_pm(row["clean_accuracy"]),
-                  "control" if control else _signed(row["clean_accuracy_delta"])]
+        cells += [_pm(row.clean_accuracy),
+                  "control" if control else _signed(row.clean_accuracy_delta)]
         for i in positive:
-            d = "" if control else f" ({_signed(row['robust_accuracy_delta'][i])})"
-            cells.append(_pm(row["robust_accuracy"][i]) + d)
-        d = "" if control else f" ({_signed(row['robust_auc_delta'])})"
-        cells.append(_pm(row["robust_auc"]) + d)
-        cells.append(_pm(row["worst_case_accuracy"][last]))
-        cells.append(_pm(row["activation_sparsity"]))
-        fit = row["fit"]
-        cores = "–" if fit["cores"]["mean"] is None else (
-            f"{fit['cores']['mean']:.0f} / {fit['chips']['mean']:.0f}")
-        notes = ", ".join(fit["notes"])
-        cells.append(cores + ("" if fit["fits"] else f" (does not fit; {notes or 'no cut'})"))
-        cells.append(_pm(fit["redraw_writes_per_sample"], digits=0))
-        cells.append(_pm(row["energy_joules_per_sample"], 1e6, 4))
+            d = "" if control else f" ({_signed(row.robust_accuracy_delta[i].stat)})"
+            cells.append(_pm(row.robust_accuracy[i].stat) + d)
+        d = "" if control else f" ({_signed(row.robust_auc_delta)})"
+        cells.append(_pm(row.robust_auc) + d)
+        cells.append(_pm(row.worst_case_accuracy[last].stat))
+        cells.append(_pm(row.activation_sparsity))
+        fit = row.fit
+        cores = "–" if fit.cores.mean is None or fit.chips.mean is None else (
+            f"{fit.cores.mean:.0f} / {fit.chips.mean:.0f}")
+        notes = ", ".join(fit.notes)
+        cells.append(cores + ("" if fit.fits else f" (does not fit; {notes or 'no cut'})"))
+        cells.append(_pm(fit.redraw_writes_per_sample, digits=0))
+        cells.append(_pm(row.energy_joules_per_sample, 1e6, 4))
         lines.append("| " + " | ".join(cells) + " |")
-    n = len(result["seeds"])
-    target = result["target"]
+    n = len(result.seeds)
+    target = result.target
     notes = [
         "",
-        f"Mean ± std over {n} training seed(s) ({', '.join(map(str, result['seeds']))}); every "
+        f"Mean ± std over {n} training seed(s) ({', '.join(map(str, result.seeds))}); every "
         "cell trained identically. Columns:",
         "- grid keys: the cell's config values (profile:K = granularity profile with K decay "
         "profiles); † marks a sigma = 0 control shared by every granularity (one network, "
@@ -509,13 +507,13 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"- worst @ {eps[last]:.3g}: the ensemble's inputs classified correctly on every "
         f"scoring draw at the largest eps, {target} target.",
         "- sparsity: 1 - mean spike rate of the deployed network (emulator).",
-        f"- {result['fit_profile']} cores / chips: resource fit on the {result['fit_profile']} "
+        f"- {result.fit_profile} cores / chips: resource fit on the {result.fit_profile} "
         "profile with the deployed draws; when a core needs more decay profiles than the chip "
         "has, the cores and chips once every core meets the limit (profile-limited).",
         "- redraw writes/sample: decay-register writes per sample to redraw the profiles on "
-        f"{result['fit_profile']} (0: no redraw).",
+        f"{result.fit_profile} (0: no redraw).",
         "- energy/sample: dynamic energy, the deploy profile's lower-bound proxy estimate.",
     ]
-    if result.get("grid_note"):
-        notes.append(f"- note: {result['grid_note']}.")
+    if result.grid_note:
+        notes.append(f"- note: {result.grid_note}.")
     return "\n".join(lines + notes) + "\n"

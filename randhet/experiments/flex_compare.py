@@ -38,7 +38,7 @@ from randhet.attack.results import Curve, RobustnessResult
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
-from randhet.experiments.compare import seed_stats
+from randhet.experiments.results import SeedStat
 from randhet.io import write_json, write_text
 from randhet.layer_tokens import parse_layer_token
 from randhet.models import EVAL_BATCH
@@ -130,9 +130,9 @@ def _torch_curve(rob: RobustnessResult) -> Curve:
     return curve
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    s = seed_stats(values)
-    return s["mean"], s["std"]
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    s = SeedStat.of(list(values))
+    return s.mean, s.std
 
 
 def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:

@@ -61,59 +61,59 @@ def plot_robustness(result: Any, path: Path) -> None:
                      "interval; dotted: correct on every draw)")
 
 
-def compare_label(row: dict[str, Any]) -> str:
+def compare_label(row: Any) -> str:
     """A compare row's legend label: its grid values (short key names); a sigma = 0 control
-    shared by several granularities without its granularity."""
+    shared by several granularities without its granularity. ``row``: a compare Row."""
     def value(v: Any) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 
-    control = row["cell"].get("neuron.sigma", 1) == 0
-    cell = {k: v for k, v in row["cell"].items()
-            if not (control and row["shared_training"] and k == "neuron.granularity")}
+    control = row.cell.get("neuron.sigma", 1) == 0
+    cell = {k: v for k, v in row.cell.items()
+            if not (control and row.shared_training and k == "neuron.granularity")}
     text = ", ".join(f"{k.split('.')[-1]}={value(v)}" for k, v in cell.items())
     return text + (" (control)" if control else "")
 
 
-def plot_compare(result: dict[str, Any], path: Path) -> None:
-    """Left: PGD accuracy vs eps, one line per grid cell (band: +- std over seeds; sigma = 0
-    controls dashed, a shared control drawn once). Right: clean accuracy against the Loihi 1
-    redraw writes per sample (against cores when no cell redraws), error bars: std over seeds."""
+def plot_compare(result: Any, path: Path) -> None:
+    """Left: the ensemble's accuracy vs eps, one line per grid cell (band: +- std over seeds;
+    sigma = 0 controls dashed, a shared control drawn once). Right: clean accuracy against the
+    fit profile's redraw writes per sample (against cores when no cell redraws), error bars:
+    std over seeds. ``result``: a CompareResult."""
     plt = pyplot()
     rows, seen = [], set()
-    for row in result["rows"]:
-        if row["training"] not in seen:  # controls shared by several cells: one line
-            seen.add(row["training"])
+    for row in result.rows:
+        if row.training not in seen:  # controls shared by several cells: one line
+            seen.add(row.training)
             rows.append(row)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = []
     for row in rows:
-        pts = row["robust_accuracy"]
-        eps = [p["eps"] for p in pts]
-        mean = [p["mean"] for p in pts]
-        control = row["cell"].get("neuron.sigma", 1) == 0
+        pts = row.robust_accuracy
+        eps = [p.eps for p in pts]
+        mean = [p.stat.mean for p in pts]
+        control = row.cell.get("neuron.sigma", 1) == 0
         (line,) = left.plot(eps, mean, marker="o", ls="--" if control else "-",
                             label=compare_label(row))
-        _band(left, eps, mean, [p["std"] for p in pts], line.get_color())
+        _band(left, eps, mean, [p.stat.std for p in pts], line.get_color())
         colors.append(line.get_color())
-    left.set_title(f"ensemble, scored on: {result['target']}")
+    left.set_title(f"ensemble, scored on: {result.target}")
     left.set_xlabel("eps (L-inf, pixels in [0, 1])")
     left.set_ylabel("accuracy")
     left.set_ylim(0, 1)
     left.legend(fontsize=7)
-    redraw = [r["fit"]["redraw_writes_per_sample"]["mean"] for r in rows]
-    by_redraw = any(w for w in redraw)
-    key = "redraw_writes_per_sample" if by_redraw else "cores"
+    by_redraw = any(r.fit.redraw_writes_per_sample.mean for r in rows)
     for row, color in zip(rows, colors, strict=True):
-        x, y = row["fit"][key], row["clean_accuracy"]
-        if x["mean"] is not None:
-            right.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"]], yerr=[y["std"]],
+        x = row.fit.redraw_writes_per_sample if by_redraw else row.fit.cores
+        y = row.clean_accuracy
+        if x.mean is not None:
+            right.errorbar([x.mean], [y.mean], xerr=[x.std], yerr=[y.std],
                            marker="o", capsize=3, color=color)
-    right.set_xlabel(f"{result['fit_profile']} "
+    right.set_xlabel(f"{result.fit_profile} "
                      + ("redraw register writes per sample" if by_redraw else "cores"))
     right.set_ylabel("clean accuracy (emulator)")
     right.set_title("clean accuracy vs hardware cost")
     right.grid(alpha=0.3)
-    fig.suptitle(f"mean ± std over {len(result['seeds'])} training seed(s)", fontsize=9)
+    fig.suptitle(f"mean ± std over {len(result.seeds)} training seed(s)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
