@@ -20,31 +20,22 @@ Writes ``benchmarks/results/apgd_speed.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet.attack.apgd import APGD
+from randhet.config import load_config
+from randhet.readout import decide
+from randhet.runs import open_run
+from randhet.train.trainer import train
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-import randhet  # noqa: E402,F401  (Lava compatibility fix first)
-from randhet.attack.apgd import APGD  # noqa: E402
-from randhet.config import load_config  # noqa: E402
-from randhet.readout import decide  # noqa: E402
-from randhet.runs import open_run  # noqa: E402
-from randhet.train.trainer import train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "apgd_speed.json"
-CONFIG = ROOT / "configs" / "digits.toml"
+RESULTS = harness.RESULTS / "apgd_speed.json"
+CONFIG = harness.ROOT / "configs" / "digits.toml"
 EPS = 0.1
 TARGET = 3.0  # issue 26: randhet's APGD-EOT at least 3x torchattacks' samples per second
 
@@ -88,21 +79,22 @@ def measure(run: Path, batch: int, steps: int, eot: int, rounds: int, threads: i
     x = torch.as_tensor(data.x_test[:batch])
     y = torch.as_tensor(data.y_test[:batch])
     variants = {"randhet": ours, "torchattacks": theirs}
-    for fn in variants.values():  # warm-up
+    for fn in variants.values():  # warm-up, on a small problem
         fn(model, x[:8], y[:8], 2, 2, 0)
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    adv: dict[str, torch.Tensor] = {}
-    for r in range(rounds):
-        for name, fn in variants.items():
-            model.generator.manual_seed(r)
-            t0 = time.perf_counter()
-            adv[name] = fn(model, x, y, steps, eot, r)
-            times[name].append(time.perf_counter() - t0)
+    current = {"round": 0}
+
+    def seed(_name: str, r: int) -> None:  # every round: the same draws and seed for both
+        model.generator.manual_seed(r)
+        current["round"] = r
+
+    t = harness.interleaved(
+        {name: (lambda fn=fn: fn(model, x, y, steps, eot, current["round"]))
+         for name, fn in variants.items()}, rounds, warmup=0, before=seed)
     out: dict[str, Any] = {"threads": threads}
     for name in variants:
-        med = statistics.median(times[name])
-        acc, se = accuracy(model, adv[name], y)
-        out[name] = {"seconds": times[name], "median_s": med, "samples_per_s": batch / med,
+        med = t.median(name)
+        acc, se = accuracy(model, t.results[name], y)
+        out[name] = {"seconds": t.wall[name], "median_s": med, "samples_per_s": batch / med,
                      "robust_accuracy": acc, "robust_accuracy_se": se}
     out["ratio"] = out["randhet"]["samples_per_s"] / out["torchattacks"]["samples_per_s"]
     return out
@@ -117,7 +109,7 @@ def main() -> None:
     p.add_argument("--eot", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    load_start = loadavg()
+    load_start = harness.loadavg()
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
         if run is None:
@@ -127,14 +119,14 @@ def main() -> None:
         runs = [measure(run, args.batch, args.steps, args.eot, args.rounds, t)
                 for t in sorted({1, default_threads})]
     result = {
-        "benchmark": "apgd_speed", "machine": machine(), "loadavg_start": load_start,
-        "loadavg_end": loadavg(), "network": "configs/digits.toml (64-128-10, T = 16, sigma 1)",
+        "benchmark": "apgd_speed", "machine": harness.machine(), "loadavg_start": load_start,
+        "loadavg_end": harness.loadavg(),
+        "network": "configs/digits.toml (64-128-10, T = 16, sigma 1)",
         "eps": EPS, "steps": args.steps, "eot": args.eot, "samples": args.batch,
         "rounds": args.rounds, "target_ratio": TARGET, "runs": runs,
         "target_met": all(r["ratio"] >= TARGET for r in runs),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    harness.write_json(RESULTS, result)
     for r in runs:
         print(f"{r['threads']} thread(s): randhet {r['randhet']['samples_per_s']:.2f} "
               f"samples/s (robust acc {r['randhet']['robust_accuracy']:.3f}), torchattacks "

@@ -31,35 +31,27 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet import kernel
+from randhet.allocator import keep_freed_memory
+from randhet.attack.pgd import PGD
+from randhet.config import load_config
+from randhet.data import load_dataset
+from randhet.models.spiking import SpikingNetwork
+from randhet.runs import open_run
+from randhet.train.trainer import train
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-import randhet  # noqa: E402,F401  (Lava compatibility fix first)
-from randhet import kernel  # noqa: E402
-from randhet.allocator import keep_freed_memory  # noqa: E402
-from randhet.attack.pgd import PGD  # noqa: E402
-from randhet.config import load_config  # noqa: E402
-from randhet.data import load_dataset  # noqa: E402
-from randhet.models.spiking import SpikingNetwork  # noqa: E402
-from randhet.runs import open_run  # noqa: E402
-from randhet.train.trainer import train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "attack_speed.json"
-CONFIG = ROOT / "configs" / "digits.toml"
+RESULTS = harness.RESULTS / "attack_speed.json"
+CONFIG = harness.ROOT / "configs" / "digits.toml"
 EPS, STEPS, EOT = 0.1, 10, 20
 KERNEL_TARGET = 3.0  # issue 15: PGD-10 with EOT 20, 3x the samples/s of the per-step scan
 
@@ -87,13 +79,10 @@ def sigma0_twin(model: SpikingNetwork) -> SpikingNetwork:
     return twin
 
 
-def time_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor, fused: bool = True) -> float:
-    """Seconds for one attack call; ``fused``: the neurons run the fused kernel, else the
-    per-step loop."""
+def run_attack(attack: PGD, x: torch.Tensor, y: torch.Tensor, fused: bool = True) -> None:
+    """One attack call; ``fused``: the neurons run the fused kernel, else the per-step loop."""
     with contextlib.nullcontext() if fused else kernel.loop_only():
-        t0 = time.perf_counter()
         attack(x, y)
-        return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,34 +120,28 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"batched": (PGD(model, **opts), True), "scan_loop": (PGD(model, **opts), False),
                 "loop": (LoopedPGD(model, **opts), True)}
     threads = args.threads or sorted({1, torch.get_num_threads()})
-    for attack, fused in variants.values():  # warm-up
-        time_attack(attack, x, y, fused)
-    load_start = loadavg()
-    wall: dict[str, list[float]] = {f"{k}@{n}": [] for n in threads for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in wall}
-    for _ in range(args.rounds):  # interleaved: batched@1, loop@1, batched@2, loop@2, ...
-        for n in threads:
-            torch.set_num_threads(n)
-            for k, (attack, fused) in variants.items():
-                c0 = time.process_time()
-                wall[f"{k}@{n}"].append(time_attack(attack, x, y, fused))
-                cpu[f"{k}@{n}"].append(time.process_time() - c0)
-    load_end = loadavg()
+    # interleaved: batched@1, scan_loop@1, loop@1, batched@2, ...; one warm-up round
+    calls = {f"{k}@{n}": (lambda a=attack, f=fused: run_attack(a, x, y, f))
+             for n in threads for k, (attack, fused) in variants.items()}
+    load_start = harness.loadavg()
+    t = harness.interleaved(calls, args.rounds, warmup=1,
+                            before=lambda key, _: torch.set_num_threads(int(key.split("@")[1])))
+    load_end = harness.loadavg()
+    wall, cpu = t.wall, t.cpu
 
-    med = {k: statistics.median(v) for k, v in wall.items()}
+    med = t.medians()
+    cpu_med = t.cpu_medians()
     rate = {k: len(x) / m for k, m in med.items()}
     ratio = {n: rate[f"batched@{n}"] / rate[f"loop@{n}"] for n in threads}
     kernel_ratio = {n: rate[f"batched@{n}"] / rate[f"scan_loop@{n}"] for n in threads}
-    cpu_ratio = {n: statistics.median(cpu[f"loop@{n}"]) / statistics.median(cpu[f"batched@{n}"])
-                 for n in threads}
+    cpu_ratio = {n: cpu_med[f"loop@{n}"] / cpu_med[f"batched@{n}"] for n in threads}
     print(f"PGD-EOT on digits (T = {model.spec.encoding.timesteps}, layers "
           f"{[ly.out_shape for ly in model.spec.spiking_layers]}), eps {EPS}, {STEPS} PGD steps, "
           f"eot {EOT}, batch {len(x)}, CPU; median of {args.rounds} interleaved rounds")
     print(f"  {'variant':<10} {'threads':>7} {'s/call':>7} {'samples/s':>10} {'CPU s':>7}")
     for key in wall:
         k, n = key.split("@")
-        print(f"  {k:<10} {n:>7} {med[key]:7.2f} {rate[key]:10.1f} "
-              f"{statistics.median(cpu[key]):7.2f}")
+        print(f"  {k:<10} {n:>7} {med[key]:7.2f} {rate[key]:10.1f} {cpu_med[key]:7.2f}")
     for n in threads:
         print(f"  {n} thread(s): batched / loop throughput {ratio[n]:.2f}x "
               f"(CPU time loop / batched {cpu_ratio[n]:.2f}x); fused kernel / per-step scan "
@@ -170,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "attack_speed",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {**machine(), "threads": threads, "device": "cpu"},
+        "machine": {**harness.machine(), "threads": threads, "device": "cpu"},
         "network": {"config": "configs/digits.toml", "epochs": None if args.run else args.epochs,
                     "run": str(args.run) if args.run else None,
                     "timesteps": model.spec.encoding.timesteps,
@@ -186,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ratio_loop_over_batched": {str(n): r for n, r in cpu_ratio.items()},
         "identical_on_sigma0_twin": same, "loadavg_start": load_start, "loadavg_end": load_end,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -20,28 +20,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
+import harness
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from randhet.config import load_config, network_spec
+from randhet.decays import deployment_draws, network_bindings
+from randhet.deploy.fit import check_fit
+from randhet.hardware import HardwareProfile, load_profile
+from randhet.network import ExportedLayer, ExportedNetwork
+from randhet.spec import ConvSpec, DenseSpec
 
-from machine import machine  # noqa: E402  (benchmarks/machine.py)
-
-from randhet.config import load_config, network_spec  # noqa: E402
-from randhet.decays import deployment_draws, network_bindings  # noqa: E402
-from randhet.deploy.fit import check_fit  # noqa: E402
-from randhet.hardware import HardwareProfile, load_profile  # noqa: E402
-from randhet.io import write_json  # noqa: E402
-from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
-from randhet.spec import ConvSpec, DenseSpec  # noqa: E402
+ROOT = harness.ROOT
 
 INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                 "digits": (1, 8, 8)}
-RESULTS = ROOT / "benchmarks" / "results" / "chip_fit.json"
+RESULTS = harness.RESULTS / "chip_fit.json"
 
 
 def untrained(cfg: dict, seed: int = 0) -> ExportedNetwork:
@@ -97,7 +93,7 @@ def main() -> None:
     counted = check_fit(net, profile, draws)
     result = {
         "benchmark": "chip_fit", "config": args.config, "profile": profile.name,
-        "samples": args.samples, "machine": machine(),
+        "samples": args.samples, "machine": harness.machine(),
         "neurons": sum(ly.neurons for ly in net.layers),
         "without_decay_profiles": plain.summary(),
         "with_decay_profiles": counted.summary(),
@@ -113,7 +109,7 @@ def main() -> None:
                             for k in args.profiles.split(",")],
     }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
-    write_json(RESULTS, result)
+    harness.write_json(RESULTS, result)
 
 
 if __name__ == "__main__":

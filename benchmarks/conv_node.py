@@ -14,26 +14,18 @@ the same tensors. Writes ``benchmarks/results/conv_node.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from randhet import kernel
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-from randhet import kernel  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "conv_node.json"
+RESULTS = harness.RESULTS / "conv_node.json"
 FRAMES = 64 * 16  # batch x T
 # name -> (in channels, out channels, size, kernel, stride, padding, input gradient)
 LAYERS = {
@@ -80,14 +72,7 @@ def bench(threads: int, rounds: int) -> list[dict[str, Any]]:
         variants = {f"{conv} {part}": step(fn, x, w, g, stride, padding, part == "fwd+bwd")
                     for part in ("fwd", "fwd+bwd")
                     for conv, fn in (("torch", torch_conv), ("node", node_conv))}
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        for r in range(rounds + 2):
-            for v, run in variants.items():
-                t0 = time.perf_counter()
-                run()
-                if r >= 2:  # two warm-up rounds
-                    times[v].append(time.perf_counter() - t0)
-        med = {v: statistics.median(t) for v, t in times.items()}
+        med = harness.interleaved(variants, rounds, warmup=2).medians()
         row = {"layer": name, "threads": threads, "rounds": rounds, "median_s": med,
                "speedup_fwd": med["torch fwd"] / med["node fwd"],
                "speedup_fwd_bwd": med["torch fwd+bwd"] / med["node fwd+bwd"]}
@@ -108,13 +93,12 @@ def main() -> None:
     if not kernel.available():
         print("the kernel extension is not built here: nothing to compare", file=sys.stderr)
         raise SystemExit(2)
-    start = machine()
+    start = harness.machine()
     results = []
     for n in (int(t) for t in args.threads.split(",")):
         results += bench(n, args.rounds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": start, "load_at_end": loadavg(),
-                                    "results": results}, indent=1) + "\n")
+    harness.write_json(args.out, {"machine": start, "load_at_end": harness.loadavg(),
+                                  "results": results})
     print(f"wrote {args.out}")
 
 

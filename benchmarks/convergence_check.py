@@ -22,36 +22,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+import harness
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
+import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet.attack.run import attack_run
+from randhet.config import load_config, protocol_config
+from randhet.export import export_run
+from randhet.train.trainer import train
 
-import randhet  # noqa: E402,F401  (Lava compatibility fix first)
-from randhet.attack.run import attack_run  # noqa: E402
-from randhet.config import load_config, protocol_config  # noqa: E402
-from randhet.export import export_run  # noqa: E402
-from randhet.train.trainer import train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "convergence_check.json"
-CONFIG = ROOT / "configs" / "digits.toml"
+RESULTS = harness.RESULTS / "convergence_check.json"
+CONFIG = harness.ROOT / "configs" / "digits.toml"
 
 
 def ladder(run: Path, name: str, protocol: Any, out: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    rob = attack_run(run, protocol, out / name, progress=False)
+    seconds, rob = harness.timed(lambda: attack_run(run, protocol, out / name, progress=False))
     return {
         "protocol": protocol.to_dict(),
         "members": list(rob.members),
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "converged": {f"{c.eps:g}": c.converged for c in rob.convergence if c.eps > 0},
         "doublings": {f"{c.eps:g}": [dataclasses.asdict(d) for d in c.doublings]
                       for c in rob.convergence if c.eps > 0},
@@ -70,19 +62,18 @@ def main() -> None:
     old = dataclasses.replace(new, attacks=("pgd",), losses=("ce",), readouts=("counts",),
                               surrogates=("trained",), eot=8, steps=10, restarts=2,
                               targets=("torch",), transfer=False)
-    load_start = loadavg()
+    load_start = harness.loadavg()
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
         if run is None:
             run = Path(tmp) / "demo"
             train(cfg, run, progress=False)
             export_run(run)
-        result = {"benchmark": "convergence_check", "machine": machine(),
+        result = {"benchmark": "convergence_check", "machine": harness.machine(),
                   "loadavg_start": load_start, "network": str(run),
                   "old": ladder(run, "old", old, Path(tmp)),
-                  "new": ladder(run, "new", new, Path(tmp)), "loadavg_end": loadavg()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+                  "new": ladder(run, "new", new, Path(tmp)), "loadavg_end": harness.loadavg()}
+    harness.write_json(RESULTS, result)
     for name in ("old", "new"):
         r = result[name]
         print(f"{name}: converged {r['converged']}; robust accuracy {r['robust_accuracy']}; "

@@ -43,7 +43,6 @@ import importlib
 import importlib.metadata
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,30 +51,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
+from deploy_nets import EPOCHS, SEED, build, prepare
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from randhet.decays import DecayDraw
+from randhet.deploy.emulator import emulate
+from randhet.deploy.result import RunResult
+from randhet.network import ExportedNetwork, read_network
+from randhet.spec import DenseSpec
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-from randhet.config import load_config  # noqa: E402
-from randhet.data import load_dataset  # noqa: E402
-from randhet.decays import DecayDraw  # noqa: E402
-from randhet.deploy.emulator import emulate  # noqa: E402
-from randhet.deploy.pipeline import prepare as deploy_prepare  # noqa: E402
-from randhet.deploy.result import RunResult  # noqa: E402
-from randhet.export import export_run  # noqa: E402
-from randhet.network import ExportedNetwork, read_network  # noqa: E402
-from randhet.spec import DenseSpec  # noqa: E402
-from randhet.train.trainer import train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "deploy_speed.json"
+ROOT = harness.ROOT
+RESULTS = harness.RESULTS / "deploy_speed.json"
 TARGET = 100.0  # emulator / Lava speed per sample
-SEED = 1  # decay-draw seed, as `randhet deploy` defaults to
-EPOCHS = 1
 DEPLOY_MODULES = (  # what `randhet deploy --backend emulator` imports, lazily ones included
     "randhet.cli", "randhet.deploy.pipeline", "randhet.deploy.reference",
     "randhet.deploy.emulator", "randhet.plots.stages",
@@ -102,27 +91,7 @@ def dense_t(steps: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# setup
-
-
-def build(name: str, overrides: list[str], tmp: Path) -> tuple[ExportedNetwork, float]:
-    """Train for EPOCHS epochs and export; the network and the seconds it took."""
-    t0 = time.perf_counter()
-    cfg = load_config(None, [f"name={name}", f"train.epochs={EPOCHS}", "train.device=cpu",
-                             *overrides])
-    run_dir = tmp / name
-    with contextlib.redirect_stdout(sys.stderr):
-        train(cfg, run_dir, progress=False)
-    net = read_network(export_run(run_dir))
-    return net, time.perf_counter() - t0
-
-
-def prepare(net: ExportedNetwork, n: int) -> tuple[np.ndarray, list[DecayDraw]]:
-    """Integer inputs [n, *input, T] and decay draws for the first n test samples, as
-    ``deploy()`` makes them."""
-    data = load_dataset(net.data, timesteps=net.spec.encoding.timesteps)
-    prep = deploy_prepare(net.path, samples=min(n, len(data.x_test)), profile="loihi2", seed=SEED)
-    return prep.inputs, prep.draws
+# setup (the networks and their inputs: deploy_nets.py)
 
 
 def head(inputs: np.ndarray, draws: list[DecayDraw], n: int) -> tuple[np.ndarray, list[DecayDraw]]:
@@ -159,9 +128,7 @@ def time_lava(
     from randhet.deploy.lava_backend import run_lava
 
     x, d = head(inputs, draws, n)
-    t0 = time.perf_counter()
-    result = run_lava(net, x, d)
-    return time.perf_counter() - t0, result
+    return harness.timed(lambda: run_lava(net, x, d))
 
 
 def lava_runs(
@@ -169,14 +136,13 @@ def lava_runs(
     counts: list[int], repeats: int,
 ) -> tuple[dict[int, float], dict[int, list[float]], dict[int, RunResult]]:
     """Per count: the min wall seconds over ``repeats`` runs, all walls, the last result."""
-    walls: dict[int, list[float]] = {n: [] for n in counts}
-    results: dict[int, RunResult] = {}
-    for _ in range(repeats):
-        for n in counts:
-            print(f"  {label}: Lava, {n} samples ...", flush=True)
-            t, results[n] = time_lava(net, inputs, draws, n)
-            walls[n].append(t)
-    return {n: min(v) for n, v in walls.items()}, walls, results
+    from randhet.deploy.lava_backend import run_lava
+
+    subsets = {n: head(inputs, draws, n) for n in counts}
+    t = harness.interleaved(
+        {n: (lambda n=n: run_lava(net, *subsets[n])) for n in counts}, repeats, warmup=0,
+        before=lambda n, _: print(f"  {label}: Lava, {n} samples ...", flush=True))
+    return {n: min(v) for n, v in t.wall.items()}, t.wall, t.results
 
 
 def time_emulator(
@@ -185,18 +151,13 @@ def time_emulator(
 ) -> tuple[dict[int, dict[str, float]], dict[int, RunResult]]:
     """Per count: first, min and median wall seconds over ``repeats`` calls; the calls of the
     different counts are interleaved so that background load hits them alike."""
-    times: dict[int, list[float]] = {n: [] for n in counts}
-    results: dict[int, RunResult] = {}
     subsets = {n: head(inputs, draws, n) for n in counts}
     with torch_threads(threads):
-        for _ in range(repeats):
-            for n in counts:
-                t0 = time.perf_counter()
-                results[n] = emulate(net, *subsets[n])
-                times[n].append(time.perf_counter() - t0)
-    stats = {n: {"first_s": v[0], "min_s": min(v), "median_s": statistics.median(v)}
-             for n, v in times.items()}
-    return stats, results
+        t = harness.interleaved({n: (lambda n=n: emulate(net, *subsets[n])) for n in counts},
+                                repeats, warmup=0)
+    stats = {n: {"first_s": v[0], "min_s": min(v), "median_s": harness.median(v)}
+             for n, v in t.wall.items()}
+    return stats, t.results
 
 
 def steady(t: dict[int, float]) -> tuple[float, str]:
@@ -354,16 +315,17 @@ def cli_deploy(net: ExportedNetwork, tmp: Path) -> dict[str, Any]:
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
 
     def wall(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-        t0 = time.perf_counter()
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-        return time.perf_counter() - t0, proc
+        return harness.timed(lambda: subprocess.run(args, env=env, capture_output=True,
+                                                    text=True, check=False))
 
-    interp = min(wall([sys.executable, "-c", "pass"])[0] for _ in range(2))
-    torch_s = min(wall([sys.executable, "-c", "import torch"])[0] for _ in range(2))
-    imports = min(wall([sys.executable, "-c", "import randhet.deploy.pipeline"])[0]
-                  for _ in range(2))
-    all_imports = min(wall([sys.executable, "-c", f"import {', '.join(DEPLOY_MODULES)}"])[0]
-                      for _ in range(2))
+    def best_of_2(code: str) -> float:
+        return min(harness.time_calls(lambda: wall([sys.executable, "-c", code]), 2,
+                                      warmup=0)[0])
+
+    interp = best_of_2("pass")
+    torch_s = best_of_2("import torch")
+    imports = best_of_2("import randhet.deploy.pipeline")
+    all_imports = best_of_2(f"import {', '.join(DEPLOY_MODULES)}")
     full = [*cmd, "deploy", str(net.path), "--backend", "emulator", "--samples", "0",
             "--quiet", "--out", str(out)]
     seconds, proc = wall(full)
@@ -379,10 +341,9 @@ def cli_deploy(net: ExportedNetwork, tmp: Path) -> dict[str, Any]:
     report = json.loads((out / "deploy.json").read_text())
     from randhet.deploy.pipeline import deploy
 
-    t0 = time.perf_counter()  # the same call in this (warm) process: no imports
-    deploy(net.path, backend="emulator", samples=0, out_dir=tmp / "inproc_deploy",
-           progress=False)
-    res["in_process_deploy_s"] = time.perf_counter() - t0
+    res["in_process_deploy_s"], _ = harness.timed(  # the same call in this (warm) process
+        lambda: deploy(net.path, backend="emulator", samples=0, out_dir=tmp / "inproc_deploy",
+                       progress=False))
     res |= {
         "samples": report["samples"], "emulate_wall_s": report["wall_seconds"],
         "bit_exact_fraction_vs_torch": report["bit_exact_fraction"],
@@ -524,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         emu_samples = [16, 64, 256, 359]
         layer_counts, step_counts, repeats, lava_repeats = [1, 2, 4], [8, 16, 32], 7, 2
     threads = args.threads if args.threads > 0 else torch.get_num_threads()
-    info = machine()
-    load_start = loadavg()
+    info = harness.machine()
+    load_start = harness.loadavg()
     print(f"randhet deploy speed: {info['date']}, {info['cpu_count']} CPUs "
           f"({info['cpus_usable']} usable), torch {info['torch']} ({threads} threads for the "
           f"emulator), numpy {info['numpy']}, lava-nc {info['lava_nc']}, load {load_start}")
@@ -552,10 +513,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # imports and one small Lava run first: the timed runs start in a warm process
         print("  warm-up: importing Lava and one 2-sample Lava run ...", flush=True)
-        t0 = time.perf_counter()
-        for module in LAVA_MODULES:
-            importlib.import_module(module)
-        lava_import_s = time.perf_counter() - t0
+        lava_import_s, _ = harness.timed(
+            lambda: [importlib.import_module(module) for module in LAVA_MODULES])
         x, d = prepare(nets["dense"], 2)
         warm_s, _ = time_lava(nets["dense"], x, d, 2)
         with torch_threads(threads):
@@ -577,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.threads)
         print("  `randhet deploy --backend emulator` subprocess ...", flush=True)
         cli = cli_deploy(nets["dense"], tmp)
-    load_end = loadavg()
+    load_end = harness.loadavg()
     total = time.perf_counter() - t_all
 
     print_compare(compare_rows)
@@ -609,8 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "cli_deploy": cli,
         "total_s": total,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

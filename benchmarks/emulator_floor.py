@@ -22,30 +22,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import statistics
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
+from deploy_nets import build, prepare
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from randhet import kernel
+from randhet.deploy.emulator import emulate, synapse
 
-from deploy_speed import build, prepare  # noqa: E402  (benchmarks/deploy_speed.py)
-from machine import loadavg, machine  # noqa: E402
-
-from randhet import kernel  # noqa: E402
-from randhet.deploy.emulator import emulate, synapse  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "emulator_floor.json"
+RESULTS = harness.RESULTS / "emulator_floor.json"
 TARGET = 3.0
 NETS = {"dense 64-128-10": [], "digits conv": ["model.layers=[\"conv:16:s2\",\"conv:32:s2\","
                                                 "\"dense:128\"]"]}
+
+
+def in_mode(fn: Callable[[], Any], loop: bool) -> Callable[[], None]:
+    """``fn`` run with the neurons' per-step loop (``loop``) or with the fused kernel."""
+    def run() -> None:
+        with kernel.loop_only() if loop else contextlib.nullcontext():
+            fn()
+    return run
 
 
 def main() -> int:
@@ -54,7 +55,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    start = machine()
+    start = harness.machine()
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in NETS.items():
@@ -74,15 +75,9 @@ def main() -> int:
                 "emulator (loop)": lambda net=net, i=inputs, d=draws: emulate(net, i, d, len(i)),
                 "floor": floor,
             }
-            wall: dict[str, list[float]] = {k: [] for k in variants}
-            for r in range(args.rounds + 1):
-                for k, fn in variants.items():
-                    with kernel.loop_only() if "loop" in k else contextlib.nullcontext():
-                        t0 = time.perf_counter()
-                        fn()
-                        if r:  # the first round warms up
-                            wall[k].append(time.perf_counter() - t0)
-            med = {k: statistics.median(v) for k, v in wall.items()}
+            t = harness.interleaved({k: in_mode(fn, "loop" in k) for k, fn in variants.items()},
+                                    args.rounds, warmup=1)  # the first round warms up
+            wall, med = t.wall, t.medians()
             row = {"network": name, "samples": len(inputs),
                    "timesteps": net.spec.encoding.timesteps,
                    "median_s": med, "wall_s": wall,
@@ -99,10 +94,9 @@ def main() -> int:
             print(f"  emulator {row['over_floor']:.2f}x the floor (target <= {TARGET:g}: "
                   f"{'PASS' if row['pass'] else 'FAIL'}); kernel {row['kernel_speedup']:.2f}x "
                   "the loop")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": start, "load_at_end": loadavg(),
-                                    "kernel": kernel.available(), "target": TARGET,
-                                    "results": results}, indent=1) + "\n")
+    harness.write_json(args.out, {"machine": start, "load_at_end": harness.loadavg(),
+                                  "kernel": kernel.available(), "target": TARGET,
+                                  "results": results})
     print(f"wrote {args.out}")
     return 0
 

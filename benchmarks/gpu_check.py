@@ -27,24 +27,19 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:  # run from a checkout without installing
-        sys.path.insert(0, str(path))
+from randhet import kernel
+from randhet.layer_tokens import network_from_tokens
+from randhet.models.spiking import SpikingNetwork
+from randhet.spec import EncodingSpec, NeuronSpec
 
-from machine import machine  # noqa: E402  (benchmarks/machine.py)
-
-from randhet import kernel  # noqa: E402
-from randhet.layer_tokens import network_from_tokens  # noqa: E402
-from randhet.models.spiking import SpikingNetwork  # noqa: E402
-from randhet.spec import EncodingSpec, NeuronSpec  # noqa: E402
+ROOT = harness.ROOT
 
 
 def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -135,14 +130,13 @@ def check_training_step(device: str) -> dict[str, Any]:
 
 def check_train(device: str, work: Path) -> dict[str, Any]:
     """``randhet train`` for 2 epochs on the device (a subprocess, as a user runs it)."""
-    t0 = time.perf_counter()
     command = [sys.executable, "-m", "randhet", "train", "--config",
                str(ROOT / "configs" / "digits.toml"), "--out", str(work / "train"), "--quiet",
                "--set", "train.epochs=2", "--set", f"train.device={device}"]
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": path})
-    out: dict[str, Any] = {"pass": proc.returncode == 0, "seconds": time.perf_counter() - t0}
+    seconds, proc = harness.timed(lambda: subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": path}))
+    out: dict[str, Any] = {"pass": proc.returncode == 0, "seconds": seconds}
     metrics = work / "train" / "metrics.json"
     if metrics.is_file():
         m = json.loads(metrics.read_text())
@@ -156,21 +150,29 @@ def check_train(device: str, work: Path) -> dict[str, Any]:
 
 
 def check_speed(device: str, quick: bool) -> list[dict[str, Any]]:
-    import peers  # reason: benchmarks/peers.py, imported only for this check
-    from train_speed import NETWORKS  # reason: as above
+    # reason: imports lava-dl's SLAYER and the peers: only for this check
+    from training_steps import NETWORKS, bench, report
 
     warmup, rounds = (1, 3) if quick else (5, 31)
     results = []
     for name, (shape, tokens) in NETWORKS.items():
-        results.append(peers.bench(name, shape, tokens, 1, warmup, rounds, device))
-        peers.report(results[-1:])
+        results.append(bench(name, shape, tokens, 1, warmup, rounds, device))
+        report(results[-1:])
     return results
+
+
+def attempt(check: Any) -> Any:
+    """``check()``, or its error recorded as a failed check (the next check still runs)."""
+    try:
+        return check()
+    except Exception as err:  # noqa: BLE001 - record it and go on to the next check
+        return {"pass": False, "error": f"{type(err).__name__}: {err}"[:2000]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", help="cuda (default), or cpu to try the script")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_check.json")
+    ap.add_argument("--out", type=Path, default=harness.RESULTS / "gpu_check.json")
     ap.add_argument("--quick", action="store_true", help="few timing rounds")
     ap.add_argument("--skip", default="", help="checks to leave out, e.g. train,speed")
     args = ap.parse_args(argv)
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.device == "cpu":
         os.environ["RANDHET_KERNEL"] = "triton"  # the Triton kernel on CPU tensors
-    info = machine()
+    info = harness.machine()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
@@ -199,15 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, run in checks.items():
             if name.split()[0] in skip:
                 continue
-            t0 = time.perf_counter()
-            try:
-                result[name] = run()
-            except Exception as err:  # noqa: BLE001 - record it and go on to the next check
-                result[name] = {"pass": False, "error": f"{type(err).__name__}: {err}"[:2000]}
-            print(f"{name}: {time.perf_counter() - t0:.1f} s: "
-                  f"{json.dumps(result[name])[:600]}", flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=1) + "\n")  # each check as it ends
+            seconds, result[name] = harness.timed(lambda run=run: attempt(run))
+            print(f"{name}: {seconds:.1f} s: {json.dumps(result[name])[:600]}", flush=True)
+            harness.write_json(args.out, result)  # each check as it ends
     failed = [k for k, v in result.items() if isinstance(v, dict) and v.get("pass") is False]
     print(f"wrote {args.out}; " + (f"FAILED: {', '.join(failed)}" if failed else "all passed"))
     return 1 if failed else 0

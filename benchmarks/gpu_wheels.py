@@ -9,6 +9,7 @@ never reads: they are dropped from the copy written here, so that the wheels tra
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import zipfile
@@ -41,7 +42,8 @@ def slim(wheel: Path) -> None:
     tmp.replace(wheel)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     OUT.mkdir(exist_ok=True)
     download(IGNORES_PYTHON, "--ignore-requires-python")
     download(PLAIN)

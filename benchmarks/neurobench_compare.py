@@ -1,20 +1,21 @@
 """randhet's workload counts beside NeuroBench 2.3.0's own metrics on the same network and inputs.
 
 Run by hand from the repository root (``.venv/bin/python benchmarks/neurobench_compare.py``);
-prints the comparison and writes ``benchmarks/results/neurobench_compare.json``. NeuroBench
-(test-only dependency) runs its ``ActivationSparsity``, ``SynapticOperations`` and
+prints the comparison and writes ``benchmarks/results/neurobench_compare.json`` (``--out``).
+NeuroBench (test-only dependency) runs its ``ActivationSparsity``, ``SynapticOperations`` and
 ``MembraneUpdates`` on the snnTorch import of randhet's NIR file (NeuroBench's
 ``SNNTorchModel``, batch 1, the graded input in SLAYER units); randhet's numbers are
 :func:`randhet.deploy.profiling.layer_counts` of the emulator's run of the same inputs. The
-networks are ``benchmarks/nir_matrix.py``'s trained dense and conv + pool networks.
+networks are ``benchmarks/nir_matrix.py``'s trained dense and conv + pool networks
+(``benchmarks/nir_nets.py``).
 ``tests/test_neurobench.py`` checks the definitions that agree on a small network by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.metadata
-import importlib.util
 import io
 import json
 import sys
@@ -23,20 +24,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
+from nir_nets import trained_network, versions
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from randhet.decays import deployment_draws
+from randhet.deploy.emulator import emulate
+from randhet.deploy.profiling import layer_counts
+from randhet.export.nir_export import to_nir
+from randhet.network import ExportedNetwork
 
-from randhet.decays import deployment_draws  # noqa: E402
-from randhet.deploy.emulator import emulate  # noqa: E402
-from randhet.deploy.profiling import layer_counts  # noqa: E402
-from randhet.export.nir_export import to_nir  # noqa: E402
-from randhet.network import ExportedNetwork  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "neurobench_compare.json"
+RESULTS = harness.RESULTS / "neurobench_compare.json"
 SAMPLES = 50
 
 
@@ -87,22 +86,21 @@ def neurobench_counts(net: ExportedNetwork, x: np.ndarray) -> dict[str, float]:
             "membrane_updates": float(out["MembraneUpdates"])}
 
 
-def main() -> int:
-    spec = importlib.util.spec_from_file_location("nir_matrix",
-                                                  ROOT / "benchmarks" / "nir_matrix.py")
-    nm = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(nm)  # type: ignore[union-attr]
-    versions = nm.versions() | {"NeuroBench": importlib.metadata.version("neurobench")}
-    result: dict[str, Any] = {"versions": versions, "samples": SAMPLES, "networks": {}}
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    tools = versions() | {"NeuroBench": importlib.metadata.version("neurobench")}
+    result: dict[str, Any] = {"versions": tools, "samples": SAMPLES, "networks": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("dense", "conv+pool"):
-            net, x, _ = nm.trained_network(kind, Path(tmp))
+            net, x, _ = trained_network(kind, Path(tmp))
             x = x[:SAMPLES]
             ours, theirs = randhet_counts(net, x), neurobench_counts(net, x)
             result["networks"][kind] = {"randhet": ours, "neurobench": theirs}
             print(f"{kind}:\n  randhet    {json.dumps(ours)}\n  NeuroBench {json.dumps(theirs)}")
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+    harness.write_json(args.out, result)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import io
-import json
 import logging
 import sys
 import warnings
@@ -45,71 +43,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
+from nir_nets import SAMPLES, trained_network, versions
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from randhet.config import DEFAULTS
+from randhet.decays import deployment_draws
+from randhet.deploy.emulator import emulate
+from randhet.export.nir_export import to_nir
+from randhet.export.nir_mapping import DEFAULT_DT
+from randhet.layer_tokens import network_from_tokens
+from randhet.network import ExportedLayer, ExportedNetwork
+from randhet.readout import decide
+from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec
 
-from randhet.config import DEFAULTS, load_config  # noqa: E402
-from randhet.decays import deployment_draws  # noqa: E402
-from randhet.deploy.emulator import emulate  # noqa: E402
-from randhet.deploy.pipeline import prepare  # noqa: E402
-from randhet.export.netx import export_run  # noqa: E402
-from randhet.export.nir_export import to_nir  # noqa: E402
-from randhet.export.nir_mapping import DEFAULT_DT  # noqa: E402
-from randhet.layer_tokens import network_from_tokens  # noqa: E402
-from randhet.network import ExportedLayer, ExportedNetwork  # noqa: E402
-from randhet.readout import decide  # noqa: E402
-from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "nir_matrix.json"
-README = ROOT / "README.md"
+RESULTS = harness.RESULTS / "nir_matrix.json"
+README = harness.ROOT / "README.md"
 MARKERS = ("<!-- nir-matrix: begin (benchmarks/nir_matrix.py --readme) -->",
            "<!-- nir-matrix: end -->")
 CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
-PACKAGES = {"snnTorch": "snntorch", "Norse": "norse", "Sinabs": "sinabs",
-            "Rockpool": "rockpool", "NIR": "nir"}
 KINDS = ("dense", "conv+pool", "event", "flat dense")
 # randhet's export options, tried where they apply: --pool-as conv where a tool does not run a
 # pooled network's file; --floor-bias (added to that) where it runs a graded-input one
 POOL_OPTION, BIAS_OPTION = "with --pool-as conv", "with --floor-bias"
-SAMPLES = 100
-TRAINED = {  # kind -> config overrides of a digits run (sigma 0, direct encoding)
-    "dense": ['model.layers=["dense:128"]', "encoding.timesteps=16"],
-    "conv+pool": ['model.layers=["conv:4:k3", "pool:2"]', "encoding.timesteps=8"],
-}
 WORKAROUNDS = {
     "snnTorch": "one unbatched sample at a time, fresh state per sample",
     "Norse": "dt=1e-4 (randhet's NIR time step); one unbatched sample at a time",
     "Sinabs": "none found",
     "Rockpool": "none found",
 }
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name, package in PACKAGES.items():
-        try:
-            out[name] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def trained_network(kind: str, work: Path) -> tuple[ExportedNetwork, np.ndarray, np.ndarray]:
-    """Train a sigma = 0 digits network (4 epochs), export it; (network, integer inputs
-    [S, *shape, T], labels) for the first SAMPLES test samples."""
-    from randhet.train.trainer import train  # reason: training only for these two networks
-
-    out = work / kind.replace("+", "_")
-    cfg = load_config(None, [*TRAINED[kind], "train.epochs=4",
-                             "train.batch_size=32", "train.lr=0.01", "neuron.sigma=0.0",
-                             "train.device=cpu"])
-    train(cfg, out, progress=False)
-    prep = prepare(export_run(out), samples=SAMPLES, profile="loihi2", seed=0)
-    return prep.net, np.asarray(prep.inputs), np.asarray(prep.labels)
 
 
 def flat_network() -> tuple[ExportedNetwork, np.ndarray, None]:
@@ -347,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(Path(tmp))
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    harness.write_json(args.out, result)
     table = render(result)
     print(table)
     if args.readme:

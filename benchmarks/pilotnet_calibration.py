@@ -18,26 +18,20 @@ raster with randhet's emulator. Writes ``benchmarks/results/pilotnet_calibration
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet.deploy.pipeline import run_profile
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-import randhet  # noqa: E402,F401  (Lava compatibility fix first)
-from randhet.deploy.pipeline import run_profile  # noqa: E402
-
+ROOT = harness.ROOT
 FILE = ROOT.parent / "shared" / "data" / "lava-dl-pilotnet-lif" / "network.net"
-RESULTS = ROOT / "benchmarks" / "results" / "pilotnet_calibration.json"
+RESULTS = harness.RESULTS / "pilotnet_calibration.json"
 SOURCE = ("lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb, outputs committed "
           "2023-01-10 (Oheo Gulch, one Loihi 2 chip); "
           "../shared/data/lava-dl-pilotnet-lif/README.md")
@@ -58,12 +52,12 @@ def _ratio(ours: float | None, theirs: float) -> float | None:
 
 
 def profile(chip: str, samples: int, out: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    report = run_profile(FILE, samples=samples, profile=chip, seed=0, out_dir=out / chip,
-                         progress=False)
+    seconds, profiled = harness.timed(lambda: run_profile(
+        FILE, samples=samples, profile=chip, seed=0, out_dir=out / chip, progress=False))
+    report = profiled.to_dict()  # the fields of profile.json
     timing = report["timing"]
     row: dict[str, Any] = {
-        "profile": chip, "seconds": time.perf_counter() - t0, "workload": report["workload"],
+        "profile": chip, "seconds": seconds, "workload": report["workload"],
         "cores": {ly["name"]: ly["cores"] for ly in report["resources"]["layers"]},
         "total_cores": report["resources"]["total_cores"], "chips": report["resources"]["chips"],
         "timing_basis": timing["basis"], "timing_source": timing["source"],
@@ -94,9 +88,8 @@ def lava_check(samples: int) -> dict[str, Any]:
     net = read_network(FILE)
     work = stock_workload(net, None, samples, seed=0)
     ours = emulate(net, work.inputs, deployment_draws(net, samples, seed=0)).rasters
-    t0 = time.perf_counter()
-    theirs = run_netx_lava(net, work.inputs).rasters
-    return {"samples": samples, "lava_seconds": time.perf_counter() - t0,
+    lava_seconds, theirs = harness.timed(lambda: run_netx_lava(net, work.inputs).rasters)
+    return {"samples": samples, "lava_seconds": lava_seconds,
             "layers_equal": [bool(np.array_equal(a, b)) for a, b in zip(ours, theirs,
                                                                           strict=True)],
             "spikes_per_layer": [int(r.sum()) for r in ours]}
@@ -110,11 +103,11 @@ def main() -> None:
     args = p.parse_args()
     if not FILE.is_file():
         sys.exit(f"pilotnet_calibration: {FILE} is absent (../shared/data)")
-    start = loadavg()
+    start = harness.loadavg()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [profile(chip, args.samples, Path(tmp)) for chip in ("loihi2", "loihi1")]
     result: dict[str, Any] = {
-        "benchmark": "pilotnet_calibration", "machine": machine(), "loadavg_start": start,
+        "benchmark": "pilotnet_calibration", "machine": harness.machine(), "loadavg_start": start,
         "file": str(FILE.relative_to(ROOT.parent)), "measured": MEASURED,
         "measured_source": SOURCE, "samples": args.samples, "profiles": rows,
         "note": ("the loihi2 [placement] rules were fitted to this network's compiler table, "
@@ -123,9 +116,8 @@ def main() -> None:
     }
     if args.lava:
         result["lava_netx_check"] = lava_check(2)
-    result["loadavg_end"] = loadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    result["loadavg_end"] = harness.loadavg()
+    harness.write_json(RESULTS, result)
     for row in rows:
         r = row.get("ratio_to_measured", {})
         print(f"{row['profile']}: {row['total_cores']} cores, "

@@ -19,36 +19,29 @@ same spikes and only the cost models differ). Writes
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "tests"):  # a checkout without installing; tests/sanafe_run.py
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet.config import load_config
+from randhet.data import load_dataset
+from randhet.decays import DecayDraw, deployment_draws
+from randhet.deploy.emulator import emulate
+from randhet.deploy.fit import check_fit
+from randhet.deploy.timing import step_times, timed_placement
+from randhet.export import export_run
+from randhet.hardware import load_profile
+from randhet.models.exported import encode_integers, model_from_export
+from randhet.network import ExportedNetwork, read_network
+from randhet.train.trainer import train
 
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-import randhet  # noqa: E402,F401  (Lava compatibility fix first)
-from randhet.config import load_config  # noqa: E402
-from randhet.data import load_dataset  # noqa: E402
-from randhet.decays import DecayDraw, deployment_draws  # noqa: E402
-from randhet.deploy.emulator import emulate  # noqa: E402
-from randhet.deploy.fit import check_fit  # noqa: E402
-from randhet.deploy.timing import step_times, timed_placement  # noqa: E402
-from randhet.export import export_run  # noqa: E402
-from randhet.hardware import load_profile  # noqa: E402
-from randhet.models.exported import encode_integers, model_from_export  # noqa: E402
-from randhet.network import ExportedNetwork, read_network  # noqa: E402
-from randhet.train.trainer import train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "sanafe_agreement.json"
+ROOT = harness.bootstrap("tests")  # tests/sanafe_run.py (imported where SANA-FE runs)
+RESULTS = harness.RESULTS / "sanafe_agreement.json"
 NETWORKS = {"demo (64-128-10, rate)": [],
             "conv (conv:8, pool:2, dense:10, rate)": ['model.layers=["conv:8", "pool:2"]']}
 
@@ -93,7 +86,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=16)
     args = p.parse_args()
-    start = loadavg()
+    start = harness.loadavg()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in NETWORKS.items():
@@ -110,11 +103,10 @@ def main() -> None:
                 print(f"{name}, {how}: time {row['ratio_time']:.3f}x, energy "
                       f"{row['ratio_energy']:.3f}x SANA-FE's; spikes randhet "
                       f"{row['randhet']['spikes']}, SANA-FE {row['sanafe']['spikes']}")
-    result = {"benchmark": "sanafe_agreement", "machine": machine(), "loadavg_start": start,
-              "loadavg_end": loadavg(), "samples": args.samples, "sanafe": "2.2.9",
-              "networks": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    result = {"benchmark": "sanafe_agreement", "machine": harness.machine(),
+              "loadavg_start": start, "loadavg_end": harness.loadavg(),
+              "samples": args.samples, "sanafe": "2.2.9", "networks": rows}
+    harness.write_json(RESULTS, result)
     print(f"written {RESULTS}")
 
 

@@ -36,18 +36,16 @@ import csv
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from machine import loadavg, machine  # benchmarks/machine.py
+import harness
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "scaling.json"
+ROOT = harness.ROOT
+RESULTS = harness.RESULTS / "scaling.json"
 TRAININGS = {  # stage: (config, global batch)
     "train_conv": (ROOT / "configs" / "digits-conv.toml", 256),
     "train_dense": (ROOT / "configs" / "digits.toml", 32),
@@ -59,23 +57,21 @@ def torchrun(procs: int, threads: int, *args: str, script: str | None = None) ->
     """Run one randhet command (or ``script ARGS``) under torchrun; wall seconds of the job."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     target = [script] if script else ["-m", "randhet"]
-    t0 = time.perf_counter()
-    done = subprocess.run(
+    seconds, done = harness.timed(lambda: subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
          f"--nproc-per-node={procs}", *target, *args],
         capture_output=True, text=True, env=env, cwd=ROOT,
-    )
+    ))
     if done.returncode != 0:
         sys.exit(f"scaling: {' '.join(args[:2])} on {procs} process(es) failed:\n"
                  f"{done.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    return seconds
 
 
 def deploy_worker(network: str, repeat: int, out: str) -> None:
     """Under torchrun: time the sharded emulator on the test split repeated ``repeat`` times;
     rank 0 writes {samples, seconds (best of 3)} to ``out``."""
-    sys.path.insert(0, str(ROOT))
-    import dataclasses
+    import dataclasses  # reason: the worker's imports, not the driver's
 
     import numpy as np
 
@@ -91,14 +87,10 @@ def deploy_worker(network: str, repeat: int, out: str) -> None:
             draws=[DecayDraw(d.current.repeat(repeat, *[1] * (d.current.dim() - 1)),
                              d.voltage.repeat(repeat, *[1] * (d.voltage.dim() - 1)))
                    for d in prep.draws])
-        times = []
-        for _ in range(3):
-            dist.barrier()
-            t0 = time.perf_counter()
-            emulate_sharded(big)
-            times.append(time.perf_counter() - t0)
+        times, _ = harness.time_calls(lambda: emulate_sharded(big), 3, warmup=0,
+                                      before=lambda *_: dist.barrier())
         if world.main:
-            Path(out).write_text(json.dumps({"samples": big.samples, "seconds": min(times)}))
+            harness.write_json(out, {"samples": big.samples, "seconds": min(times)})
 
 
 def stage_rates(procs: int, threads: int, work: Path, args: argparse.Namespace,
@@ -112,7 +104,7 @@ def stage_rates(procs: int, threads: int, work: Path, args: argparse.Namespace,
                         "--set", f"train.epochs={args.epochs}", "--set",
                         f"train.batch_size={batch}", "--quiet")
         with open(run / "log.csv") as f:
-            seconds = statistics.median(float(r["seconds"]) for r in csv.DictReader(f))
+            seconds = harness.median([float(r["seconds"]) for r in csv.DictReader(f)])
         samples = json.loads((run / "metrics.json").read_text())["train_samples"]
         out[stage] = {"samples_per_s": samples / seconds, "median_epoch_s": seconds,
                       "global_batch": batch, "job_wall_s": wall}
@@ -188,15 +180,14 @@ def main() -> None:
     result = {
         "benchmark": "scaling",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {**machine(), "load_average_at_end": loadavg()},
+        "machine": {**harness.machine(), "load_average_at_end": harness.loadavg()},
         "networks": {"train_conv": "configs/digits-conv.toml, global batch 256",
                      "train_dense": "configs/digits.toml, global batch 32",
                      "attack": "the conv network", "deploy": "the conv network"},
         "epochs": args.epochs, "attack_samples": args.attack_samples,
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_json(RESULTS, result)
     print(f"\nwrote {RESULTS}")
 
 

@@ -31,120 +31,45 @@ Prints a table and writes ``benchmarks/results/train_speed.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from machine import loadavg, machine  # noqa: E402  (benchmarks/machine.py)
-
-from randhet._compat import import_slayer_quietly  # noqa: E402
-
-import_slayer_quietly()
-
-from lava.lib.dl.slayer.block import cuba as cuba_block  # noqa: E402
-
-from randhet.config import load_config, network_spec  # noqa: E402
-from randhet.data import Splits, load_dataset  # noqa: E402
-from randhet.layer_tokens import network_from_tokens  # noqa: E402
-from randhet.models.neuron import RandHetConv, RandHetDense, slayer_neuron_params  # noqa: E402
-from randhet.models.spiking import Flatten, SpikingNetwork  # noqa: E402
-from randhet.spec import (  # noqa: E402
-    ConvSpec,
-    DenseSpec,
-    EncodingSpec,
-    FlattenSpec,
-    LayerSpec,
-    NeuronSpec,
+from training_steps import (
+    BATCH,
+    LR,
+    NETWORKS,
+    NOISY_IQR,
+    SEED,
+    STEPS,
+    copy_weights,
+    layer_list,
+    make_batch,
+    randhet_network,
+    stock_network,
 )
-from randhet.train import trainer  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "train_speed.json"
-SEED = 0
-BATCH = 64
-STEPS = 16  # time steps T
+from randhet.config import load_config, network_spec
+from randhet.data import Splits, load_dataset
+from randhet.layer_tokens import network_from_tokens
+from randhet.models.spiking import SpikingNetwork
+from randhet.spec import EncodingSpec, FlattenSpec, NeuronSpec
+from randhet.train import trainer
+
+RESULTS = harness.RESULTS / "train_speed.json"
 TARGET_RATIO = 1.15
-LR = 0.01  # plain SGD in part 1 (the same for every variant)
 MNIST_FULL_EPOCH_LIMIT_S = 180.0  # a full synthetic MNIST epoch only if it fits in this
 MNIST_BATCH = 64
 MNIST_SAMPLES = 60_000
-NOISY_IQR = 0.25  # warn when a variant's interquartile range exceeds this part of its median
-
-# name -> (input shape without T, layer tokens): the two networks of part 1
-NETWORKS: dict[str, tuple[tuple[int, ...], list[str]]] = {
-    "dense 64-128-10": ((64,), ["dense:128"]),
-    "conv 1x28x28 c8s2-c16s2-10": ((1, 28, 28), ["conv:8:s2", "conv:16:s2"]),
-}
 
 
 # ---------------------------------------------------------------------------------------------
-# part 1: step time, stock SLAYER vs RandHet
-
-
-def layer_list(input_shape: tuple[int, ...], tokens: list[str]) -> tuple[LayerSpec, ...]:
-    """The layers (randhet's own description) both builds follow."""
-    spec = network_from_tokens(input_shape, tokens, 10, NeuronSpec(), EncodingSpec())
-    return spec.layers
-
-
-def stock_network(layers: tuple[LayerSpec, ...], neuron: NeuronSpec) -> torch.nn.Sequential:
-    """Stock lava-dl SLAYER CUBA blocks for the layer list (mean decays of ``neuron``)."""
-    params = slayer_neuron_params(neuron)
-    mods: list[torch.nn.Module] = []
-    for ly in layers:
-        if isinstance(ly, FlattenSpec):
-            mods.append(Flatten())
-        elif isinstance(ly, ConvSpec):
-            mods.append(cuba_block.Conv(
-                params, ly.in_shape[0], ly.out_channels, ly.kernel, stride=ly.stride,
-                padding=ly.padding, groups=ly.groups, weight_norm=False, delay_shift=False,
-            ))
-        elif isinstance(ly, DenseSpec):
-            mods.append(cuba_block.Dense(
-                params, ly.in_features, ly.out_features, weight_norm=False, delay_shift=False,
-            ))
-    return torch.nn.Sequential(*mods)
-
-
-def randhet_network(
-    layers: tuple[LayerSpec, ...], neuron: NeuronSpec, seed: int
-) -> torch.nn.Sequential:
-    """RandHet blocks for the layer list; decays drawn from a generator seeded with ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    mods: list[torch.nn.Module] = []
-    for ly in layers:
-        if isinstance(ly, FlattenSpec):
-            mods.append(Flatten())
-        elif isinstance(ly, ConvSpec):
-            mods.append(RandHetConv(neuron, ly, gen))
-        elif isinstance(ly, DenseSpec):
-            mods.append(RandHetDense(neuron, ly.in_features, ly.out_features, gen))
-    return torch.nn.Sequential(*mods)
-
-
-def copy_weights(src: torch.nn.Sequential, dst: torch.nn.Sequential) -> None:
-    with torch.no_grad():
-        for a, b in zip(src, dst, strict=True):
-            if hasattr(a, "synapse"):
-                b.synapse.weight.copy_(a.synapse.weight)
-
-
-def make_batch(input_shape: tuple[int, ...], gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Direct-encoded graded input spikes [B, *shape, T] (pixels on a 1/16 grid) and labels."""
-    pixels = torch.rand((BATCH, *input_shape), generator=gen)
-    x = (torch.round(pixels * 16) / 16).unsqueeze(-1).expand(*pixels.shape, STEPS).contiguous()
-    y = torch.randint(0, 10, (BATCH,), generator=gen)
-    return x, y
+# part 1: step time, stock SLAYER vs RandHet (the networks: training_steps.py)
 
 
 def train_step(
@@ -175,20 +100,12 @@ def bench_network(
         copy_weights(stock, variants[key])
     opts = {k: torch.optim.SGD(net.parameters(), lr=LR) for k, net in variants.items()}
     x, y = make_batch(input_shape, torch.Generator().manual_seed(SEED))
-    rates: dict[str, float] = {}
-    for _ in range(warmup):
-        for k, net in variants.items():
-            rates[k] = train_step(net, opts[k], x, y)
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}  # CPU time of this process
-    for _ in range(rounds):  # interleaved: stock, randhet, randhet_step, stock, ...
-        for k, net in variants.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            train_step(net, opts[k], x, y)
-            times[k].append(time.perf_counter() - t0)
-            cpu[k].append(time.process_time() - c0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    # interleaved: stock, randhet, randhet_step, stock, ...; wall and this process's CPU time
+    t = harness.interleaved({k: (lambda k=k, net=net: train_step(net, opts[k], x, y))
+                             for k, net in variants.items()}, rounds, warmup)
+    rates: dict[str, float] = t.warmup_results
+    times, cpu = t.wall, t.cpu
+    med, cpu_med = t.medians(), t.cpu_medians()
     out: dict[str, Any] = {
         "network": name, "input_shape": [BATCH, *input_shape, STEPS],
         "layers": tokens + ["dense:10"], "warmup": warmup, "rounds": rounds,
@@ -196,17 +113,16 @@ def bench_network(
                        if not isinstance(ly, FlattenSpec)),
     }
     for k, v in times.items():
-        q1, _, q3 = statistics.quantiles(v, n=4)
         out[k] = {
             "median_s": med[k], "min_s": min(v), "max_s": max(v),
-            "iqr_over_median": (q3 - q1) / med[k],
+            "iqr_over_median": harness.iqr_over_median(v),
             "samples_per_s": BATCH / med[k], "output_spike_rate_warmup": rates[k],
             "cpu_median_s": cpu_med[k], "times_s": v, "cpu_times_s": cpu[k],
         }
     for k in ("randhet", "randhet_step"):
         out[f"ratio_{k}"] = med[k] / med["stock"]
         paired = [a / b for a, b in zip(times[k], times["stock"], strict=True)]
-        out[f"ratio_{k}_paired_median"] = statistics.median(paired)
+        out[f"ratio_{k}_paired_median"] = harness.median(paired)
         out[f"ratio_{k}_cpu"] = cpu_med[k] / cpu_med["stock"]
     out["target"] = TARGET_RATIO
     out["pass"] = out["ratio_randhet"] <= TARGET_RATIO
@@ -229,9 +145,8 @@ def digits_epoch() -> dict[str, Any]:
     state = trainer.TrainState(model, opt, trainer.build_scheduler(opt, tc),
                                np.random.default_rng(cfg["seed"]))
     device = torch.device("cpu")
-    t0 = time.perf_counter()
-    row = trainer.train_epoch(state, data, tc, device, "digits", progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, row = harness.timed(
+        lambda: trainer.train_epoch(state, data, tc, device, "digits", progress=False))
     n = len(data.x_train)
     return {
         "dataset": "digits (default config, training split)", "samples": n,
@@ -264,13 +179,15 @@ def mnist_epoch(quick: bool) -> dict[str, Any]:
     perm = state.order_rng.permutation(MNIST_SAMPLES)
     model.train()
 
-    def run(first: int, count: int) -> float:
-        t0 = time.perf_counter()
+    def batch_run(first: int, count: int) -> None:
         for b in range(first, first + count):
             idx = perm[b * MNIST_BATCH:(b + 1) * MNIST_BATCH]
             trainer.train_step(state, torch.as_tensor(data.x_train[idx], device=device),
                                torch.as_tensor(data.y_train[idx], device=device), tc)
-        return time.perf_counter() - t0
+
+    def run(first: int, count: int) -> float:
+        """Seconds for ``count`` training steps from batch ``first`` on, in a row."""
+        return harness.timed(lambda: batch_run(first, count))[0]
 
     run(0, 3)  # warm-up
     probe_batches = 20
@@ -283,9 +200,8 @@ def mnist_epoch(quick: bool) -> dict[str, Any]:
         "optimizer": tc["optimizer"], "probe_s_per_batch": probe,
     }
     if not quick and estimate <= MNIST_FULL_EPOCH_LIMIT_S:
-        t0 = time.perf_counter()
-        row = trainer.train_epoch(state, data, tc, device, "mnist", progress=False)
-        seconds = time.perf_counter() - t0
+        seconds, row = harness.timed(
+            lambda: trainer.train_epoch(state, data, tc, device, "mnist", progress=False))
         out |= {"epoch_s": seconds, "extrapolated": False, "timed_batches": batches,
                 "train_loss": row["train_loss"]}
     else:
@@ -360,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(SEED)
-    info = machine()
-    load_start = loadavg()
+    info = harness.machine()
+    load_start = harness.loadavg()
     print(f"randhet train speed: {info['date']}, {info['cpu_count']} CPUs, torch {info['torch']}"
           f" ({info['torch_threads']} threads), lava-dl {info['lava_dl']}, load {load_start}")
     t_all = time.perf_counter()
@@ -378,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     digits = digits_epoch()
     print("  timing a synthetic MNIST epoch ...", flush=True)
     mnist = mnist_epoch(args.quick)
-    load_end = loadavg()
+    load_end = harness.loadavg()
 
     print_steps(steps)
     print_epochs([digits, mnist])
@@ -393,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "epoch": {"digits": digits, "synthetic_mnist": mnist},
         "total_s": time.perf_counter() - t_all,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

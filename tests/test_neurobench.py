@@ -5,6 +5,7 @@ definitions agree the numbers are equal; where they differ, by what the README s
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ HAND = {"synops_dense": 120, "synops_effective": 16, "sparsity": 25 / 30, "activ
 
 
 def _compare():  # type: ignore[no-untyped-def]
+    if str(ROOT / "benchmarks") not in sys.path:  # its harness and helper modules
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(
         "neurobench_compare", ROOT / "benchmarks" / "neurobench_compare.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

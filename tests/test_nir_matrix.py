@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# the tolerance the README states for a tool that runs (any layer's raster, classes): measured
-# 2.53 % on the demo-size network's output layer (the first synapse's floor, which NIR cannot
-# carry), so 3 %
+# the tolerance docs/results/nir-neurobench.md states for a tool that runs (any layer's raster,
+# classes), on the matrix's networks only: worst 2.53 % (the dense network's output layer; the
+# first synapse's floor, which NIR cannot carry), so 3 %. A differently trained sigma = 0
+# network of the demo's size showed 3.81 % / 5.18 %: the bound is the matrix's, not the size's
 RASTER_TOLERANCE = 0.03
 CLASS_AGREEMENT = 0.90
 NUMBERS = ("accuracy", "class_agreement", "raster_mismatch")
 
 
 def _matrix_module():  # type: ignore[no-untyped-def]
+    if str(ROOT / "benchmarks") not in sys.path:  # its harness and helper modules
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("nir_matrix",
                                                   ROOT / "benchmarks" / "nir_matrix.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -72,7 +76,9 @@ def _same_cell(want: dict, got: dict, where: str) -> None:
 def test_the_readme_table_is_the_recorded_matrix(matrix) -> None:  # type: ignore[no-untyped-def]
     nm, _ = matrix
     recorded = json.loads(nm.RESULTS.read_text())
-    assert nm.readme_block(nm.README.read_text()) == nm.render(recorded)
+    # the table lives in the docs since the README became short (docs/results/nir-neurobench.md)
+    page = ROOT / "docs" / "results" / "nir-neurobench.md"
+    assert nm.readme_block(page.read_text()) == nm.render(recorded)
 
 
 def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> None:  # type: ignore[no-untyped-def]
