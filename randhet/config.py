@@ -1,29 +1,34 @@
 """Run configuration: TOML files, ``--set section.key=value`` overrides, validation.
 
-Every key has a default here; a config file names only what it changes. Unknown keys and
-values of the wrong type are refused with a :class:`~randhet.errors.ConfigError` naming the
-key. The resolved configuration is saved beside the results.
+The schema is :class:`RunConfig` and its section dataclasses (:mod:`randhet.schema`): every key
+has a default there (the neuron's and the encoding's are :class:`~randhet.spec.NeuronSpec`'s and
+:class:`~randhet.spec.EncodingSpec`'s); a config file names only what it changes. Unknown keys,
+values of the wrong type or out of range are refused with a one-line
+:class:`~randhet.errors.ConfigError` naming the source and the key. The resolved configuration
+(a plain dict of tables) is saved beside the results.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
+from randhet import schema
 from randhet.attack.settings import ProtocolConfig
 from randhet.data.datasets import DATASETS
 from randhet.errors import ConfigError, ProfileError
 from randhet.hardware import load_profile
 from randhet.layer_tokens import network_from_tokens, parse_layer_token
+from randhet.schema import KeyDoc, key
 from randhet.spec import (
-    MODES,
     Distribution,
     Encoding,
     EncodingSpec,
     Granularity,
+    Mode,
     NetworkSpec,
     NeuronSpec,
     Randomize,
@@ -31,147 +36,154 @@ from randhet.spec import (
 )
 
 BACKENDS: tuple[str, ...] = ("emulator", "lava", "lava-stock", "loihi2")
-# how `randhet deploy` and `randhet run` deploy unless told otherwise
-DEPLOY_DEFAULTS: dict[str, Any] = {"backend": "lava", "samples": 0, "profile": "loihi2", "seed": 1}
 PROFILE_SAMPLES = 100  # test samples `randhet profile` runs unless told otherwise
 
-DEFAULTS: dict[str, Any] = {
-    "name": "run",
-    "seed": 0,
-    "data": {
-        "dataset": "digits",  # digits (embedded) | mnist | fashion_mnist | cifar10 | nmnist
-        "root": "",  # folder holding the real data set's files (never downloaded)
-        "val_fraction": 0.15,  # of the training data (of all data for digits)
-        "test_fraction": 0.2,  # digits only: the others ship an official test set
-        "split_seed": 0,
-        "limit": 0,  # at most this many samples per split (0 = all), for quick runs
-    },
-    "encoding": {
-        "kind": "direct",  # direct (graded) | rate (Bernoulli) | events (N-MNIST frames)
-        "timesteps": 16,
-        "input_bits": 4,
-        "mean": [],  # per-channel normalisation inside the model (empty = none)
-        "std": [],
-    },
-    "model": {
-        # "conv:C[:kK][:sS]" (KxK conv, stride S, padding K//2), "pool:K" (KxK sum pooling as a
-        # fixed depthwise conv), "flex:C[:kK][:static|dynamic|pos][:avg|max][:sigmoid|hard]
-        # [:etaX][:plasticL]" (Flex layer, see randhet.spec.FlexSpec), "flatten", "dense:N";
-        # the output dense is added.
-        "layers": ["dense:128"],
-        # snn: spiking, surrogate gradients through time (STBP); hybrid: spiking forward,
-        # straight-through spike gradient dS/dV = 1; ann: ReLU, no time (not deployable)
-        "mode": "snn",
-    },
-    "neuron": {
-        "threshold": 1.25,
-        "current_decay": 0.25,
-        "voltage_decay": 0.03,
-        "sigma": 1.0,
-        "randomize": "both",  # current | voltage | both | none
-        "distribution": "logit_normal",  # logit_normal | gaussian (sigma in decay fraction)
-        # neuron | channel | profile (K = profiles shared draws per core: fits Loihi's
-        # decay profiles; core_size neurons per core, 0 = deploy.profile's neurons per core)
-        "granularity": "neuron",
-        "profiles": 0,
-        "core_size": 0,
-        "resample": "forward",  # forward (per sample per pass) | step | fixed
-        "learn_decay": False,  # learn the mean decays (with a correct gradient)
-        "tau_grad": 1.0,
-        "scale_grad": 1.0,
-    },
-    "train": {
-        "epochs": 30,
-        "batch_size": 32,
-        "optimizer": "adam",  # adam | adamw | sgd (momentum)
-        "lr": 0.003,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "schedule": "constant",  # constant | cosine
-        "grad_clip": 0.0,  # max gradient norm (0 = off)
-        "decay_lr": 0.0,  # learning rate of the mean decays (0 = lr)
-        "adv_eps": 0.0,  # FGSM adversarial training epsilon on [0, 1] inputs (0 = off)
-        "device": "auto",
-    },
-    "deploy": dict(DEPLOY_DEFAULTS),
-    # the robustness protocol (randhet attack; randhet run when enabled): the attack package's
-    # settings, see randhet.attack.settings.ProtocolConfig
-    "attack": {"enabled": True, **ProtocolConfig().to_table()},
-}
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "model.mode": MODES,
-    "data.dataset": tuple(DATASETS),
-    "encoding.kind": get_args(Encoding),
-    "neuron.randomize": get_args(Randomize),
-    "neuron.distribution": get_args(Distribution),
-    "neuron.granularity": get_args(Granularity),
-    "neuron.resample": get_args(Resample),
-    "train.optimizer": ("adam", "adamw", "sgd"),
-    "train.schedule": ("constant", "cosine"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "deploy.backend": BACKENDS,
-}
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: which data set, where its files are, how it is split."""
 
-# key -> inclusive (lower, upper) bounds
-_RANGES: dict[str, tuple[float, float]] = {
-    "data.val_fraction": (0.0, 0.9),
-    "data.test_fraction": (0.0, 0.9),
-    "data.limit": (0, 1 << 30),
-    "encoding.timesteps": (1, 63),
-    "encoding.input_bits": (0, 8),
-    "neuron.threshold": (1 / 64, 2047.0),
-    "neuron.current_decay": (0.0, 1.0),
-    "neuron.voltage_decay": (0.0, 1.0),
-    "neuron.sigma": (0.0, 10.0),
-    "neuron.profiles": (0, 1 << 20),
-    "neuron.core_size": (0, 1 << 20),
-    "train.epochs": (1, 100000),
-    "train.batch_size": (1, 1 << 20),
-    "train.lr": (0.0, 10.0),
-    "train.momentum": (0.0, 1.0),
-    "train.weight_decay": (0.0, 10.0),
-    "train.grad_clip": (0.0, 1e6),
-    "train.decay_lr": (0.0, 1e6),
-    "train.adv_eps": (0.0, 1.0),
-    "deploy.samples": (0, 1 << 30),
-}
+    dataset: str = key("data set: digits (embedded in the package) or one read from data.root",
+                       "digits", choices=tuple(DATASETS))
+    root: str = key("folder holding the real data set's files (never downloaded)", "")
+    val_fraction: float = key("validation fraction of the training data (of all data for "
+                              "digits)", 0.15, min=0.0, max=0.9)
+    test_fraction: float = key("test fraction (digits only: the others ship an official test "
+                               "set)", 0.2, min=0.0, max=0.9)
+    split_seed: int = key("seed of the train/validation/test split", 0)
+    limit: int = key("at most this many samples per split (0 = all), for quick runs", 0,
+                     min=0, max=1 << 30)
 
 
-def _merge(base: dict[str, Any], new: dict[str, Any], where: str, source: str) -> None:
-    for key, value in new.items():
-        path = f"{where}{key}"
-        if key not in base:
-            raise ConfigError(f"{source}: unknown key '{path}'")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: '{path}' must be a table [{path}]")
-            _merge(base[key], value, f"{path}.", source)
-        else:
-            base[key] = _coerce(base[key], value, path, source)
+@dataclass(frozen=True)
+class EncodingConfig:
+    """``[encoding]``: how an input becomes time steps of spikes (:class:`EncodingSpec`)."""
+
+    kind: Encoding = key("direct (graded spikes), rate (Bernoulli spikes) or events (N-MNIST "
+                         "frames)", EncodingSpec.kind)
+    timesteps: int = key("time steps per sample", EncodingSpec.timesteps, min=1, max=63)
+    input_bits: int = key("bits of a direct-encoded graded input spike", EncodingSpec.input_bits,
+                          min=0, max=8)
+    mean: tuple[float, ...] = key("per-channel normalisation mean inside the model (empty = "
+                                  "none)", EncodingSpec.mean)
+    std: tuple[float, ...] = key("per-channel normalisation std (as many as mean, > 0)",
+                                 EncodingSpec.std)
 
 
-def _coerce(default: Any, value: Any, path: str, source: str) -> Any:
-    kind = type(default)
-    if kind is bool:
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif kind is list:
-        ok = isinstance(value, list) and all(
-            isinstance(v, str) or (isinstance(v, int | float) and not isinstance(v, bool))
-            for v in value
-        )
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise ConfigError(
-            f"{source}: '{path}' must be of type {kind.__name__}, got {value!r}"
-        )
-    return value
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the layers and how they are trained."""
+
+    layers: tuple[str, ...] = key(
+        'layer tokens: "conv:C[:kK][:sS]", "pool:K", "flex:C[:kK][:MASK][:POOL][:GATE][:etaX]'
+        '[:plasticL]" (see FlexSpec), "flatten", "dense:N"; the output dense is added',
+        ("dense:128",))
+    mode: Mode = key("snn: spiking, surrogate gradients through time (STBP); hybrid: spiking "
+                     "forward, straight-through dS/dV = 1; ann: ReLU, no time (not deployable)",
+                     "snn")
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """``[neuron]``: the RandHet CUBA-LIF neuron (:class:`NeuronSpec`, whose defaults these
+    are)."""
+
+    threshold: float = key("firing threshold (a multiple of 1/64: Loihi vThMant = threshold * "
+                           "64)", NeuronSpec.threshold, min=1 / 64, max=2047.0)
+    current_decay: float = key("mean current decay (fraction lost per step)",
+                               NeuronSpec.current_decay, min=0.0, max=1.0)
+    voltage_decay: float = key("mean voltage decay (fraction lost per step)",
+                               NeuronSpec.voltage_decay, min=0.0, max=1.0)
+    sigma: float = key("spread of the decay draws (0: the stock SLAYER CUBA neuron)",
+                       NeuronSpec.sigma, min=0.0, max=10.0)
+    randomize: Randomize = key("which decays are drawn: current, voltage, both or none",
+                               NeuronSpec.randomize)
+    distribution: Distribution = key("distribution of the draws: logit_normal, or gaussian "
+                                     "(sigma in decay fraction)", NeuronSpec.distribution)
+    granularity: Granularity = key(
+        "one draw per neuron, per channel, or per profile (K shared draws per core, as Loihi's "
+        "decay profiles)", NeuronSpec.granularity)
+    profiles: int = key("K decay profiles per core (granularity profile)", NeuronSpec.profiles,
+                        min=0, max=1 << 20)
+    core_size: int = key("neurons per core of the profile binding (0 = deploy.profile's "
+                         "neurons per core)", NeuronSpec.core_size, min=0, max=1 << 20)
+    resample: Resample = key("new draws per sample and pass (forward), per step (step) or once "
+                             "(fixed)", NeuronSpec.resample)
+    learn_decay: bool = key("learn the mean decays (with a correct gradient)",
+                            NeuronSpec.learn_decay)
+    tau_grad: float = key("width of the spike surrogate gradient (SLAYER tau_grad)",
+                          NeuronSpec.tau_grad)
+    scale_grad: float = key("scale of the spike surrogate gradient (SLAYER scale_grad)",
+                            NeuronSpec.scale_grad)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: the optimizer and its schedule."""
+
+    epochs: int = key("training epochs", 30, min=1, max=100000)
+    batch_size: int = key("samples per training batch", 32, min=1, max=1 << 20)
+    optimizer: str = key("adam, adamw or sgd (with momentum)", "adam",
+                         choices=("adam", "adamw", "sgd"))
+    lr: float = key("learning rate", 0.003, min=0.0, max=10.0)
+    momentum: float = key("momentum of sgd", 0.9, min=0.0, max=1.0)
+    weight_decay: float = key("weight decay", 0.0, min=0.0, max=10.0)
+    schedule: str = key("learning rate schedule: constant or cosine", "constant",
+                        choices=("constant", "cosine"))
+    grad_clip: float = key("max gradient norm (0 = off)", 0.0, min=0.0, max=1e6)
+    decay_lr: float = key("learning rate of the mean decays (0 = lr)", 0.0, min=0.0, max=1e6)
+    adv_eps: float = key("FGSM adversarial training epsilon on [0, 1] inputs (0 = off)", 0.0,
+                         min=0.0, max=1.0)
+    device: str = key("training device (auto: cuda where available, else cpu)", "auto",
+                      choices=("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """``[deploy]``: how `randhet deploy` and `randhet run` deploy unless told otherwise."""
+
+    backend: str = key("what runs the deployed network", "lava", choices=BACKENDS)
+    samples: int = key("test samples deployed (0 = all)", 0, min=0, max=1 << 30)
+    profile: str = key("hardware profile: a shipped name or a path to a .toml file", "loihi2")
+    seed: int = key("seed of the deployed decay draws", 1)
+
+
+@dataclass(frozen=True)
+class AttackConfig(ProtocolConfig):
+    """``[attack]``: the robustness protocol's settings (:class:`ProtocolConfig`) and whether
+    `randhet run` runs it."""
+
+    enabled: bool = key("run the robustness protocol in `randhet run`", True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run configuration: the schema of a config file (every key has a default)."""
+
+    name: str = key("the run's name (default: the config file's name)", "run")
+    seed: int = key("training seed", 0)
+    data: DataConfig = key("the data set", DataConfig())
+    encoding: EncodingConfig = key("the input encoding", EncodingConfig())
+    model: ModelConfig = key("the layers", ModelConfig())
+    neuron: NeuronConfig = key("the neuron", NeuronConfig())
+    train: TrainConfig = key("the training", TrainConfig())
+    deploy: DeployConfig = key("the deployment", DeployConfig())
+    attack: AttackConfig = key("the robustness protocol", AttackConfig())
+
+
+DEFAULTS: dict[str, Any] = schema.defaults(RunConfig)
+DEPLOY_DEFAULTS: dict[str, Any] = DEFAULTS["deploy"]
+
+
+def config_keys() -> list[KeyDoc]:
+    """Every key a run config accepts (the ``[attack]`` table's as ``attack.<key>``)."""
+    return schema.keys(RunConfig)
+
+
+def _merge(base: dict[str, Any], new: dict[str, Any], source: str) -> dict[str, Any]:
+    return schema.merge(RunConfig, base, new, error=ConfigError,
+                        name=lambda path: f"{source}: '{path}'",
+                        unknown=lambda path: f"{source}: unknown key '{path}'")
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -185,23 +197,11 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _get(cfg: dict[str, Any], dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def validate(cfg: dict[str, Any]) -> None:
-    """Check choices, ranges and cross-field rules; raise ConfigError on the first problem."""
-    for key, choices in _CHOICES.items():
-        if _get(cfg, key) not in choices:
-            got = _get(cfg, key)
-            raise ConfigError(f"'{key}' must be one of {', '.join(choices)}; got {got!r}")
-    for key, (lo, hi) in _RANGES.items():
-        v = _get(cfg, key)
-        if not (lo <= v <= hi) or (isinstance(v, float) and math.isnan(v)):
-            raise ConfigError(f"'{key}' must be in [{lo}, {hi}]; got {v!r}")
+    """Check every key (type, choices, range) and the cross-field rules; raise ConfigError on
+    the first problem."""
+    schema.merge(RunConfig, {}, cfg, error=ConfigError,
+                 unknown=lambda path: f"unknown key '{path}'")
     th = cfg["neuron"]["threshold"]
     if abs(th * 64 - round(th * 64)) > 1e-9:
         raise ConfigError(
@@ -244,19 +244,20 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{p}: not valid TOML ({exc})") from None
         if "name" not in data:
             data["name"] = p.stem
-        _merge(cfg, data, "", str(p))
+        cfg = _merge(cfg, data, str(p))
     for text in overrides or []:
         keys, value = _parse_override(text)
-        _merge_dotted(cfg, keys, value, f"--set {text}")
+        cfg = _merge_dotted(cfg, keys, value, f"--set {text}")
     validate(cfg)
     return cfg
 
 
-def _merge_dotted(cfg: dict[str, Any], keys: list[str], value: Any, source: str) -> None:
+def _merge_dotted(cfg: dict[str, Any], keys: list[str], value: Any,
+                  source: str) -> dict[str, Any]:
     nested: dict[str, Any] = {keys[-1]: value}
     for k in reversed(keys[:-1]):
         nested = {k: nested}
-    _merge(cfg, nested, "", source)
+    return _merge(cfg, nested, source)
 
 
 def with_overrides(cfg: dict[str, Any], overrides: dict[str, Any],
@@ -265,8 +266,8 @@ def with_overrides(cfg: dict[str, Any], overrides: dict[str, Any],
     rules as ``--set`` (unknown keys and wrong types refused, then :func:`validate`);
     ConfigError naming ``source`` and the key otherwise."""
     out = copy.deepcopy(cfg)
-    for key, value in overrides.items():
-        _merge_dotted(out, key.split("."), value, f"{source} {key}={value}")
+    for dotted, value in overrides.items():
+        out = _merge_dotted(out, dotted.split("."), value, f"{source} {dotted}={value}")
     validate(out)
     return out
 

@@ -5,6 +5,9 @@ placement rules and per-event times (``[timing]``), each with a cited source.
 :func:`estimate_energy` turns per-sample operation counts into dynamic joules; static energy
 needs the chip's time, which :mod:`randhet.deploy.timing` models from the ``[timing]`` bases (the
 simulator's wall-clock time says nothing about it).
+
+Each table's dataclass is its schema (:mod:`randhet.schema`): :func:`load_profile` checks a file
+by it and :func:`profile_keys` lists every key for the docs.
 """
 
 from __future__ import annotations
@@ -12,55 +15,60 @@ from __future__ import annotations
 import math
 import sys
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from randhet import schema
 from randhet.errors import ProfileError
 from randhet.loihi import Datapath
+from randhet.schema import UNKNOWN as UNKNOWN  # "unknown": an optional field may say so
+from randhet.schema import KeyDoc, internal, key
 
 PJ = 1e-12  # joules per picojoule
 REFERENCE_PROFILE = "loihi1"  # the chip whose datapath has a public source (nengo-loihi, Lava)
-
-
-def _min(value: float) -> Any:
-    """Metadata of a profile field: its lower bound (integers: inclusive; energies: exclusive)."""
-    return {"min": value}
+_MAX_BITS = 64  # the widest bit field a profile may give
 
 
 @dataclass(frozen=True)
 class BitWidths:
     """Fixed-point formats of weights, delays, decays, state and threshold (bits)."""
 
-    weight_bits: int = field(metadata=_min(1))
-    weight_range: tuple[int, int] = field(metadata={})
-    delay_bits: int = field(metadata=_min(1))
-    max_delay: int = field(metadata=_min(0))
-    decay_bits: int = field(metadata=_min(1))
-    state_bits: int = field(metadata=_min(1))
-    threshold_mantissa_bits: int = field(metadata=_min(1))
-    threshold_shift: int = field(metadata=_min(0))
-    bias_mantissa_bits: int = field(metadata=_min(1))
-    bias_exponent_bits: int = field(metadata=_min(0))
-    graded_spike_bits: int | None = field(default=None, metadata=_min(1))
-    lava_cpu_graded_spike_bits: int | None = field(default=None, metadata=_min(1))
+    weight_bits: int = key("synaptic weight mantissa bits", min=1, max=_MAX_BITS)
+    weight_range: tuple[int, int] = key("integer weights the chip holds, [low, high]", kind="range")
+    delay_bits: int = key("synaptic delay bits", min=1, max=_MAX_BITS)
+    max_delay: int = key("longest synaptic delay (steps; fits in delay_bits)", min=0)
+    decay_bits: int = key("current and voltage decay register bits", min=1, max=_MAX_BITS)
+    state_bits: int = key("signed bits of the current and voltage state", min=1, max=_MAX_BITS)
+    threshold_mantissa_bits: int = key("threshold mantissa (vThMant) bits", min=1,
+                                       max=_MAX_BITS)
+    threshold_shift: int = key("left shift of the threshold mantissa", min=0)
+    bias_mantissa_bits: int = key("bias mantissa bits", min=1, max=_MAX_BITS)
+    bias_exponent_bits: int = key("bias exponent bits", min=0, max=_MAX_BITS)
+    graded_spike_bits: int | None = key("graded spike payload bits on chip (absent: binary "
+                                        "spikes)", None, min=1, max=_MAX_BITS)
+    lava_cpu_graded_spike_bits: int | None = key("graded spike bits Lava's CPU models carry",
+                                                 None, min=1, max=_MAX_BITS)
 
 
 @dataclass(frozen=True)
 class CoreLimits:
     """Per-chip and per-core resource limits; ``None`` means no public figure is known."""
 
-    cores_per_chip: int = field(metadata=_min(1))
-    neurons_per_core: int = field(metadata=_min(1))
-    synaptic_memory_bytes_per_core: int | None = field(default=None, metadata=_min(1))
-    max_fan_in_axons_per_core: int | None = field(default=None, metadata=_min(1))
-    max_fan_out_per_core: int | None = field(default=None, metadata=_min(1))
-    synapses_per_chip: int | None = field(default=None, metadata=_min(1))
-    x86_cores_per_chip: int | None = field(default=None, metadata=_min(1))
+    cores_per_chip: int = key("neuromorphic cores per chip", min=1)
+    neurons_per_core: int = key("neurons (compartments) per core", min=1)
+    synaptic_memory_bytes_per_core: int | None = key("synaptic memory per core (bytes)", None,
+                                                     min=1)
+    max_fan_in_axons_per_core: int | None = key("input axons per core", None, min=1)
+    max_fan_out_per_core: int | None = key("core-to-core fan-out edges per core", None, min=1)
+    synapses_per_chip: int | None = key("synapses per chip", None, min=1)
+    x86_cores_per_chip: int | None = key("embedded x86 cores per chip", None, min=1)
     # a core's neurons point to these shared tables: decays (with refractory delay and noise)
     # and thresholds; a neuron cannot have a decay pair or threshold of its own
-    compartment_profiles_per_core: int | None = field(default=None, metadata=_min(1))
-    threshold_profiles_per_core: int | None = field(default=None, metadata=_min(1))
+    compartment_profiles_per_core: int | None = key(
+        "usable compartment (decay) profiles per core, shared by its neurons", None, min=1)
+    threshold_profiles_per_core: int | None = key(
+        "usable threshold profiles per core, shared by its neurons", None, min=1)
 
     @property
     def neurons_per_chip(self) -> int:
@@ -72,17 +80,25 @@ class CoreLimits:
 class EnergyTable:
     """Energy per operation (pJ) and static power (W per chip, ``None`` if unknown)."""
 
-    synaptic_op_pj: float = field(metadata=_min(0))
-    neuron_update_active_pj: float = field(metadata=_min(0))
-    neuron_update_inactive_pj: float = field(metadata=_min(0))
-    spike_in_tile_pj: float = field(metadata=_min(0))
-    energy_basis: str = field(metadata={})
-    static_power_w_per_chip: float | None = field(default=None, metadata=_min(0))
-    synaptic_update_pj: float | None = field(default=None, metadata=_min(0))
-    hop_east_west_pj: float | None = field(default=None, metadata=_min(0))
-    hop_north_south_pj: float | None = field(default=None, metadata=_min(0))
-    proxy_of: str | None = field(default=None, metadata={})
-    register_write_pj: float | None = field(default=None, metadata=_min(0))
+    synaptic_op_pj: float = key("energy of a synaptic spike operation (pJ)", above=0)
+    neuron_update_active_pj: float = key("energy of an active neuron update (pJ)", above=0)
+    neuron_update_inactive_pj: float = key("energy of an inactive neuron update (pJ)",
+                                           above=0)
+    spike_in_tile_pj: float = key("energy of a spike delivered within a tile (pJ)", above=0)
+    energy_basis: str = key("what the energies are and how far an estimate on them goes",
+                            nonempty=True)
+    static_power_w_per_chip: float | None = key("static power per chip (W; excluded from "
+                                                "estimates)", None, above=0)
+    synaptic_update_pj: float | None = key("energy of a learning update (pJ; not used)", None,
+                                           above=0)
+    hop_east_west_pj: float | None = key("energy per east-west tile hop (pJ; not used)", None,
+                                         above=0)
+    hop_north_south_pj: float | None = key("energy per north-south tile hop (pJ; not used)",
+                                           None, above=0)
+    proxy_of: str | None = key("the chip whose energies stand in for this one's", None,
+                               nonempty=True)
+    register_write_pj: float | None = key("energy of a host register write (pJ)", None,
+                                          above=0)
 
 
 @dataclass(frozen=True)
@@ -94,13 +110,17 @@ class Arithmetic:
     that the registers can hold; ``synaptic_input_bits`` is the signed width ``q0 = a << 6``
     wraps to; ``current_overflow`` is ``"twos_complement"`` or ``"lava"``."""
 
-    current_decay_range: tuple[int, int] | None = field(default=None,
-                                                        metadata={"kind": "interval"})
-    voltage_decay_range: tuple[int, int] | None = field(default=None,
-                                                        metadata={"kind": "interval"})
-    synaptic_input_bits: int | None = field(default=None, metadata=_min(2))
-    current_overflow: str | None = field(
-        default=None, metadata={"kind": "choice", "choices": ("twos_complement", "lava")})
+    current_decay_range: tuple[int, int] | None = key(
+        "current decays d the register holds, [low, high] (Loihi 1: [1, 4096])", None,
+        kind="interval")
+    voltage_decay_range: tuple[int, int] | None = key(
+        "voltage decays d the register holds, [low, high] (Loihi 1: [0, 4095])", None,
+        kind="interval")
+    synaptic_input_bits: int | None = key("signed width q0 = a << 6 wraps to", None, min=2,
+                                          max=_MAX_BITS)
+    current_overflow: str | None = key("what the current does on overflow: wraps "
+                                       "(twos_complement) or as Lava's CPU model (lava)", None,
+                                       choices=("twos_complement", "lava"))
 
 
 @dataclass(frozen=True)
@@ -117,12 +137,17 @@ class Placement:
     axon-map entries (AxonMap) the compiler was seen to give one core; lower bounds on limits
     nobody has published, so a dense layer with more inputs is reported as unknown, not refused."""
 
-    source: str = field(metadata={})
-    spatial_tile_neurons_below: int | None = field(default=None, metadata=_min(2))
-    synaptic_memory_words_per_core: int | None = field(default=None, metadata=_min(1))
-    dense_synapses_per_word: int | None = field(default=None, metadata=_min(1))
-    fan_in_axons_seen: int | None = field(default=None, metadata=_min(1))
-    axon_map_entries_seen: int | None = field(default=None, metadata=_min(1))
+    source: str = key("where the fitted rules come from", nonempty=True)
+    spatial_tile_neurons_below: int | None = key(
+        "a conv layer's power-of-two column tiles have fewer neurons than this", None, min=2)
+    synaptic_memory_words_per_core: int | None = key(
+        "synaptic memory words per core for a dense layer's rows", None, min=1)
+    dense_synapses_per_word: int | None = key("dense synapses per synaptic memory word", None,
+                                              min=1)
+    fan_in_axons_seen: int | None = key("most input axons the compiler gave one core "
+                                        "(observed, not a limit)", None, min=1)
+    axon_map_entries_seen: int | None = key("most axon-map entries the compiler gave one "
+                                            "core (observed, not a limit)", None, min=1)
 
 
 @dataclass(frozen=True)
@@ -139,25 +164,31 @@ class EventCosts:
     tiles in use, ``cores_per_tile`` cores a tile; ``step``: the largest key not above it, as
     SANA-FE; ``linear``: interpolated between keys)."""
 
-    source: str = field(metadata={})
-    neuron_ns: float = field(metadata=_min(0))
-    synaptic_op_ns: float = field(metadata=_min(0))
-    barrier_ns: dict[int, float] = field(metadata={"kind": "table"})
-    cores_per_tile: int = field(metadata=_min(1))
-    barrier_interpolation: str = field(
-        default="step", metadata={"kind": "choice", "choices": ("step", "linear")})
-    neuron_active_extra_ns: float | None = field(default=None, metadata=_min(0))
-    spike_out_ns: float | None = field(default=None, metadata=_min(0))
-    message_out_ns: float | None = field(default=None, metadata=_min(0))
-    message_in_ns: float | None = field(default=None, metadata=_min(0))
-    conv_synaptic_op_ns: float | None = field(default=None, metadata=_min(0))
-    neuron_pj: float | None = field(default=None, metadata=_min(0))
-    neuron_active_extra_pj: float | None = field(default=None, metadata=_min(0))
-    spike_out_pj: float | None = field(default=None, metadata=_min(0))
-    message_out_pj: float | None = field(default=None, metadata=_min(0))
-    message_in_pj: float | None = field(default=None, metadata=_min(0))
-    synaptic_op_pj: float | None = field(default=None, metadata=_min(0))
-    conv_synaptic_op_pj: float | None = field(default=None, metadata=_min(0))
+    source: str = key("where the basis's figures come from", nonempty=True)
+    neuron_ns: float = key("time per neuron and step (ns)", above=0)
+    synaptic_op_ns: float = key("time per synaptic operation (ns)", above=0)
+    barrier_ns: dict[int, float] = key("barrier time (ns) by tiles in use, {tiles = ns}",
+                                       kind="table")
+    cores_per_tile: int = key("cores per tile (the barrier's key counts tiles)", min=1)
+    barrier_interpolation: str = key(
+        "step: the largest key not above the tiles in use (SANA-FE); linear: interpolated",
+        "step", choices=("step", "linear"))
+    neuron_active_extra_ns: float | None = key("extra time per active neuron (ns)", None,
+                                               above=0)
+    spike_out_ns: float | None = key("time per spike sent (ns)", None, above=0)
+    message_out_ns: float | None = key("time per message sent (ns)", None, above=0)
+    message_in_ns: float | None = key("time per message received (ns)", None, above=0)
+    conv_synaptic_op_ns: float | None = key("time per conv synaptic operation (ns)", None,
+                                            above=0)
+    neuron_pj: float | None = key("energy per neuron and step (pJ)", None, above=0)
+    neuron_active_extra_pj: float | None = key("extra energy per active neuron (pJ)", None,
+                                               above=0)
+    spike_out_pj: float | None = key("energy per spike sent (pJ)", None, above=0)
+    message_out_pj: float | None = key("energy per message sent (pJ)", None, above=0)
+    message_in_pj: float | None = key("energy per message received (pJ)", None, above=0)
+    synaptic_op_pj: float | None = key("energy per synaptic operation (pJ)", None, above=0)
+    conv_synaptic_op_pj: float | None = key("energy per conv synaptic operation (pJ)", None,
+                                            above=0)
 
     def barrier(self, tiles: int) -> float:
         """The barrier (ns) for ``tiles`` tiles in use."""
@@ -175,27 +206,27 @@ class EventCosts:
 class AnnReference:
     """Horowitz 45 nm energies (pJ) for an equivalent-ANN comparison; not neuromorphic hardware."""
 
-    mac_32bit_float_pj: float = field(metadata=_min(0))
-    ac_pj: float = field(metadata=_min(0))
-    basis: str = field(metadata={})
+    mac_32bit_float_pj: float = key("energy of a 32-bit float MAC (pJ)", above=0)
+    ac_pj: float = key("energy of an accumulate (pJ)", above=0)
+    basis: str = key("where the ANN reference energies come from", nonempty=True)
 
 
 @dataclass(frozen=True)
 class HardwareProfile:
     """One chip's profile as loaded from a TOML file."""
 
-    name: str
-    description: str
-    sources: dict[str, str]
-    bits: BitWidths
-    core: CoreLimits
-    energy: EnergyTable
-    ann_reference: AnnReference
-    path: Path
-    arithmetic: Arithmetic = Arithmetic()
-    placement: Placement | None = None  # the compiler's cut, where its output is public
-    timing: dict[str, EventCosts] = field(default_factory=dict)  # bases by name
-    default_timing: str | None = None  # the basis used unless another is chosen
+    name: str = key("the profile's name", nonempty=True)
+    description: str = key("the chip, in one line", nonempty=True)
+    sources: dict[str, str] = key("citations by short name, each one line", nonempty=True)
+    bits: BitWidths = key("fixed-point formats")
+    core: CoreLimits = key("per-chip and per-core limits")
+    energy: EnergyTable = key("per-operation energies")
+    ann_reference: AnnReference = key("the equivalent ANN's energies")
+    path: Path = internal()  # the file it was read from
+    arithmetic: Arithmetic = key("the chip's integer datapath", Arithmetic())
+    placement: Placement | None = key("the compiler's cut, where its output is public", None)
+    timing: dict[str, EventCosts] = internal(factory=dict)  # bases by name
+    default_timing: str | None = internal(None)  # the basis used unless another is chosen
 
     def timing_basis(self, name: str | None = None) -> tuple[str, EventCosts] | None:
         """The named timing basis (default: the profile's), or None where it has none;
@@ -250,91 +281,24 @@ class EnergyEstimate:
         }
 
 
-# --- schema: the dataclasses above are the schema (type, required, minimum per field) ------
+# --- schema: the dataclasses above are the schema (randhet.schema) ---------------------------
 
-_TABLES: dict[str, type] = {"bits": BitWidths, "core": CoreLimits, "energy": EnergyTable,
-                            "ann_reference": AnnReference, "arithmetic": Arithmetic,
-                            "placement": Placement}
-_OPTIONAL_TABLES = {"arithmetic", "placement"}  # absent: every field unknown
-UNKNOWN = "unknown"  # an optional field may say so explicitly (the same as leaving it out)
-_TOP_LEVEL = {"name", "description", "sources", "timing", *_TABLES}
-_MAX_BITS = 64
+_TABLE_NAMES = {"sources", "bits", "core", "energy", "ann_reference", "arithmetic", "placement",
+                "timing"}
 
 
-def _kind(annotation: str) -> str:
-    """The value kind of a field annotation: int, float, str or range."""
-    base = annotation.replace(" | None", "")
-    return {"int": "int", "float": "float", "str": "str", "tuple[int, int]": "range"}[base]
+def _namer(file: str) -> schema.Namer:
+    """Names a key of ``file`` as a profile's messages do: ``loihi1.toml: [core] neurons``."""
+    def name(path: str) -> str:
+        table, _, leaf = path.rpartition(".")
+        if table:
+            return f"{file}: [{table}] {leaf}"
+        return f"{file}: [{leaf}]" if leaf in _TABLE_NAMES else f"{file}: {leaf}"
+    return name
 
 
-def _field(file: str, table: str | None, key: str) -> str:
-    where = f"[{table}] {key}" if table else key
-    return f"{file}: {where}"
-
-
-def _check_value(
-    file: str, table: str, key: str, value: Any, kind: str, minimum: float | None,
-    choices: tuple[str, ...] = (),
-) -> Any:
-    name = _field(file, table, key)
-    if kind == "str":
-        if not isinstance(value, str) or not value.strip():
-            raise ProfileError(f"{name} must be a non-empty string, got {value!r}")
-        return value
-    if kind == "range":
-        ok = (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        )
-        if not ok:
-            raise ProfileError(f"{name} must be a list of two integers [low, high], got {value!r}")
-        low, high = value
-        if not low < 0 < high:
-            raise ProfileError(f"{name} must satisfy low < 0 < high, got {value!r}")
-        return (low, high)
-    if kind == "interval":
-        ok = (isinstance(value, list) and len(value) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
-        if not ok or not 0 <= value[0] <= value[1]:
-            raise ProfileError(f"{name} must be [low, high] with 0 <= low <= high integers, "
-                               f"got {value!r}")
-        return (value[0], value[1])
-    if kind == "table":  # {tiles = value}: integer keys >= 1, finite values >= 0
-        if not isinstance(value, dict) or not value:
-            raise ProfileError(f"{name} must be a non-empty table {{key = number}}")
-        out = {}
-        for k, v in value.items():
-            if not str(k).isdigit() or int(k) < 1 or isinstance(v, bool) or not isinstance(
-                    v, int | float) or not math.isfinite(v) or v < 0:
-                raise ProfileError(f"{name} must map integers >= 1 to numbers >= 0, got "
-                                   f"{k} = {v!r}")
-            out[int(k)] = float(v)
-        return out
-    if kind == "choice":
-        if value not in choices:
-            raise ProfileError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-    if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ProfileError(f"{name} must be an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise ProfileError(f"{name} must be >= {minimum:g}, got {value}")
-        if key.endswith("_bits") and value > _MAX_BITS:
-            raise ProfileError(f"{name} must be <= {_MAX_BITS}, got {value}")
-        return value
-    # _FLOAT: energies and powers must be finite and strictly positive.
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ProfileError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or (minimum is not None and value <= minimum):
-        raise ProfileError(f"{name} must be a finite number > {minimum:g}, got {value}")
-    return float(value)
-
-
-def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, EventCosts],
-                                                           str | None]:
+def _check_timing(file: str, data: Any) -> tuple[dict[str, EventCosts], str | None]:
     """The ``[timing]`` table: ``default = NAME`` and one ``[timing.NAME]`` basis each."""
-    data = raw.get("timing")
     if data is None:
         return {}, None
     if not isinstance(data, dict):
@@ -346,79 +310,37 @@ def _check_timing(file: str, raw: dict[str, Any]) -> tuple[dict[str, EventCosts]
     if default not in bases:
         raise ProfileError(f"{file}: [timing] default must name one of its bases "
                            f"({', '.join(bases)}), got {default!r}")
-    out = {name: EventCosts(**_check_table(file, {f"timing.{name}": v}, f"timing.{name}",
-                                                EventCosts))
-           for name, v in bases.items()}
+    name = _namer(file)
+    out = {basis: schema.load(EventCosts, v, error=ProfileError, name=name,
+                              unknown=lambda p: f"{name(p)} is not a known field",
+                              prefix=f"timing.{basis}.")
+           for basis, v in bases.items()}
     return out, default
-
-
-def _check_table(file: str, raw: dict[str, Any], table: str,
-                 schema_type: type | None = None) -> dict[str, Any]:
-    if table not in raw:
-        if table in _OPTIONAL_TABLES:
-            return {}
-        raise ProfileError(f"{file}: [{table}] table is missing")
-    data = raw[table]
-    if not isinstance(data, dict):
-        raise ProfileError(f"{file}: [{table}] must be a table")
-    schema = {f.name: f for f in fields(schema_type or _TABLES[table])}
-    for key in data:
-        if key not in schema:
-            raise ProfileError(f"{_field(file, table, key)} is not a known field")
-    out: dict[str, Any] = {}
-    for key, f in schema.items():
-        if key not in data or (data[key] == UNKNOWN and f.default is not MISSING):
-            if f.default is MISSING:
-                raise ProfileError(f"{_field(file, table, key)} is missing")
-            continue
-        kind = f.metadata.get("kind") or _kind(str(f.type))
-        out[key] = _check_value(file, table, key, data[key], kind, f.metadata.get("min"),
-                                f.metadata.get("choices", ()))
-    return out
 
 
 def _parse(raw: dict[str, Any], path: Path) -> HardwareProfile:
     file = path.name
-    for key in raw:
-        if key not in _TOP_LEVEL:
-            raise ProfileError(f"{file}: {key} is not a known field")
-    top: dict[str, str] = {}
-    for key in ("name", "description"):
-        if key not in raw:
-            raise ProfileError(f"{file}: {key} is missing")
-        if not isinstance(raw[key], str) or not raw[key].strip():
-            raise ProfileError(f"{file}: {key} must be a non-empty string, got {raw[key]!r}")
-        top[key] = raw[key]
-    sources = raw.get("sources")
-    if sources is None:
-        raise ProfileError(f"{file}: [sources] table is missing")
-    if not isinstance(sources, dict) or not sources:
-        raise ProfileError(f"{file}: [sources] must be a non-empty table of citations")
-    for key, value in sources.items():
-        if not isinstance(value, str) or not value.strip():
-            raise ProfileError(f"{file}: [sources] {key} must be a non-empty string")
-    bits = _check_table(file, raw, "bits")
-    if bits["max_delay"] >= 2 ** bits["delay_bits"]:
-        raise ProfileError(
-            f"{file}: [bits] max_delay {bits['max_delay']} does not fit in "
-            f"delay_bits = {bits['delay_bits']}"
-        )
-    timing, default_timing = _check_timing(file, raw)
-    return HardwareProfile(
-        name=top["name"],
-        description=top["description"],
-        sources=dict(sources),
-        bits=BitWidths(**bits),
-        core=CoreLimits(**_check_table(file, raw, "core")),
-        energy=EnergyTable(**_check_table(file, raw, "energy")),
-        ann_reference=AnnReference(**_check_table(file, raw, "ann_reference")),
-        path=path,
-        arithmetic=Arithmetic(**_check_table(file, raw, "arithmetic")),
-        placement=Placement(**placed) if (placed := _check_table(file, raw, "placement"))
-        else None,
-        timing=timing,
-        default_timing=default_timing,
-    )
+    name = _namer(file)
+    raw = dict(raw)
+    timing, default_timing = _check_timing(file, raw.pop("timing", None))
+    table = schema.merge(HardwareProfile, {}, raw, error=ProfileError, name=name,
+                         unknown=lambda p: f"{name(p)} is not a known field")
+    bits = table.get("bits", {})
+    if "max_delay" in bits and "delay_bits" in bits and bits["max_delay"] >= 2 ** bits[
+            "delay_bits"]:
+        raise ProfileError(f"{file}: [bits] max_delay {bits['max_delay']} does not fit in "
+                           f"delay_bits = {bits['delay_bits']}")
+    return schema.build(HardwareProfile, table, error=ProfileError, name=name,
+                        extra={"path": path, "timing": timing,
+                               "default_timing": default_timing})
+
+
+def profile_keys() -> list[KeyDoc]:
+    """Every key a hardware profile file may hold, dotted by table (``core.neurons_per_core``;
+    a timing basis's as ``timing.<basis>.<key>``)."""
+    default = KeyDoc("timing.default", "string", None, "the name of one [timing.<basis>] table",
+                     "the timing basis used unless another is chosen (--timing)")
+    return schema.keys(HardwareProfile) + [default] + schema.keys(EventCosts, "timing.<basis>.")
 
 
 # --- loading ------------------------------------------------------------------------------

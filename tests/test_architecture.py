@@ -10,9 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "randhet"
 
 # bottom to top; a module may import its own layer and the layers below (never a cycle)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("randhet._compat", "randhet.allocator", "randhet.errors", "randhet.spec",
-              "randhet.layer_tokens", "randhet.loihi", "randhet.kernel", "randhet.kernel_triton",
-              "randhet.decays",
+    ("core", ("randhet._compat", "randhet.allocator", "randhet.errors", "randhet.schema",
+              "randhet.spec", "randhet.layer_tokens", "randhet.loihi", "randhet.kernel",
+              "randhet.kernel_triton", "randhet.decays",
               "randhet.network", "randhet.deployed", "randhet.stock_netx", "randhet.io",
               "randhet.distributed", "randhet.metrics",
               "randhet.readout")),

@@ -1,20 +1,23 @@
 """The robustness protocol's settings, owned by the attack package: the ``[attack]`` table of a
 config and the flags of ``randhet attack`` both become a :class:`ProtocolConfig` through
-:meth:`ProtocolConfig.from_table`, with one set of defaults and one set of rules.
+:meth:`ProtocolConfig.from_table`, with one set of defaults and one set of rules: the
+dataclass's fields are the table's schema (:mod:`randhet.schema`).
 
-This module depends only on the core (errors), so the config loader validates the ``[attack]``
-table when a config is loaded, before anything is trained.
+This module depends only on the core (errors, schema), so the config loader validates the
+``[attack]`` table when a config is loaded, before anything is trained.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
+from randhet import schema
 from randhet.errors import ConfigError
+from randhet.schema import internal, key
 
 # the attacks of the registry (randhet.attack.registry maps each name to its class)
 ATTACK_NAMES: tuple[str, ...] = ("fgsm", "pgd", "pgd_large_eps", "apgd", "square", "noise")
@@ -43,33 +46,14 @@ class Surrogate:
         return "trained" if self.width is None else f"width={self.width:g}"
 
 
-# table key -> inclusive (lower, upper) bounds
-_RANGES: dict[str, tuple[float, float]] = {
-    "eot": (1, 10000),
-    "steps": (1, 100000),
-    "restarts": (1, 1000),
-    "square_steps": (1, 1000000),
-    "square_draws": (1, 10000),
-    "draws": (1, 10000),
-    "selection_draws": (1, 10000),
-    "doublings": (0, 20),
-    "max_doublings": (0, 20),
-    "convergence_margin": (0.0, 1.0),
-    "samples": (1, 1 << 30),
-    "batch_size": (1, 1 << 20),
-}
-# what a user sets (config table and command line); the other fields are the protocol's own
-TABLE_KEYS: tuple[str, ...] = ("eps", "attacks", "losses", "readouts", "surrogates", "eot",
-                               "steps", "restarts", "square_steps", "square_draws",
-                               "square_targets", "draws", "selection_draws", "doublings",
-                               "max_doublings", "convergence_margin", "samples", "batch_size",
-                               "targets", "seed")
 LOSS_NAMES: tuple[str, ...] = ("ce", "dlr")
 READOUT_NAMES: tuple[str, ...] = ("counts", "voltage", "current")
 SQUARE_TARGETS: tuple[str, ...] = ("torch", "emulator")
 # what each doubling of the budget doubles, in turn, for every member (Square: its restarts,
 # its queries, its draws per query)
 AXES: tuple[str, ...] = ("restarts", "steps", "eot")
+_TRANSFER_HINT = {"transfer": "; the transfer check runs beside the ensemble (randhet attack "
+                              "--transfer-from RUN_DIR picks its source model)"}
 
 
 def parse_surrogate(text: str) -> Surrogate:
@@ -129,30 +113,55 @@ class ProtocolConfig:
     arithmetic bit for bit on Lava's datapath, carries the doublings.
     """
 
-    eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    attacks: tuple[str, ...] = ("fgsm", "apgd", "square", "noise")
-    losses: tuple[str, ...] = ("ce", "dlr")
-    readouts: tuple[str, ...] = ("counts", "voltage")
-    surrogates: tuple[str, ...] = ("trained", "width=0.3", "straight-through")
-    eot: int = 20
-    steps: int = 50
-    restarts: int = 1
-    square_steps: int = 500
-    square_draws: int = 4
-    square_targets: tuple[str, ...] = ("torch", "emulator")
-    draws: int = 10
-    selection_draws: int = 10
-    doublings: int = 3
-    max_doublings: int = 5
-    convergence_margin: float = 0.01  # a doubling may lower the ensemble this much and pass
-    samples: int = 200
-    batch_size: int = 50  # samples per chunk: the unit of seeding and of work per process
-    targets: tuple[str, ...] = ("float", "torch", "emulator")
-    lava_spot_samples: int = 8
-    seed: int = 0
-    transfer: bool = True  # the gradient member crafted on the sigma = 0 twin, scored here
-    tolerance: float = 0.03  # minimum accuracy slack for the ordering flags (else 2 std errors)
-    significance: float = 0.05  # of the paired one-sided test of each doubling
+    eps: tuple[float, ...] = key(
+        "L-inf budgets on [0, 1] pixels (sorted, duplicates dropped)",
+        (0.0, 0.05, 0.1, 0.2, 0.3), min=0.0, max=1.0, nonempty=True)
+    attacks: tuple[str, ...] = key(
+        "attacks run: gradient members, Square, and the noise baseline",
+        ("fgsm", "apgd", "square", "noise"), choices=ATTACK_NAMES, nonempty=True,
+        item="attack", hints=_TRANSFER_HINT)
+    losses: tuple[str, ...] = key("losses of the gradient members", ("ce", "dlr"),
+                                  choices=LOSS_NAMES, nonempty=True, item="loss")
+    readouts: tuple[str, ...] = key(
+        "scores the losses are taken on (output spikes, voltage, current, summed over time)",
+        ("counts", "voltage"), choices=READOUT_NAMES, nonempty=True, item="readout")
+    surrogates: tuple[str, ...] = key(
+        "attacker's spike surrogates: trained, straight-through or width=W (W thresholds)",
+        ("trained", "width=0.3", "straight-through"), nonempty=True)
+    eot: int = key("fresh draws per gradient (EOT) at the first budget", 20, min=1, max=10000)
+    steps: int = key("iterations of the gradient attacks at the first budget", 50,
+                     min=1, max=100000)
+    restarts: int = key("restarts of the gradient attacks at the first budget", 1,
+                        min=1, max=1000)
+    square_steps: int = key("Square's queries at the first budget", 500, min=1, max=1000000)
+    square_draws: int = key("fresh draws each Square query averages its margin over", 4,
+                            min=1, max=10000)
+    square_targets: tuple[str, ...] = key(
+        "what Square queries: torch, emulator (the deployed integer network)",
+        ("torch", "emulator"), choices=SQUARE_TARGETS, item="Square target")
+    draws: int = key("independent fresh draws that score each chosen input", 10,
+                     min=1, max=10000)
+    selection_draws: int = key("fresh draws the ensemble chooses each sample's worst input on",
+                               10, min=1, max=10000)
+    doublings: int = key("budget doublings run at least (restarts, iterations, EOT in turn)", 3,
+                         min=0, max=20)
+    max_doublings: int = key("budget doublings at most (then: not converged)", 5,
+                             min=0, max=20)
+    convergence_margin: float = key(
+        "accuracy a doubling may lower the ensemble by and still count as converged", 0.01,
+        min=0.0, max=1.0)
+    samples: int = key("test samples attacked", 200, min=1, max=1 << 30)
+    batch_size: int = key("samples per chunk: the unit of seeding and of work per process", 50,
+                          min=1, max=1 << 20)
+    targets: tuple[str, ...] = key(
+        "scoring targets (torch always: the protocol's flags are computed on it)",
+        ("float", "torch", "emulator"), choices=TARGETS, nonempty=True, item="target",
+        hints=_TRANSFER_HINT)
+    lava_spot_samples: int = internal(8)
+    seed: int = key("attack and scoring seed", 0)
+    transfer: bool = internal(True)  # the gradient member crafted on the sigma = 0 twin
+    tolerance: float = internal(0.03)  # minimum accuracy slack for the ordering flags
+    significance: float = internal(0.05)  # of the paired one-sided test of each doubling
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,9 +171,8 @@ class ProtocolConfig:
         ProtocolConfig.from_table(self.to_table(), name=lambda key: f"attack setting '{key}'")
 
     def to_table(self) -> dict[str, Any]:
-        """The user-settable part as a config table (lists for tuples)."""
-        d = self.to_dict()
-        return {k: list(d[k]) if isinstance(d[k], tuple) else d[k] for k in TABLE_KEYS}
+        """The user-settable part (:data:`TABLE_KEYS`) as a config table (lists for tuples)."""
+        return schema.to_table(self)
 
     def surrogate_choices(self) -> tuple[Surrogate, ...]:
         return tuple(parse_surrogate(s) for s in self.surrogates)
@@ -180,41 +188,16 @@ class ProtocolConfig:
 
     @classmethod
     def from_table(cls, table: dict[str, Any],
-                   name: Callable[[str], str] = lambda key: f"'attack.{key}'") -> ProtocolConfig:
+                   name: Callable[[str], str] = lambda key: f"'attack.{key}'",
+                   unknown: Callable[[str], str] = lambda key: f"unknown attack setting '{key}'",
+                   ) -> ProtocolConfig:
         """Validate a table of :data:`TABLE_KEYS` (missing keys take the defaults; others are
         refused) and build the settings; ConfigError naming the key (``name(key)``) otherwise."""
-        defaults = cls().to_table()
-        unknown = set(table) - set(defaults)
-        if unknown:
-            raise ConfigError(f"unknown attack setting(s) {sorted(unknown)}")
-        t = {**defaults, **table}
-        for key, (lo, hi) in _RANGES.items():
-            v = t[key]
-            if (isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi
-                    or (isinstance(v, float) and math.isnan(v))):
-                raise ConfigError(f"{name(key)} must be in [{lo:g}, {hi:g}]; got {v!r}")
+        t = schema.merge(cls, schema.defaults(cls), table, error=ConfigError, name=name,
+                         unknown=unknown)
         if t["max_doublings"] < t["doublings"]:
             raise ConfigError(f"{name('max_doublings')} must be at least {name('doublings')} "
                               f"({t['doublings']}); got {t['max_doublings']}")
-        eps = t["eps"]
-        if (not eps or any(isinstance(e, bool) or not isinstance(e, int | float)
-                           or not 0 <= e <= 1 for e in eps)):
-            raise ConfigError(f"{name('eps')} must be a non-empty list of numbers in [0, 1]; "
-                              f"got {eps!r}")
-        for key, what, allowed in (("attacks", "attack", ATTACK_NAMES),
-                                   ("targets", "target", TARGETS),
-                                   ("losses", "loss", LOSS_NAMES),
-                                   ("readouts", "readout", READOUT_NAMES),
-                                   ("square_targets", "Square target", SQUARE_TARGETS)):
-            bad = [v for v in t[key] if v not in allowed]
-            if bad or (not t[key] and key != "square_targets"):
-                hint = ("; the transfer check runs beside the ensemble (randhet attack "
-                        "--transfer-from RUN_DIR picks its source model)"
-                        if "transfer" in bad else "")
-                got = f"unknown {what} {', '.join(map(repr, bad))}" if bad else "none given"
-                raise ConfigError(f"{name(key)}: {got} (available: {', '.join(allowed)}){hint}")
-        if not t["surrogates"]:
-            raise ConfigError(f"{name('surrogates')}: none given")
         for text in t["surrogates"]:
             try:
                 parse_surrogate(str(text))
@@ -223,11 +206,9 @@ class ProtocolConfig:
         if "torch" not in t["targets"]:
             raise ConfigError(f"{name('targets')} must include torch (the protocol's flags are "
                               "computed on the torch model)")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in t.items() if k in known}
         lists = ("attacks", "targets", "losses", "readouts", "surrogates", "square_targets")
-        return cls(**{**values, "eps": tuple(sorted({float(e) for e in eps})),
-                      **{k: tuple(dict.fromkeys(str(v) for v in t[k])) for k in lists}})
+        t = {**t, "eps": sorted(set(t["eps"])), **{k: list(dict.fromkeys(t[k])) for k in lists}}
+        return schema.build(cls, t, error=ConfigError, name=name)
 
 
 def as_eps_list(text: str) -> tuple[float, ...]:
@@ -244,3 +225,7 @@ def as_eps_list(text: str) -> tuple[float, ...]:
     if not values:
         raise ValueError("no eps given")
     return tuple(sorted(set(values)))
+
+
+# what a user sets (config table and command line); the other fields are the protocol's own
+TABLE_KEYS: tuple[str, ...] = tuple(k.key for k in schema.keys(ProtocolConfig))

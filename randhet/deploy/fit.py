@@ -48,9 +48,9 @@ from randhet.deploy.synapses import output_padding, synapse_counts
 from randhet.hardware import HardwareProfile
 from randhet.layer_tokens import layer_names
 from randhet.network import ExportedLayer, ExportedNetwork
+from randhet.schema import UNKNOWN
 from randhet.spec import ConvSpec, DenseSpec, InputSpec, NeuronSpec
 
-UNKNOWN = "unknown"
 CANNOT_FIT = "cannot fit"
 ASSUMPTIONS = (
     "each spiking layer on cores of its own, neurons cut into equal contiguous blocks, one per "
