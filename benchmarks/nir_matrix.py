@@ -3,8 +3,8 @@ dense network, a conv + pool network and an event-input network.
 
 Run by hand from the repository root (``.venv/bin/python benchmarks/nir_matrix.py``) to print
 the matrix, write ``benchmarks/results/nir_matrix.json`` and (``--readme``) the table in
-README.md between its ``nir-matrix`` markers. ``tests/test_nir_matrix.py`` measures the same
-matrix and checks it against that file and the README's table, cell by cell.
+docs/results/nir-neurobench.md between its ``nir-matrix`` markers. ``tests/test_nir_matrix.py``
+measures the same matrix and checks it against that file and the docs' table, cell by cell.
 
 Networks (sigma = 0, so every tool sees the same, deterministic network):
 
@@ -59,7 +59,7 @@ from randhet.readout import decide
 from randhet.spec import DenseSpec, EncodingSpec, NeuronSpec
 
 RESULTS = harness.RESULTS / "nir_matrix.json"
-README = harness.ROOT / "README.md"
+README = harness.ROOT / "docs" / "results" / "nir-neurobench.md"  # the table's page
 MARKERS = ("<!-- nir-matrix: begin (benchmarks/nir_matrix.py --readme) -->",
            "<!-- nir-matrix: end -->")
 CONSUMERS = ("snnTorch", "Norse", "Sinabs", "Rockpool")
@@ -279,7 +279,7 @@ def _describe(c: dict[str, Any]) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    """The README's table (markdown) of a measured matrix."""
+    """The docs' table (markdown) of a measured matrix."""
     v = result["versions"]
     lines = [f"Measured by `benchmarks/nir_matrix.py` ({result['samples']} samples per network; "
              + ", ".join(f"{k} {v[k]}" for k in (*CONSUMERS, "NIR")) + "):", "",
@@ -296,7 +296,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def readme_block(text: str) -> str:
-    """The text between the README's markers."""
+    """The text between the docs page's markers."""
     begin, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
     return text[begin:end].strip("\n")
 
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--readme", action="store_true", help="rewrite README.md's table")
+    ap.add_argument("--readme", action="store_true",
+                    help="rewrite the table in docs/results/nir-neurobench.md")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(Path(tmp))
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         text = README.read_text()
         begin, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
         README.write_text(text[:begin] + "\n" + table + "\n" + text[end:])
-    print(f"wrote {args.out}" + (" and README.md" if args.readme else ""))
+    print(f"wrote {args.out}" + (f" and {README.relative_to(harness.ROOT)}" if args.readme else ""))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Which NIR tools run randhet's NIR files, measured: benchmarks/nir_matrix.py's matrix
 (snnTorch, Norse, Sinabs, Rockpool on dense, conv + pool and event-input networks) is measured
-here and must match, cell by cell, benchmarks/results/nir_matrix.json and README.md's table;
-where a tool runs, it is held to the tolerance the README states."""
+here and must match, cell by cell, benchmarks/results/nir_matrix.json and the table of
+docs/results/nir-neurobench.md; where a tool runs, it is held to the tolerance that page states."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_the_readme_table_is_the_recorded_matrix(matrix) -> None:  # type: ignor
 
 
 def test_tools_that_run_the_files_stay_within_the_stated_tolerance(matrix) -> None:  # type: ignore[no-untyped-def]
-    """snnTorch and Norse, wherever they run, within the README's tolerance; Rockpool runs
+    """snnTorch and Norse, wherever they run, within the docs' tolerance; Rockpool runs
     only the flat network, and outside it (its LIF keeps neither w_in nor r)."""
     nm, measured = matrix
     running = 0
