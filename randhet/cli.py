@@ -36,7 +36,7 @@ QUIET_HELP = "no progress bars (they show on a terminal only)"
 
 if TYPE_CHECKING:  # the stages' result types, imported with the stages on use
     from randhet.deploy.reports import DeployReport, ProfileReport
-    from randhet.experiments.results import CompareResult
+    from randhet.experiments.results import CompareResult, FlexCompareResult
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (default: RUN_DIR/network.net or network.nir)")
     p.add_argument("--format", choices=("netx", "nir"), default="netx",
                    help="netx: Lava's HDF5 (network.net); nir: the Neuromorphic Intermediate "
-                   "Representation (network.nir; README: which NIR tools run it)")
+                   "Representation (network.nir; the docs' NIR page: which tools run it)")
     p.add_argument("--dt", type=float, default=None,
                    help="nir: seconds per time step (default 1e-4, what snnTorch assumes)")
     p.add_argument("--draw", default=None,
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="a grid of config values, each RandHet cell beside its "
                        "sigma = 0 control, over several training seeds",
-                       description="Train, deploy (emulator), fit (loihi1) and attack the "
+                       description="Train, deploy (emulator), fit (deploy.profile) and attack the "
                        "config's network for every cell of a grid of config values and every "
                        "seed; every cell with sigma > 0 is read against its sigma = 0 control "
                        "(neuron.sigma=0,<config sigma> is added when the grid lacks it). "
@@ -399,7 +399,7 @@ def cmd_compare(args: argparse.Namespace) -> CompareResult:
     return result
 
 
-def cmd_flex_compare(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_flex_compare(args: argparse.Namespace) -> FlexCompareResult:
     from randhet.experiments.flex_compare import flex_compare, markdown_table  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)

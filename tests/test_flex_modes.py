@@ -99,7 +99,8 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
         "attack.surrogates=[\"trained\"]", "attack.losses=[\"ce\"]", "attack.doublings=0",
         "attack.max_doublings=0", "attack.selection_draws=1",
     ])
-    result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False, seeds=(0, 1))
+    result = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False,
+                          seeds=(0, 1)).to_dict()
     rows = result["variants"]
     assert [r["variant"] for r in rows] == [v[0] for v in VARIANTS]
     for r in rows:

@@ -38,7 +38,13 @@ from randhet.attack.results import Curve, RobustnessResult
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
-from randhet.experiments.results import SeedStat
+from randhet.experiments.results import (
+    CurvePoint,
+    FlexCompareResult,
+    SeedStat,
+    VariantRow,
+    VariantSeed,
+)
 from randhet.io import write_json, write_text
 from randhet.layer_tokens import parse_layer_token
 from randhet.models import EVAL_BATCH
@@ -77,7 +83,18 @@ def _slug(label: str) -> str:
     return label.lower().replace("+", "-").replace(" ", "").replace("(", "-").replace(")", "")
 
 
-def _test_stats(run: Path, samples: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CleanStats:
+    """Clean test accuracy (torch model, fresh draws), samples, per-layer spike rates and
+    activation sparsity (None for an ANN) on the test split."""
+
+    accuracy: float
+    samples: int
+    rates: list[float]
+    activation_sparsity: float | None
+
+
+def _test_stats(run: Path, samples: int) -> CleanStats:
     """Clean test accuracy (torch model, fresh draws) and per-layer rates on the test split."""
     opened = open_run(run)
     model, data = opened.model(), opened.data()
@@ -88,8 +105,7 @@ def _test_stats(run: Path, samples: int) -> dict[str, Any]:
     rates = res.spike_rate[: len(sizes)]
     rate = sum(r * w for r, w in zip(rates, sizes, strict=True)) / sum(sizes)
     spiking = opened.mode != "ann"
-    return {"accuracy": res.accuracy, "samples": n, "rates": res.spike_rate,
-            "activation_sparsity": 1.0 - rate if spiking else None}
+    return CleanStats(res.accuracy, n, list(res.spike_rate), 1.0 - rate if spiking else None)
 
 
 @dataclass(frozen=True)
@@ -130,48 +146,38 @@ def _torch_curve(rob: RobustnessResult) -> Curve:
     return curve
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    s = SeedStat.of(list(values))
-    return s.mean, s.std
-
-
-def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """One variant's row from its per-seed results (each with ``seed``, ``run``,
-    ``val_accuracy``, ``clean_accuracy``, ``test_samples``, ``activation_sparsity`` (None for
-    ANN), ``auc`` {attack: .}, ``curves`` {attack: [{eps, accuracy, std}]}, ``flags_ok``)."""
+def aggregate_seeds(label: str, mode: str, flex: bool, layers: list[str],
+                    per_seed: list[VariantSeed]) -> VariantRow:
+    """One variant's row from its per-seed results."""
     first = per_seed[0]
-    row: dict[str, Any] = {"seeds": [r["seed"] for r in per_seed],
-                           "runs": [r["run"] for r in per_seed], "run": first["run"],
-                           "test_samples": first["test_samples"]}
-    for key in ("val_accuracy", "clean_accuracy", "activation_sparsity"):
-        if first[key] is None:
-            row[key], row[f"{key}_std_over_seeds"] = None, None
-            continue
-        row[key], row[f"{key}_std_over_seeds"] = _mean_std([r[key] for r in per_seed])
-    row["auc"], row["auc_std_over_seeds"], row["curves"] = {}, {}, {}
-    for attack in first["auc"]:
-        row["auc"][attack], row["auc_std_over_seeds"][attack] = _mean_std(
-            [r["auc"][attack] for r in per_seed])
-        points = []
-        for i, p in enumerate(first["curves"][attack]):
-            acc = [r["curves"][attack][i]["accuracy"] for r in per_seed]
-            mean, spread = _mean_std(acc)
-            points.append({"eps": p["eps"], "accuracy": mean,
-                           "std": statistics.fmean(r["curves"][attack][i]["std"]
-                                                   for r in per_seed),
-                           "std_over_seeds": spread})
-        row["curves"][attack] = points
-    row["flags_ok"] = {k: all(r["flags_ok"].get(k, False) for r in per_seed)
-                       for k in first["flags_ok"]}
-    row["per_seed"] = [{k: r[k] for k in ("seed", "val_accuracy", "clean_accuracy",
-                                          "activation_sparsity", "auc")} for r in per_seed]
-    return row
+
+    def stat(values: list[float | None]) -> SeedStat:
+        return SeedStat.of(values)
+
+    curves: dict[str, tuple[CurvePoint, ...]] = {}
+    for attack, points in first.curves.items():
+        out = []
+        for i, p in enumerate(points):
+            acc = [r.curves[attack][i].accuracy for r in per_seed]
+            out.append(CurvePoint(p.eps, statistics.fmean(acc),
+                                  statistics.fmean(r.curves[attack][i].std for r in per_seed),
+                                  stat(list(acc)).std))
+        curves[attack] = tuple(out)
+    return VariantRow(
+        variant=label, mode=mode, flex=flex, layers=tuple(layers), per_seed=tuple(per_seed),
+        val_accuracy=stat([r.val_accuracy for r in per_seed]),
+        clean_accuracy=stat([r.clean_accuracy for r in per_seed]),
+        activation_sparsity=stat([r.activation_sparsity for r in per_seed]),
+        auc={a: stat([r.auc[a] for r in per_seed]) for a in first.auc},
+        curves=curves,
+        flags_ok={k: all(r.flags_ok.get(k, False) for r in per_seed) for k in first.flags_ok},
+    )
 
 
 def flex_compare(
     base_cfg: dict[str, Any], protocol: ProtocolConfig, out_dir: str | Path,
     progress: bool = True, seeds: tuple[int, ...] = (),
-) -> dict[str, Any]:
+) -> FlexCompareResult:
     """Train and attack the six variants (once per seed; default: the config's seed); write
     flex_compare.json/.md/.png into ``out_dir``."""
     if not any(parse_layer_token(str(t))[0] == "flex" for t in base_cfg["model"]["layers"]):
@@ -193,55 +199,52 @@ def flex_compare(
             metrics = train(cfg, run, progress=progress)
             rob = attack_variant(run, protocol, progress=progress)
             stats = _test_stats(run, 0)
-            per_seed.append({
-                "seed": seed, "run": str(run), "val_accuracy": metrics["best_val_accuracy"],
-                "clean_accuracy": stats["accuracy"], "test_samples": stats["samples"],
-                "activation_sparsity": stats["activation_sparsity"],
-                "auc": {name: c.auc for name, c in rob.curves.items()},
-                "curves": {name: [{"eps": p.eps, "accuracy": p.mean, "std": p.std}
-                                  for p in c.points] for name, c in rob.curves.items()},
-                "flags_ok": rob.flags_ok,
-            })
-        rows.append({"variant": label, "mode": mode, "flex": flex,
-                     "layers": variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
-                     **aggregate_seeds(per_seed)})
-    result = {"config": base_cfg["name"], "timesteps": base_cfg["encoding"]["timesteps"],
-              "protocol": protocol.to_dict(), "pgd_large_eps_steps": LARGE_EPS_STEPS,
-              "seeds": list(seeds), "variants": rows}
+            per_seed.append(VariantSeed(
+                seed=seed, run=str(run), val_accuracy=metrics["best_val_accuracy"],
+                clean_accuracy=stats.accuracy, test_samples=stats.samples,
+                activation_sparsity=stats.activation_sparsity,
+                auc={name: c.auc for name, c in rob.curves.items()},
+                curves={name: tuple(CurvePoint(p.eps, p.mean, p.std) for p in c.points)
+                        for name, c in rob.curves.items()},
+                flags_ok=rob.flags_ok,
+            ))
+        rows.append(aggregate_seeds(label, mode, flex,
+                                    variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
+                                    per_seed))
+    result = FlexCompareResult(config=base_cfg["name"],
+                               timesteps=base_cfg["encoding"]["timesteps"],
+                               protocol=protocol.to_dict(), pgd_large_eps_steps=LARGE_EPS_STEPS,
+                               seeds=tuple(seeds), variants=tuple(rows))
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "flex_compare.json", result)
+    write_json(out / "flex_compare.json", result.to_dict())
     write_text(out / "flex_compare.md", markdown_table(result))
     plot_flex_compare(result, out / "flex_compare.png")
     return result
 
 
-def markdown_table(result: dict[str, Any]) -> str:
+def markdown_table(result: FlexCompareResult) -> str:
     """One row per variant: clean accuracy, AUC per attack, activation sparsity (mean +- std
     over seeds when there are several)."""
-    attacks = list(result["variants"][0]["auc"])
-    many = len(result.get("seeds", [])) > 1
+    attacks = list(result.variants[0].auc)
+    many = len(result.seeds) > 1
 
-    def cell(mean: float | None, std: float | None) -> str:
-        if mean is None:
+    def cell(s: SeedStat) -> str:
+        if s.mean is None:
             return "n/a"
-        return f"{mean:.3f} ± {std:.3f}" if many and std is not None else f"{mean:.3f}"
+        return f"{s.mean:.3f} ± {s.std:.3f}" if many and s.std is not None else f"{s.mean:.3f}"
 
     head = ["variant", "mode", "clean acc", *[f"AUC {a}" for a in attacks], "sparsity"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in result["variants"]:
-        cells = [r["variant"], r["mode"],
-                 cell(r["clean_accuracy"], r.get("clean_accuracy_std_over_seeds")),
-                 *[cell(r["auc"][a], r.get("auc_std_over_seeds", {}).get(a)) for a in attacks],
-                 cell(r["activation_sparsity"], r.get("activation_sparsity_std_over_seeds"))]
+    for r in result.variants:
+        cells = [r.variant, r.mode, cell(r.clean_accuracy), *[cell(r.auc[a]) for a in attacks],
+                 cell(r.activation_sparsity)]
         lines.append("| " + " | ".join(cells) + " |")
-    eps = [p["eps"] for p in result["variants"][0]["curves"][attacks[0]]]
+    eps = [p.eps for p in result.variants[0].curves[attacks[0]]]
     lines.append(
         f"\nclean acc: torch model on the test split; AUC: robust accuracy (torch model, mean "
-        f"over {result['protocol']['draws']} draws) vs eps {eps}, trapezoidal, normalised by the "
+        f"over {result.protocol['draws']} draws) vs eps {eps}, trapezoidal, normalised by the "
         "eps range; sparsity: 1 - mean spike rate of the spiking layers (ANN: n/a); "
-        + (f"mean ± std over training seeds {result['seeds']}; " if many else "") +
-        f"pgd_large_eps: {result.get('pgd_large_eps_steps', LARGE_EPS_STEPS)} steps of eps / 4, "
-        f"the other iterative attacks: {result['protocol']['steps']} steps.")
+        + (f"mean ± std over training seeds {list(result.seeds)}; " if many else "") +
+        f"pgd_large_eps: {result.pgd_large_eps_steps} steps of eps / 4, "
+        f"the other iterative attacks: {result.protocol['steps']} steps.")
     return "\n".join(lines) + "\n"
-
-

@@ -218,3 +218,101 @@ class CompareResult:
                 "fit_profile": self.fit_profile, "definitions": dict(self.definitions),
                 "rows": [r.to_dict() for r in self.rows], "trainings": self.trainings,
                 "computed": list(self.computed)}
+
+
+# --- flex-compare --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Accuracy at one eps: the mean over scoring draws and its std over draws; over several
+    training seeds, the mean of those and the std of the means over seeds."""
+
+    eps: float
+    accuracy: float
+    std: float
+    std_over_seeds: float | None = None  # None: one seed's point
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"eps": self.eps, "accuracy": self.accuracy, "std": self.std}
+        return out if self.std_over_seeds is None else {**out,
+                                                        "std_over_seeds": self.std_over_seeds}
+
+
+@dataclass(frozen=True)
+class VariantSeed:
+    """One BioFlexNet variant trained with one seed: clean accuracy (torch model, test split),
+    sparsity (None for an ANN), and per curve (``ensemble``, ``pgd_large_eps``) its AUC and
+    points (torch target)."""
+
+    seed: int
+    run: str
+    val_accuracy: float
+    clean_accuracy: float
+    test_samples: int
+    activation_sparsity: float | None
+    auc: dict[str, float]
+    curves: dict[str, tuple[CurvePoint, ...]]
+    flags_ok: dict[str, bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "run": self.run, "val_accuracy": self.val_accuracy,
+                "clean_accuracy": self.clean_accuracy, "test_samples": self.test_samples,
+                "activation_sparsity": self.activation_sparsity, "auc": dict(self.auc),
+                "curves": {k: [p.to_dict() for p in v] for k, v in self.curves.items()},
+                "flags_ok": dict(self.flags_ok)}
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One variant over its seeds: means, spreads over seeds (0 for one seed; None where the
+    number does not exist, e.g. an ANN's sparsity) and the per-seed values."""
+
+    variant: str
+    mode: str
+    flex: bool
+    layers: tuple[str, ...]
+    per_seed: tuple[VariantSeed, ...]
+    val_accuracy: SeedStat
+    clean_accuracy: SeedStat
+    activation_sparsity: SeedStat
+    auc: dict[str, SeedStat]
+    curves: dict[str, tuple[CurvePoint, ...]]
+    flags_ok: dict[str, bool]  # ok on every seed
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.per_seed[0]
+        out: dict[str, Any] = {
+            "variant": self.variant, "mode": self.mode, "flex": self.flex,
+            "layers": list(self.layers), "seeds": [r.seed for r in self.per_seed],
+            "runs": [r.run for r in self.per_seed], "run": first.run,
+            "test_samples": first.test_samples}
+        for key, stat in (("val_accuracy", self.val_accuracy),
+                          ("clean_accuracy", self.clean_accuracy),
+                          ("activation_sparsity", self.activation_sparsity)):
+            out[key], out[f"{key}_std_over_seeds"] = stat.mean, stat.std
+        out["auc"] = {k: s.mean for k, s in self.auc.items()}
+        out["auc_std_over_seeds"] = {k: s.std for k, s in self.auc.items()}
+        out["curves"] = {k: [p.to_dict() for p in v] for k, v in self.curves.items()}
+        out["flags_ok"] = dict(self.flags_ok)
+        out["per_seed"] = [{k: v for k, v in r.to_dict().items() if k in (
+            "seed", "val_accuracy", "clean_accuracy", "activation_sparsity", "auc")}
+            for r in self.per_seed]
+        return out
+
+
+@dataclass(frozen=True)
+class FlexCompareResult:
+    """``flex_compare.json``: the six variants, the protocol they ran and the seeds."""
+
+    config: str
+    timesteps: int
+    protocol: dict[str, Any]
+    pgd_large_eps_steps: int
+    seeds: tuple[int, ...]
+    variants: tuple[VariantRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "timesteps": self.timesteps, "protocol": self.protocol,
+                "pgd_large_eps_steps": self.pgd_large_eps_steps, "seeds": list(self.seeds),
+                "variants": [v.to_dict() for v in self.variants]}

@@ -119,17 +119,18 @@ def plot_compare(result: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_flex_compare(result: dict[str, Any], path: Path) -> None:
-    """Accuracy vs eps, one panel per attack, one line per variant (band: +- std over seeds)."""
-    attacks = list(result["variants"][0]["curves"])
+def plot_flex_compare(result: Any, path: Path) -> None:
+    """Accuracy vs eps, one panel per attack, one line per variant (band: +- std over seeds).
+    ``result``: a FlexCompareResult."""
+    attacks = list(result.variants[0].curves)
 
     def draw(ax: Any, i: int) -> None:
-        for r in result["variants"]:
-            pts = r["curves"][attacks[i]]
-            eps, acc = [p["eps"] for p in pts], [p["accuracy"] for p in pts]
-            line, = ax.plot(eps, acc, marker="o", linestyle="--" if not r["flex"] else "-",
-                            label=r["variant"])
-            spread = [p.get("std_over_seeds", 0.0) for p in pts]
+        for r in result.variants:
+            pts = r.curves[attacks[i]]
+            eps, acc = [p.eps for p in pts], [p.accuracy for p in pts]
+            line, = ax.plot(eps, acc, marker="o", linestyle="--" if not r.flex else "-",
+                            label=r.variant)
+            spread = [p.std_over_seeds or 0.0 for p in pts]
             if any(spread):  # several training seeds: +- one std over seeds
                 _band(ax, eps, acc, spread, line.get_color())
 
