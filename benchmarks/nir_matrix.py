@@ -40,6 +40,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,41 +192,114 @@ def first_line(err: BaseException) -> str:
     return text[:140]
 
 
+@dataclass
+class Cell:
+    """One consumer on one network: whether it loads and runs (else its error's first line)
+    and, where it runs, accuracy, class agreement with the emulator and the fraction of raster
+    entries that differ per layer; ``options``: the same with an export option that helps."""
+
+    loads: bool = False
+    runs: bool = False
+    error: str | None = None
+    class_agreement: float | None = None
+    raster_mismatch_layers: list[float] | None = None
+    accuracy: float | None = None
+    options: dict[str, Cell] = field(default_factory=dict)  # POOL_OPTION, BIAS_OPTION
+
+    @property
+    def raster_mismatch(self) -> float | None:
+        return None if self.raster_mismatch_layers is None else max(self.raster_mismatch_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loads": self.loads, "runs": self.runs, "error": self.error}
+        if self.runs:
+            out |= {"class_agreement": self.class_agreement,
+                    "raster_mismatch_layers": self.raster_mismatch_layers,
+                    "raster_mismatch": self.raster_mismatch, "accuracy": self.accuracy}
+        return out | {k: c.to_dict() for k, c in self.options.items()}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Cell:
+        """Read back from ``nir_matrix.json``."""
+        return Cell(d["loads"], d["runs"], d["error"], d.get("class_agreement"),
+                    d.get("raster_mismatch_layers"), d.get("accuracy"),
+                    {o: Cell.from_dict(d[o]) for o in (POOL_OPTION, BIAS_OPTION) if o in d})
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One network kind: the emulator's accuracy and output rate, and every consumer's cell."""
+
+    emulator_accuracy: float | None
+    emulator_output_rate: float
+    cells: dict[str, Cell]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"emulator_accuracy": self.emulator_accuracy,
+                "emulator_output_rate": self.emulator_output_rate,
+                **{c: cell.to_dict() for c, cell in self.cells.items()}}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> NetworkRow:
+        return NetworkRow(d["emulator_accuracy"], d["emulator_output_rate"],
+                          {c: Cell.from_dict(d[c]) for c in CONSUMERS if c in d})
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The whole matrix (``nir_matrix.json``): tool versions, samples, workarounds, rows."""
+
+    versions: dict[str, str | None]
+    samples: int
+    workarounds: dict[str, str]
+    rows: dict[str, NetworkRow]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"versions": self.versions, "samples": self.samples,
+                "workarounds": self.workarounds,
+                "cells": {k: r.to_dict() for k, r in self.rows.items()}}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Matrix:
+        """Read back from ``nir_matrix.json``."""
+        return Matrix(d["versions"], d["samples"], d["workarounds"],
+                      {k: NetworkRow.from_dict(r) for k, r in d["cells"].items()})
+
+
 def cell(consumer: str, graph: Any, x: np.ndarray, emulated: list[np.ndarray],
-         labels: np.ndarray | None) -> dict[str, Any]:
+         labels: np.ndarray | None) -> Cell:
     """One measured cell: loads, runs, error, accuracy, class agreement, raster mismatch."""
-    out: dict[str, Any] = {"loads": False, "runs": False, "error": None}
+    out = Cell()
     with _quiet():
         try:
             build = loader(consumer, graph)
             build()
         except Exception as err:  # noqa: BLE001 - what the tool does is the measurement
-            out["error"] = first_line(err)
+            out.error = first_line(err)
             return out
-        out["loads"] = True
+        out.loads = True
         try:
             lifs = [n for n, v in graph.nodes.items() if type(v).__name__ == "CubaLIF"]
             rasters = (run_sequence if consumer == "Rockpool" else run)(build, x, lifs)
         except Exception as err:  # noqa: BLE001 - as above
-            out["error"] = first_line(err)
+            out.error = first_line(err)
             return out
     emulated = [e.reshape(len(e), -1, e.shape[-1]) for e in emulated]
     if [r.shape for r in rasters] != [e.shape for e in emulated]:
-        out["error"] = (f"raster shapes {[r.shape[1:] for r in rasters]}, expected "
-                        f"{[e.shape[1:] for e in emulated]}")
+        out.error = (f"raster shapes {[r.shape[1:] for r in rasters]}, expected "
+                     f"{[e.shape[1:] for e in emulated]}")
         return out
-    out["runs"] = True
+    out.runs = True
     theirs = decide(rasters[-1].sum(-1))
     ours = decide(emulated[-1].sum(-1))
-    out["class_agreement"] = round(float((theirs == ours).mean()), 4)
-    layers = [round(float((r != e).mean()), 4) for r, e in zip(rasters, emulated, strict=True)]
-    out["raster_mismatch_layers"] = layers
-    out["raster_mismatch"] = max(layers)
-    out["accuracy"] = None if labels is None else round(float((theirs == labels).mean()), 4)
+    out.class_agreement = round(float((theirs == ours).mean()), 4)
+    out.raster_mismatch_layers = [round(float((r != e).mean()), 4)
+                                  for r, e in zip(rasters, emulated, strict=True)]
+    out.accuracy = None if labels is None else round(float((theirs == labels).mean()), 4)
     return out
 
 
-def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> dict[str, Any]:
+def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> Matrix:
     """The whole matrix: every consumer on every network kind, on one torch thread (training
     and the float simulations then sum in one order, so the numbers repeat exactly)."""
     threads = torch.get_num_threads()
@@ -236,10 +310,9 @@ def measure(work: Path, consumers: tuple[str, ...] = CONSUMERS) -> dict[str, Any
         torch.set_num_threads(threads)
 
 
-def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
+def _measure(work: Path, consumers: tuple[str, ...]) -> Matrix:
     torch.manual_seed(0)
-    result: dict[str, Any] = {"versions": versions(), "samples": SAMPLES,
-                              "workarounds": WORKAROUNDS, "cells": {}}
+    rows: dict[str, NetworkRow] = {}
     for kind in KINDS:
         net, x, labels = (event_network() if kind == "event" else flat_network()
                           if kind == "flat dense" else trained_network(kind, work))
@@ -247,51 +320,54 @@ def _measure(work: Path, consumers: tuple[str, ...]) -> dict[str, Any]:
         graph = to_nir(net)
         scale = float(1 << net.spec.encoding.input_shift)  # SLAYER units of the graded input
         output = emulated[-1]
-        row = {"emulator_accuracy": None if labels is None else
-               round(float((decide(output.sum(-1)) == labels).mean()), 4),
-               "emulator_output_rate": round(float(output.mean()), 4)}
+        cells: dict[str, Cell] = {}
         pooled = any(getattr(ly, "pool", False) for ly in net.spec.spiking_layers)
         for consumer in consumers:
-            c = row[consumer] = cell(consumer, graph, x / scale, emulated, labels)
+            c = cells[consumer] = cell(consumer, graph, x / scale, emulated, labels)
             pool_as = "avgpool"
-            if pooled and not c["runs"]:
+            if pooled and not c.runs:
                 pool_as = "conv"
-                c[POOL_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as), x / scale,
-                                      emulated, labels)
-            if net.spec.encoding.input_shift and (c["runs"] or c.get(POOL_OPTION, c)["runs"]):
-                c[BIAS_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as,
-                                                       compensate_floor=True),
-                                      x / scale, emulated, labels)
-        result["cells"][kind] = row
-    return result
+                c.options[POOL_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as),
+                                              x / scale, emulated, labels)
+            if net.spec.encoding.input_shift and (c.runs or c.options.get(POOL_OPTION, c).runs):
+                c.options[BIAS_OPTION] = cell(consumer, to_nir(net, pool_as=pool_as,
+                                                               compensate_floor=True),
+                                              x / scale, emulated, labels)
+        rows[kind] = NetworkRow(
+            emulator_accuracy=(None if labels is None else
+                               round(float((decide(output.sum(-1)) == labels).mean()), 4)),
+            emulator_output_rate=round(float(output.mean()), 4), cells=cells)
+    return Matrix(versions(), SAMPLES, dict(WORKAROUNDS), rows)
 
 
-def _describe(c: dict[str, Any]) -> str:
-    option = "".join(f"; {o}: {_describe(c[o])}" for o in (POOL_OPTION, BIAS_OPTION) if o in c)
-    if not c["loads"]:
-        return f"does not load (`{c['error']}`){option}"
-    if not c["runs"]:
-        return f"loads, does not run (`{c['error']}`){option}"
-    acc = "" if c["accuracy"] is None else f"accuracy {100 * c['accuracy']:.0f} %, "
-    layers = " / ".join(f"{100 * m:.2f}" for m in c["raster_mismatch_layers"])
-    return (f"{acc}classes {100 * c['class_agreement']:.0f} % as randhet, "
+def _describe(c: Cell) -> str:
+    option = "".join(f"; {o}: {_describe(c.options[o])}" for o in (POOL_OPTION, BIAS_OPTION)
+                     if o in c.options)
+    if not c.loads:
+        return f"does not load (`{c.error}`){option}"
+    if not c.runs:
+        return f"loads, does not run (`{c.error}`){option}"
+    assert c.class_agreement is not None and c.raster_mismatch_layers is not None
+    acc = "" if c.accuracy is None else f"accuracy {100 * c.accuracy:.0f} %, "
+    layers = " / ".join(f"{100 * m:.2f}" for m in c.raster_mismatch_layers)
+    return (f"{acc}classes {100 * c.class_agreement:.0f} % as randhet, "
             f"raster entries differing per layer {layers} %{option}")
 
 
-def render(result: dict[str, Any]) -> str:
+def render(result: Matrix) -> str:
     """The docs' table (markdown) of a measured matrix."""
-    v = result["versions"]
-    lines = [f"Measured by `benchmarks/nir_matrix.py` ({result['samples']} samples per network; "
+    v = result.versions
+    lines = [f"Measured by `benchmarks/nir_matrix.py` ({result.samples} samples per network; "
              + ", ".join(f"{k} {v[k]}" for k in (*CONSUMERS, "NIR")) + "):", "",
              "| network | randhet's emulator | " + " | ".join(CONSUMERS) + " |",
              "| --- | --- | " + " | ".join("---" for _ in CONSUMERS) + " |"]
-    for kind, row in result["cells"].items():
-        emu = ("no labels" if row["emulator_accuracy"] is None
-               else f"accuracy {100 * row['emulator_accuracy']:.0f} %")
+    for kind, row in result.rows.items():
+        emu = ("no labels" if row.emulator_accuracy is None
+               else f"accuracy {100 * row.emulator_accuracy:.0f} %")
         lines.append(f"| {kind} | {emu} | "
-                     + " | ".join(_describe(row[c]) for c in CONSUMERS) + " |")
+                     + " | ".join(_describe(row.cells[c]) for c in CONSUMERS) + " |")
     lines += ["", "Workarounds used: " + "; ".join(f"{c}: {w}" for c, w in
-                                                   result["workarounds"].items()) + "."]
+                                                   result.workarounds.items()) + "."]
     return "\n".join(lines)
 
 
@@ -311,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(Path(tmp))
-    harness.write_json(args.out, result)
+    harness.write_json(args.out, result.to_dict())
     table = render(result)
     print(table)
     if args.readme:
