@@ -26,7 +26,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -193,20 +192,11 @@ def dumps(data: Any) -> str:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` (:func:`dumps`) to ``path`` atomically, its folder made if missing: a
-    temporary file beside it replaces it once complete. The path."""
-    path = Path(path)
+    """Write ``data`` (:func:`dumps`) to ``path`` atomically (randhet's own writer: a
+    temporary file beside it replaces it once complete; its folder made if missing). The
+    path."""
+    from randhet.io import write_text  # after bootstrap(): the checkout's randhet
+
     text = dumps(data)  # serialise first: a failure leaves nothing behind
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets, not results
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    write_text(path, text)
+    return Path(path)

@@ -353,7 +353,7 @@ def cmd_profile(args: argparse.Namespace) -> ProfileReport:
     cost = report.cost
     print(f"profiled {report.network} on {report.profile} ({report.samples} samples, "
           f"emulator, seed {report.seed}, T = {report.timesteps}; {report.workload}):")
-    print(profile_table(cost.activity, cost.fit, cost.chip, cost.timing, cost.timing_missing))
+    print(profile_table(cost))
     if not cost.fit.fits:
         print(f"randhet: warning: the network {cost.fit.summary()}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.network).parent

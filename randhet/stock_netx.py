@@ -121,14 +121,15 @@ def _spatial(p: Path, i: int, g: h5py.Group, kind: str, shape: tuple[int, ...] |
                                "square kernels")
     w = _value(g, "weight").astype(np.float64)
     if kind == "pool":  # slayer's Pool: stride defaults to the kernel, one weight per tap
-        if w.size == 0 or not (w == w.reshape(-1)[0]).all():
+        tap = w.reshape(-1)[0] if w.size else None
+        if tap is None or not (w == tap).all():
             raise NetworkFileError(f"{p}: layer {i} is a pool with unequal weights")
         spec = ConvSpec(tuple(shape), channels, kh, _pair(g, "stride", kh),
-                        _pair(g, "padding", 0), pool=True, pool_weight=float(w.reshape(-1)[0]))
+                        _pair(g, "padding", 0), pool=True, pool_weight=float(tap))
         if "shape" in g and tuple(int(n) for n in _value(g, "shape").reshape(-1)) != spec.out_shape:
             raise NetworkFileError(f"{p}: layer {i} pools a size its window does not tile "
                                    "(slayer pads the end with zeros); randhet runs none")
-        taps = np.full((channels, 1, kh, kw), w.reshape(-1)[0])
+        taps = np.full((channels, 1, kh, kw), tap)
         return spec, _integers(p, i, "weights", taps)
     out, groups = _int(g, "outChannels"), _int(g, "groups", 1)
     depthwise = groups == channels == out and groups > 1

@@ -224,10 +224,11 @@ def deploy(
         check = EmulatorCheck(float(agree.mean()))
         if backend in ("lava-stock", "loihi2") or net.stock:  # stock LIF counts no updates
             result = replace(result, active_steps=em.active_steps)
-            check = EmulatorCheck(
-                float(agree.mean()), None if net.stock else stock_writes,
-                "the emulator (stock LIF counts none; its rasters equal the emulator's in "
-                f"{int(agree.sum())} of {n} samples, and equal rasters mean equal states)")
+            check = replace(
+                check, host_writes_per_sample=None if net.stock else stock_writes,
+                neuron_updates_source="the emulator (stock LIF counts none; its rasters equal "
+                f"the emulator's in {int(agree.sum())} of {n} samples, and equal rasters mean "
+                "equal states)")
     neuron = net.spec.neuron
     report = DeployReport(
         backend=backend,

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from randhet import metrics
-from randhet.deploy.fit import FitReport
-from randhet.deploy.reports import Activity, AnnReference, ChipReport, LayerActivity
+from randhet.deploy.reports import Activity, AnnReference, ChipCost, LayerActivity
 from randhet.deploy.result import RunResult
 from randhet.deploy.synapses import synapse_counts
 from randhet.deploy.timing import TimingReport
@@ -130,11 +129,9 @@ def measure(
     )
 
 
-def profile_table(activity: Activity, fit: FitReport | None = None,
-                  chip: ChipReport | None = None, timing: TimingReport | None = None,
-                  timing_missing: str | None = None) -> str:
+def profile_table(cost: ChipCost) -> str:
     """Plain-text table of a run's activity: per layer and total, then the energy's formula,
-    basis and sources, the ANN reference and (given them) the resource fit and the chip."""
+    basis and sources, the ANN reference, the resource fit and what the chip adds."""
     head = ("layer", "neurons", "spikes", "sparsity", "synops eff", "synops dense",
             "updates", "active", "energy uJ")
 
@@ -143,7 +140,7 @@ def profile_table(activity: Activity, fit: FitReport | None = None,
         return (name, str(neurons), f"{spikes:.1f}", f"{sparsity:.4f}", f"{syn_eff:.0f}",
                 f"{syn_dense:d}", f"{updates:d}", f"{active:.1f}", f"{uj * 1e6:.4f}")
 
-    a = activity
+    a = cost.activity
     rows = [row(ly.name, ly.neurons, ly.spikes_per_sample, ly.activation_sparsity,
                 ly.synops_effective, ly.synops_dense, ly.neuron_updates, ly.active_updates,
                 ly.energy_joules) for ly in a.layers]
@@ -167,21 +164,18 @@ def profile_table(activity: Activity, fit: FitReport | None = None,
         f"{ann.formula}, macs = {ann.macs}",
         f"  basis: {ann.basis}",
     ]
-    if fit is not None:
-        lines.append(f"resources: {fit.summary()}")
-    if chip is not None and fit is not None:
-        lines += chip_lines(chip, fit, timing, timing_missing)
-    return "\n".join(lines)
+    lines.append(f"resources: {cost.fit.summary()}")
+    return "\n".join(lines + chip_lines(cost))
 
 
 def _watts(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g} W"
 
 
-def chip_lines(chip: ChipReport, fit: FitReport, timing: TimingReport | None,
-               timing_missing: str | None = None) -> list[str]:
+def chip_lines(cost: ChipCost) -> list[str]:
     """What the chip adds: the datapath, the events, the decay profiles, the redraw traffic
     and the time model, each with its source or 'unknown'."""
+    chip, fit, timing = cost.chip, cost.fit, cost.timing
     width = chip.synaptic_input_bits
     lines = [f"datapath: {chip.applied} (q0: {f'{width}-bit' if width else 'unbounded'}, "
              f"u wraps {chip.current_wrap})"]
@@ -210,8 +204,8 @@ def chip_lines(chip: ChipReport, fit: FitReport, timing: TimingReport | None,
                      f"{redraw['energy_joules_per_sample']}")
     if timing is not None:
         lines += timing_lines(timing)
-    elif timing_missing is not None:
-        lines.append(f"time per step: unknown ({timing_missing})")
+    else:
+        lines.append(f"time per step: unknown ({cost.timing_missing})")
     return lines
 
 

@@ -150,10 +150,6 @@ def aggregate_seeds(label: str, mode: str, flex: bool, layers: list[str],
                     per_seed: list[VariantSeed]) -> VariantRow:
     """One variant's row from its per-seed results."""
     first = per_seed[0]
-
-    def stat(values: list[float | None]) -> SeedStat:
-        return SeedStat.of(values)
-
     curves: dict[str, tuple[CurvePoint, ...]] = {}
     for attack, points in first.curves.items():
         out = []
@@ -161,14 +157,14 @@ def aggregate_seeds(label: str, mode: str, flex: bool, layers: list[str],
             acc = [r.curves[attack][i].accuracy for r in per_seed]
             out.append(CurvePoint(p.eps, statistics.fmean(acc),
                                   statistics.fmean(r.curves[attack][i].std for r in per_seed),
-                                  stat(list(acc)).std))
+                                  SeedStat.of(acc).std))
         curves[attack] = tuple(out)
     return VariantRow(
         variant=label, mode=mode, flex=flex, layers=tuple(layers), per_seed=tuple(per_seed),
-        val_accuracy=stat([r.val_accuracy for r in per_seed]),
-        clean_accuracy=stat([r.clean_accuracy for r in per_seed]),
-        activation_sparsity=stat([r.activation_sparsity for r in per_seed]),
-        auc={a: stat([r.auc[a] for r in per_seed]) for a in first.auc},
+        val_accuracy=SeedStat.of([r.val_accuracy for r in per_seed]),
+        clean_accuracy=SeedStat.of([r.clean_accuracy for r in per_seed]),
+        activation_sparsity=SeedStat.of([r.activation_sparsity for r in per_seed]),
+        auc={a: SeedStat.of([r.auc[a] for r in per_seed]) for a in first.auc},
         curves=curves,
         flags_ok={k: all(r.flags_ok.get(k, False) for r in per_seed) for k in first.flags_ok},
     )

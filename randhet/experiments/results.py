@@ -83,11 +83,7 @@ class CellResult:
     fit: CellFit
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(eps=list(self.eps), robust_accuracy=list(self.robust_accuracy),
-                   worst_case_accuracy=list(self.worst_case_accuracy),
-                   converged=list(self.converged), attacks=list(self.attacks))
-        return out
+        return asdict(self)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> CellResult:
