@@ -118,6 +118,17 @@ def test_six_variants_compare_end_to_end(tmp_path: Path) -> None:
     assert "STBP SNN+Flex" in table and "AUC pgd_large_eps" in table and " ± " in table
     assert json.loads((tmp_path / "flex_compare.json").read_text())["variants"]
     assert (tmp_path / "flex_compare.png").stat().st_size > 0
+    # a rerun reuses every finished variant (no training, no attack) and gives the same rows;
+    # a folder computed with another config is refused in one line
+    nets = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/network.pt")}
+    assert len(nets) == 12 and len(list(tmp_path.glob("*/variant.json"))) == 12
+    again = flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False,
+                         seeds=(0, 1)).to_dict()
+    assert again == result
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/network.pt")} == nets
+    cfg["train"]["lr"] = cfg["train"]["lr"] / 2
+    with pytest.raises(UserError, match=r"variant.json was computed with config.train.lr"):
+        flex_compare(cfg, protocol_config(cfg), tmp_path, progress=False, seeds=(0, 1))
 
 
 def test_pgd_large_eps_runs_with_the_reference_steps(

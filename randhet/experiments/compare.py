@@ -35,7 +35,7 @@ from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
 from randhet.deploy.fit import FitReport
 from randhet.deploy.pipeline import deploy
-from randhet.errors import ConfigError, UserError
+from randhet.errors import UserError
 from randhet.experiments.results import (
     CellFit,
     CellRecord,
@@ -46,11 +46,10 @@ from randhet.experiments.results import (
     RowFit,
     SeedStat,
 )
+from randhet.experiments.saved import jsonable, read_saved, train_resuming
 from randhet.export import export_run
 from randhet.io import write_json, write_text
 from randhet.plots import plot_compare
-from randhet.train.checkpoint import CHECKPOINT, check_resume_config
-from randhet.train.trainer import train
 
 SIGMA = "neuron.sigma"
 GRANULARITY = "neuron.granularity"
@@ -212,26 +211,6 @@ def plan(base_cfg: dict[str, Any], grid: Grid) -> tuple[list[Cell], Grid, str | 
     return cells, grid, note
 
 
-def _jsonable(x: Any) -> Any:
-    return json.loads(json.dumps(x))
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-    return out
-
-
-def _check_same(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
-    """UserError naming the first value that differs between a saved cell and this run."""
-    a, b = _flat(saved), _flat(now)
-    for key in sorted(a.keys() | b.keys()):
-        if a.get(key, "<missing>") != b.get(key, "<missing>"):
-            raise UserError(f"{path} was computed with {key} = {a.get(key, '<missing>')!r}, "
-                            f"this run has {b.get(key, '<missing>')!r}: use another --out")
-
-
 def score_target(protocol: ProtocolConfig) -> str:
     """Where the table's robust accuracy is scored: the deployed network (emulator) when the
     protocol scores on it, else the torch model."""
@@ -259,13 +238,7 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
                  progress: bool) -> CellResult:
     """Train (resuming a checkpoint left in ``run``), export, deploy, fit and attack one
     (cell, seed); the numbers the table reads."""
-    resume = (run / CHECKPOINT).is_file()  # an interrupted training: continue it
-    if resume:
-        try:
-            check_resume_config(cfg, run)
-        except ConfigError as exc:
-            raise UserError(f"{exc}; use another --out") from None
-    metrics = train(cfg, run, progress=progress, resume=resume)
+    metrics = train_resuming(cfg, run, progress)
     export_run(run)
     dep = deploy(run / "network.net", backend="emulator", samples=0,
                  profile=cfg["deploy"]["profile"], seed=cfg["deploy"]["seed"], progress=False)
@@ -298,11 +271,10 @@ def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
     """One (training, seed): the saved ``cell.json`` when it matches, else computed and saved
     (atomically). Returns (record, computed now)."""
     path = run / CELL_FILE
-    ident = _jsonable({"seed": seed, "overrides": overrides, "config": cfg,
-                       "protocol": protocol.to_dict()})
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        _check_same(path, {k: saved.get(k) for k in ident}, ident)
+    ident = jsonable({"seed": seed, "overrides": overrides, "config": cfg,
+                      "protocol": protocol.to_dict()})
+    saved = read_saved(path, ident)
+    if saved is not None:
         return CellRecord.from_dict(saved), False
     record = CellRecord(ident["seed"], ident["overrides"], ident["config"], ident["protocol"],
                         str(run), measure_cell(run, cfg, protocol, progress))

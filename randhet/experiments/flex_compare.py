@@ -21,6 +21,10 @@ With several training seeds (``--seeds``) every variant is trained and attacked 
 (run folders ``<name>-seed<S>``); a row holds the mean over seeds of every number, the spread
 over seeds (``*_std_over_seeds``; 0 for one seed), the per-seed values, and a flag is ok only
 when it is ok for every seed.
+
+Each finished variant and seed writes ``variant.json`` in its run folder; a rerun with the
+same ``--out`` reuses it, resumes an interrupted training from its checkpoint and an
+interrupted attack from its finished units, and refuses a folder computed with another config.
 """
 
 from __future__ import annotations
@@ -45,13 +49,15 @@ from randhet.experiments.results import (
     VariantRow,
     VariantSeed,
 )
+from randhet.experiments.saved import jsonable, read_saved, train_resuming
 from randhet.io import write_json, write_text
 from randhet.layer_tokens import parse_layer_token
 from randhet.models import EVAL_BATCH
 from randhet.plots import plot_flex_compare
 from randhet.runs import open_run
-from randhet.train.trainer import evaluate, train
+from randhet.train.trainer import evaluate
 
+VARIANT_FILE = "variant.json"  # one variant and seed, done: reused by a rerun with the same inputs
 LARGE_EPS_STEPS = 20  # BioFlexNet's released code: 20 PGD steps in its large-eps ("SPGD") sweep
 VARIANTS: tuple[tuple[str, str, bool], ...] = (
     ("ANN", "ann", False), ("ANN+Flex", "ann", True),
@@ -170,6 +176,32 @@ def aggregate_seeds(label: str, mode: str, flex: bool, layers: list[str],
     )
 
 
+def variant_seed(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
+                 progress: bool) -> VariantSeed:
+    """One variant and seed: the saved ``variant.json`` when it was computed with the same
+    config and protocol, else trained (resuming an interrupted training), attacked (resuming
+    the protocol's finished units) and saved."""
+    path = run / VARIANT_FILE
+    ident = jsonable({"config": cfg, "protocol": protocol.to_dict()})
+    saved = read_saved(path, ident)
+    if saved is not None:
+        return VariantSeed.from_dict(saved)
+    metrics = train_resuming(cfg, run, progress)
+    rob = attack_variant(run, protocol, progress=progress)
+    stats = _test_stats(run, 0)
+    result = VariantSeed(
+        seed=cfg["seed"], run=str(run), val_accuracy=metrics["best_val_accuracy"],
+        clean_accuracy=stats.accuracy, test_samples=stats.samples,
+        activation_sparsity=stats.activation_sparsity,
+        auc={name: c.auc for name, c in rob.curves.items()},
+        curves={name: tuple(CurvePoint(p.eps, p.mean, p.std) for p in c.points)
+                for name, c in rob.curves.items()},
+        flags_ok=rob.flags_ok,
+    )
+    write_json(path, {**ident, **result.to_dict()})
+    return result
+
+
 def flex_compare(
     base_cfg: dict[str, Any], protocol: ProtocolConfig, out_dir: str | Path,
     progress: bool = True, seeds: tuple[int, ...] = (),
@@ -191,19 +223,7 @@ def flex_compare(
             name += f"-seed{seed}" if len(seeds) > 1 else ""
             cfg = variant_config(base_cfg, mode, flex, name)
             cfg["seed"] = seed
-            run = out / name
-            metrics = train(cfg, run, progress=progress)
-            rob = attack_variant(run, protocol, progress=progress)
-            stats = _test_stats(run, 0)
-            per_seed.append(VariantSeed(
-                seed=seed, run=str(run), val_accuracy=metrics["best_val_accuracy"],
-                clean_accuracy=stats.accuracy, test_samples=stats.samples,
-                activation_sparsity=stats.activation_sparsity,
-                auc={name: c.auc for name, c in rob.curves.items()},
-                curves={name: tuple(CurvePoint(p.eps, p.mean, p.std) for p in c.points)
-                        for name, c in rob.curves.items()},
-                flags_ok=rob.flags_ok,
-            ))
+            per_seed.append(variant_seed(out / name, cfg, protocol, progress))
         rows.append(aggregate_seeds(label, mode, flex,
                                     variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
                                     per_seed))

@@ -258,6 +258,16 @@ class VariantSeed:
                 "curves": {k: [p.to_dict() for p in v] for k, v in self.curves.items()},
                 "flags_ok": dict(self.flags_ok)}
 
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> VariantSeed:
+        """Read back from ``variant.json`` (the keys :meth:`to_dict` writes)."""
+        return VariantSeed(
+            seed=d["seed"], run=d["run"], val_accuracy=d["val_accuracy"],
+            clean_accuracy=d["clean_accuracy"], test_samples=d["test_samples"],
+            activation_sparsity=d["activation_sparsity"], auc=dict(d["auc"]),
+            curves={k: tuple(CurvePoint(**p) for p in v) for k, v in d["curves"].items()},
+            flags_ok=dict(d["flags_ok"]))
+
 
 @dataclass(frozen=True)
 class VariantRow:
