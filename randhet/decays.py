@@ -299,16 +299,17 @@ def fresh_draw(
 
 def _draw_extension(neuron: NeuronSpec, mean_current: torch.Tensor, mean_voltage: torch.Tensor,
                     generator: torch.Generator | None) -> object | None:
-    """The kernel extension where :func:`fresh_draw` can run as one call of it, else None."""
+    """The kernel extension where :func:`fresh_draw` can run as one call of it (its
+    :func:`randhet.kernel.backend`), else None."""
     if (neuron.granularity == "profile" or neuron.distribution != "logit_normal"
             or not (neuron.randomizes_current and neuron.randomizes_voltage)
             or (torch.is_grad_enabled()
                 and (mean_current.requires_grad or mean_voltage.requires_grad))
-            or mean_current.device.type != "cpu" or mean_voltage.device.type != "cpu"
+            or mean_voltage.device != mean_current.device
             or mean_current.numel() != 1 or mean_voltage.numel() != 1
-            or (generator is not None and generator.device.type != "cpu")):
+            or (generator is not None and generator.device != mean_current.device)):
         return None
-    return kernel.extension()
+    return kernel.backend("draw", mean_current.device, mean_current.dtype).impl
 
 
 def draw_layer(

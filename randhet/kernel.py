@@ -4,16 +4,22 @@ It runs the integrators of :mod:`randhet.loihi` (one scan, or a CUBA layer's two
 integer datapath) and the training neuron whole (:func:`randhet.loihi.cuba_spikes`: the drive
 floored to Loihi's grid, both integrators and SLAYER's spike function, forward and backward).
 
-``randhet/csrc/cuba.cpp`` (with ``draws.cpp``: RandHet's decay draw for :mod:`randhet.decays`
-and the 8-bit weight hook of :mod:`randhet.models.neuron`, one call each; and ``conv.cpp``: a
-convolution synapse's conv2d, :func:`conv2d`) is built with
+The C++ extension (``randhet/csrc``: ``cuba.cpp``, the integrators and the training neuron;
+``draws.cpp``, RandHet's decay draw for :mod:`randhet.decays` and the 8-bit weight hook of
+:mod:`randhet.models.neuron`; ``conv.cpp``, a convolution synapse's conv2d, :func:`conv2d`;
+``randhet.h``, what they share; ``bindings.cpp``, the one Python module) is built with
 ``torch.utils.cpp_extension`` the first time it is needed (cached under
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) and runs on CPU tensors,
-parallel over the batch times the neurons. On CUDA tensors the training
-neuron runs :mod:`randhet.kernel_triton` (Triton, compiled on first use), the same arithmetic.
-:mod:`randhet.loihi` calls the kernel where it applies and runs its per-step loop otherwise
-(tensor thresholds, half-precision gradients, the integrators alone on CUDA). The integers and
-the gradients are the loop's, bit for bit.
+parallel over the batch times the neurons. On CUDA tensors the training neuron runs
+:mod:`randhet.kernel_triton` (Triton, compiled on first use), the same arithmetic. The layout
+steps between torch's [.., T] tensors and the kernels' 2-d buffers are the extension's
+(``randhet.h``), for both kernels.
+
+Which backend runs an op on a device and dtype is decided in one place, :func:`backend`,
+which says why (:func:`decisions` lists what was decided). An op whose arguments the kernel
+does not take (tensor thresholds, half-precision gradients, ...) returns None here and
+:mod:`randhet.loihi` runs its per-step loop. The integers and the gradients are the loop's,
+bit for bit.
 
 If the build fails (no compiler, no Triton), one line says so on stderr and the loop runs
 (and torch's own conv2d). The environment variable ``RANDHET_KERNEL=loop`` turns the kernel
@@ -26,10 +32,12 @@ which is how the tests check it on machines without a GPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +46,7 @@ import torch
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
 DRAWS = SOURCE.with_name("draws.cpp")  # the decay draw and the weight hook, one call each
 CONV = SOURCE.with_name("conv.cpp")  # a convolution synapse's conv2d, forward and backward
+BINDINGS = SOURCE.with_name("bindings.cpp")  # the one Python module (with randhet.h)
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)
@@ -70,7 +79,7 @@ def extension(choice: str | None = None) -> ModuleType | None:
             from torch.utils import cpp_extension  # reason: only when the kernel is first used
 
             _say_if_building(cpp_extension)
-            sources = [str(SOURCE), str(DRAWS), str(CONV)]
+            sources = [str(SOURCE), str(DRAWS), str(CONV), str(BINDINGS)]
             _state["ext"] = cpp_extension.load(name=NAME, sources=sources, extra_cflags=CFLAGS,
                                                verbose=False)
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
@@ -96,15 +105,6 @@ def triton_kernel(choice: str | None = None) -> object | None:
             print(f"randhet: the Triton kernel is not available ({first}); CUDA tensors run "
                   "the per-step loop", file=sys.stderr)
     return _state["triton"]
-
-
-def _neuron_kernel(device: torch.device) -> object | None:
-    """What runs the training neuron on ``device``: the C++ extension on CPU (the Triton
-    kernel where ``RANDHET_KERNEL=triton``), the Triton kernel on CUDA, else None."""
-    choice = os.environ.get("RANDHET_KERNEL", "")
-    if device.type == "cuda" or (device.type == "cpu" and choice == "triton"):
-        return triton_kernel(choice)
-    return extension(choice) if device.type == "cpu" else None
 
 
 def _say_if_building(cpp_extension: ModuleType) -> None:
@@ -167,64 +167,116 @@ def has_steps(d: torch.Tensor, x: torch.Tensor) -> bool:
     return d.dim() == x.dim() and d.shape[-1] == x.shape[-1]
 
 
-def _steps_2d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """``x`` [.., T] as a contiguous 2-d tensor the kernel reads: ([N, T], False) where ``x``
-    is stored time last, else ([T, N], True), copied unless ``x`` is stored time major (as
-    the loop's outputs are): any other layout (a drive repeated over time, stride 0, for one)
-    is copied into the loop's."""
-    steps = x.shape[-1]
-    tm = x.movedim(-1, 0)
-    if tm.is_contiguous():
-        return tm.reshape(steps, -1), True
-    if x.is_contiguous():
-        return x.reshape(-1, steps), False
-    return tm.contiguous().reshape(steps, -1), True
+# ---------------------------------------------------------------------------------------------
+# which backend runs what: the one place it is decided
 
 
-def _like(x: torch.Tensor, time_major: bool) -> torch.Tensor:
-    """``x`` [.., T] contiguous in the layout :func:`_steps_2d` chose for its partner."""
-    steps = x.shape[-1]
-    if time_major:
-        return x.movedim(-1, 0).contiguous().reshape(steps, -1)
-    return x.contiguous().reshape(-1, steps)
+@dataclass(frozen=True)
+class Backend:
+    """What runs an op on a device and dtype (``c++``, ``triton`` or ``loop``: the per-step
+    loop of :mod:`randhet.loihi`, or torch's own op) and why; ``impl``: the extension module or
+    the Triton kernel (None for the loop)."""
+
+    name: str
+    why: str
+    impl: object | None = None
 
 
-def _from_steps(out: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """The kernel's [T, N] output as [.., T], time-major storage (the loop's strides)."""
-    return out.reshape(shape[-1], *shape[:-1]).movedim(0, -1)
+OPS = ("neuron", "integrator", "conv2d", "draw", "quantize")
+_FLOATS = (torch.float32, torch.float64)
+_DECISIONS: dict[str, str] = {}
 
 
-def _from_2d(out: torch.Tensor, shape: torch.Size, time_major: bool) -> torch.Tensor:
-    """A kernel output laid out as :func:`_steps_2d`'s 2-d input, as [.., T]."""
-    return _from_steps(out, shape) if time_major else out.reshape(shape)
+def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
+    """The backend of ``op`` (one of :data:`OPS`) for tensors on ``device`` whose data is
+    ``dtype``: the C++ extension on CPU tensors (integrators on int64 drives, the neuron on
+    float32 / float64 drives: a vectorized float path where every state stays exact, the
+    int64 scan elsewhere); the Triton kernel for the neuron on CUDA (and on CPU where
+    ``RANDHET_KERNEL=triton``: Triton's interpreter), laid out by the extension; else the loop.
+    The decision and its reason are recorded (:func:`decisions`); the extension and Triton are
+    built on first use."""
+    choice = os.environ.get("RANDHET_KERNEL", "")
+    if _off(choice):
+        chosen = Backend("loop", "the kernel is off (RANDHET_KERNEL=loop or kernel.loop_only)")
+    elif op not in OPS:
+        raise ValueError(f"unknown op {op!r}: one of {', '.join(OPS)}")
+    elif op == "neuron" and (device.type == "cuda" or (device.type == "cpu"
+                                                        and choice == "triton")):
+        chosen = _triton_backend(device, dtype, choice)
+    elif device.type != "cpu":
+        chosen = Backend("loop", f"the extension runs on CPU tensors, not {device.type}")
+    elif op == "integrator" and dtype not in (torch.int64, *_FLOATS):
+        chosen = Backend("loop", f"the integrators take int64 or float32/64, not {dtype}")
+    elif op != "integrator" and dtype not in _FLOATS:
+        chosen = Backend("loop", f"the {op} kernel takes float32 or float64, not {dtype}")
+    else:
+        ext = extension(choice)
+        chosen = (Backend("loop", "the C++ extension did not build") if ext is None else
+                  Backend("c++", _CPP_WHY[op] if dtype != torch.float32 or op != "neuron"
+                          else _CPP_WHY["neuron_f32"], ext))
+    _DECISIONS[f"{op} on {device.type} {str(dtype).removeprefix('torch.')}"] = (
+        f"{chosen.name}: {chosen.why}")
+    return chosen
 
 
-def _laid_out(values: torch.Tensor, like: torch.Tensor, per_step: bool,
-              time_major: bool) -> torch.Tensor:
-    """Per-neuron (or, ``per_step``, per-neuron-and-step) ``values`` broadcast to ``like``
-    [.., T] and laid out for the kernel beside it: [N], or 2-d as :func:`_steps_2d` chose."""
-    if per_step:
-        return _like(values.expand(like.shape), time_major)
-    if values.shape == like.shape[:-1] and values.is_contiguous():  # one per row already
-        return values.view(-1)
-    return values.expand(like.shape[:-1]).contiguous().reshape(-1)
+_CPP_WHY = {
+    "neuron": "the C++ extension (the int64 scan)",
+    "neuron_f32": "the C++ extension (the vectorized float path while every state stays "
+                  "below 2**41 and the decays in 0..4096, else the int64 scan)",
+    "integrator": "the C++ extension (one scan over time)",
+    "conv2d": "the C++ extension's conv node (16 samples side by side)",
+    "draw": "the C++ extension (one call for both decays)",
+    "quantize": "the C++ extension's node (round to the step, clamp)",
+}
+
+
+def _triton_backend(device: torch.device, dtype: torch.dtype, choice: str) -> Backend:
+    if dtype not in _FLOATS:
+        return Backend("loop", f"the Triton kernel takes float32 or float64, not {dtype}")
+    k = triton_kernel(choice)
+    if k is None:
+        return Backend("loop", "Triton is not available")
+    if extension(choice) is None:
+        return Backend("loop", "the Triton kernel's layout steps are the C++ extension's, "
+                               "which did not build")
+    where = "CUDA" if device.type == "cuda" else "CPU, RANDHET_KERNEL=triton"
+    return Backend("triton", f"the Triton kernel ({where})", k)
+
+
+def decisions() -> dict[str, str]:
+    """Every backend decided so far in this process: ``"op on device dtype"`` -> ``"name:
+    why"``."""
+    return dict(_DECISIONS)
+
+
+def _layout() -> ModuleType:
+    """The extension, for its layout steps (whoever runs the kernel)."""
+    ext = extension()
+    assert ext is not None  # a kernel was chosen: backend() checked that it built
+    return ext
+
+
+# ---------------------------------------------------------------------------------------------
+# the integrators (randhet.loihi) on the extension
 
 
 def integrate(drive: torch.Tensor, keep: torch.Tensor, threshold: object, clip: str | None,
               keep_post: bool, per_step: bool,
               ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """:func:`randhet.loihi.integrate` in one call (``keep``: int64 ``4096 - d``; ``per_step``:
-    it has a time axis), or None where the kernel does not apply."""
-    ext = extension()
+    it has a time axis), or None where the kernel does not take it."""
     mode = _threshold_mode(threshold)
-    if (ext is None or mode is None or drive.device.type != "cpu" or keep.device.type != "cpu"
-            or drive.dtype != torch.int64 or clip not in CLIPS or drive.dim() < 1):
+    if (mode is None or clip not in CLIPS or drive.dim() < 1 or drive.dtype != torch.int64
+            or keep.device != drive.device):
         return None
-    x, time_major = _steps_2d(drive)
-    k = _laid_out(keep.to(torch.int64), drive, per_step, time_major)
+    ext = backend("integrator", drive.device, drive.dtype).impl
+    if ext is None:
+        return None
+    x, time_major = ext.steps_2d(drive)
+    k = ext.laid_out(keep.to(torch.int64), drive, per_step, time_major)
     pre, post = ext.integrate_forward(x, time_major, k, per_step, CLIPS[clip], *mode, keep_post)
-    return (_from_steps(pre, drive.shape),
-            _from_steps(post, drive.shape) if keep_post else None)
+    return (ext.from_steps(pre, drive.shape),
+            ext.from_steps(post, drive.shape) if keep_post else None)
 
 
 def leaky_forward(x: torch.Tensor, keep: torch.Tensor, threshold: object, keep_post: bool,
@@ -232,19 +284,19 @@ def leaky_forward(x: torch.Tensor, keep: torch.Tensor, threshold: object, keep_p
     """The training neuron's integrator forward in one call: ``y = pre / 4096`` (torch's
     default dtype) for the drive ``int64(x * 4096)`` and the integer states after reset
     (``keep_post``); :class:`randhet.loihi.LeakyIntegrator`'s steps, the same bits (``keep``:
-    int64 ``4096 - d``). None where the kernel does not apply."""
-    ext = extension()
+    int64 ``4096 - d``). None where the kernel does not take it."""
     mode = _threshold_mode(threshold)
-    floats = (torch.float32, torch.float64)
-    if (ext is None or mode is None or x.device.type != "cpu" or keep.device.type != "cpu"
-            or x.dtype not in floats or torch.get_default_dtype() not in floats
-            or x.dim() < 1):
+    if (mode is None or torch.get_default_dtype() not in _FLOATS or x.dim() < 1
+            or keep.device != x.device):
         return None
-    x2, time_major = _steps_2d(x)
-    k = _laid_out(keep.to(torch.int64), x, per_step, time_major)
+    ext = backend("integrator", x.device, x.dtype).impl
+    if ext is None or x.dtype not in _FLOATS:
+        return None
+    x2, time_major = ext.steps_2d(x)
+    k = ext.laid_out(keep.to(torch.int64), x, per_step, time_major)
     y, post = ext.leaky_forward(x2, time_major, k, per_step, *mode, keep_post,
                                 torch.get_default_dtype() == torch.float64)
-    return _from_steps(y, x.shape), _from_steps(post, x.shape) if keep_post else None
+    return ext.from_steps(y, x.shape), ext.from_steps(post, x.shape) if keep_post else None
 
 
 def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: int,
@@ -252,20 +304,22 @@ def cuba(drive: torch.Tensor, keep_u: torch.Tensor, keep_v: torch.Tensor, vth: i
          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """:func:`randhet.loihi.cuba` in one pass over time (both scans; ``keep_u``, ``keep_v``:
     int64 ``4096 - du``, ``4096 - dv``): U, V before reset and the spikes, [.., T] with the
-    loop's strides; None where the kernel does not apply."""
-    ext = extension()
-    if (ext is None or clip_u not in (None, "wrap", "wrap_twos") or drive.dtype != torch.int64
-            or any(t.device.type != "cpu" for t in (drive, keep_u, keep_v)) or drive.dim() < 1
+    loop's strides; None where the kernel does not take it."""
+    if (clip_u not in (None, "wrap", "wrap_twos") or drive.dtype != torch.int64
+            or drive.dim() < 1 or keep_u.device != drive.device or keep_v.device != drive.device
             or (synaptic_bits is not None and not 0 < synaptic_bits < 63)):
         return None
-    x, time_major = _steps_2d(drive)
+    ext = backend("integrator", drive.device, drive.dtype).impl
+    if ext is None:
+        return None
+    x, time_major = ext.steps_2d(drive)
     keeps = []
     for keep in (keep_u, keep_v):
         per_step = has_steps(keep, drive)
-        keeps += [_laid_out(keep.to(torch.int64), drive, per_step, time_major), per_step]
+        keeps += [ext.laid_out(keep.to(torch.int64), drive, per_step, time_major), per_step]
     u, v, s = ext.cuba_forward(x, time_major, *keeps, CLIPS[clip_u], synaptic_bits or 0,
                                saturate_v, int(vth))
-    return tuple(_from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
+    return tuple(ext.from_steps(o, drive.shape) for o in (u, v, s))  # type: ignore[return-value]
 
 
 _GAIN_DTYPES: dict[tuple[torch.dtype, bool, torch.dtype, bool], torch.dtype] = {}
@@ -294,21 +348,22 @@ def integrate_backward(a: torch.Tensor, g_out: torch.Tensor, per_step: bool,
     [.., T] with ``per_step``, broadcast to ``g_out`` [.., T]) in one call, rounded as the
     loop rounds and stored as the loop stores it; with ``post`` (the int64 states after
     reset), also the decay gradient's per-step terms ``-g[t] * post[t-1] / 4096 / 4096``.
-    None where the kernel does not apply."""
-    ext = extension()
-    floats = (torch.float32, torch.float64)
-    if (ext is None or a.device.type != "cpu" or g_out.device.type != "cpu"
-            or a.dtype not in floats or g_out.dtype not in floats or g_out.dim() < 1
-            or (post is not None and (post.dtype != torch.int64 or post.device.type != "cpu"
+    None where the kernel does not take it."""
+    if (a.dtype not in _FLOATS or g_out.dim() < 1 or a.device != g_out.device
+            or (post is not None and (post.dtype != torch.int64 or post.device != g_out.device
                                       or post.shape != g_out.shape))):
         return None
+    ext = backend("integrator", g_out.device, g_out.dtype).impl
+    if ext is None or g_out.dtype not in _FLOATS:
+        return None
     acc = gain_dtype(a, g_out, per_step)
-    g2, time_major = _steps_2d(g_out)
-    a2 = _laid_out(a, g_out, per_step, time_major)
-    post2 = (_like(post, True) if post is not None
+    g2, time_major = ext.steps_2d(g_out)
+    a2 = ext.laid_out(a, g_out, per_step, time_major)
+    post2 = (ext.like(post, True) if post is not None
              else torch.empty(0, dtype=torch.int64))
     g, dd = ext.integrate_backward(a2, per_step, g2, time_major, acc == torch.float64, post2)
-    return _from_steps(g, g_out.shape), _from_steps(dd, g_out.shape) if post is not None else None
+    return (ext.from_steps(g, g_out.shape),
+            ext.from_steps(dd, g_out.shape) if post is not None else None)
 
 
 def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
@@ -319,105 +374,119 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
     backward; torch's values where the sums are exact, equal to rounding otherwise), or None
     where that does not apply: it takes contiguous CPU float32 / float64 tensors, no bias,
     groups 1, no dilation, one stride and one padding for both axes."""
-    ext = extension()
-    if (ext is None or bias is not None or groups != 1 or tuple(dilation) != (1, 1)
+    if (bias is not None or groups != 1 or tuple(dilation) != (1, 1)
             or len(set(stride)) != 1 or len(set(padding)) != 1 or x.dim() != 4
-            or w.dim() != 4 or x.device.type != "cpu" or w.device.type != "cpu"
-            or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype
+            or w.dim() != 4 or w.device != x.device or w.dtype != x.dtype
             or w.shape[2] != w.shape[3] or not (x.is_contiguous() and w.is_contiguous())):
+        return None
+    ext = backend("conv2d", x.device, x.dtype).impl
+    if ext is None:
         return None
     return ext.conv2d_node(x, w, int(stride[0]), int(padding[0]))
 
 
+# ---------------------------------------------------------------------------------------------
+# the training neuron (randhet.loihi.cuba_spikes): the C++ extension or the Triton kernel
+
+
 def neuron_kernel(x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
                   threshold: object) -> object | None:
-    """What runs :func:`neuron_forward` and :func:`neuron_backward` for this neuron (building
-    the kernel on the first call), or None where they do not take it. They take tensors on
-    one device, CPU or CUDA, float drive and default dtype, a Python float threshold, both
+    """What runs :func:`neuron_forward` and :func:`neuron_backward` for this neuron (the
+    :func:`backend` of ``neuron`` for ``x``), or None where they do not take it. They take
+    tensors on one device, a float drive and default dtype, a Python float threshold, both
     decays floating point in one dtype and both or neither 0-d (so that torch multiplies both
     with the gradient in one dtype)."""
-    floats = (torch.float32, torch.float64)
-    if not (isinstance(threshold, float) and x.dim() >= 1 and x.dtype in floats
-            and torch.get_default_dtype() in floats and du.dtype == dv.dtype
-            and du.dtype in floats and (du.dim() == 0) == (dv.dim() == 0)
+    if not (isinstance(threshold, float) and x.dim() >= 1 and du.dtype == dv.dtype
+            and torch.get_default_dtype() in _FLOATS and du.dtype in _FLOATS
+            and (du.dim() == 0) == (dv.dim() == 0)
             and du.device == x.device and dv.device == x.device):
         return None
-    return _neuron_kernel(x.device)
+    return backend("neuron", x.device, x.dtype).impl
 
 
-def neuron_forward(k: object, x: torch.Tensor, du: torch.Tensor, u_steps: bool,
-                   dv: torch.Tensor, v_steps: bool, threshold: float, grid: int,
-                   keep_post: bool, keep_y: bool = True,
+def neuron_options(threshold: float, surrogate: tuple[float, float] | None, grid: int,
+                   du: torch.Tensor, x: torch.Tensor) -> object:
+    """The options (``randhet.h``'s ``NeuronOptions``) of the training neuron for drive ``x``
+    and current decays ``du``: the reset threshold as :class:`randhet.loihi.LeakyIntegrator`
+    compares it, the spike ``threshold`` (SLAYER units), SLAYER's ``surrogate`` (tau, scale;
+    None: straight-through), the drive ``grid``, the gains' dtype and the outputs'."""
+    u_steps = has_steps(du, x)
+    default = torch.get_default_dtype()
+    acc = _gain_dtype(du.dtype, du.dim() == (1 if u_steps else 0), default, x.dim() == 1)
+    return _options(threshold, surrogate, grid, acc == torch.float64,
+                    default == torch.float64, id(_layout()))
+
+
+@functools.lru_cache(maxsize=256)
+def _options(threshold: float, surrogate: tuple[float, float] | None, grid: int,
+             acc_double: bool, y_double: bool, ext_id: int) -> object:
+    mode, th_int, th_float = _threshold_mode(threshold * (1 << 12))  # type: ignore[misc]
+    tau, scale = surrogate if surrogate is not None else (1.0, 0.0)
+    return _layout().NeuronOptions(  # type: ignore[attr-defined]
+        th_mode=mode, th_int=th_int, th_float=th_float, th_spike=threshold, grid=grid,
+        surrogate=surrogate is not None, tau=tau, scale=scale, acc_double=acc_double,
+        y_double=y_double)
+
+
+def neuron_forward(k: object, x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
+                   opts: object, keep_post: bool, keep_y: bool = True,
                    ) -> tuple[torch.Tensor, torch.Tensor | None,
                               tuple[torch.Tensor, torch.Tensor] | None]:
     """The training neuron's forward in one pass (:func:`randhet.loihi.cuba_spikes`) on
-    ``k``, the :func:`neuron_kernel` that takes it: spikes (stored as ``x`` is, so the next
-    synapse reads them without a copy) and the voltage before reset (SLAYER units, torch's
-    default dtype) and, with ``keep_post``, the states after reset (u, v) as the decay
-    gradient reads them (the integers / 4096, rounded to the default dtype), each [.., T].
-    ``du``, ``dv``: the integer-valued decays (floating point; the scans keep
-    ``4096 - int64(d)``), per neuron or (``*_steps``) per neuron and step; ``threshold`` in
-    SLAYER units; ``grid`` > 0 (a power of two) floors the drive to ``1 / grid`` first.
-    Without ``keep_y`` (no backward to come) the voltage is not written and None comes back
-    in its place. A drive repeated over time (stride 0, as direct encoding gives) is read as
-    it is, without a copy; its spikes come out time major."""
-    mode = _threshold_mode(threshold * (1 << 12))  # LeakyIntegrator's reset threshold
-    if x.stride(-1) == 0 and x[..., 0].is_contiguous():  # one drive for every step
-        x2, time_major = x.movedim(-1, 0).reshape(x.shape[-1], -1), True  # strides (0, 1)
-    else:
-        x2, time_major = _steps_2d(x)
+    ``k``, the :func:`neuron_kernel` that takes it, with :func:`neuron_options` ``opts``:
+    spikes (stored as ``x`` is, so the next synapse reads them without a copy) and the
+    voltage before reset (SLAYER units, torch's default dtype) and, with ``keep_post``, the
+    states after reset (u, v) as the decay gradient reads them (the integers / 4096, rounded
+    to the default dtype), each [.., T]. ``du``, ``dv``: the integer-valued decays (floating
+    point; the scans keep ``4096 - int64(d)``), per neuron or per neuron and step. Without
+    ``keep_y`` (no backward to come) the voltage is not written and None comes back in its
+    place. A drive repeated over time (stride 0, as direct encoding gives) is read as it is,
+    without a copy; its spikes come out time major."""
+    ext = _layout()
+    x2, time_major = ext.drive_2d(x)
+    u_steps, v_steps = has_steps(du, x), has_steps(dv, x)
+    o = opts
     spikes, yv, pu, pv = k.neuron_forward(  # type: ignore[attr-defined]
-        x2, time_major, _laid_out(du, x, u_steps, time_major), u_steps,
-        _laid_out(dv, x, v_steps, time_major), v_steps, *mode, threshold, grid,
-        keep_post, keep_y, torch.get_default_dtype() == torch.float64)
-    post = (_from_steps(pu, x.shape), _from_steps(pv, x.shape)) if keep_post else None
-    return (_from_2d(spikes, x.shape, time_major),
-            _from_steps(yv, x.shape) if keep_y else None, post)
+        x2, time_major, ext.laid_out(du, x, u_steps, time_major), u_steps,
+        ext.laid_out(dv, x, v_steps, time_major), v_steps, o.th_mode, o.th_int,  # type: ignore[attr-defined]
+        o.th_float, o.th_spike, o.grid, keep_post, keep_y, o.y_double)  # type: ignore[attr-defined]
+    post = (ext.from_steps(pu, x.shape), ext.from_steps(pv, x.shape)) if keep_post else None
+    return (ext.from_2d(spikes, x.shape, time_major),
+            ext.from_steps(yv, x.shape) if keep_y else None, post)
 
 
 def neuron_node(k: object, x: torch.Tensor, du: torch.Tensor, dv: torch.Tensor,
-                threshold: float, surrogate: tuple[float, float] | None,
-                grid: int) -> torch.Tensor | None:
+                opts: object) -> torch.Tensor | None:
     """:func:`randhet.loihi.cuba_spikes` with a gradient as one autograd node of ``k`` (the
     :func:`neuron_kernel`), where ``k`` has one (the C++ extension: forward and backward,
     layouts and gradient reductions included, run without Python); None elsewhere (the
     Triton kernel: the caller runs its Python node)."""
     node = getattr(k, "neuron_node", None)
-    if node is None:
-        return None
-    u_steps, v_steps = has_steps(du, x), has_steps(dv, x)
-    default = torch.get_default_dtype()
-    acc = _gain_dtype(du.dtype, du.dim() == (1 if u_steps else 0), default, x.dim() == 1)
-    tau, scale = surrogate if surrogate is not None else (1.0, 0.0)
-    return node(x, du, dv, u_steps, v_steps, *_threshold_mode(threshold * (1 << 12)),
-                threshold, grid, surrogate is not None, tau, scale, acc == torch.float64,
-                default == torch.float64)
+    return None if node is None else node(x, du, dv, opts)
 
 
-def neuron_backward(k: object, g_s: torch.Tensor, yv: torch.Tensor,
-                    surrogate: tuple[float, float, float] | None, grid: int, du: torch.Tensor,
-                    u_steps: bool, dv: torch.Tensor, v_steps: bool, acc_double: bool,
+def neuron_backward(k: object, g_s: torch.Tensor, yv: torch.Tensor, du: torch.Tensor,
+                    dv: torch.Tensor, opts: object,
                     post: tuple[torch.Tensor, torch.Tensor] | None,
                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The training neuron's backward in one pass on ``k`` (the forward's
-    :func:`neuron_kernel`): dL/dx and, with ``post`` (the forward's
-    states after reset as :func:`neuron_forward` gives them), the per-step terms of both decay
-    gradients, [.., T].
-    ``surrogate``: SLAYER's (threshold, tau_rho, scale_rho), None for the straight-through
-    estimator; ``grid``: the forward's; ``du``, ``dv``: the forward's decays, whose gains
-    ``1 - d / 4096`` multiply the gradient in float64 (``acc_double``) or float32 (the dtype
-    torch multiplies them in: :func:`gain_dtype`); ``g_s`` and ``yv`` in one dtype (autograd
+    :func:`neuron_kernel`, with its ``opts``): dL/dx and, with ``post`` (the forward's states
+    after reset as :func:`neuron_forward` gives them), the per-step terms of both decay
+    gradients, [.., T]. ``du``, ``dv``: the forward's decays, whose gains ``1 - d / 4096``
+    multiply the gradient in the options' dtype; ``g_s`` and ``yv`` in one dtype (autograd
     gives the spikes')."""
-    g2, time_major = _steps_2d(g_s)
-    th, tau, scale = surrogate if surrogate is not None else (0.0, 1.0, 0.0)
-    pu, pv = ((_like(p, True) for p in post) if post is not None
+    ext = _layout()
+    g2, time_major = ext.steps_2d(g_s)
+    u_steps, v_steps = has_steps(du, g_s), has_steps(dv, g_s)
+    pu, pv = ((ext.like(p, True) for p in post) if post is not None
               else (g_s.new_empty(0),) * 2)
+    o = opts
     gx, ddu, ddv = k.neuron_backward(  # type: ignore[attr-defined]
-        g2, time_major, _like(yv, True), surrogate is not None, th, tau, scale, grid,
-        _laid_out(du, g_s, u_steps, time_major), u_steps,
-        _laid_out(dv, g_s, v_steps, time_major), v_steps, acc_double, pu, pv)
+        g2, time_major, ext.like(yv, True), o.surrogate, o.th_spike, o.tau, o.scale,  # type: ignore[attr-defined]
+        o.grid, ext.laid_out(du, g_s, u_steps, time_major), u_steps,  # type: ignore[attr-defined]
+        ext.laid_out(dv, g_s, v_steps, time_major), v_steps, o.acc_double, pu, pv)  # type: ignore[attr-defined]
     shape = g_s.shape
-    grad_x = _from_2d(gx, shape, time_major)
+    grad_x = ext.from_2d(gx, shape, time_major)
     if post is None:
         return grad_x, None, None
-    return grad_x, _from_steps(ddu, shape), _from_steps(ddv, shape)
+    return grad_x, ext.from_steps(ddu, shape), ext.from_steps(ddv, shape)

@@ -190,7 +190,7 @@ class LeakyIntegrator(torch.autograd.Function):
         if terms is not None:
             if not ctx.decay_per_step:
                 terms = terms.sum(-1)
-            grad_d = _reduce_to(terms, d.shape)
+            grad_d = terms.sum_to_size(d.shape)
         return grad_in, grad_d, None
 
 
@@ -213,52 +213,45 @@ def cuba_spikes(
     k = None if grid < 0 or grid & (grid - 1) else kernel.neuron_kernel(x, du, dv, threshold)
     if k is None:
         return None
+    opts = kernel.neuron_options(threshold, surrogate, grid, du, x)
     if not (torch.is_grad_enabled() and (x.requires_grad or du.requires_grad
                                          or dv.requires_grad)):
         # no backward to come: the spikes alone, nothing kept for a gradient
-        spikes, _, _ = kernel.neuron_forward(k, x, du, kernel.has_steps(du, x), dv,
-                                             kernel.has_steps(dv, x), threshold, grid,
-                                             keep_post=False, keep_y=False)
+        spikes, _, _ = kernel.neuron_forward(k, x, du, dv, opts, keep_post=False, keep_y=False)
         return spikes
-    node = kernel.neuron_node(k, x, du, dv, threshold, surrogate, grid)
+    node = kernel.neuron_node(k, x, du, dv, opts)
     if node is not None:
         return node
-    return _CubaSpikes.apply(x, du, dv, threshold, surrogate, grid, k)
+    return _CubaSpikes.apply(x, du, dv, opts, k)
 
 
 class _CubaSpikes(torch.autograd.Function):
-    """:func:`cuba_spikes`: the fused kernel's forward and backward in Python (the Triton
-    kernel's; the C++ extension runs the same steps as one node of its own,
-    :func:`randhet.kernel.neuron_node`)."""
+    """:func:`cuba_spikes` on the Triton kernel: its forward and backward, the gradients
+    reduced to the decays' shapes (the C++ extension runs the same steps as one node of its
+    own, :func:`randhet.kernel.neuron_node`)."""
 
     @staticmethod
-    def forward(ctx, x, du, dv, threshold, surrogate, grid, k):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, du, dv, opts, k):  # type: ignore[no-untyped-def, override]
         need_post = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        steps = (kernel.has_steps(du, x), kernel.has_steps(dv, x))
-        spikes, yv, post = kernel.neuron_forward(k, x, du.detach(), steps[0], dv.detach(),
-                                                 steps[1], threshold, grid, need_post)
+        spikes, yv, post = kernel.neuron_forward(k, x, du.detach(), dv.detach(), opts, need_post)
         ctx.save_for_backward(yv, du, dv, *(post or ()))
-        ctx.steps, ctx.threshold, ctx.surrogate, ctx.grid = steps, threshold, surrogate, grid
-        ctx.kernel = k
+        ctx.opts, ctx.kernel = opts, k
         return spikes
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
         yv, du, dv, *post = ctx.saved_tensors
-        # one dtype for both gains 1 - d / 4096 (kernel.neuron_kernel), as LeakyIntegrator's
-        acc = kernel.gain_dtype(du, grad, ctx.steps[0])
-        surrogate = None if ctx.surrogate is None else (ctx.threshold, *ctx.surrogate)
         grad_x, terms_u, terms_v = kernel.neuron_backward(
-            ctx.kernel, grad, yv, surrogate, ctx.grid, du.detach(), ctx.steps[0], dv.detach(),
-            ctx.steps[1], acc == torch.float64, tuple(post) or None)
+            ctx.kernel, grad, yv, du.detach(), dv.detach(), ctx.opts, tuple(post) or None)
         grads = []
-        for d, terms, per_step, need in zip((du, dv), (terms_u, terms_v), ctx.steps,
-                                            ctx.needs_input_grad[1:3], strict=True):
+        for d, terms, need in zip((du, dv), (terms_u, terms_v), ctx.needs_input_grad[1:3],
+                                  strict=True):
             if terms is None or not need:
                 grads.append(None)
                 continue
-            grads.append(_reduce_to(terms if per_step else terms.sum(-1), d.shape))
-        return grad_x, *grads, None, None, None, None
+            grads.append((terms if kernel.has_steps(d, grad) else terms.sum(-1))
+                         .sum_to_size(d.shape))
+        return grad_x, *grads, None, None
 
 
 def _decay_terms(grad_in: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
@@ -281,13 +274,3 @@ def _input_grad_loop(a: torch.Tensor, grad_out: torch.Tensor, per_step: bool) ->
     for t in range(steps - 2, -1, -1):
         g[t] = (a[t + 1] if per_step else a) * g[t + 1] + g_out[t]
     return g.movedim(0, -1)
-
-
-def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a broadcast gradient back to ``shape``."""
-    while grad.dim() > len(shape):
-        grad = grad.sum(0)
-    for i, n in enumerate(shape):
-        if n == 1 and grad.shape[i] != 1:
-            grad = grad.sum(i, keepdim=True)
-    return grad.reshape(shape)

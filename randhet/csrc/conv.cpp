@@ -9,7 +9,8 @@
 // inputs on a 1/2**bits grid, as a training step has them), equal to rounding otherwise
 // (tests/test_conv.py). Only for CPU float32 / float64 tensors, groups 1, no dilation, no
 // bias, one stride and one padding for both axes; kernel.py leaves everything else to torch.
-#include <torch/extension.h>
+#include "randhet.h"
+
 #include <ATen/Parallel.h>
 
 // this file's sums may fuse a * b + c into one rounding (the build's -ffp-contract=off is
@@ -22,12 +23,7 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// AVX-512, AVX2 and baseline builds of the loops, one picked at load (as cuba.cpp's)
-#define RANDHET_CONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define RANDHET_CONV_CLONES
-#endif
+namespace randhet {
 
 namespace {
 
@@ -85,7 +81,7 @@ struct Tile {
 // x of `count` samples [count, M] into lanes [M, kSamples] (sample s's row at x + s *
 // stride): whole tiles through registers, the rest one element at a time
 template <typename T>
-RANDHET_CONV_CLONES void to_lanes(const T* __restrict x, int64_t count, int64_t m,
+RANDHET_CLONES void to_lanes(const T* __restrict x, int64_t count, int64_t m,
                                   T* __restrict lanes, int64_t stride) {
   int64_t j0 = 0;
   if (count == kSamples) {
@@ -105,7 +101,7 @@ RANDHET_CONV_CLONES void to_lanes(const T* __restrict x, int64_t count, int64_t 
 
 // lanes [M, kSamples] back into `count` samples [count, M]
 template <typename T>
-RANDHET_CONV_CLONES void from_lanes(const T* __restrict lanes, int64_t count, int64_t m,
+RANDHET_CLONES void from_lanes(const T* __restrict lanes, int64_t count, int64_t m,
                                     T* __restrict x) {
   int64_t j0 = 0;
   if (count == kSamples) {
@@ -185,7 +181,7 @@ void by_outs(int64_t outs, const F& f) {
 // the weight's order) of w[o][tap] times the x lanes [C * H * W + 1, kSamples] under the tap,
 // for each pixel l: a block's convolution, every lane one sample
 template <typename T, int64_t OB>
-RANDHET_CONV_CLONES void convolve(const T* __restrict x, const T* __restrict w,
+RANDHET_CLONES void convolve(const T* __restrict x, const T* __restrict w,
                                   const int32_t* __restrict at, int64_t o0, int64_t taps,
                                   int64_t pixels, T* __restrict z) {
   const T* __restrict wo = w + o0 * taps;
@@ -204,7 +200,7 @@ RANDHET_CONV_CLONES void convolve(const T* __restrict x, const T* __restrict w,
 // w[o][tap] times the g lanes [O * L, kSamples] of (o, l), for each tap of each pixel l (the
 // last lane takes the padding's share): a block's input gradient, a share of channels at a time
 template <typename T, int64_t OB>
-RANDHET_CONV_CLONES void convolve_back(const T* __restrict g, const T* __restrict w,
+RANDHET_CLONES void convolve_back(const T* __restrict g, const T* __restrict w,
                                        const int32_t* __restrict at, int64_t o0,
                                        int64_t taps, int64_t pixels, T* __restrict dx) {
   const T* __restrict wo = w + o0 * taps;
@@ -225,7 +221,7 @@ RANDHET_CONV_CLONES void convolve_back(const T* __restrict g, const T* __restric
 // l of the g lanes of (o, l) times the x lanes under tap t of l: a block's weight gradient,
 // lane by lane (the lanes are summed once, at the end)
 template <typename T, int64_t OB>
-RANDHET_CONV_CLONES void correlate(const T* __restrict x, const T* __restrict g,
+RANDHET_CLONES void correlate(const T* __restrict x, const T* __restrict g,
                                    const int32_t* __restrict at, int64_t o0, int64_t taps,
                                    int64_t pixels, T* __restrict dw) {
   for (int64_t t = 0; t < taps; ++t) {
@@ -345,6 +341,11 @@ at::Tensor conv_forward(const at::Tensor& x, const at::Tensor& w, const Geometry
 
 }  // namespace
 
+}  // namespace randhet
+
+// at global scope: autograd names the node after it (CppNode<Conv2dNode>)
+using namespace randhet;  // NOLINT: this file's own names
+
 struct Conv2dNode : public torch::autograd::Function<Conv2dNode> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& w, int64_t stride, int64_t padding) {
@@ -376,6 +377,8 @@ struct Conv2dNode : public torch::autograd::Function<Conv2dNode> {
   }
 };
 
+namespace randhet {
+
 // x [N, C, H, W] and w [O, C, k, k], contiguous, one dtype (float32 or float64), on the CPU
 at::Tensor conv2d_node(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding) {
   TORCH_CHECK(x.dim() == 4 && w.dim() == 4 && x.is_contiguous() && w.is_contiguous() &&
@@ -384,3 +387,5 @@ at::Tensor conv2d_node(const at::Tensor& x, const at::Tensor& w, int64_t stride,
               "conv2d_node: contiguous x [N, C, H, W] and w [O, C, k, k] of one dtype");
   return Conv2dNode::apply(x, w, stride, padding);
 }
+
+}  // namespace randhet

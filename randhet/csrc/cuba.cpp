@@ -14,23 +14,18 @@
 // threshold in (float32 for a Python float under the default dtype), so the spikes are the
 // same bits. Build with -ffp-contract=off: the backward's a * g + g_out must round twice, as
 // torch's two ops do.
-#include <torch/extension.h>
+#include "randhet.h"
+
+#include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdint>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// AVX-512 (x86-64-v4), AVX2 and baseline builds of the hot loops, one picked at load
-#define RANDHET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define RANDHET_CLONES
-#endif
+namespace randhet {
 
 namespace {
 
@@ -485,13 +480,32 @@ constexpr double kExactState = 2199023255552.0;  // 2**41: state * keep (<= 2**1
 // range (or is NaN), or a decay is outside 0..4096: the caller then runs scan_neuron for
 // everything. th_double: the reset threshold for kInt and kFloat64 (+inf for none), th_f32 for
 // kFloat32. post_u, post_v: the states after reset as scan_neuron writes them, [T, N], or null.
+// The vectorized scan's thresholds and grid, from one NeuronOptions.
+struct ChunkF32 {
+  bool f32_threshold;  // reset compared in float32 (th_f32), else in double (th_double)
+  float th_f32;
+  double th_double;
+  float th_spike;
+  float grid;
+  SurrogateArg arg;
+};
+
 RANDHET_CLONES
-bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, int64_t ur,
-                      int64_t us, const float* dv, int64_t vr, int64_t vs, float* spikes,
-                      int64_t sr, int64_t ss, float* yv, float* post_u, float* post_v,
-                      int64_t rows, int64_t steps, int64_t r0, int64_t n, bool f32_threshold,
-                      float th_f32, double th_double, float th_spike, float grid,
-                      SurrogateArg arg) {
+bool neuron_chunk_f32(const View<const float> xv, const View<const float> duv,
+                      const View<const float> dvv, const View<float> sv_out, float* yv,
+                      float* post_u, float* post_v, int64_t rows, int64_t steps, int64_t r0,
+                      int64_t n, const ChunkF32& c) {
+  const float* x = xv.ptr;
+  const float* du = duv.ptr;
+  const float* dv = dvv.ptr;
+  float* spikes = sv_out.ptr;
+  const int64_t xr = xv.row_stride, xs = xv.step_stride, ur = duv.row_stride,
+                us = duv.step_stride, vr = dvv.row_stride, vs = dvv.step_stride,
+                sr = sv_out.row_stride, ss = sv_out.step_stride;
+  const bool f32_threshold = c.f32_threshold;
+  const float th_f32 = c.th_f32, th_spike = c.th_spike, grid = c.grid;
+  const double th_double = c.th_double;
+  const SurrogateArg arg = c.arg;
   double su[kChunk] = {}, sv[kChunk] = {}, kuc[kChunk], kvc[kChunk], drive[kChunk];
   float xin[kChunk], sp[kChunk], yc[kChunk];
   const float grid_inverse = power_of_two_inverse(grid);
@@ -567,13 +581,12 @@ bool neuron_chunk_f32(const float* x, int64_t xr, int64_t xs, const float* du, i
 std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_time_major,
                                                const torch::Tensor& d_u, bool u_steps,
                                                const torch::Tensor& d_v, bool v_steps,
-                                               int64_t th_mode, int64_t th_int, double th_float,
-                                               double th_spike, int64_t grid, bool keep_post,
-                                               bool keep_y, bool y_double, SurrogateArg arg) {
+                                               const NeuronOptions& o, bool keep_post,
+                                               bool keep_y, SurrogateArg arg) {
   const bool repeated = x.dim() == 2 && x_time_major && x.stride(0) == 0 && x.stride(1) == 1;
   TORCH_CHECK(x.dim() == 2 && (x.is_contiguous() || repeated),
               "x: 2-d, contiguous or time major with step stride 0");
-  TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
+  TORCH_CHECK(o.grid == 0 || power_of_two_inverse(static_cast<double>(o.grid)) > 0,
               "grid: 0 or a power of two");
   const int64_t rows = x.size(x_time_major ? 1 : 0);
   const int64_t steps = x.size(x_time_major ? 0 : 1);
@@ -583,7 +596,7 @@ std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_ti
                     d->numel() == (per_step ? x.numel() : rows),
                 "decays: contiguous, floating point, [N] or laid out as x");
   }
-  const auto floats = x.options().dtype(y_double ? torch::kDouble : torch::kFloat);
+  const auto floats = x.options().dtype(o.y_double ? torch::kDouble : torch::kFloat);
   auto spikes = repeated ? torch::empty({steps, rows}, floats) : torch::empty_like(x, floats);
   const int64_t xr = x_time_major ? 1 : steps, xs = x_time_major ? x.stride(0) : 1;
   const int64_t sr = x_time_major ? 1 : steps, ss = x_time_major ? rows : 1;  // the spikes'
@@ -594,24 +607,26 @@ std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_ti
   const int64_t us = u_steps ? (x_time_major ? rows : 1) : 0;
   const int64_t vr = v_steps ? (x_time_major ? 1 : steps) : 1;
   const int64_t vs = v_steps ? (x_time_major ? rows : 1) : 0;
-  const float th_f32 = static_cast<float>(th_float);
-  if (x.scalar_type() == torch::kFloat && !y_double && d_u.scalar_type() == torch::kFloat &&
+  const float th_f32 = static_cast<float>(o.th_float);
+  if (x.scalar_type() == torch::kFloat && !o.y_double && d_u.scalar_type() == torch::kFloat &&
       d_v.scalar_type() == torch::kFloat &&
-      (th_mode != kInt || std::abs(th_int) < (int64_t{1} << 52))) {  // the vectorized path
-    const double th_double = th_mode == kInt       ? static_cast<double>(th_int)
-                             : th_mode == kFloat64 ? th_float
-                                                   : std::numeric_limits<double>::infinity();
+      (o.th_mode != kInt || std::abs(o.th_int) < (int64_t{1} << 52))) {  // the vectorized path
+    const ChunkF32 c{o.th_mode == kFloat32, th_f32,
+                     o.th_mode == kInt       ? static_cast<double>(o.th_int)
+                     : o.th_mode == kFloat64 ? o.th_float
+                                             : std::numeric_limits<double>::infinity(),
+                     static_cast<float>(o.th_spike), static_cast<float>(o.grid), arg};
+    const View<const float> vx{x.data_ptr<float>(), xr, xs};
+    const View<const float> vu{d_u.data_ptr<float>(), ur, us};
+    const View<const float> vv{d_v.data_ptr<float>(), vr, vs};
+    const View<float> vsp{spikes.data_ptr<float>(), sr, ss};
     std::atomic<bool> exact{true};
     at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
       for (int64_t r0 = begin; r0 < end && exact.load(std::memory_order_relaxed); r0 += kChunk) {
-        if (!neuron_chunk_f32(x.data_ptr<float>(), xr, xs, d_u.data_ptr<float>(), ur, us,
-                              d_v.data_ptr<float>(), vr, vs, spikes.data_ptr<float>(), sr, ss,
-                              keep_y ? yv.data_ptr<float>() : nullptr,
+        if (!neuron_chunk_f32(vx, vu, vv, vsp, keep_y ? yv.data_ptr<float>() : nullptr,
                               keep_post ? post_u.data_ptr<float>() : nullptr,
                               keep_post ? post_v.data_ptr<float>() : nullptr, rows, steps, r0,
-                              std::min(end - r0, kChunk), th_mode == kFloat32, th_f32,
-                              th_double, static_cast<float>(th_spike),
-                              static_cast<float>(grid), arg)) {
+                              std::min(end - r0, kChunk), c)) {
           exact.store(false, std::memory_order_relaxed);
         }
       }
@@ -628,16 +643,16 @@ std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_ti
     const View<const x_t> vx{x.data_ptr<x_t>(), xr, xs};
     const auto run = [&](auto y_tag) {
       using y_t = decltype(y_tag);
-      with_threshold(th_mode, [&](auto mode_c) {
+      with_threshold(o.th_mode, [&](auto mode_c) {
         scan_neuron<x_t, y_t, decltype(mode_c)::value>(
             vx, cku, ckv, spikes.data_ptr<y_t>(), sr, ss,
             keep_y ? yv.data_ptr<y_t>() : nullptr,
             keep_post ? post_u.data_ptr<y_t>() : nullptr,
-            keep_post ? post_v.data_ptr<y_t>() : nullptr, keep_post, rows, steps, th_int,
-            th_f32, th_float, static_cast<y_t>(th_spike), static_cast<x_t>(grid), arg);
+            keep_post ? post_v.data_ptr<y_t>() : nullptr, keep_post, rows, steps, o.th_int,
+            th_f32, o.th_float, static_cast<y_t>(o.th_spike), static_cast<x_t>(o.grid), arg);
       });
     };
-    if (y_double) {
+    if (o.y_double) {
       run(double{});
     } else {
       run(float{});
@@ -646,15 +661,22 @@ std::vector<torch::Tensor> neuron_forward_impl(const torch::Tensor& x, bool x_ti
   return {spikes, yv, post_u, post_v};
 }
 
-// neuron_forward_impl keeping y itself (what kernel.py's neuron_forward returns)
+// neuron_forward_impl keeping y itself, from the flat arguments
 std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_major,
                                           const torch::Tensor& d_u, bool u_steps,
                                           const torch::Tensor& d_v, bool v_steps,
                                           int64_t th_mode, int64_t th_int, double th_float,
                                           double th_spike, int64_t grid, bool keep_post,
                                           bool keep_y, bool y_double) {
-  return neuron_forward_impl(x, x_time_major, d_u, u_steps, d_v, v_steps, th_mode, th_int,
-                             th_float, th_spike, grid, keep_post, keep_y, y_double, {});
+  NeuronOptions o;
+  o.th_mode = th_mode;
+  o.th_int = th_int;
+  o.th_float = th_float;
+  o.th_spike = th_spike;
+  o.grid = grid;
+  o.y_double = y_double;
+  return neuron_forward_impl(x, x_time_major, d_u, u_steps, d_v, v_steps, o, keep_post, keep_y,
+                             {});
 }
 
 // The integrator's gain a = 1 - d / 4096 for a decay d, in the accumulation dtype: the loop's
@@ -678,10 +700,15 @@ inline acc_t gain(d_t d) {
 // that the loops over the rows vectorize (same operations, same order per element).
 template <typename acc_t, typename g_t, typename d_t>
 RANDHET_CLONES void neuron_backward_chunk(
-    const g_t* gs, int64_t gr, int64_t gt, const g_t* e, g_t k, const d_t* du, int64_t dur,
-    int64_t dus, const d_t* dv, int64_t dvr, int64_t dvs, const g_t* post_u,
-    const g_t* post_v, g_t* gx, g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps,
-    int64_t r0, int64_t n) {
+    const View<const g_t> gsv, const g_t* e, g_t k, const View<const d_t> duv,
+    const View<const d_t> dvv, const g_t* post_u, const g_t* post_v, g_t* gx, g_t grid,
+    g_t* ddu, g_t* ddv, int64_t rows, int64_t steps, int64_t r0, int64_t n) {
+  // gx is laid out as g_s (gsv's strides)
+  const g_t* gs = gsv.ptr;
+  const d_t* du = duv.ptr;
+  const d_t* dv = dvv.ptr;
+  const int64_t gr = gsv.row_stride, gt = gsv.step_stride, dur = duv.row_stride,
+                dus = duv.step_stride, dvr = dvv.row_stride, dvs = dvv.step_stride;
   const g_t inv_unity = g_t(1) / static_cast<g_t>(int64_t{1} << kDecayShift);  // exact
   const g_t grid_inverse = power_of_two_inverse(grid);
   g_t gv[kChunk], gu[kChunk], gin[kChunk], out[kChunk];
@@ -744,10 +771,9 @@ void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
                           g_t grid, g_t* ddu, g_t* ddv, int64_t rows, int64_t steps) {
   at::parallel_for(0, rows, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kChunk) {
-      neuron_backward_chunk<acc_t, g_t, d_t>(
-          gs.ptr, gs.row_stride, gs.step_stride, e, k, du.ptr, du.row_stride, du.step_stride,
-          dv.ptr, dv.row_stride, dv.step_stride, post_u, post_v, gx.ptr, grid, ddu, ddv, rows,
-          steps, r0, std::min(end - r0, kChunk));
+      neuron_backward_chunk<acc_t, g_t, d_t>(gs, e, k, du, dv, post_u, post_v, gx.ptr, grid,
+                                             ddu, ddv, rows, steps, r0,
+                                             std::min(end - r0, kChunk));
     }
   });
 }
@@ -761,12 +787,15 @@ void scan_neuron_backward(const View<const g_t> gs, const g_t* e, g_t k,
 // already (exp of the forward's SurrogateArg), not the voltage. Returns dL/dx (laid out as
 // g_s) and the decay terms of u and v ([T, N], empty without post).
 std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g_time_major,
-                                                const torch::Tensor& yv, bool surrogate,
-                                                double th, double tau, double scale, int64_t grid,
+                                                const torch::Tensor& yv,
                                                 const torch::Tensor& d_u, bool u_steps,
                                                 const torch::Tensor& d_v, bool v_steps,
-                                                bool acc_double, const torch::Tensor& post_u,
+                                                const NeuronOptions& o,
+                                                const torch::Tensor& post_u,
                                                 const torch::Tensor& post_v, bool yv_is_exp) {
+  const bool surrogate = o.surrogate, acc_double = o.acc_double;
+  const double th = o.th_spike, tau = o.tau, scale = o.scale;
+  const int64_t grid = o.grid;
   TORCH_CHECK(g_s.dim() == 2 && g_s.is_contiguous(), "g_s: contiguous, 2-d");
   TORCH_CHECK(grid == 0 || power_of_two_inverse(static_cast<double>(grid)) > 0,
               "grid: 0 or a power of two");
@@ -845,7 +874,7 @@ std::vector<torch::Tensor> neuron_backward_impl(const torch::Tensor& g_s, bool g
   return {gx, ddu, ddv};
 }
 
-// neuron_backward_impl reading the voltage (what kernel.py's neuron_backward passes)
+// neuron_backward_impl reading the voltage, from the flat arguments
 std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time_major,
                                            const torch::Tensor& yv, bool surrogate, double th,
                                            double tau, double scale, int64_t grid,
@@ -853,25 +882,34 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
                                            const torch::Tensor& d_v, bool v_steps,
                                            bool acc_double, const torch::Tensor& post_u,
                                            const torch::Tensor& post_v) {
-  return neuron_backward_impl(g_s, g_time_major, yv, surrogate, th, tau, scale, grid, d_u,
-                              u_steps, d_v, v_steps, acc_double, post_u, post_v, false);
+  NeuronOptions o;
+  o.th_spike = th;
+  o.grid = grid;
+  o.surrogate = surrogate;
+  o.tau = tau;
+  o.scale = scale;
+  o.acc_double = acc_double;
+  return neuron_backward_impl(g_s, g_time_major, yv, d_u, u_steps, d_v, v_steps, o, post_u,
+                              post_v, false);
 }
 
-// The training neuron as one autograd node on the CPU (loihi.cuba_spikes), its layout steps
-// those of kernel.py (_steps_2d, _like, _laid_out, _from_2d) and its gradient reduction
-// loihi._reduce_to's, written here with the same tensor ops (the same bits) so that a training
-// step runs no Python between its matmuls. kernel.py keeps the Python steps for the Triton
-// kernel; tests/triton_interpreted.py holds the two paths to the same bits.
+// The layout steps (randhet.h), written once: kernel.py and the Triton kernel call them, and
+// the node below runs them without Python.
 namespace layout {
 
-// x [.., T] as the kernel's 2-d input: ([T, N], true) where x is stored time major (or is
-// copied so), ([N, T], false) where it is stored time last
 std::pair<torch::Tensor, bool> steps_2d(const torch::Tensor& x) {
   const int64_t steps = x.size(-1);
   auto tm = x.movedim(-1, 0);
   if (tm.is_contiguous()) return {tm.reshape({steps, -1}), true};
   if (x.is_contiguous()) return {x.reshape({-1, steps}), false};
   return {tm.contiguous().reshape({steps, -1}), true};
+}
+
+std::pair<torch::Tensor, bool> drive_2d(const torch::Tensor& x) {
+  if (x.stride(-1) == 0 && x.select(-1, 0).is_contiguous()) {  // one drive for every step
+    return {x.movedim(-1, 0).reshape({x.size(-1), -1}), true};  // strides (0, 1)
+  }
+  return steps_2d(x);
 }
 
 torch::Tensor like(const torch::Tensor& x, bool time_major) {
@@ -898,46 +936,65 @@ torch::Tensor from_2d(const torch::Tensor& out, torch::IntArrayRef shape, bool t
   return time_major ? from_steps(out, shape) : out.reshape(shape);
 }
 
-torch::Tensor reduce_to(torch::Tensor grad, torch::IntArrayRef shape) {
-  while (grad.dim() > static_cast<int64_t>(shape.size())) grad = grad.sum(0);
-  for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i) {
-    if (shape[i] == 1 && grad.size(i) != 1) grad = grad.sum(i, true);
-  }
-  return grad.reshape(shape);
-}
-
 }  // namespace layout
 
+namespace {
+
+// NeuronOptions kept in an autograd context (its saved_data holds IValues)
+void save_options(torch::autograd::AutogradContext* ctx, const NeuronOptions& o) {
+  ctx->saved_data["ints"] = c10::List<int64_t>({o.th_mode, o.th_int, o.grid, o.surrogate,
+                                                o.acc_double, o.y_double});
+  ctx->saved_data["floats"] = c10::List<double>({o.th_float, o.th_spike, o.tau, o.scale});
+}
+
+NeuronOptions saved_options(torch::autograd::AutogradContext* ctx) {
+  const auto i = ctx->saved_data["ints"].toIntList();
+  const auto f = ctx->saved_data["floats"].toDoubleList();
+  NeuronOptions o;
+  o.th_mode = i[0];
+  o.th_int = i[1];
+  o.grid = i[2];
+  o.surrogate = i[3] != 0;
+  o.acc_double = i[4] != 0;
+  o.y_double = i[5] != 0;
+  o.th_float = f[0];
+  o.th_spike = f[1];
+  o.tau = f[2];
+  o.scale = f[3];
+  return o;
+}
+
+}  // namespace
+
+}  // namespace randhet
+
+// at global scope: autograd names the node after it (CppNode<NeuronNode>)
+using namespace randhet;  // NOLINT: this file's own names
+
+// The training neuron as one autograd node on the CPU (loihi.cuba_spikes): the layout steps,
+// the kernel's forward and backward and the gradients' reduction to the decays' shapes
+// (torch's sum_to, as loihi's Python node reduces them), so that a training step runs no
+// Python between its matmuls. The Triton kernel runs the same steps in loihi._CubaSpikes.
 struct NeuronNode : public torch::autograd::Function<NeuronNode> {
-  // x [.., T]; du, dv [..] or (u_steps, v_steps) [.., T]; the threshold mode and thresholds as
-  // kernel.neuron_forward passes them; surrogate (tau, scale) or the straight-through
-  // estimator; acc_double: the gains' dtype (kernel.gain_dtype)
+  // x [.., T]; du, dv [..] or [.., T] (per step: the last axis matches x's)
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& du, const torch::Tensor& dv, bool u_steps,
-                               bool v_steps, int64_t th_mode, int64_t th_int, double th_float,
-                               double th_spike, int64_t grid, bool surrogate, double tau,
-                               double scale, bool acc_double, bool y_double) {
+                               const torch::Tensor& du, const torch::Tensor& dv,
+                               const NeuronOptions& o) {
     const bool keep_post = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
-    torch::Tensor x2;
-    bool time_major;
-    if (x.stride(-1) == 0 && x.select(-1, 0).is_contiguous()) {  // one drive for every step
-      x2 = x.movedim(-1, 0).reshape({x.size(-1), -1});
-      time_major = true;
-    } else {
-      std::tie(x2, time_major) = layout::steps_2d(x);
-    }
+    const bool u_steps = du.dim() == x.dim() && du.size(-1) == x.size(-1);
+    const bool v_steps = dv.dim() == x.dim() && dv.size(-1) == x.size(-1);
+    auto [x2, time_major] = layout::drive_2d(x);
     const auto du0 = du.detach(), dv0 = dv.detach();
     // keep the surrogate's exponential, not the voltage: torch's exp of the exponent, in place
     // on the [T, N] buffer the loop's exp would run over (the same bits)
     SurrogateArg arg;
-    arg.on = surrogate;
-    arg.th = th_spike;
-    arg.tau = tau;
+    arg.on = o.surrogate;
+    arg.th = o.th_spike;
+    arg.tau = o.tau;
     auto out = neuron_forward_impl(
         x2, time_major, layout::laid_out(du0, x, u_steps, time_major), u_steps,
-        layout::laid_out(dv0, x, v_steps, time_major), v_steps, th_mode, th_int, th_float,
-        th_spike, grid, keep_post, true, y_double, arg);
-    if (surrogate) out[1].exp_();
+        layout::laid_out(dv0, x, v_steps, time_major), v_steps, o, keep_post, true, arg);
+    if (o.surrogate) out[1].exp_();
     const auto shape = x.sizes();
     torch::Tensor pu, pv;
     if (keep_post) {
@@ -946,9 +1003,7 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
     }
     ctx->save_for_backward({layout::from_steps(out[1], shape), du, dv, pu, pv});  // yv: exp
     ctx->saved_data["steps"] = c10::List<bool>({u_steps, v_steps});
-    ctx->saved_data["surrogate"] = c10::List<double>({surrogate ? 1.0 : 0.0, th_spike, tau, scale});
-    ctx->saved_data["grid"] = grid;
-    ctx->saved_data["acc_double"] = acc_double;
+    save_options(ctx, o);
     return layout::from_2d(out[0], shape, time_major);
   }
 
@@ -959,65 +1014,36 @@ struct NeuronNode : public torch::autograd::Function<NeuronNode> {
     const auto& du = saved[1];
     const auto& dv = saved[2];
     const auto steps = ctx->saved_data["steps"].toBoolList();
-    const auto sur = ctx->saved_data["surrogate"].toDoubleList();
+    const NeuronOptions o = saved_options(ctx);
     const bool u_steps = steps[0], v_steps = steps[1];
     const bool terms = saved[3].defined();
     const auto& g_s = grads[0];
     auto [g2, time_major] = layout::steps_2d(g_s);
     const auto none = g_s.new_empty({0});
     auto out = neuron_backward_impl(
-        g2, time_major, layout::like(yv, true), sur[0] != 0.0, sur[1], sur[2], sur[3],
-        ctx->saved_data["grid"].toInt(), layout::laid_out(du.detach(), g_s, u_steps, time_major),
-        u_steps, layout::laid_out(dv.detach(), g_s, v_steps, time_major), v_steps,
-        ctx->saved_data["acc_double"].toBool(), terms ? layout::like(saved[3], true) : none,
-        terms ? layout::like(saved[4], true) : none, true);
+        g2, time_major, layout::like(yv, true),
+        layout::laid_out(du.detach(), g_s, u_steps, time_major), u_steps,
+        layout::laid_out(dv.detach(), g_s, v_steps, time_major), v_steps, o,
+        terms ? layout::like(saved[3], true) : none, terms ? layout::like(saved[4], true) : none,
+        true);
     const auto shape = g_s.sizes();
-    torch::autograd::tensor_list result(15);
+    torch::autograd::tensor_list result(4);
     result[0] = layout::from_2d(out[0], shape, time_major);
     for (int i = 0; i < 2 && terms; ++i) {
       if (!ctx->needs_input_grad(1 + i)) continue;
       const auto& d = i == 0 ? du : dv;
       auto t = layout::from_steps(out[1 + i], shape);
-      result[1 + i] = layout::reduce_to((i == 0 ? u_steps : v_steps) ? t : t.sum(-1), d.sizes());
+      result[1 + i] = at::sum_to((i == 0 ? u_steps : v_steps) ? t : t.sum(-1), d.sizes());
     }
     return result;
   }
 };
 
+namespace randhet {
+
 torch::Tensor neuron_node(const torch::Tensor& x, const torch::Tensor& du, const torch::Tensor& dv,
-                          bool u_steps, bool v_steps, int64_t th_mode, int64_t th_int,
-                          double th_float, double th_spike, int64_t grid, bool surrogate,
-                          double tau, double scale, bool acc_double, bool y_double) {
-  return NeuronNode::apply(x, du, dv, u_steps, v_steps, th_mode, th_int, th_float, th_spike,
-                           grid, surrogate, tau, scale, acc_double, y_double);
+                          const NeuronOptions& o) {
+  return NeuronNode::apply(x, du, dv, o);
 }
 
-// draws.cpp
-std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
-                                             const std::optional<at::Generator>& gen,
-                                             double logit_c, double logit_v, double sigma,
-                                             int64_t low_c, int64_t high_c, int64_t low_v,
-                                             int64_t high_v);
-torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi);
-// conv.cpp
-torch::Tensor conv2d_node(const torch::Tensor& x, const torch::Tensor& w, int64_t stride,
-                          int64_t padding);
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("integrate_forward", &integrate_forward, "integer leaky integrator, forward");
-  m.def("integrate_backward", &integrate_backward,
-        "integrator input gradient (SLAYER's) and the decay gradient's terms");
-  m.def("leaky_forward", &leaky_forward, "the training neuron's integrator, forward");
-  m.def("cuba_forward", &cuba_forward, "a CUBA layer on the integer datapath, both scans");
-  m.def("neuron_forward", &neuron_forward, "the training neuron: both integrators, spikes");
-  m.def("neuron_backward", &neuron_backward,
-        "the training neuron's backward: surrogate, both integrators, decay terms");
-  m.def("logit_normal_draw", &logit_normal_draw,
-        "RandHet's current and voltage decays, logit-normal around the means, one call");
-  m.def("quantize_8bit", &quantize_8bit,
-        "SLAYER's 8-bit weight hook as one autograd node: round to the step, clamp");
-  m.def("conv2d_node", &conv2d_node,
-        "a 2-d convolution on blocks of 16 samples side by side, forward and backward");
-  m.def("neuron_node", &neuron_node,
-        "the training neuron as one autograd node: spikes [.., T] whose backward is the kernel's");
-}
+}  // namespace randhet

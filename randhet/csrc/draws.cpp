@@ -7,10 +7,12 @@
 // for the steps whose results IEEE arithmetic fixes (multiply, add, divide, round half to even,
 // clamp; the build keeps a * b + c unfused). The Python steps stay for machines without the
 // extension and for CUDA; tests/test_neuron.py holds the two to the same bits.
-#include <torch/extension.h>
+#include "randhet.h"
 
 #include <cmath>
 #include <vector>
+
+namespace randhet {
 
 namespace {
 
@@ -39,9 +41,7 @@ void shifted(const float* __restrict eps, double* __restrict d, int64_t n, doubl
 
 // d[i] = clamp(round(d[i] * 4096), low, high): mul_(4096).round_().clamp_(low, high) (torch's
 // round is round-half-even, std::nearbyint's; NaN stays NaN, as in torch's clamp)
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // as cuba.cpp's loops
-#endif
+RANDHET_CLONES
 void on_the_grid(double* __restrict d, int64_t n, double low, double high) {
   for (int64_t i = 0; i < n; ++i) {
     const double r = std::nearbyint(d[i] * 4096.0);
@@ -81,9 +81,7 @@ std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
 // at::div(w, step).round_().mul_(step) for contiguous float32 w in one pass, the same bits
 // (torch divides and multiplies a float tensor by float(step); its round is round-half-even,
 // std::nearbyint's), and whether every q lies strictly inside (lo, hi) (false for NaN)
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // as cuba.cpp's loops
-#endif
+RANDHET_CLONES
 static void round_to_step(const float* __restrict wp, float* __restrict qp, int64_t n, float s,
                           double lo, double hi, bool& inside) {
   int outside = 0;
@@ -102,6 +100,11 @@ static torch::Tensor rounded_to_step(const torch::Tensor& w, double step, double
                 lo, hi, inside);
   return q;
 }
+
+}  // namespace randhet
+
+// at global scope: autograd names the node after it (CppNode<Quantize8bitNode>)
+using namespace randhet;  // NOLINT: this file's own names
 
 // _Quantize8bit: q = round(w / step) * step, then clamp(lo, hi); its gradient passes as it is
 // where every q lies strictly inside the bounds, else it is torch's clamp gradient (asked of
@@ -138,6 +141,10 @@ struct Quantize8bitNode : public torch::autograd::Function<Quantize8bitNode> {
   }
 };
 
+namespace randhet {
+
 torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi) {
   return Quantize8bitNode::apply(w, step, lo, hi);
 }
+
+}  // namespace randhet

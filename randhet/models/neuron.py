@@ -161,7 +161,7 @@ class RandHetNeuron(base.Neuron):
         ``descale``), the same values and gradients, in one autograd node."""
         scale = self.w_scale
         args = (weight, 2 / scale, -256 / scale, 254 / scale)
-        ext = kernel.extension() if weight.device.type == "cpu" else None
+        ext = kernel.backend("quantize", weight.device, weight.dtype).impl
         q = _Quantize8bit.apply(*args) if ext is None else ext.quantize_8bit(*args)
         return q * scale if descale else q
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from randhet import distributed as dist
+from randhet import kernel
 from randhet.config import dump_toml, network_spec
 from randhet.data import Splits, load_dataset
 from randhet.errors import UserError
@@ -342,6 +343,7 @@ def _finish(
         "seed": cfg["seed"],
         "processes": world.size,
         "torch_version": torch.__version__,
+        "backends": kernel.decisions(),
     }
     if not world.main:
         return metrics
