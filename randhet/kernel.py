@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -46,7 +47,8 @@ import torch
 SOURCE = Path(__file__).with_name("csrc") / "cuba.cpp"
 DRAWS = SOURCE.with_name("draws.cpp")  # the decay draw and the weight hook, one call each
 CONV = SOURCE.with_name("conv.cpp")  # a convolution synapse's conv2d, forward and backward
-BINDINGS = SOURCE.with_name("bindings.cpp")  # the one Python module (with randhet.h)
+BINDINGS = SOURCE.with_name("bindings.cpp")  # the one Python module
+HEADER = Path(__file__).with_name("csrc") / "randhet.h"  # what the four files share
 NAME = "randhet_cuba"  # the built module's name (and its cache folder's)
 # no FMA (a * g + g_out rounds twice, as torch's two ops do); no FP traps assumed, so that
 # selects and truncations vectorize (no value changes: only exception flags could differ)
@@ -80,8 +82,11 @@ def extension(choice: str | None = None) -> ModuleType | None:
 
             _say_if_building(cpp_extension)
             sources = [str(SOURCE), str(DRAWS), str(CONV), str(BINDINGS)]
-            _state["ext"] = cpp_extension.load(name=NAME, sources=sources, extra_cflags=CFLAGS,
-                                               verbose=False)
+            # torch rebuilds when a source or a flag changes: the header's hash is a flag
+            header = hashlib.sha1(HEADER.read_bytes()).hexdigest()[:16]
+            _state["ext"] = cpp_extension.load(
+                name=NAME, sources=sources, extra_cflags=[*CFLAGS, f"-DRANDHET_H={header}"],
+                verbose=False)
         except Exception as err:  # noqa: BLE001 - any build failure falls back to the loop
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             print(f"randhet: the fused CUBA kernel did not build ({first}); running the "
