@@ -668,13 +668,9 @@ std::vector<torch::Tensor> neuron_forward(const torch::Tensor& x, bool x_time_ma
                                           int64_t th_mode, int64_t th_int, double th_float,
                                           double th_spike, int64_t grid, bool keep_post,
                                           bool keep_y, bool y_double) {
-  NeuronOptions o;
-  o.th_mode = th_mode;
-  o.th_int = th_int;
-  o.th_float = th_float;
-  o.th_spike = th_spike;
-  o.grid = grid;
-  o.y_double = y_double;
+  const NeuronOptions o{th_mode, th_int, th_float, th_spike, grid,
+                        /*surrogate=*/false, /*tau=*/1.0, /*scale=*/0.0,
+                        /*acc_double=*/false, y_double};
   return neuron_forward_impl(x, x_time_major, d_u, u_steps, d_v, v_steps, o, keep_post, keep_y,
                              {});
 }
@@ -882,13 +878,8 @@ std::vector<torch::Tensor> neuron_backward(const torch::Tensor& g_s, bool g_time
                                            const torch::Tensor& d_v, bool v_steps,
                                            bool acc_double, const torch::Tensor& post_u,
                                            const torch::Tensor& post_v) {
-  NeuronOptions o;
-  o.th_spike = th;
-  o.grid = grid;
-  o.surrogate = surrogate;
-  o.tau = tau;
-  o.scale = scale;
-  o.acc_double = acc_double;
+  const NeuronOptions o{/*th_mode=*/0, /*th_int=*/0, /*th_float=*/0.0, th, grid, surrogate,
+                        tau, scale, acc_double, /*y_double=*/false};  // the reset's: unused
   return neuron_backward_impl(g_s, g_time_major, yv, d_u, u_steps, d_v, v_steps, o, post_u,
                               post_v, false);
 }
