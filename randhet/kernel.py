@@ -189,7 +189,8 @@ class Backend:
 
 OPS = ("neuron", "integrator", "conv2d", "draw", "quantize")
 _FLOATS = (torch.float32, torch.float64)
-_DECISIONS: dict[str, str] = {}
+_LATEST: dict[tuple[str, str, torch.dtype], Backend] = {}  # what each op ran last
+_CHOSEN: dict[tuple[object, ...], Backend] = {}
 
 
 def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
@@ -198,9 +199,22 @@ def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
     float32 / float64 drives: a vectorized float path where every state stays exact, the
     int64 scan elsewhere); the Triton kernel for the neuron on CUDA (and on CPU where
     ``RANDHET_KERNEL=triton``: Triton's interpreter), laid out by the extension; else the loop.
-    The decision and its reason are recorded (:func:`decisions`); the extension and Triton are
+    Decided once per op, device type, dtype and ``RANDHET_KERNEL`` value, and kept; the
+    decision and its reason are recorded (:func:`decisions`); the extension and Triton are
     built on first use."""
     choice = os.environ.get("RANDHET_KERNEL", "")
+    # kept per op, device type and dtype, the environment's choice and the kernel's state
+    # (loop_only, or a test's fresh state: its own decisions)
+    key = (op, device.type, dtype, choice, bool(_state["off"]), id(_state))
+    chosen = _CHOSEN.get(key)
+    if chosen is None:
+        chosen = _CHOSEN[key] = _choose(op, device, dtype, choice)
+    _LATEST[(op, device.type, dtype)] = chosen
+    return chosen
+
+
+def _choose(op: str, device: torch.device, dtype: torch.dtype, choice: str) -> Backend:
+    """:func:`backend`'s rules, in order."""
     if _off(choice):
         chosen = Backend("loop", "the kernel is off (RANDHET_KERNEL=loop or kernel.loop_only)")
     elif op not in OPS:
@@ -219,8 +233,6 @@ def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
         chosen = (Backend("loop", "the C++ extension did not build") if ext is None else
                   Backend("c++", _CPP_WHY[op] if dtype != torch.float32 or op != "neuron"
                           else _CPP_WHY["neuron_f32"], ext))
-    _DECISIONS[f"{op} on {device.type} {str(dtype).removeprefix('torch.')}"] = (
-        f"{chosen.name}: {chosen.why}")
     return chosen
 
 
@@ -249,9 +261,10 @@ def _triton_backend(device: torch.device, dtype: torch.dtype, choice: str) -> Ba
 
 
 def decisions() -> dict[str, str]:
-    """Every backend decided so far in this process: ``"op on device dtype"`` -> ``"name:
-    why"``."""
-    return dict(_DECISIONS)
+    """What ran each op on each device and dtype in this process (the latest decision):
+    ``"op on device dtype"`` -> ``"name: why"``."""
+    return {f"{op} on {device} {str(dtype).removeprefix('torch.')}": f"{b.name}: {b.why}"
+            for (op, device, dtype), b in _LATEST.items()}
 
 
 def _layout() -> ModuleType:

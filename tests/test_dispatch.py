@@ -22,6 +22,7 @@ def test_each_op_gets_its_backend_and_the_reason_for_it(monkeypatch) -> None:
     chosen = kernel.backend("neuron", cpu, f32)
     assert (chosen.name, chosen.impl) == ("c++", kernel.extension())
     assert "vectorized float path" in chosen.why and "int64 scan" in chosen.why
+    assert kernel.backend("neuron", cpu, f32) is chosen  # decided once, kept
     assert "int64 scan" in kernel.backend("neuron", cpu, torch.float64).why
     assert kernel.backend("integrator", cpu, torch.int64).name == "c++"
     for op, device, dtype, why in (
