@@ -31,6 +31,7 @@ from randhet.attack.settings import (
 from randhet.config import DEPLOY_DEFAULTS, PROFILE_SAMPLES, load_config, protocol_config
 from randhet.deploy.workload import inputs_help
 from randhet.errors import UserError
+from randhet.io import default_folder, results_folder
 
 QUIET_HELP = "no progress bars (they show on a terminal only)"
 
@@ -269,7 +270,7 @@ def _protocol_from_args(args: argparse.Namespace) -> ProtocolConfig:
 
 
 def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
-    return Path(args.out) if args.out else Path("runs") / cfg["name"]
+    return results_folder(args.out, default_folder(cfg["name"]))
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -356,7 +357,7 @@ def cmd_profile(args: argparse.Namespace) -> ProfileReport:
     print(profile_table(cost))
     if not cost.fit.fits:
         print(f"randhet: warning: the network {cost.fit.summary()}", file=sys.stderr)
-    out = Path(args.out) if args.out else Path(args.network).parent
+    out = results_folder(args.out, Path(report.network).parent)
     print(f"results: {out}/profile.json, {out}/profile.png")
     return report
 
@@ -367,9 +368,20 @@ def cmd_attack(args: argparse.Namespace) -> RobustnessResult:
     result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
                         progress=not args.quiet, transfer_from=args.transfer_from)
     print("\n".join(result.summary))
-    out = Path(args.out) if args.out else Path(args.run_dir)
+    out = results_folder(args.out, args.run_dir)
     print(f"results: {out}/robustness.json, {out}/robustness.png")
     return result
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: comma-separated training seeds, each >= 0 (may be empty)."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected comma-separated integers") from None
+    if any(s < 0 for s in seeds):
+        raise UserError(f"--seeds {text!r}: every training seed must be >= 0")
+    return seeds
 
 
 def cmd_compare(args: argparse.Namespace) -> CompareResult:
@@ -386,13 +398,10 @@ def cmd_compare(args: argparse.Namespace) -> CompareResult:
     for key, value in ((GRANULARITY, args.granularity), (SIGMA, args.sigmas)):
         if value is not None:
             grid.append(parse_grid_arg(f"{key}={value}"))
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-    if not seeds or any(s < 0 for s in seeds):
+    seeds = list(_seeds(args.seeds))
+    if not seeds:
         raise UserError("--seeds needs at least one training seed, each >= 0")
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-compare"
+    out = results_folder(args.out, default_folder(cfg["name"], "compare"))
     result = compare(cfg, grid, seeds, protocol_config(cfg), out, progress=not args.quiet)
     print(markdown_table(result))
     print(f"results: {out}/compare.json, {out}/compare.md, {out}/compare.png")
@@ -403,11 +412,8 @@ def cmd_flex_compare(args: argparse.Namespace) -> FlexCompareResult:
     from randhet.experiments.flex_compare import flex_compare, markdown_table  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg['name']}-flex-compare"
+    seeds = _seeds(args.seeds)
+    out = results_folder(args.out, default_folder(cfg["name"], "flex-compare"))
     result = flex_compare(cfg, protocol_config(cfg), out, progress=not args.quiet, seeds=seeds)
     print(markdown_table(result))
     print(f"results: {out}/flex_compare.json, {out}/flex_compare.md, {out}/flex_compare.png")
@@ -421,7 +427,7 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--samples and --draws must be >= 1, --grid >= 2")
     result = analyze_run(args.run_dir, args.out, samples=args.samples, grid=args.grid,
                          draws=args.draws, compare=args.compare)
-    out = Path(args.out) if args.out else Path(args.run_dir)
+    out = results_folder(args.out, args.run_dir)
     print(f"analysis: {out}/analysis.json, {out}/landscape.png, {out}/rasters.png")
     return result
 

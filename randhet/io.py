@@ -61,3 +61,19 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+RUNS = Path("runs")  # where the command line puts a folder that no --out names
+
+
+def default_folder(name: str, kind: str = "") -> Path:
+    """A new folder under ``runs/`` for the config named ``name``: a run (train, run) or,
+    with ``kind``, a grid (``runs/NAME-compare``, ``runs/NAME-flex-compare``)."""
+    return RUNS / (f"{name}-{kind}" if kind else name)
+
+
+def results_folder(out_dir: str | Path | None, default: str | Path) -> Path:
+    """Where a stage writes its results: ``out_dir`` when one is given, else ``default``
+    (the run folder for attack and analyze, the network file's folder for deploy and
+    profile)."""
+    return Path(out_dir) if out_dir else Path(default)

@@ -211,3 +211,26 @@ def test_transfer_and_attack_typos_are_refused_before_any_work(tiny_run: Path, t
     assert not run.exists()  # refused when the config was loaded, before training
     assert main(["attack", str(tiny_run), "--target", "emulator", "--out", str(out)]) == 2
     assert "--target must include torch" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(("command", "seeds", "message"), [
+    ("compare", "0,x", "--seeds '0,x': expected comma-separated integers"),
+    ("compare", "", "--seeds needs at least one training seed"),
+    ("compare", "1,-2", "--seeds '1,-2': every training seed must be >= 0"),
+    ("flex-compare", "-1", "--seeds '-1': every training seed must be >= 0"),
+])
+def test_bad_seeds_are_one_line_before_any_work(command: str, seeds: str, message: str,
+                                                tmp_path: Path, capsys) -> None:
+    config = "configs/digits-flex.toml" if command == "flex-compare" else "configs/digits.toml"
+    assert main([command, "--config", config, "--seeds", seeds, "--out", str(tmp_path)]) == 2
+    assert message in _error_line(capsys)
+    assert not any(tmp_path.iterdir())
+
+
+def test_results_go_where_out_says_else_to_the_stages_default() -> None:
+    from randhet.io import default_folder, results_folder
+
+    assert default_folder("digits") == Path("runs/digits")
+    assert default_folder("digits", "compare") == Path("runs/digits-compare")
+    assert results_folder(None, "runs/x") == results_folder("", "runs/x") == Path("runs/x")
+    assert results_folder("elsewhere", "runs/x") == Path("elsewhere")

@@ -17,7 +17,7 @@ from randhet.attack.results import RobustnessResult
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
 from randhet.export import export_run
-from randhet.io import library_versions, write_json
+from randhet.io import library_versions, results_folder, write_json
 from randhet.network import read_network
 from randhet.plots import plot_robustness
 from randhet.runs import open_run
@@ -101,7 +101,7 @@ def attack_run(
         if source.spec.input_shape != model.spec.input_shape:
             raise UserError(f"--transfer-from {other}: its inputs {source.spec.input_shape} "
                             f"differ from {model.spec.input_shape}")
-    out = Path(out_dir) if out_dir else run
+    out = results_folder(out_dir, run)
     cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from))
     result = run_protocol(model, x, y, cfg, deployed, progress, source, cache)
     runs = len(result.members) * sum(e > 0 for e in cfg.eps)

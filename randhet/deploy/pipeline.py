@@ -47,7 +47,7 @@ from randhet.deploy.timing import step_times
 from randhet.deploy.workload import stock_workload
 from randhet.errors import UserError
 from randhet.hardware import Arithmetic, HardwareProfile, load_profile
-from randhet.io import library_versions, write_json
+from randhet.io import library_versions, results_folder, write_json
 from randhet.layer_tokens import layer_names
 from randhet.loihi import LAVA, Datapath
 from randhet.models.exported import encode_integers, model_from_export
@@ -176,7 +176,7 @@ def deploy(
         raise UserError(f"--backend {backend} runs randhet's files; a stock netx file deploys "
                         "on the emulator or on lava (lava-dl's own netx network)")
     net, inputs, draws, n = prep.net, prep.inputs, prep.draws, prep.samples
-    out = Path(out_dir) if out_dir else net.path.parent
+    out = results_folder(out_dir, net.path.parent)
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -356,7 +356,7 @@ def run_profile(
     prep = prepare(network_path, samples=samples, profile=profile, seed=seed, inputs=inputs,
                    timing=timing)
     net = prep.net
-    out = Path(out_dir) if out_dir else net.path.parent
+    out = results_folder(out_dir, net.path.parent)
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
 

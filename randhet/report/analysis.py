@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from randhet.errors import UserError
-from randhet.io import write_json
+from randhet.io import results_folder, write_json
 from randhet.layer_tokens import layer_names
 from randhet.models import EVAL_BATCH, Network
 from randhet.models.flex import RandHetFlex
@@ -332,7 +332,7 @@ def analyze_run(
     if samples < 1:
         raise UserError(f"samples must be >= 1, got {samples}")
     run = Path(run_dir)
-    out = run if out_dir is None else Path(out_dir)
+    out = results_folder(out_dir, run)
     out.mkdir(parents=True, exist_ok=True)
     opened = open_run(run)
     if split not in ("val", "test"):
