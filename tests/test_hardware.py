@@ -118,28 +118,18 @@ def test_negative_energy_is_rejected(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
-def test_wrong_type_is_rejected(tmp_path: Path) -> None:
-    path = _variant(tmp_path, "neurons_per_core = 1024", 'neurons_per_core = "1024"')
-    with pytest.raises(ProfileError, match=r"broken\.toml: \[core\] neurons_per_core .*integer"):
-        load_profile(str(path))
-
-
-def test_non_positive_limit_is_rejected(tmp_path: Path) -> None:
-    path = _variant(tmp_path, "cores_per_chip = 128", "cores_per_chip = 0")
-    with pytest.raises(ProfileError, match=r"\[core\] cores_per_chip"):
-        load_profile(str(path))
-
-
-def test_bad_weight_range_is_rejected(tmp_path: Path) -> None:
-    path = _variant(tmp_path, "weight_range = [-256, 254]", "weight_range = [254]")
-    with pytest.raises(ProfileError, match=r"\[bits\] weight_range"):
-        load_profile(str(path))
-
-
-def test_unknown_field_is_rejected(tmp_path: Path) -> None:
-    path = _variant(tmp_path, "ac_pj = 0.9", "ac_pj = 0.9\nacc_pj = 0.9")
-    with pytest.raises(ProfileError, match=r"\[ann_reference\] acc_pj is not a known field"):
-        load_profile(str(path))
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("neurons_per_core = 1024", 'neurons_per_core = "1024"',
+     r"broken\.toml: \[core\] neurons_per_core .*integer"),  # a wrong type
+    ("cores_per_chip = 128", "cores_per_chip = 0", r"\[core\] cores_per_chip"),  # not > 0
+    ("weight_range = [-256, 254]", "weight_range = [254]", r"\[bits\] weight_range"),
+    ("ac_pj = 0.9", "ac_pj = 0.9\nacc_pj = 0.9",
+     r"\[ann_reference\] acc_pj is not a known field"),  # an unknown field
+])
+def test_a_bad_field_is_rejected_naming_it(old: str, new: str, message: str,
+                                           tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=message):
+        load_profile(str(_variant(tmp_path, old, new)))
 
 
 def test_bad_toml_is_rejected(tmp_path: Path) -> None:
