@@ -36,6 +36,7 @@ from randhet.errors import UserError
 from randhet.export import netx
 from randhet.export.nir_export import export_nir
 from randhet.runs import Run, open_run
+from randhet.train.state import TrainMetrics
 from randhet.train.trainer import train
 
 __all__ = ["Run", "UserError", "attack_run", "deploy_network", "export_run", "load_config",
@@ -49,9 +50,9 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def train_run(config: dict[str, Any] | str | Path, out_dir: str | Path, *,
-              progress: bool = True, resume: bool = False) -> dict[str, Any]:
+              progress: bool = True, resume: bool = False) -> TrainMetrics:
     """Train the network a config (a loaded dict, or a TOML path) describes into ``out_dir``;
-    returns ``metrics.json``'s content."""
+    returns its metrics (``metrics.json``'s fields)."""
     cfg = config if isinstance(config, dict) else load_config(config)
     return train(cfg, out_dir, progress=progress, resume=resume)
 

@@ -38,6 +38,7 @@ QUIET_HELP = "no progress bars (they show on a terminal only)"
 if TYPE_CHECKING:  # the stages' result types, imported with the stages on use
     from randhet.deploy.reports import DeployReport, ProfileReport
     from randhet.experiments.results import CompareResult, FlexCompareResult
+    from randhet.train.state import TrainMetrics
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -273,15 +274,15 @@ def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
     return results_folder(args.out, default_folder(cfg["name"]))
 
 
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_train(args: argparse.Namespace) -> TrainMetrics:
     """Train from ``--config``/``--set``."""
     from randhet.train.trainer import train  # the stage, on use
 
     cfg = load_config(args.config, args.overrides)
     out = _out_dir(args, cfg)
     metrics = train(cfg, out, progress=not args.quiet, resume=getattr(args, "resume", False))
-    print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
-          f"(epoch {metrics['best_epoch']}) -> {out}")
+    print(f"trained: best validation accuracy {metrics.best_val_accuracy:.4f} "
+          f"(epoch {metrics.best_epoch}) -> {out}")
     return {"cfg": cfg, "out": out, "metrics": metrics}
 
 

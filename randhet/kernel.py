@@ -203,14 +203,21 @@ def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
     decision and its reason are recorded (:func:`decisions`); the extension and Triton are
     built on first use."""
     choice = os.environ.get("RANDHET_KERNEL", "")
-    # kept per op, device type and dtype, the environment's choice and the kernel's state
-    # (loop_only, or a test's fresh state: its own decisions)
-    key = (op, device.type, dtype, choice, bool(_state["off"]), id(_state))
-    chosen = _CHOSEN.get(key)
+    chosen = _CHOSEN.get((op, device.type, dtype, choice, _built()))
     if chosen is None:
-        chosen = _CHOSEN[key] = _choose(op, device, dtype, choice)
+        chosen = _choose(op, device, dtype, choice)
+        # kept under the state after the decision (the builds it tried are done)
+        _CHOSEN[(op, device.type, dtype, choice, _built())] = chosen
     _LATEST[(op, device.type, dtype)] = chosen
     return chosen
+
+
+def _built() -> tuple[object, ...]:
+    """What a decision depends on besides the op, device, dtype and ``RANDHET_KERNEL``: the
+    kernel switched off (:func:`loop_only`), the builds tried and what they gave (a kept
+    decision holds what it chose, so those objects, and their ids, live as long as it)."""
+    return (bool(_state.get("off")), bool(_state.get("tried")), bool(_state.get("triton_tried")),
+            id(_state.get("ext")), id(_state.get("triton")))
 
 
 def _choose(op: str, device: torch.device, dtype: torch.dtype, choice: str) -> Backend:

@@ -40,7 +40,7 @@ def test_no_api_name_is_shadowed_by_a_subpackage() -> None:
 def test_the_readme_example_runs(tmp_path: Path) -> None:
     cfg = randhet.load_config(Path(__file__).parents[1] / "configs" / "digits.toml", TINY)
     metrics = randhet.train_run(cfg, tmp_path / "py", progress=False)
-    assert metrics["epochs"] == 2
+    assert metrics.epochs == 2
     run = randhet.load_run(tmp_path / "py")
     assert run.spec.layers[-1].out_features == 10 and run.model().mode == "snn"
     net = randhet.export_run(tmp_path / "py")

@@ -130,7 +130,7 @@ def test_conv_randhet_network_learns_digits_and_deploys_bit_exactly(tmp_path: Pa
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "digits-conv.toml")
     metrics = train(cfg, tmp_path, progress=False)
-    assert metrics["best_val_accuracy"] >= 0.85  # ties and silent outputs count as wrong
+    assert metrics.best_val_accuracy >= 0.85  # ties and silent outputs count as wrong
     export_run(tmp_path)
     report = deploy(tmp_path / "network.net", samples=40, progress=False).to_dict()
     assert report["bit_exact_fraction"] == 1.0

@@ -261,7 +261,7 @@ def test_training_applies_plasticity_after_every_step(
                            "train.epochs=1", "encoding.timesteps=6")
     metrics = train(cfg, tmp_path, progress=False)
     assert calls and all(calls)  # once per optimizer step, each with a recorded forward
-    assert 0 <= metrics["best_val_accuracy"] <= 1
+    assert 0 <= metrics.best_val_accuracy <= 1
     model = open_run(tmp_path).model()
     assert torch.isfinite(model.blocks[0].mask_logit).all()
     export_run(tmp_path)  # plasticity is training-only: a static plastic mask still deploys

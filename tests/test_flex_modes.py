@@ -76,7 +76,7 @@ def test_ann_run_trains_and_its_export_is_refused(tmp_path: Path) -> None:
     cfg = load_config(None, [f"model.layers={json.dumps(FLEX)}", "model.mode=ann",
                              "train.epochs=1", "data.limit=64"])
     metrics = train(cfg, tmp_path, progress=False)
-    assert 0 <= metrics["best_val_accuracy"] <= 1
+    assert 0 <= metrics.best_val_accuracy <= 1
     model = open_run(tmp_path).model()
     assert model.mode == "ann" and not isinstance(model, SpikingNetwork)
     with pytest.raises(UserError, match="not deployable") as err:

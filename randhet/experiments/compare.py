@@ -248,8 +248,8 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
     assert ensemble is not None  # the protocol scores every target it was given
     assert dep.accuracy is not None  # a trained run's test split has labels
     return CellResult(
-        val_accuracy=metrics["best_val_accuracy"],
-        epochs=metrics["epochs"],
+        val_accuracy=metrics.best_val_accuracy,
+        epochs=metrics.epochs,
         clean_accuracy=dep.accuracy,
         deploy_samples=dep.samples,
         activation_sparsity=dep.cost.activity.activation_sparsity,

@@ -190,7 +190,7 @@ def variant_seed(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
     rob = attack_variant(run, protocol, progress=progress)
     stats = _test_stats(run, 0)
     result = VariantSeed(
-        seed=cfg["seed"], run=str(run), val_accuracy=metrics["best_val_accuracy"],
+        seed=cfg["seed"], run=str(run), val_accuracy=metrics.best_val_accuracy,
         clean_accuracy=stats.accuracy, test_samples=stats.samples,
         activation_sparsity=stats.activation_sparsity,
         auc={name: c.auc for name, c in rob.curves.items()},

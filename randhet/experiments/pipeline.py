@@ -15,10 +15,11 @@ from randhet.deploy.pipeline import deploy
 from randhet.deploy.reports import DeployReport
 from randhet.errors import UserError
 from randhet.export import export_run
+from randhet.train.state import TrainMetrics
 from randhet.train.trainer import train
 
 
-def summary_table(train_metrics: dict[str, Any], report: DeployReport) -> str:
+def summary_table(train_metrics: TrainMetrics, report: DeployReport) -> str:
     """A short plain-text summary of a whole run."""
     d, a = report.decided, report.cost.activity
     e = a.energy
@@ -27,7 +28,7 @@ def summary_table(train_metrics: dict[str, Any], report: DeployReport) -> str:
         return "n/a" if x is None else f"{x:.4f}"
 
     rows = [
-        ("validation accuracy (torch, best epoch)", f"{train_metrics['best_val_accuracy']:.4f}"),
+        ("validation accuracy (torch, best epoch)", f"{train_metrics.best_val_accuracy:.4f}"),
         (f"test accuracy ({report.backend}, {report.samples} samples)", number(d.accuracy)),
         ("  ties / silent outputs (wrong)", f"{number(d.tie_rate)} / {number(d.silent_rate)}"),
         ("test accuracy (torch model, same draws)", number(report.reference_accuracy)),
@@ -49,7 +50,7 @@ class PipelineResult:
     """A whole run: the training metrics (``metrics.json``), the deployment and the robustness
     protocol's result (None when ``attack.enabled`` is false)."""
 
-    metrics: dict[str, Any]
+    metrics: TrainMetrics
     deploy: DeployReport
     robustness: RobustnessResult | None
 
@@ -63,8 +64,8 @@ def run_pipeline(cfg: dict[str, Any], out: Path, progress: bool = True) -> Pipel
                         "add --set deploy.backend=emulator (or deploy on Lava afterwards with "
                         "one process)")
     metrics = train(cfg, out, progress=progress)
-    print(f"trained: best validation accuracy {metrics['best_val_accuracy']:.4f} "
-          f"(epoch {metrics['best_epoch']}) -> {out}")
+    print(f"trained: best validation accuracy {metrics.best_val_accuracy:.4f} "
+          f"(epoch {metrics.best_epoch}) -> {out}")
     path = out / "network.net"
     if world.main:
         path = export_run(out)

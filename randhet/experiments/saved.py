@@ -10,6 +10,7 @@ from typing import Any
 
 from randhet.errors import ConfigError, UserError
 from randhet.train.checkpoint import CHECKPOINT, check_resume_config
+from randhet.train.state import TrainMetrics
 from randhet.train.trainer import train
 
 
@@ -44,7 +45,7 @@ def read_saved(path: Path, ident: dict[str, Any]) -> dict[str, Any] | None:
     return saved
 
 
-def train_resuming(cfg: dict[str, Any], run: Path, progress: bool) -> dict[str, Any]:
+def train_resuming(cfg: dict[str, Any], run: Path, progress: bool) -> TrainMetrics:
     """Train ``cfg`` into ``run``, continuing the checkpoint an interrupted training left there
     (refused in one line when that training had another config); the metrics."""
     resume = (run / CHECKPOINT).is_file()

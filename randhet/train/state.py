@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,29 @@ class EvalResult:
     spike_rate: list[float]  # mean spikes per neuron per step, per layer
     tie_rate: float = 0.0  # outputs whose top count is shared (wrong)
     silent_rate: float = 0.0  # outputs with no spike at all (wrong)
+
+@dataclass(frozen=True)
+class TrainMetrics:
+    """A finished training, as ``metrics.json`` holds it (field for field)."""
+
+    dataset: str
+    epochs: int  # epochs run
+    best_epoch: int  # the epoch whose weights are network.pt (best on the validation split)
+    best_val_accuracy: float
+    best_val_loss: float
+    train_samples: int
+    val_samples: int
+    device: str
+    sigma: float  # neuron.sigma trained with
+    adv_eps: float  # train.adv_eps (0: no adversarial training)
+    seed: int
+    processes: int  # 1, or the torchrun world size
+    torch_version: str
+    backends: dict[str, str]  # randhet.kernel.decisions(): what ran each kernel op, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class TrainState:

@@ -48,7 +48,7 @@ from randhet.train.checkpoint import (
     restore,
 )
 from randhet.train.logs import log_row, tensorboard, write_logs
-from randhet.train.state import EvalResult, TrainState, cpu_state
+from randhet.train.state import EvalResult, TrainMetrics, TrainState, cpu_state
 
 __all__ = ["EvalResult", "TrainState", "build_optimizer", "build_scheduler", "evaluate",
            "fgsm_examples", "train", "train_epoch", "train_step"]
@@ -277,7 +277,7 @@ def _loop(
 
 def train(
     cfg: dict[str, Any], out_dir: str | Path, progress: bool = True, resume: bool = False
-) -> dict[str, Any]:
+) -> TrainMetrics:
     """Train the network a config describes; returns the metrics written to metrics.json.
 
     ``resume``: continue from ``out_dir/checkpoint.pt`` (same config, ``train.epochs`` may
@@ -326,27 +326,27 @@ def train(
 
 def _finish(
     out: Path, state: TrainState, cfg: dict[str, Any], data: Splits, device: torch.device
-) -> dict[str, Any]:
+) -> TrainMetrics:
     """``metrics.json`` and ``training.png`` (written by rank 0; every rank returns them)."""
     world = dist.world()
-    metrics = {
-        "dataset": data.name,
-        "epochs": state.epoch,
-        "best_epoch": int(state.best["epoch"]),
-        "best_val_accuracy": state.best["val_accuracy"],
-        "best_val_loss": state.best["val_loss"],
-        "train_samples": len(data.x_train),
-        "val_samples": len(data.x_val),
-        "device": str(device),
-        "sigma": cfg["neuron"]["sigma"],
-        "adv_eps": cfg["train"]["adv_eps"],
-        "seed": cfg["seed"],
-        "processes": world.size,
-        "torch_version": torch.__version__,
-        "backends": kernel.decisions(),
-    }
+    metrics = TrainMetrics(
+        dataset=data.name,
+        epochs=state.epoch,
+        best_epoch=int(state.best["epoch"]),
+        best_val_accuracy=state.best["val_accuracy"],
+        best_val_loss=state.best["val_loss"],
+        train_samples=len(data.x_train),
+        val_samples=len(data.x_val),
+        device=str(device),
+        sigma=cfg["neuron"]["sigma"],
+        adv_eps=cfg["train"]["adv_eps"],
+        seed=cfg["seed"],
+        processes=world.size,
+        torch_version=torch.__version__,
+        backends=kernel.decisions(),
+    )
     if not world.main:
         return metrics
-    write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics.to_dict())
     plot_training(out / "log.csv", out / "training.png")
     return metrics
