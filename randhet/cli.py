@@ -38,6 +38,7 @@ QUIET_HELP = "no progress bars (they show on a terminal only)"
 if TYPE_CHECKING:  # the stages' result types, imported with the stages on use
     from randhet.deploy.reports import DeployReport, ProfileReport
     from randhet.experiments.results import CompareResult, FlexCompareResult
+    from randhet.report.analysis import Analysis
     from randhet.train.state import TrainMetrics
 
 
@@ -421,7 +422,7 @@ def cmd_flex_compare(args: argparse.Namespace) -> FlexCompareResult:
     return result
 
 
-def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_analyze(args: argparse.Namespace) -> Analysis:
     from randhet.report.analysis import analyze_run  # the stage, on use
 
     if args.samples < 1 or args.grid < 2 or args.draws < 1:

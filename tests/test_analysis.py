@@ -66,13 +66,13 @@ def test_landscape_centre_is_the_model_loss_and_weights_are_restored_bit_exactly
         expected = F.cross_entropy(model(x).double(), y).item()
     before = _state(model)
     result = loss_landscape(model, x, y, grid=3, span=0.5, seed=1, draws=3)
-    assert result["alpha"] == [-0.5, 0.0, 0.5] and result["beta"][1] == 0.0
-    assert result["center_loss"] == pytest.approx(expected, rel=1e-12, abs=1e-12)
-    assert result["draws"] == 1  # sigma = 0: one pass is the exact loss
-    loss = np.asarray(result["loss"])
+    assert result.alpha == [-0.5, 0.0, 0.5] and result.beta[1] == 0.0
+    assert result.center_loss == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert result.draws == 1  # sigma = 0: one pass is the exact loss
+    loss = np.asarray(result.loss)
     assert loss.shape == (3, 3) and np.isfinite(loss).all()
     assert loss.max() > loss.min()  # the directions do move the weights
-    assert "layers.0.mask_logit" in result["parameters"]
+    assert "layers.0.mask_logit" in result.parameters
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -81,7 +81,7 @@ def test_landscape_centre_is_the_model_loss_and_weights_are_restored_bit_exactly
     state = random_model.generator.get_state()
     before = _state(random_model)
     result = loss_landscape(random_model, x[:8], y[:8], grid=2, draws=2)
-    assert result["draws"] == 2 and result["center_loss"] is None
+    assert result.draws == 2 and result.center_loss is None
     assert torch.equal(random_model.generator.get_state(), state)
     assert random_model.training
     after = random_model.state_dict()
@@ -121,12 +121,12 @@ def test_static_mask_statistics_count_channels_by_hand_set_logits(
     with torch.no_grad():
         model.blocks[0].mask_logit.copy_(logits)
     (stats,) = mask_statistics(model, samples[0])
-    assert stats["name"] == "0:flex:4" and stats["mask"] == "static"
-    assert stats["units"] == 4
-    assert stats["conv_fraction"] == 0.5 and stats["pool_fraction"] == 0.5
-    assert stats["mean_m"] == pytest.approx(torch.sigmoid(logits).mean().item(), rel=1e-6)
-    assert stats["channel_mean_m"] == pytest.approx(torch.sigmoid(logits).tolist(), rel=1e-6)
-    assert "histogram" not in stats
+    assert stats.name == "0:flex:4" and stats.mask == "static"
+    assert stats.units == 4
+    assert stats.conv_fraction == 0.5 and stats.pool_fraction == 0.5
+    assert stats.mean_m == pytest.approx(torch.sigmoid(logits).mean().item(), rel=1e-6)
+    assert stats.channel_mean_m == pytest.approx(torch.sigmoid(logits).tolist(), rel=1e-6)
+    assert stats.histogram is None and "histogram" not in stats.to_dict()
     assert mask_statistics(_net(["dense:12"]), samples[0]) == []
 
 
@@ -142,11 +142,11 @@ def test_dynamic_mask_statistics_cover_every_sample_position_and_step(
         model.run_encoded(model.encoder(x))
     m = model.blocks[0].last_mask
     assert m is not None and m.shape == (10, 3, 8, 8, 6)
-    assert stats["units"] == m.numel() == sum(stats["histogram"]["counts"])
-    assert stats["conv_fraction"] == pytest.approx((m > 0.5).double().mean().item())
-    assert stats["mean_m"] == pytest.approx(m.double().mean().item())
-    assert len(stats["histogram"]["edges"]) == 6
-    assert stats["conv_fraction"] + stats["pool_fraction"] == pytest.approx(1.0)
+    assert stats.units == m.numel() == sum(stats.histogram.counts)
+    assert stats.conv_fraction == pytest.approx((m > 0.5).double().mean().item())
+    assert stats.mean_m == pytest.approx(m.double().mean().item())
+    assert len(stats.histogram.edges) == 6
+    assert stats.conv_fraction + stats.pool_fraction == pytest.approx(1.0)
 
 
 def test_spike_summary_sparsity_matches_a_hand_count(
@@ -157,17 +157,17 @@ def test_spike_summary_sparsity_matches_a_hand_count(
     summary = spike_summary(model, x)
     with torch.no_grad():
         layers = model.run_encoded(model.encoder(x))
-    assert [ly["name"] for ly in summary["layers"]] == ["0:flex:4", "1:dense:12", "2:dense:10"]
+    assert [ly.name for ly in summary.layers] == ["0:flex:4", "1:dense:12", "2:dense:10"]
     zeros = all_outputs = 0
-    for row, s in zip(summary["layers"], layers, strict=True):
+    for row, s in zip(summary.layers, layers, strict=True):
         z = sum(1 for v in s.flatten().tolist() if v == 0)
-        assert row["activation_sparsity"] == pytest.approx(z / s.numel(), abs=1e-12)
-        assert row["spike_rate"] == pytest.approx(s.sum().item() / s.numel(), rel=1e-9)
-        assert row["timesteps"] == 6 and row["neurons"] * 6 * 12 == s.numel()
-        assert np.array_equal(row["raster"], (s[0] != 0).reshape(-1, 6).numpy())
+        assert row.activation_sparsity == pytest.approx(z / s.numel(), abs=1e-12)
+        assert row.spike_rate == pytest.approx(s.sum().item() / s.numel(), rel=1e-9)
+        assert row.timesteps == 6 and row.neurons * 6 * 12 == s.numel()
+        assert np.array_equal(row.raster, (s[0] != 0).reshape(-1, 6).numpy())
         zeros, all_outputs = zeros + z, all_outputs + s.numel()
-    assert summary["activation_sparsity"] == pytest.approx(zeros / all_outputs, abs=1e-12)
-    assert 0.0 < summary["activation_sparsity"] < 1.0
+    assert summary.activation_sparsity == pytest.approx(zeros / all_outputs, abs=1e-12)
+    assert 0.0 < summary.activation_sparsity < 1.0
 
 
 def test_analyze_run_writes_json_landscape_and_rasters(flex_run: Path, tmp_path: Path) -> None:
@@ -175,7 +175,8 @@ def test_analyze_run_writes_json_landscape_and_rasters(flex_run: Path, tmp_path:
     for name in ("analysis.json", "landscape.png", "rasters.png"):
         assert (tmp_path / name).stat().st_size > 0
     saved = json.loads((tmp_path / "analysis.json").read_text())
-    assert saved == json.loads(json.dumps(result))
+    assert saved == json.loads(json.dumps(result.to_dict()))
+    assert result.masks[0].name == "0:flex:4" and result.spikes.layers[0].raster.dtype == bool
     assert saved["split"] == "val" and saved["samples"] == 16 and saved["randomized"]
     assert np.asarray(saved["landscape"]["loss"]).shape == (3, 3)
     assert [m["name"] for m in saved["masks"]] == ["0:flex:4"]

@@ -10,6 +10,7 @@ of zero outputs among all outputs (neurons x steps x samples).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,119 @@ from randhet.readout import correct_count
 from randhet.runs import Run, open_run
 
 MASK_PARAMETERS = ("mask_logit", "theta")  # Flex mask parameters: perturbed as one filter
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """The loss over the plane ``w + alpha d1 + beta d2`` (:func:`loss_landscape`): ``loss``
+    and ``accuracy`` [grid][grid] (row i: alpha[i], column j: beta[j]; loss in nats per
+    sample), ``center_loss`` at (0, 0) (None for an even grid) and how it was measured."""
+
+    alpha: list[float]
+    beta: list[float]
+    loss: list[list[float]]
+    accuracy: list[list[float]]
+    center_loss: float | None
+    min_loss: float
+    max_loss: float
+    grid: int
+    span: float  # in units of each filter's norm
+    seed: int
+    draws: int  # passes averaged per point (1 for a deterministic model)
+    samples: int
+    parameters: list[str]  # the perturbed parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MaskHistogram:
+    edges: list[float]  # [bins + 1] over [0, 1]
+    counts: list[int]  # [bins]
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """One Flex layer's routing (:func:`mask_statistics`); ``histogram`` for a dynamic mask."""
+
+    layer: int
+    name: str
+    mask: str  # static | dynamic
+    gate: str | None
+    units: int
+    conv_fraction: float  # units with m > 0.5: the conv (selectivity) path
+    pool_fraction: float  # m <= 0.5: the pool (invariance) path
+    mean_m: float
+    channel_mean_m: list[float]  # [C_out]
+    histogram: MaskHistogram | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.histogram is None:
+            del out["histogram"]
+        return out
+
+
+@dataclass(frozen=True)
+class LayerSpikes:
+    """One spiking layer's activity over the samples; ``raster``: sample 0, bool [neurons, T]
+    (not in the JSON)."""
+
+    name: str
+    neurons: int
+    timesteps: int
+    spikes: float  # total
+    spike_rate: float  # spikes per neuron per step
+    activation_sparsity: float  # zero outputs / all outputs
+    raster: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "raster"}
+
+
+@dataclass(frozen=True)
+class SpikeSummary:
+    """Spiking activity on the samples (:func:`spike_summary`); the top-level rate and
+    sparsity pool every layer's outputs."""
+
+    samples: int
+    layers: tuple[LayerSpikes, ...]
+    spike_rate: float
+    activation_sparsity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "layers": [ly.to_dict() for ly in self.layers],
+                "spike_rate": self.spike_rate, "activation_sparsity": self.activation_sparsity}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """``analysis.json``: a run's loss landscape, Flex mask statistics and spike summary (and
+    the spike summaries of the runs compared with it)."""
+
+    run: str
+    name: str
+    split: str  # val or test: where the samples came from
+    samples: int
+    layers: list[str]
+    randomized: bool
+    sigma: float
+    landscape: Landscape
+    masks: tuple[MaskStats, ...]
+    spikes: SpikeSummary
+    compare: dict[str, SpikeSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "split": self.split,
+                "samples": self.samples, "layers": list(self.layers),
+                "randomized": self.randomized, "sigma": self.sigma,
+                "landscape": self.landscape.to_dict(),
+                "masks": [m.to_dict() for m in self.masks], "spikes": self.spikes.to_dict(),
+                "compare": {k: v.to_dict() for k, v in self.compare.items()}}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -111,7 +225,7 @@ def _loss_and_accuracy(
 def loss_landscape(
     model: Network, x: torch.Tensor, y: torch.Tensor, *, grid: int = 11,
     span: float = 1.0, seed: int = 0, draws: int = 1,
-) -> dict[str, Any]:
+) -> Landscape:
     """Loss over the plane ``w + alpha * d1 + beta * d2`` around the trained weights w.
 
     ``d1``, ``d2``: filter-normalised random directions (:func:`filter_normalized_direction`,
@@ -122,8 +236,7 @@ def loss_landscape(
     model's generator restarts from its current state); a deterministic one uses one pass. The
     weights, the generator state and the train/eval mode are restored exactly afterwards.
 
-    Returns ``alpha`` [grid], ``beta`` [grid], ``loss`` and ``accuracy`` [grid][grid] (row i:
-    alpha[i], column j: beta[j]; loss in nats per sample), ``center_loss`` and metadata.
+    Returns the :class:`Landscape`.
     """
     if grid < 2:
         raise ValueError(f"grid must be >= 2, got {grid}")
@@ -155,21 +268,12 @@ def loss_landscape(
         model.generator.set_state(rng_state)
         model.train(was_training)
     center = (grid // 2, grid // 2) if grid % 2 else None
-    return {
-        "alpha": coords,
-        "beta": list(coords),
-        "loss": loss.tolist(),
-        "accuracy": acc.tolist(),
-        "center_loss": None if center is None else float(loss[center]),
-        "min_loss": float(loss.min()),
-        "max_loss": float(loss.max()),
-        "grid": grid,
-        "span": span,
-        "seed": seed,
-        "draws": draws,
-        "samples": len(x),
-        "parameters": list(params),
-    }
+    return Landscape(
+        alpha=coords, beta=list(coords), loss=loss.tolist(), accuracy=acc.tolist(),
+        center_loss=None if center is None else float(loss[center]),
+        min_loss=float(loss.min()), max_loss=float(loss.max()), grid=grid, span=span,
+        seed=seed, draws=draws, samples=len(x), parameters=list(params),
+    )
 
 
 # --- 2. Flex mask statistics ---------------------------------------------------------------------
@@ -178,7 +282,7 @@ def loss_landscape(
 @torch.no_grad()
 def mask_statistics(
     model: Network, x: torch.Tensor, bins: int = 10
-) -> list[dict[str, Any]]:
+) -> list[MaskStats]:
     """Routing of each Flex layer's units on the samples x (pixels [N, ...]).
 
     Per Flex layer: ``conv_fraction`` (units with m > 0.5: the conv / selectivity path) and
@@ -227,19 +331,14 @@ def mask_statistics(
     out = []
     for k, block in flex:
         a = acc[k]
-        stats: dict[str, Any] = {
-            "layer": k,
-            "name": names[k],
-            "mask": block.spec.mask,
-            "gate": block.spec.gate,
-            "units": a["n"],
-            "conv_fraction": a["conv"] / a["n"],
-            "pool_fraction": 1.0 - a["conv"] / a["n"],
-            "mean_m": a["sum"] / a["n"],
-            "channel_mean_m": (a["channel_sum"] / a["channel_n"]).tolist(),
-        }
-        if block.spec.mask == "dynamic":
-            stats["histogram"] = {"edges": edges.tolist(), "counts": a["counts"].tolist()}
+        dynamic = block.spec.mask == "dynamic"
+        stats = MaskStats(
+            layer=k, name=names[k], mask=block.spec.mask, gate=block.spec.gate, units=a["n"],
+            conv_fraction=a["conv"] / a["n"], pool_fraction=1.0 - a["conv"] / a["n"],
+            mean_m=a["sum"] / a["n"],
+            channel_mean_m=(a["channel_sum"] / a["channel_n"]).tolist(),
+            histogram=MaskHistogram(edges.tolist(), a["counts"].tolist()) if dynamic else None,
+        )
         out.append(stats)
     return out
 
@@ -248,7 +347,7 @@ def mask_statistics(
 
 
 @torch.no_grad()
-def spike_summary(model: Network, x: torch.Tensor) -> dict[str, Any]:
+def spike_summary(model: Network, x: torch.Tensor) -> SpikeSummary:
     """Spiking activity on the samples x (pixels [N, ...]), one pass in eval mode.
 
     ``layers``: per spiking layer ``name``, ``neurons``, ``timesteps``, ``spikes`` (total),
@@ -276,29 +375,14 @@ def spike_summary(model: Network, x: torch.Tensor) -> dict[str, Any]:
                 timesteps = s.shape[-1]
     finally:
         model.train(was_training)
-    rows = []
-    for k, name in enumerate(names):
-        rows.append({
-            "name": name,
-            "neurons": int(rasters[k].shape[0]),
-            "timesteps": int(timesteps),
-            "spikes": float(spikes[k]),
-            "spike_rate": float(spikes[k] / total[k]),
-            "activation_sparsity": float(zeros[k] / total[k]),
-            "raster": rasters[k],
-        })
-    return {
-        "samples": len(x),
-        "layers": rows,
-        "spike_rate": float(spikes.sum() / total.sum()),
-        "activation_sparsity": float(zeros.sum() / total.sum()),
-    }
-
-
-def summary_json(summary: dict[str, Any]) -> dict[str, Any]:
-    """A spike summary without its rasters (JSON-ready)."""
-    layers = [{k: v for k, v in ly.items() if k != "raster"} for ly in summary["layers"]]
-    return {**summary, "layers": layers}
+    rows = tuple(
+        LayerSpikes(name=name, neurons=int(rasters[k].shape[0]), timesteps=int(timesteps),
+                    spikes=float(spikes[k]), spike_rate=float(spikes[k] / total[k]),
+                    activation_sparsity=float(zeros[k] / total[k]), raster=rasters[k])
+        for k, name in enumerate(names))
+    return SpikeSummary(samples=len(x), layers=rows,
+                        spike_rate=float(spikes.sum() / total.sum()),
+                        activation_sparsity=float(zeros.sum() / total.sum()))
 
 
 # --- 4. a run folder -----------------------------------------------------------------------------
@@ -320,14 +404,14 @@ def analyze_run(
     run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int = 64,
     grid: int = 11, span: float = 1.0, draws: int = 1, seed: int = 0, split: str = "val",
     compare: Sequence[str | Path] = (),
-) -> dict[str, Any]:
+) -> Analysis:
     """Analyse a run's best checkpoint on its first ``samples`` validation images (test images
     when the validation split is empty, or ``split="test"``).
 
     Writes into ``out_dir`` (default: the run folder) ``analysis.json`` (loss landscape, Flex
     mask statistics, spike summary), ``landscape.png`` (:func:`plot_landscape`) and
     ``rasters.png`` (:func:`plot_rasters`; the runs in ``compare`` are added side by side, on
-    their own data's samples). Returns the JSON's content.
+    their own data's samples). Returns the :class:`Analysis`.
     """
     if samples < 1:
         raise UserError(f"samples must be >= 1, got {samples}")
@@ -351,21 +435,15 @@ def analyze_run(
         while label in summaries:
             label += "'"
         summaries[label] = spike_summary(other_model, ox)
-    result = {
-        "run": str(run),
-        "name": name,
-        "split": part,
-        "samples": len(x),
-        "layers": layer_names(model.spec),
-        "randomized": is_randomized(model),
-        "sigma": model.spec.neuron.sigma,
-        "landscape": landscape,
-        "masks": masks,
-        "spikes": summary_json(spikes),
-        "compare": {k: summary_json(v) for k, v in summaries.items() if k != name},
-    }
-    write_json(out / "analysis.json", result)
-    title = f"{name}: loss landscape ({len(x)} {part} samples, draws {landscape['draws']})"
-    plot_landscape(landscape, out / "landscape.png", title=title)
+    result = Analysis(
+        run=str(run), name=name, split=part, samples=len(x), layers=layer_names(model.spec),
+        randomized=is_randomized(model), sigma=model.spec.neuron.sigma, landscape=landscape,
+        masks=tuple(masks), spikes=spikes,
+        compare={k: v for k, v in summaries.items() if k != name},
+    )
+    write_json(out / "analysis.json", result.to_dict())
+    title = f"{name}: loss landscape ({len(x)} {part} samples, draws {landscape.draws})"
+    plot_landscape(landscape.alpha, landscape.beta, landscape.loss, out / "landscape.png",
+                   title=title)
     plot_rasters(summaries, out / "rasters.png")
     return result
