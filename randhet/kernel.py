@@ -202,6 +202,8 @@ def backend(op: str, device: torch.device, dtype: torch.dtype) -> Backend:
     Decided once per op, device type, dtype and ``RANDHET_KERNEL`` value, and kept; the
     decision and its reason are recorded (:func:`decisions`); the extension and Triton are
     built on first use."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}: one of {', '.join(OPS)}")
     choice = os.environ.get("RANDHET_KERNEL", "")
     chosen = _CHOSEN.get((op, device.type, dtype, choice, _built()))
     if chosen is None:
@@ -224,8 +226,6 @@ def _choose(op: str, device: torch.device, dtype: torch.dtype, choice: str) -> B
     """:func:`backend`'s rules, in order."""
     if _off(choice):
         chosen = Backend("loop", "the kernel is off (RANDHET_KERNEL=loop or kernel.loop_only)")
-    elif op not in OPS:
-        raise ValueError(f"unknown op {op!r}: one of {', '.join(OPS)}")
     elif op == "neuron" and (device.type == "cuda" or (device.type == "cpu"
                                                         and choice == "triton")):
         chosen = _triton_backend(device, dtype, choice)
