@@ -18,13 +18,15 @@ as a separate protocol pass on the same samples and seed, written to
 flags are reported with a ``pgd_large_eps:`` prefix.
 
 With several training seeds (``--seeds``) every variant is trained and attacked once per seed
-(run folders ``<name>-seed<S>``); a row holds the mean over seeds of every number, the spread
-over seeds (``*_std_over_seeds``; 0 for one seed), the per-seed values, and a flag is ok only
-when it is ok for every seed.
+(run folders ``<name>-seed<S>``, one seed after the other); a row holds the mean over seeds of
+every number, the spread over seeds (``*_std_over_seeds``; 0 for one seed), the per-seed
+values, and a flag is ok only when it is ok for every seed.
 
 Each finished variant and seed writes ``variant.json`` in its run folder; a rerun with the
 same ``--out`` reuses it, resumes an interrupted training from its checkpoint and an
 interrupted attack from its finished units, and refuses a folder computed with another config.
+A run with more seeds reuses the seeds an earlier run finished (``--seeds 0`` now,
+``--seeds 0,1,2`` later).
 """
 
 from __future__ import annotations
@@ -215,18 +217,19 @@ def flex_compare(
     protocol = dataclasses.replace(protocol, targets=targets)
     out = Path(out_dir)
     seeds = tuple(seeds) or (int(base_cfg["seed"]),)
-    rows = []
-    for label, mode, flex in VARIANTS:
-        per_seed = []
-        for seed in seeds:
-            name = f"{base_cfg['name']}-{_slug(label)}"
-            name += f"-seed{seed}" if len(seeds) > 1 else ""
+    # seed-major, every folder named with its seed: an interrupted run leaves whole seeds
+    # behind, and a later run with more --seeds reuses them
+    done: dict[str, list[VariantSeed]] = {label: [] for label, _, _ in VARIANTS}
+    for seed in seeds:
+        for label, mode, flex in VARIANTS:
+            name = f"{base_cfg['name']}-{_slug(label)}-seed{seed}"
             cfg = variant_config(base_cfg, mode, flex, name)
             cfg["seed"] = seed
-            per_seed.append(variant_seed(out / name, cfg, protocol, progress))
-        rows.append(aggregate_seeds(label, mode, flex,
-                                    variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
-                                    per_seed))
+            done[label].append(variant_seed(out / name, cfg, protocol, progress))
+    rows = [aggregate_seeds(label, mode, flex,
+                            variant_config(base_cfg, mode, flex, "x")["model"]["layers"],
+                            done[label])
+            for label, mode, flex in VARIANTS]
     result = FlexCompareResult(config=base_cfg["name"],
                                timesteps=base_cfg["encoding"]["timesteps"],
                                protocol=protocol.to_dict(), pgd_large_eps_steps=LARGE_EPS_STEPS,
