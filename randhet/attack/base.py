@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
+from randhet import kernel
 from randhet.attack.losses import LOSSES, loss_fn
 from randhet.attack.settings import Surrogate
 
@@ -63,9 +64,11 @@ class Attack:
 
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The EOT loss [B] (:meth:`draw_losses`) and its input gradient (the model's
-        parameters frozen meanwhile: :func:`frozen`)."""
+        parameters frozen meanwhile: :func:`frozen`; subnormal floats flushed to zero:
+        :func:`randhet.kernel.subnormals_flushed`, as a narrow surrogate's gradients underflow
+        and subnormals slow every operation on them)."""
         x = x.detach().requires_grad_(True)
-        with frozen(self.model):
+        with frozen(self.model), kernel.subnormals_flushed():
             loss = self.draw_losses(x, y)
             (grad,) = torch.autograd.grad(loss.sum(), x)
         return loss.detach(), grad.detach()

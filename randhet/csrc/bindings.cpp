@@ -51,6 +51,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "RandHet's current and voltage decays, logit-normal around the means, one call");
   m.def("quantize_8bit", &randhet::quantize_8bit,
         "SLAYER's 8-bit weight hook as one autograd node: round to the step, clamp");
+  m.def("flush_subnormals", &randhet::flush_subnormals,
+        "torch's threads flush subnormals (x86 FTZ and DAZ) or stop; whether this one did");
   m.def("conv2d_node", &randhet::conv2d_node,
         "a 2-d convolution on blocks of 16 samples side by side, forward and backward");
 }

@@ -1,6 +1,7 @@
 // What randhet's C++ extension shares across its files (cuba.cpp: the integer integrators and
 // the training neuron; conv.cpp: a convolution synapse; draws.cpp: the decay draw and the
-// weight hook; bindings.cpp: the one Python module): the build's vectorized clones, the
+// weight hook; threads.cpp: the threads' floating-point mode; bindings.cpp: the one Python
+// module): the build's vectorized clones, the
 // training neuron's options, the layout steps between torch's [.., T] tensors and the kernels'
 // 2-d buffers, and every function bindings.cpp exposes.
 #pragma once
@@ -104,6 +105,9 @@ std::vector<torch::Tensor> logit_normal_draw(torch::IntArrayRef size,
                                              int64_t low_c, int64_t high_c, int64_t low_v,
                                              int64_t high_v);
 torch::Tensor quantize_8bit(const torch::Tensor& w, double step, double lo, double hi);
+
+// threads.cpp
+bool flush_subnormals(bool on);
 
 // conv.cpp
 torch::Tensor conv2d_node(const torch::Tensor& x, const torch::Tensor& w, int64_t stride,
