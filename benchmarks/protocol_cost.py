@@ -83,7 +83,8 @@ def write_digits_as_idx(root: Path) -> Path:
     return root
 
 
-def median_s(fn: Any, repeats: int) -> float:
+def call_s(fn: Any, repeats: int) -> float:
+    """Seconds of one call of ``fn``: the harness's median over ``repeats`` after a warm-up."""
     return harness.time_calls(fn, repeats, warmup=1)[1]
 
 
@@ -98,14 +99,14 @@ def step_times(model: torch.nn.Module, deployed: DeployedScores, cfg: ProtocolCo
         for eot in (cfg.eot, 2 * cfg.eot):
             attack = Attack(model, eps=0.1, eot=eot, readout=readout)
             with attacker_surrogate(model, parse_surrogate(surrogate)):
-                out[f"grad:{readout}:{surrogate}:{eot}"] = median_s(
+                out[f"grad:{readout}:{surrogate}:{eot}"] = call_s(
                     lambda a=attack: a.loss_and_grad(x, y), repeats)
     reps = x.repeat(cfg.square_draws, *([1] * (x.dim() - 1)))
     with torch.no_grad():
-        out["square:torch"] = median_s(lambda: model(reps), repeats)
-        out["score:torch"] = median_s(lambda: model(x), repeats)
-    out["square:emulator"] = median_s(lambda: deployed(reps), repeats)
-    out["score:emulator"] = median_s(lambda: deployed(x), repeats)
+        out["square:torch"] = call_s(lambda: model(reps), repeats)
+        out["score:torch"] = call_s(lambda: model(x), repeats)
+    out["square:emulator"] = call_s(lambda: deployed(reps), repeats)
+    out["score:emulator"] = call_s(lambda: deployed(x), repeats)
     return out
 
 
