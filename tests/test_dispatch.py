@@ -103,7 +103,9 @@ def test_the_layout_steps_give_back_what_they_took(make) -> None:
 
 def test_the_extension_shares_one_header_and_one_binding_file() -> None:
     sources = {p.name: p.read_text() for p in CSRC.glob("*.cpp")}
-    assert set(sources) == {"cuba.cpp", "conv.cpp", "draws.cpp", "bindings.cpp"}
+    built = {kernel.SOURCE, kernel.DRAWS, kernel.CONV, kernel.THREADS, kernel.BINDINGS}
+    assert set(sources) == {p.name for p in built}  # every source file is built, no other
+    assert {"cuba.cpp", "conv.cpp", "draws.cpp", "threads.cpp", "bindings.cpp"} == set(sources)
     modules = [name for name, text in sources.items() if "PYBIND11_MODULE" in text]
     assert modules == ["bindings.cpp"]
     assert all('#include "randhet.h"' in text for text in sources.values())
