@@ -1,9 +1,9 @@
 // What randhet's C++ extension shares across its files (cuba.cpp: the integer integrators and
 // the training neuron; conv.cpp: a convolution synapse; draws.cpp: the decay draw and the
 // weight hook; threads.cpp: the threads' floating-point mode; bindings.cpp: the one Python
-// module): the build's vectorized clones, the
-// training neuron's options, the layout steps between torch's [.., T] tensors and the kernels'
-// 2-d buffers, and every function bindings.cpp exposes.
+// module): the build's vectorized clones, the training neuron's options, the layout steps
+// between torch's [.., T] tensors and the kernels' 2-d buffers, and every function
+// bindings.cpp exposes.
 #pragma once
 
 #include <torch/extension.h>
