@@ -57,6 +57,7 @@ from randhet.attack.base import Attack, attacker_surrogate
 from randhet.attack.members import ensemble_members
 from randhet.attack.settings import GRADIENT, ProtocolConfig, parse_surrogate
 from randhet.config import load_config, protocol_config
+from randhet.data import idx
 from randhet.data.datasets import load_digits_arrays
 from randhet.deploy.predictors import DeployedScores
 from randhet.export import export_run
@@ -69,17 +70,19 @@ CONFIG = harness.ROOT / "configs" / "mnist.toml"
 
 
 def write_digits_as_idx(root: Path) -> Path:
-    """The embedded digits, scaled 4x and cropped to 28x28, as MNIST's four IDX files."""
+    """The embedded digits, scaled 4x and cropped to 28x28, as MNIST's four IDX files (the
+    names and magic numbers :mod:`randhet.data.idx` reads)."""
     pixels, target = load_digits_arrays()  # [N, 1, 8, 8] in [0, 1]
-    images = np.kron(pixels[:, 0], np.ones((4, 4)))[:, 2:30, 2:30]
+    images = np.kron(pixels[:, 0], np.ones((4, 4)))[:, 2:2 + idx.SIDE, 2:2 + idx.SIDE]
     images = np.round(images * 255).astype(np.uint8)
     labels = target.astype(np.uint8)
-    for name, sl in (("train", slice(0, 1500)), ("t10k", slice(1500, None))):
+    for split, sl in (("train", slice(0, 1500)), ("test", slice(1500, None))):
         x, y = images[sl], labels[sl]
-        with gzip.open(root / f"{name}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">4I", 2051, len(x), 28, 28) + x.tobytes())
-        with gzip.open(root / f"{name}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">2I", 2049, len(y)) + y.tobytes())
+        image_file, label_file = idx.FILES[split]
+        with gzip.open(root / f"{image_file}.gz", "wb") as f:
+            f.write(struct.pack(">4I", idx.IMAGE_MAGIC, len(x), idx.SIDE, idx.SIDE) + x.tobytes())
+        with gzip.open(root / f"{label_file}.gz", "wb") as f:
+            f.write(struct.pack(">2I", idx.LABEL_MAGIC, len(y)) + y.tobytes())
     return root
 
 

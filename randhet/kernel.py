@@ -492,11 +492,10 @@ def neuron_forward(k: object, x: torch.Tensor, du: torch.Tensor, dv: torch.Tenso
     ext = _layout()
     x2, time_major = ext.drive_2d(x)
     u_steps, v_steps = has_steps(du, x), has_steps(dv, x)
-    o = opts
     spikes, yv, pu, pv = k.neuron_forward(  # type: ignore[attr-defined]
         x2, time_major, ext.laid_out(du, x, u_steps, time_major), u_steps,
-        ext.laid_out(dv, x, v_steps, time_major), v_steps, o.th_mode, o.th_int,  # type: ignore[attr-defined]
-        o.th_float, o.th_spike, o.grid, keep_post, keep_y, o.y_double)  # type: ignore[attr-defined]
+        ext.laid_out(dv, x, v_steps, time_major), v_steps, opts.th_mode, opts.th_int,  # type: ignore[attr-defined]
+        opts.th_float, opts.th_spike, opts.grid, keep_post, keep_y, opts.y_double)  # type: ignore[attr-defined]
     post = (ext.from_steps(pu, x.shape), ext.from_steps(pv, x.shape)) if keep_post else None
     return (ext.from_2d(spikes, x.shape, time_major),
             ext.from_steps(yv, x.shape) if keep_y else None, post)
@@ -527,11 +526,10 @@ def neuron_backward(k: object, g_s: torch.Tensor, yv: torch.Tensor, du: torch.Te
     u_steps, v_steps = has_steps(du, g_s), has_steps(dv, g_s)
     pu, pv = ((ext.like(p, True) for p in post) if post is not None
               else (g_s.new_empty(0),) * 2)
-    o = opts
     gx, ddu, ddv = k.neuron_backward(  # type: ignore[attr-defined]
-        g2, time_major, ext.like(yv, True), o.surrogate, o.th_spike, o.tau, o.scale,  # type: ignore[attr-defined]
-        o.grid, ext.laid_out(du, g_s, u_steps, time_major), u_steps,  # type: ignore[attr-defined]
-        ext.laid_out(dv, g_s, v_steps, time_major), v_steps, o.acc_double, pu, pv)  # type: ignore[attr-defined]
+        g2, time_major, ext.like(yv, True), opts.surrogate, opts.th_spike, opts.tau,  # type: ignore[attr-defined]
+        opts.scale, opts.grid, ext.laid_out(du, g_s, u_steps, time_major), u_steps,  # type: ignore[attr-defined]
+        ext.laid_out(dv, g_s, v_steps, time_major), v_steps, opts.acc_double, pu, pv)  # type: ignore[attr-defined]
     shape = g_s.shape
     grad_x = ext.from_2d(gx, shape, time_major)
     if post is None:
