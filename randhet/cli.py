@@ -152,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "writes robustness.json and robustness.png.")
     p.add_argument("run_dir", help="folder written by 'randhet train'")
     _add_attack_args(p)
-    _add_output_args(p, "RUN_DIR")
+    p.add_argument("--randomness-off", action="store_true",
+                   help="attack the sigma = 0 twin of the run's weights (mean decays, no "
+                   "draws), deployed from its own network.net; default --out: RUN_DIR/sigma0")
+    _add_output_args(p, "RUN_DIR (RUN_DIR/sigma0 with --randomness-off)")
 
     p = sub.add_parser("compare", help="a grid of config values, each RandHet cell beside its "
                        "sigma = 0 control, over several training seeds",
@@ -365,12 +368,13 @@ def cmd_profile(args: argparse.Namespace) -> ProfileReport:
 
 
 def cmd_attack(args: argparse.Namespace) -> RobustnessResult:
-    from randhet.attack.run import attack_run  # the stage, on use
+    from randhet.attack.run import attack_folder, attack_run  # the stage, on use
 
     result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
-                        progress=not args.quiet, transfer_from=args.transfer_from)
+                        progress=not args.quiet, transfer_from=args.transfer_from,
+                        randomness_off=args.randomness_off)
     print("\n".join(result.summary))
-    out = results_folder(args.out, args.run_dir)
+    out = attack_folder(args.run_dir, args.out, args.randomness_off)
     print(f"results: {out}/robustness.json, {out}/robustness.png")
     return result
 

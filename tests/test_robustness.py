@@ -94,6 +94,38 @@ def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_
     assert main(["attack", str(tmp_path / "nope")]) == 2
 
 
+def test_randomness_off_attacks_the_deterministic_twin_in_its_own_folder(
+        tiny_run: Path, tmp_path: Path, capsys) -> None:
+    from randhet.attack.run import attack_folder
+    from randhet.network import read_network
+
+    own = (tiny_run / "network.net").read_bytes()
+    out = tmp_path / "twin"
+    args = ["attack", str(tiny_run), "--randomness-off", "--eps", "0,0.1", "--attacks",
+            "fgsm", "--eot", "2", "--draws", "4", "--selection-draws", "2", "--samples", "24",
+            "--doublings", "0", "--max-doublings", "1", "--target", "torch,emulator",
+            "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    assert "sigma = 0 twin of" in capsys.readouterr().out
+    report = json.loads((out / "robustness.json").read_text())
+    assert report["sigma"] == 0.0 and report["trained_sigma"] == 1.0
+    assert report["randomness_off"] is True
+    assert read_network(out / "network.net").spec.neuron.sigma == 0.0
+    assert (tiny_run / "network.net").read_bytes() == own  # the run's own file is untouched
+    for curve in report["ensemble"]:  # no draws: every scoring draw gives the same answer
+        assert all(p["worst_case"] == p["mean"] for p in curve["points"])
+    randomized = json.loads(json.dumps(attack_run(  # the same settings on the run as trained
+        tiny_run, ProtocolConfig(eps=(0.0, 0.1), attacks=("fgsm",), eot=2, draws=4,
+                                 selection_draws=2, samples=24, doublings=0, max_doublings=1,
+                                 targets=("torch", "emulator")),
+        tmp_path / "as-trained", progress=False).to_json()))
+    assert randomized["sigma"] == 1.0 and randomized["randomness_off"] is False
+    assert any(p["worst_case"] < p["mean"] for c in randomized["ensemble"]
+               for p in c["points"])
+    assert attack_folder(tiny_run, None, randomness_off=True) == tiny_run / "sigma0"
+    assert attack_folder(tiny_run, None) == tiny_run
+
+
 def test_scoring_reports_mean_spread_and_worst_case() -> None:
     y = torch.tensor([0, 1, 2, 3])
     answers = [[0, 1, 2, 0], [0, 1, 0, 0], [0, 1, 2, 3]]  # three draws

@@ -22,6 +22,7 @@ from randhet.network import read_network
 from randhet.plots import plot_robustness
 from randhet.runs import open_run
 
+SIGMA0 = "sigma0"  # attack --randomness-off's default folder inside the run
 PARTIAL = "robustness.partial"  # finished units of an unfinished run (removed when complete)
 # bumped when a unit's seeding or content changes, so an older run's units are not reused
 PROTOCOL_VERSION = 4  # 2: per-unit attack seeds; 3: ties and silent outputs are wrong; 4: the
@@ -29,7 +30,7 @@ PROTOCOL_VERSION = 4  # 2: per-unit attack seeds; 3: ties and silent outputs are
 
 
 def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
-                 transfer_from: str | Path | None) -> dict[str, Any]:
+                 transfer_from: str | Path | None, randomness_off: bool) -> dict[str, Any]:
     """What the units' results depend on: settings, data and the networks' bytes."""
     files = [run / "network.pt", run / "network.net"]
     if transfer_from is not None:
@@ -37,6 +38,7 @@ def _fingerprint(run: Path, cfg: ProtocolConfig, run_cfg: dict[str, Any],
     return {
         "protocol_version": PROTOCOL_VERSION,
         "protocol": cfg.to_dict(),
+        "randomness_off": randomness_off,
         "data": run_cfg["data"],
         "networks": {str(f): digest(f.read_bytes()) for f in files if f.is_file()},
     }
@@ -64,9 +66,17 @@ class AttackSpeed:
                 f"{self.threads} thread(s))")
 
 
+def attack_folder(run_dir: str | Path, out_dir: str | Path | None,
+                  randomness_off: bool = False) -> Path:
+    """Where ``attack_run`` writes: ``out_dir``, else the run folder, or its ``sigma0/``
+    subfolder for the sigma = 0 twin (so the twin never overwrites the run's own report)."""
+    return results_folder(out_dir, Path(run_dir) / SIGMA0 if randomness_off else run_dir)
+
+
 def attack_run(
     run_dir: str | Path, cfg: ProtocolConfig, out_dir: str | Path | None = None,
     progress: bool = True, transfer_from: str | Path | None = None,
+    randomness_off: bool = False,
 ) -> RobustnessResult:
     """Attack the run's best checkpoint on its test split; writes robustness.json and .png.
 
@@ -75,20 +85,29 @@ def attack_run(
 
     ``transfer_from``: another run folder whose model crafts the transfer attack (default: the
     sigma = 0 twin of this run's weights). Under torchrun every rank attacks its chunks of the
-    samples and rank 0 writes the gathered result (see :func:`run_protocol`)."""
+    samples and rank 0 writes the gathered result (see :func:`run_protocol`).
+
+    ``randomness_off``: attack the sigma = 0 twin of the run's weights (mean decays, no draws),
+    deployed from its own ``network.net`` in the output folder (default ``RUN_DIR/sigma0/``):
+    the whole protocol on RandHet-trained weights deployed deterministically."""
     cfg.check()
     opened = open_run(run_dir)
     run, run_cfg = opened.path, opened.config
     model = opened.model()
+    trained_sigma = model.spec.neuron.sigma
+    if randomness_off:
+        model = model.randomness_off_twin()
     data = opened.data()
     n = min(cfg.samples, len(data.x_test))
     x = torch.as_tensor(data.x_test[:n])
     y = torch.as_tensor(data.y_test[:n])
+    out = attack_folder(run, out_dir, randomness_off)
     deployed = None
     if {"emulator", "lava"} & set(cfg.targets):
-        net_path = run / "network.net"
-        if not net_path.is_file() and dist.world().main:
-            export_run(run)
+        net_path = (out if randomness_off else run) / "network.net"
+        if dist.world().main and (randomness_off or not net_path.is_file()):
+            out.mkdir(parents=True, exist_ok=True)
+            export_run(run, net_path if randomness_off else None, randomness_off=randomness_off)
         dist.barrier()
         deployed = read_network(net_path)
     source = None
@@ -101,8 +120,8 @@ def attack_run(
         if source.spec.input_shape != model.spec.input_shape:
             raise UserError(f"--transfer-from {other}: its inputs {source.spec.input_shape} "
                             f"differ from {model.spec.input_shape}")
-    out = results_folder(out_dir, run)
-    cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from))
+    cache = UnitCache(out / PARTIAL, _fingerprint(run, cfg, run_cfg, transfer_from,
+                                                  randomness_off))
     result = run_protocol(model, x, y, cfg, deployed, progress, source, cache)
     runs = len(result.members) * sum(e > 0 for e in cfg.eps)
     speed = AttackSpeed(result.seconds, n, runs,
@@ -112,13 +131,16 @@ def attack_run(
         print(f"resumed: {cache.reused} finished unit(s) of an interrupted run were reused "
               f"from {out / PARTIAL}")
     result.run_info = {
-        "run": str(run), "sigma": model.spec.neuron.sigma,
+        "run": str(run), "sigma": model.spec.neuron.sigma, "trained_sigma": trained_sigma,
+        "randomness_off": randomness_off,
         "seeds": {"training": run_cfg["seed"], "data_split": run_cfg["data"]["split_seed"],
                   "attack_and_scoring": cfg.seed},
         "transfer_source": "sigma = 0 twin" if transfer_from is None else str(transfer_from),
         "speed": asdict(speed), "versions": library_versions(),
     }
-    result.summary = (*summary_lines(result), speed.line())
+    twin = (f"network: the sigma = 0 twin of {run} (trained at sigma {trained_sigma:g}): "
+            "mean decays, no draws",) if randomness_off else ()
+    result.summary = (*twin, *summary_lines(result), speed.line())
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "robustness.json", result.to_json())
