@@ -80,12 +80,14 @@ def profile_network(network: str | Path, **options: Any) -> ProfileReport:
 
 
 def attack_run(run_dir: str | Path, *, out_dir: str | Path | None = None, progress: bool = True,
-           transfer_from: str | Path | None = None, **settings: Any) -> RobustnessResult:
+               transfer_from: str | Path | None = None, randomness_off: bool = False,
+               **settings: Any) -> RobustnessResult:
     """``randhet attack``: the robustness protocol with the ``[attack]`` settings given as
     keywords (``eps``, ``attacks``, ``eot``, ``steps``, ``restarts``, ``draws``, ``samples``,
     ``batch_size``, ``targets``, ``losses``, ``readouts``, ``surrogates``, ``seed``, ...: the
     keys of the ``[attack]`` table; the rest take the defaults); returns the typed result
-    (``.to_json()`` is ``robustness.json``'s content)."""
+    (``.to_json()`` is ``robustness.json``'s content). ``randomness_off``: attack the run's
+    sigma = 0 twin instead (results in ``RUN/sigma0/`` unless ``out_dir``)."""
     cfg = ProtocolConfig.from_table(settings, name=lambda key: f"attack setting '{key}'")
     return _attack.attack_run(run_dir, cfg, out_dir, progress=progress,
-                              transfer_from=transfer_from)
+                              transfer_from=transfer_from, randomness_off=randomness_off)
