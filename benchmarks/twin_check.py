@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import harness
-import numpy as np
 
 import randhet  # noqa: F401  (Lava compatibility fix first)
 from randhet.attack.run import attack_folder, attack_run
 from randhet.config import load_config, protocol_config
 from randhet.deploy.pipeline import deploy
+from randhet.experiments.results import SeedStat
 from randhet.experiments.saved import train_resuming
 from randhet.export import export_run
 from randhet.io import write_text
@@ -112,7 +112,8 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
 
 
 def _stat(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+    """Mean, population std and count over seeds, as compare.json writes them."""
+    return SeedStat.of(list(values)).to_dict()
 
 
 def summary(rows: list[Measured]) -> dict:
