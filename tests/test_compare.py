@@ -76,7 +76,8 @@ def test_grid_values_cells_controls_and_the_profile_mapping(make_tiny_config) ->
 def _config_file(tmp_path: Path, make_tiny_config, *extra: str) -> Path:
     cfg = make_tiny_config(
         "name=tiny", "train.epochs=1", "data.limit=300", "attack.eps=[0, 0.2, 0.4]",
-        "attack.attacks=[\"fgsm\", \"pgd\"]", "attack.eot=2", "attack.steps=2",
+        "attack.attacks=[\"fgsm\", \"pgd\", \"square\"]", "attack.square_steps=4",
+        "attack.square_draws=2", "attack.eot=2", "attack.steps=2",
         "attack.restarts=1", "attack.draws=2", "attack.samples=24", "attack.batch_size=24",
         "attack.targets=[\"torch\", \"emulator\"]", "attack.readouts=[\"counts\"]",
         "attack.surrogates=[\"trained\"]", "attack.losses=[\"ce\"]", "attack.doublings=1",
@@ -132,6 +133,17 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
         assert fit["cores"]["mean"] >= 2 and fit["chips"]["mean"] >= 1
         writes = fit["redraw_writes_per_sample"]["mean"]
         assert writes == 0 if r["cell"]["neuron.sigma"] == 0 else writes > 0
+        # each kind's strongest member alone, as the run's robustness.json has the members
+        members = json.loads((Path(seed["run"]) / "robustness.json").read_text())["per_attack"]
+        for kind, free in (("strongest_gradient", False), ("strongest_gradient_free", True)):
+            curves = [m for m in members if m["name"].startswith("square@") == free]
+            assert len(curves) == 2  # fgsm and pgd; Square on torch and on the emulator
+            want = [min(c["points"][i]["mean"] for c in curves) for i in range(3)]
+            assert seed[kind] == pytest.approx(want)
+            assert [p["mean"] for p in r[kind]] == pytest.approx(want)
+        control_free = control["per_seed"][0]["strongest_gradient_free"]
+        assert [p["mean"] for p in r["strongest_gradient_free_delta"]] == pytest.approx(
+            [a - b for a, b in zip(seed["strongest_gradient_free"], control_free, strict=True)])
     assert rows[0]["clean_accuracy_delta"]["mean"] == 0
     assert result["target"] == "emulator"
     # hand count: dense 24 and dense 10, one core each (loihi2's core size), 2 profiles each:
@@ -140,8 +152,11 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     assert rows[2]["fit"]["redraw_writes_per_sample"]["mean"] == 2 * (24 + 10)
 
     table = (out / "compare.md").read_text()
-    body = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    parts = table.split("\n\n")  # the table, the per-kind table's title, it, the notes
+    body = [ln for ln in parts[0].splitlines() if ln.startswith("| ")]
     assert len(body) == 4  # header and one row per network: the shared control shown once
+    kind_rows = [ln for ln in parts[2].splitlines() if ln.startswith("| ")]
+    assert len(kind_rows) == 4 and "gradient-free alone @ 0.4 (Δ)" in kind_rows[0]
     assert "| 0† | any |" in body[1]
     assert "Δ clean" in body[0] and "robust @ 0.2 (Δ)" in body[0] and "robust AUC" in body[0]
     assert "control" in body[1] and "loihi2 cores / chips" in body[0]
@@ -156,6 +171,25 @@ def test_compare_grid_trains_each_cell_once_reads_it_against_its_control_and_res
     again = json.loads((out / "compare.json").read_text())
     assert again["computed"] == [] and [p.stat().st_mtime_ns for p in cells] == stamps
     assert again["rows"] == rows
+
+    # a cell.json from before the per-kind columns: filled from its robustness.json, rewritten
+    old = json.loads(cells[0].read_text())
+    want = old.pop("strongest_gradient"), old.pop("strongest_gradient_free")
+    cells[0].write_text(json.dumps(old))
+    assert main(args) == 0
+    assert json.loads((out / "compare.json").read_text())["rows"] == rows
+    new = json.loads(cells[0].read_text())
+    assert (new["strongest_gradient"], new["strongest_gradient_free"]) == want
+    # ... but not from a robustness.json measured with other settings: refused, one line
+    cells[0].write_text(json.dumps(old))
+    rob = cells[0].parent / "robustness.json"
+    saved = json.loads(rob.read_text())
+    rob.write_text(json.dumps({**saved, "config": {**saved["config"], "steps": 99}}))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "robustness.json" in err[0] and "other attack settings" in err[0]
+    rob.write_text(json.dumps(saved))
 
     # the same folder with another config: refused, one line
     other = _config_file(tmp_path, make_tiny_config, "train.lr=0.02")

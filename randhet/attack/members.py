@@ -35,6 +35,18 @@ class Member:
         return f"{self.attack}/{self.loss}/{self.readout}/{self.surrogate}"
 
 
+def attack_of(name: str) -> str:
+    """The attack a :attr:`Member.name` names: ``apgd/ce/counts/trained`` -> ``apgd``,
+    ``square@emulator`` -> ``square``."""
+    return name.split("@")[0].split("/")[0]
+
+
+def follows_gradient(name: str) -> bool:
+    """Whether the member called ``name`` follows an input gradient (FGSM, PGD, APGD); the
+    others (Square) read only outputs."""
+    return attack_of(name) in GRADIENT
+
+
 def _spiking(model: torch.nn.Module) -> bool:
     return any(hasattr(m, "surrogate_width") for m in model.modules())
 

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from randhet.attack.members import follows_gradient
 from randhet.attack.settings import ProtocolConfig
+from randhet.errors import UserError
+
+ROBUSTNESS_FILE = "robustness.json"  # what one protocol run writes in the run folder
 
 
 class UnitKey(NamedTuple):
@@ -48,6 +54,11 @@ class Curve:
 
     def at(self, eps: float) -> Point | None:
         return next((p for p in self.points if p.eps == eps), None)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Curve:
+        """Read back from ``robustness.json`` (the keys :func:`dataclasses.asdict` writes)."""
+        return Curve(d["name"], d["target"], tuple(Point(**p) for p in d["points"]), d["auc"])
 
 
 @dataclass(frozen=True)
@@ -149,9 +160,36 @@ class RobustnessResult:
     def flags_ok(self) -> bool:
         return all(f.ok for f in self.flags)
 
+    def strongest_alone(self, gradient: bool) -> tuple[float | None, ...]:
+        """Per eps of the settings, the lowest accuracy any one member of a kind reached alone
+        (``gradient``: FGSM, PGD, APGD; else the gradient-free members, Square) at its last
+        budget, torch scoring; None where no member of that kind ran."""
+        return strongest_alone(self.per_attack, self.config.eps, gradient)
+
     def to_json(self) -> dict[str, Any]:
         """The content of ``robustness.json``."""
         out = asdict(self)
         out["config"] = self.config.to_dict()
         info = out.pop("run_info")
         return {**out, **info}
+
+
+def strongest_alone(per_attack: tuple[Curve, ...], eps: tuple[float, ...] | list[float],
+                    gradient: bool) -> tuple[float | None, ...]:
+    """:meth:`RobustnessResult.strongest_alone` on member curves (as ``robustness.json``'s
+    ``per_attack`` holds them)."""
+    kind = [c for c in per_attack if follows_gradient(c.name) == gradient]
+    out: list[float | None] = []
+    for e in eps:
+        points = [p for c in kind if (p := c.at(e)) is not None]
+        out.append(min(p.mean for p in points) if points else None)
+    return tuple(out)
+
+
+def read_per_attack(path: Path, config: ProtocolConfig) -> tuple[Curve, ...]:
+    """The member curves of the ``robustness.json`` at ``path``; refused in one line when it
+    was measured with other protocol settings than ``config``."""
+    saved = json.loads(path.read_text())
+    if saved["config"] != json.loads(json.dumps(config.to_dict())):
+        raise UserError(f"{path} was measured with other attack settings than this run's")
+    return tuple(Curve.from_dict(c) for c in saved["per_attack"])

@@ -13,7 +13,7 @@ from randhet import kernel
 from randhet.attack.cache import UnitCache, digest
 from randhet.attack.protocol import run_protocol
 from randhet.attack.report import summary_lines
-from randhet.attack.results import RobustnessResult
+from randhet.attack.results import ROBUSTNESS_FILE, RobustnessResult
 from randhet.attack.settings import ProtocolConfig
 from randhet.errors import UserError
 from randhet.export import export_run
@@ -143,7 +143,7 @@ def attack_run(
     result.summary = (*twin, *summary_lines(result), speed.line())
     if dist.world().main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "robustness.json", result.to_json())
+        write_json(out / ROBUSTNESS_FILE, result.to_json())
         plot_robustness(result, out / "robustness.png")
     cache.remove()  # complete: the per-unit results are in robustness.json
     return result

@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from randhet.attack.results import ROBUSTNESS_FILE, read_per_attack, strongest_alone
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
@@ -260,6 +261,8 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
         worst_case_accuracy=tuple(p.worst_case for p in ensemble.points),
         converged=tuple(c.converged for c in rob.convergence),
         attacks=tuple(rob.members),
+        strongest_gradient=rob.strongest_alone(gradient=True),
+        strongest_gradient_free=rob.strongest_alone(gradient=False),
         flags_ok={f.name: f.ok for f in rob.flags},
         all_flags_ok=rob.flags_ok,
         fit=_fit(dep.cost.fit, dep.samples),
@@ -275,6 +278,9 @@ def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
                       "protocol": protocol.to_dict()})
     saved = read_saved(path, ident)
     if saved is not None:
+        if "strongest_gradient" not in saved:  # a cell.json from before these columns
+            saved = {**saved, **_strongest(run, protocol)}
+            write_json(path, saved)
         return CellRecord.from_dict(saved), False
     record = CellRecord(ident["seed"], ident["overrides"], ident["config"], ident["protocol"],
                         str(run), measure_cell(run, cfg, protocol, progress))
@@ -282,15 +288,27 @@ def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
     return record, True
 
 
+def _strongest(run: Path, protocol: ProtocolConfig) -> dict[str, list[float | None]]:
+    """The strongest member of each kind per eps, read from the run's ``robustness.json``
+    (which the saved cell was computed from; refused when its settings differ)."""
+    curves = read_per_attack(run / ROBUSTNESS_FILE, protocol)
+    return {"strongest_gradient": list(strongest_alone(curves, protocol.eps, True)),
+            "strongest_gradient_free": list(strongest_alone(curves, protocol.eps, False))}
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def _row(c: Cell, control: Cell, eps: list[float]) -> Row:
     """One cell's row: mean/std/n over seeds, deltas against its control paired by seed."""
     ps = [r.result for r in c.per_seed]
     base = [r.result for r in control.per_seed]
 
-    def delta(get: Callable[[CellResult], float]) -> SeedStat:
-        return SeedStat.of([get(r) - get(k) for r, k in zip(ps, base, strict=True)])
+    def delta(get: Callable[[CellResult], float | None]) -> SeedStat:
+        return SeedStat.of([_minus(get(r), get(k)) for r, k in zip(ps, base, strict=True)])
 
-    def per_eps(get: Callable[[CellResult, int], float], paired: bool = False
+    def per_eps(get: Callable[[CellResult, int], float | None], paired: bool = False
                 ) -> tuple[EpsStat, ...]:
         return tuple(EpsStat(e, delta(lambda r, i=i: get(r, i)) if paired
                              else SeedStat.of([get(r, i) for r in ps]))
@@ -312,6 +330,10 @@ def _row(c: Cell, control: Cell, eps: list[float]) -> Row:
         robust_auc=SeedStat.of([r.robust_auc for r in ps]),
         robust_auc_delta=delta(lambda r: r.robust_auc),
         worst_case_accuracy=per_eps(lambda r, i: r.worst_case_accuracy[i]),
+        strongest_gradient=per_eps(lambda r, i: r.strongest_gradient[i]),
+        strongest_gradient_free=per_eps(lambda r, i: r.strongest_gradient_free[i]),
+        strongest_gradient_free_delta=per_eps(lambda r, i: r.strongest_gradient_free[i],
+                                              paired=True),
         activation_sparsity=SeedStat.of([r.activation_sparsity for r in ps]),
         energy_joules_per_sample=SeedStat.of([r.energy_joules_per_sample for r in ps]),
         fit=RowFit(profile=fit[0].profile, fits=all(f.fits for f in fit),
@@ -338,6 +360,12 @@ DEFINITIONS = {
                   "normalised by the eps range",
     "worst_case_accuracy": "per eps, the ensemble's inputs classified correctly on every "
                            "scoring draw",
+    "strongest_gradient": "per eps, the lowest accuracy one gradient member (FGSM, PGD, APGD "
+                          "with one loss, readout and surrogate) reached alone at its last "
+                          "budget, torch scoring, mean over scoring draws",
+    "strongest_gradient_free": "the same for the gradient-free members (Square); where it is "
+                               "below strongest_gradient the gradients are masked and the "
+                               "ensemble rests on Square's query budget",
     "activation_sparsity": "1 - mean spike rate of the deployed network's layers (emulator)",
     "energy_joules_per_sample": "dynamic energy per sample, the deploy profile's lower-bound "
                                 "proxy estimate",
@@ -419,6 +447,31 @@ def _value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _kind_table(result: CompareResult, keys: list[str], positive: list[int]) -> list[str]:
+    """Each row's strongest gradient member and strongest gradient-free member alone, per eps:
+    where the gradient-free one is the stronger, the gradients are masked."""
+    eps = [p.eps for p in result.rows[0].robust_accuracy]
+    head = [k.split(".")[-1] for k in keys]
+    for i in positive:
+        head += [f"gradient alone @ {eps[i]:.3g}", f"gradient-free alone @ {eps[i]:.3g} (Δ)"]
+    lines = ["Each kind of attack alone (torch scoring; the strongest member of the kind):",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shown: set[Any] = set()
+    for index, row in enumerate(result.rows):
+        if row.shared_training and row.training in shown:
+            continue
+        shown.add(row.training)
+        cells = [("any" if row.shared_training and k == GRANULARITY else _value(row.cell[k]))
+                 for k in keys]
+        for i in positive:
+            d = "" if row.control == index else (
+                f" ({_signed(row.strongest_gradient_free_delta[i].stat)})")
+            cells += [_pm(row.strongest_gradient[i].stat),
+                      _pm(row.strongest_gradient_free[i].stat) + d]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_table(result: CompareResult) -> str:
     """One table, a row per cell: mean ± std over seeds, deltas against the sigma = 0 control."""
     keys = [k for k, _ in result.grid]
@@ -459,6 +512,7 @@ def markdown_table(result: CompareResult) -> str:
         cells.append(_pm(fit.redraw_writes_per_sample, digits=0))
         cells.append(_pm(row.energy_joules_per_sample, 1e6, 4))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *_kind_table(result, keys, positive)]
     n = len(result.seeds)
     target = result.target
     notes = [
@@ -485,6 +539,12 @@ def markdown_table(result: CompareResult) -> str:
         "- redraw writes/sample: decay-register writes per sample to redraw the profiles on "
         f"{result.fit_profile} (0: no redraw).",
         "- energy/sample: dynamic energy, the deploy profile's lower-bound proxy estimate.",
+        "- gradient alone / gradient-free alone: per eps, the lowest accuracy one member of "
+        "the kind reached alone (gradient: FGSM, PGD, APGD with one loss, readout and "
+        "surrogate; gradient-free: Square), at its last budget, torch scoring. Where "
+        "gradient-free is the lower, the gradients are masked: the ensemble then rests on "
+        "Square's query budget, and a robust gain that Square alone does not show is a gain "
+        "against the gradient attacks only.",
     ]
     if result.grid_note:
         notes.append(f"- note: {result.grid_note}.")

@@ -78,6 +78,9 @@ class CellResult:
     worst_case_accuracy: tuple[float, ...]
     converged: tuple[bool, ...]  # the budget ladder, per eps
     attacks: tuple[str, ...]  # the ensemble's members
+    # per eps, the strongest single member of each kind alone (torch scoring, last budget)
+    strongest_gradient: tuple[float | None, ...]
+    strongest_gradient_free: tuple[float | None, ...]
     flags_ok: dict[str, bool]
     all_flags_ok: bool
     fit: CellFit
@@ -96,6 +99,8 @@ class CellResult:
             robust_accuracy=tuple(d["robust_accuracy"]), robust_auc=d["robust_auc"],
             worst_case_accuracy=tuple(d["worst_case_accuracy"]),
             converged=tuple(d["converged"]), attacks=tuple(d["attacks"]),
+            strongest_gradient=tuple(d["strongest_gradient"]),
+            strongest_gradient_free=tuple(d["strongest_gradient_free"]),
             flags_ok=dict(d["flags_ok"]), all_flags_ok=d["all_flags_ok"],
             fit=CellFit(**d["fit"]))
 
@@ -163,6 +168,9 @@ class Row:
     robust_auc: SeedStat
     robust_auc_delta: SeedStat
     worst_case_accuracy: tuple[EpsStat, ...]
+    strongest_gradient: tuple[EpsStat, ...]
+    strongest_gradient_free: tuple[EpsStat, ...]
+    strongest_gradient_free_delta: tuple[EpsStat, ...]
     activation_sparsity: SeedStat
     energy_joules_per_sample: SeedStat
     fit: RowFit
@@ -182,6 +190,10 @@ class Row:
             "robust_auc": self.robust_auc.to_dict(),
             "robust_auc_delta": self.robust_auc_delta.to_dict(),
             "worst_case_accuracy": [p.to_dict() for p in self.worst_case_accuracy],
+            "strongest_gradient": [p.to_dict() for p in self.strongest_gradient],
+            "strongest_gradient_free": [p.to_dict() for p in self.strongest_gradient_free],
+            "strongest_gradient_free_delta": [p.to_dict()
+                                              for p in self.strongest_gradient_free_delta],
             "activation_sparsity": self.activation_sparsity.to_dict(),
             "energy_joules_per_sample": self.energy_joules_per_sample.to_dict(),
             "fit": self.fit.to_dict(),
