@@ -13,9 +13,10 @@ For every seed, three networks of ``configs/digits.toml`` at ``--timesteps`` ste
   (``randhet attack RUN --randomness-off``, ``randhet export RUN --randomness-off``).
 
 Each is attacked with the config's ``[attack]`` table scored on torch and the emulator (as
-``randhet compare`` does) and deployed on the emulator over the whole test split (clean
-accuracy, sparsity, energy, fit on ``deploy.profile``). Finished stages in the run folders are
-reused (a training that is done, a ``robustness.json`` with these settings, a
+``randhet compare`` does; each kind of attack alone too: the strongest gradient member and the
+strongest gradient-free one, torch scoring) and deployed on the emulator over the whole test
+split (clean accuracy, sparsity, energy, fit on ``deploy.profile``). Finished stages in the
+run folders are reused (a training that is done, a ``robustness.json`` with these settings, a
 ``deploy.json``), so an interrupted run resumes. Writes ``--out-json`` and a Markdown table
 beside it: per network and seed the emulator's ensemble accuracy with its 95 % interval, the
 budget ladder's verdict and the flags that failed; mean ± std over seeds; the paired
@@ -32,6 +33,7 @@ from pathlib import Path
 import harness
 
 import randhet  # noqa: F401  (Lava compatibility fix first)
+from randhet.attack.results import ROBUSTNESS_FILE, read_per_attack, strongest_alone
 from randhet.attack.run import attack_folder, attack_run
 from randhet.config import load_config, protocol_config
 from randhet.deploy.pipeline import deploy
@@ -64,6 +66,8 @@ class Measured:
     robust_auc: float
     not_converged_at: tuple[float, ...]
     failed_flags: tuple[str, ...]
+    strongest_gradient: tuple[float | None, ...]  # one member of the kind alone, torch
+    strongest_gradient_free: tuple[float | None, ...]
     attack_seconds: float
 
 
@@ -94,6 +98,7 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
     if not (folder / "deploy.json").is_file():
         deploy(net, backend="emulator", samples=0, profile=cfg["deploy"]["profile"],
                seed=cfg["deploy"]["seed"], out_dir=folder, progress=progress)
+    curves = read_per_attack(folder / ROBUSTNESS_FILE, protocol)
     rob = json.loads((folder / "robustness.json").read_text())
     dep = json.loads((folder / "deploy.json").read_text())
     heads = [h for h in rob["headline"] if h["target"] == TARGET]
@@ -108,6 +113,8 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
         worst_case=tuple(h["worst_case"] for h in heads), robust_auc=ensemble["auc"],
         not_converged_at=tuple(c["eps"] for c in rob["convergence"] if not c["converged"]),
         failed_flags=tuple(f["name"] for f in rob["flags"] if not f["ok"]),
+        strongest_gradient=strongest_alone(curves, protocol.eps, True),
+        strongest_gradient_free=strongest_alone(curves, protocol.eps, False),
         attack_seconds=rob["seconds"])
 
 
@@ -127,6 +134,10 @@ def summary(rows: list[Measured]) -> dict:
                "activation_sparsity": r.activation_sparsity,
                "energy_joules_per_sample": r.energy_joules_per_sample}
         out.update({f"robust@{e:g}": a for e, a in zip(eps, r.robust_accuracy, strict=True)})
+        out.update({f"gradient_free@{e:g}": a for e, a in
+                    zip(eps, r.strongest_gradient_free, strict=True) if a is not None})
+        out.update({f"gradient@{e:g}": a for e, a in
+                    zip(eps, r.strongest_gradient, strict=True) if a is not None})
         return out
 
     per = {k: {name: _stat([numbers(by[k, s])[name] for s in seeds])
@@ -142,9 +153,12 @@ def summary(rows: list[Measured]) -> dict:
 def table(rows: list[Measured], summ: dict) -> str:
     """The Markdown table: mean ± std over seeds, (paired Δ against the control)."""
     eps = [e for e in summ["eps"] if e > 0]
-    cols = ["clean_accuracy", *[f"robust@{e:g}" for e in eps], "robust_auc"]
+    cols = ["clean_accuracy", *[f"robust@{e:g}" for e in eps], "robust_auc",
+            *[f"gradient@{e:g}" for e in eps], *[f"gradient_free@{e:g}" for e in eps]]
     head = ["network", "clean acc (Δ)", *[f"ensemble @ {e:g} (Δ)" for e in eps],
-            "AUC (Δ)", "sparsity", "energy / sample (µJ)"]
+            "AUC (Δ)", *[f"gradient alone @ {e:g} (Δ)" for e in eps],
+            *[f"gradient-free alone @ {e:g} (Δ)" for e in eps], "sparsity",
+            "energy / sample (µJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for kind in KINDS:
         per = summ["per_network"][kind]
