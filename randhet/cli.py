@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("attack", help="the robustness protocol on a trained run",
                        description="Attack a trained run (white-box, EOT) and score the "
                        "adversarial inputs on the float, torch, emulated and Lava networks; "
-                       "writes robustness.json and robustness.png.")
+                       "writes robustness.json and robustness.png. Every setting not given "
+                       "as a flag is the run's own [attack] table (its config.toml).")
     p.add_argument("run_dir", help="folder written by 'randhet train'")
     _add_attack_args(p)
     p.add_argument("--randomness-off", action="store_true",
@@ -207,71 +208,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_attack_args(p: argparse.ArgumentParser) -> None:
-    d = ProtocolConfig().to_table()
-    p.add_argument("--eps", default=",".join(f"{e:g}" for e in d["eps"]),
-                   help="comma-separated L-inf budgets on [0, 1] pixels, fractions allowed "
-                   "(e.g. 0,1/255,2/255,4/255,8/255)")
-    p.add_argument("--attacks", default=",".join(d["attacks"]),
-                   help=f"comma-separated: {', '.join(ATTACK_NAMES)}")
-    p.add_argument("--losses", default=",".join(d["losses"]),
-                   help=f"losses of the gradient members: {', '.join(LOSS_NAMES)}")
-    p.add_argument("--readouts", default=",".join(d["readouts"]),
-                   help="scores the losses are taken on: counts (output spikes), voltage, "
-                   "current (the output layer's, summed over time)")
-    p.add_argument("--surrogates", default=",".join(d["surrogates"]),
-                   help="attacker's spike surrogates: trained, straight-through, width=W "
-                   "(SLAYER's exponential, W thresholds wide)")
-    p.add_argument("--eot", type=int, default=d["eot"], help="fresh draws per gradient (EOT)")
-    p.add_argument("--steps", type=int, default=d["steps"],
-                   help="iterations of PGD/APGD at the first budget")
-    p.add_argument("--restarts", type=int, default=d["restarts"],
-                   help="PGD/APGD restarts at the first budget")
-    p.add_argument("--square-steps", type=int, default=d["square_steps"],
-                   help="Square's queries at the first budget")
-    p.add_argument("--square-draws", type=int, default=d["square_draws"],
+    """The protocol's flags; a flag not given takes the run's own ``[attack]`` table."""
+    p.add_argument("--eps", help="comma-separated L-inf budgets on [0, 1] pixels, fractions "
+                   "allowed (e.g. 0,1/255,2/255,4/255,8/255)")
+    p.add_argument("--attacks", help=f"comma-separated: {', '.join(ATTACK_NAMES)}")
+    p.add_argument("--losses", help=f"losses of the gradient members: {', '.join(LOSS_NAMES)}")
+    p.add_argument("--readouts", help="scores the losses are taken on: counts (output spikes), "
+                   "voltage, current (the output layer's, summed over time)")
+    p.add_argument("--surrogates", help="attacker's spike surrogates: trained, "
+                   "straight-through, width=W (SLAYER's exponential, W thresholds wide)")
+    p.add_argument("--eot", type=int, help="fresh draws per gradient (EOT)")
+    p.add_argument("--steps", type=int, help="iterations of PGD/APGD at the first budget")
+    p.add_argument("--restarts", type=int, help="PGD/APGD restarts at the first budget")
+    p.add_argument("--square-steps", type=int, help="Square's queries at the first budget")
+    p.add_argument("--square-draws", type=int,
                    help="fresh draws each Square query averages its margin over")
-    p.add_argument("--square-targets", default=",".join(d["square_targets"]),
+    p.add_argument("--square-targets",
                    help="what Square queries: torch, emulator (the deployed integer network)")
-    p.add_argument("--doublings", type=int, default=d["doublings"],
+    p.add_argument("--doublings", type=int,
                    help="budget doublings run at least (restarts, iterations, EOT in turn)")
-    p.add_argument("--max-doublings", type=int, default=d["max_doublings"],
+    p.add_argument("--max-doublings", type=int,
                    help="budget doublings at most (then: 'not converged')")
-    p.add_argument("--selection-draws", type=int, default=d["selection_draws"],
+    p.add_argument("--selection-draws", type=int,
                    help="fresh draws the ensemble chooses each sample's worst input on")
-    p.add_argument("--draws", type=int, default=d["draws"],
-                   help="independent fresh draws to score each chosen input")
-    p.add_argument("--samples", type=int, default=d["samples"], help="test samples attacked")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"],
-                   help="samples per chunk: the unit of seeding and, under torchrun, of the "
-                   "work each process takes")
-    p.add_argument("--target", default=",".join(d["targets"]),
-                   help=f"comma-separated scoring targets: {', '.join(TARGETS)} (torch always: "
-                   "the protocol's flags are computed on it)")
-    p.add_argument("--seed", type=int, default=d["seed"], help="attack and scoring seed")
+    p.add_argument("--draws", type=int, help="independent fresh draws to score each chosen input")
+    p.add_argument("--samples", type=int, help="test samples attacked")
+    p.add_argument("--batch-size", type=int, help="samples per chunk: the unit of seeding and, "
+                   "under torchrun, of the work each process takes")
+    p.add_argument("--target", help=f"comma-separated scoring targets: {', '.join(TARGETS)} "
+                   "(torch always: the protocol's flags are computed on it)")
+    p.add_argument("--seed", type=int, help="attack and scoring seed")
     p.add_argument("--transfer-from", metavar="RUN_DIR",
                    help="craft the transfer attack on this run (default: the sigma = 0 twin)")
 
 
-def _protocol_from_args(args: argparse.Namespace) -> ProtocolConfig:
-    """The attack flags as a settings table, validated by the attack package's own rules."""
-    try:
-        eps = as_eps_list(args.eps)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise UserError(f"--eps {args.eps!r}: {exc}") from None
+LIST_FLAGS = ("attacks", "losses", "readouts", "surrogates", "square_targets")
+INT_FLAGS = ("eot", "steps", "restarts", "square_steps", "square_draws", "doublings",
+             "max_doublings", "selection_draws", "draws", "samples", "batch_size", "seed")
+
+
+def _protocol_from_args(args: argparse.Namespace, run_table: dict[str, Any]) -> ProtocolConfig:
+    """The run's own ``[attack]`` table (``run_table``) with the flags given on top, validated
+    by the attack package's own rules (a bad value is named by its flag)."""
 
     def items(text: str) -> list[str]:
         return [t.strip() for t in text.split(",") if t.strip()]
 
-    table = {"eps": list(eps), "attacks": items(args.attacks), "targets": items(args.target),
-             "losses": items(args.losses), "readouts": items(args.readouts),
-             "surrogates": items(args.surrogates), "square_targets": items(args.square_targets),
-             "eot": args.eot, "steps": args.steps, "restarts": args.restarts,
-             "square_steps": args.square_steps, "square_draws": args.square_draws,
-             "doublings": args.doublings, "max_doublings": args.max_doublings,
-             "selection_draws": args.selection_draws, "draws": args.draws,
-             "samples": args.samples, "batch_size": args.batch_size, "seed": args.seed}
-    flags = {**{k: "--" + k.replace("_", "-") for k in table}, "targets": "--target"}
-    return ProtocolConfig.from_table(table, name=lambda k: flags.get(k, f"--{k}"))
+    flags: dict[str, Any] = {}
+    if args.eps is not None:
+        try:
+            flags["eps"] = list(as_eps_list(args.eps))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise UserError(f"--eps {args.eps!r}: {exc}") from None
+    if args.target is not None:
+        flags["targets"] = items(args.target)
+    flags.update({k: items(getattr(args, k)) for k in LIST_FLAGS
+                  if getattr(args, k) is not None})
+    flags.update({k: getattr(args, k) for k in INT_FLAGS if getattr(args, k) is not None})
+
+    def name(key: str) -> str:
+        if key not in flags:
+            return f"'attack.{key}' (the run's config)"
+        return "--target" if key == "targets" else "--" + key.replace("_", "-")
+
+    table = {**{k: v for k, v in run_table.items() if k != "enabled"}, **flags}
+    return ProtocolConfig.from_table(table, name=name)
 
 
 def _out_dir(args: argparse.Namespace, cfg: dict[str, Any]) -> Path:
@@ -369,8 +370,10 @@ def cmd_profile(args: argparse.Namespace) -> ProfileReport:
 
 def cmd_attack(args: argparse.Namespace) -> RobustnessResult:
     from randhet.attack.run import attack_folder, attack_run  # the stage, on use
+    from randhet.runs import open_run  # the stage, on use
 
-    result = attack_run(args.run_dir, _protocol_from_args(args), args.out,
+    run_table = open_run(args.run_dir).config.get("attack", {})
+    result = attack_run(args.run_dir, _protocol_from_args(args, run_table), args.out,
                         progress=not args.quiet, transfer_from=args.transfer_from,
                         randomness_off=args.randomness_off)
     print("\n".join(result.summary))

@@ -4,6 +4,7 @@ targets, the Lava spot check and the CLI (randhet compare: tests/test_compare.py
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,29 @@ def test_attack_cli_writes_the_report_and_refuses_bad_input(tiny_run: Path, tmp_
     assert main(["attack", str(tiny_run), "--surrogates", "sharp", "--out", str(tmp_path)]) == 2
     assert "width=W" in capsys.readouterr().err
     assert main(["attack", str(tiny_run), "--max-doublings", "1", "--out", str(tmp_path)]) == 2
-    assert "--max-doublings must be at least --doublings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--max-doublings must be at least 'attack.doublings' (the run's config)" in err
     assert main(["attack", str(tmp_path / "nope")]) == 2
+
+
+def test_attack_cli_takes_what_no_flag_sets_from_the_runs_own_attack_table(
+        tiny_run: Path, tmp_path: Path) -> None:
+    """``randhet attack RUN`` repeats the protocol the run's config asked for (as ``randhet
+    run`` ran it), with the flags given on top; not the schema's defaults."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("robustness*"))
+    text = (run / "config.toml").read_text()
+    start = text.index("[attack]")
+    end = text.find("\n[", start + 1)
+    table = ('[attack]\neps = [0.0, 0.1]\nattacks = ["fgsm"]\neot = 1\ndraws = 2\n'
+             'selection_draws = 2\nsamples = 8\nbatch_size = 8\ndoublings = 0\n'
+             'max_doublings = 1\ntargets = ["torch"]\n')
+    (run / "config.toml").write_text(text[:start] + table + (text[end:] if end > 0 else ""))
+    assert main(["attack", str(run), "--draws", "3", "--quiet"]) == 0
+    report = json.loads((run / "robustness.json").read_text())
+    assert report["config"]["samples"] == 8 and report["config"]["eps"] == [0.0, 0.1]
+    assert report["members"] == ["fgsm/ce/counts/trained"] and report["config"]["eot"] == 1
+    assert report["config"]["draws"] == 3  # the flag on top of the run's table
 
 
 def test_randomness_off_attacks_the_deterministic_twin_in_its_own_folder(
