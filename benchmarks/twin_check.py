@@ -33,7 +33,7 @@ from pathlib import Path
 import harness
 
 import randhet  # noqa: F401  (Lava compatibility fix first)
-from randhet.attack.results import ROBUSTNESS_FILE, read_per_attack, strongest_alone
+from randhet.attack.results import ROBUSTNESS_FILE, Curve, strongest_alone
 from randhet.attack.run import attack_folder, attack_run
 from randhet.config import load_config, protocol_config
 from randhet.deploy.pipeline import deploy
@@ -90,7 +90,7 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
     train_resuming(cfg, run, progress)
     twin = kind == "twin"
     folder = attack_folder(run, None, randomness_off=twin)
-    if not _done(folder / "robustness.json", protocol.to_dict()):
+    if not _done(folder / ROBUSTNESS_FILE, protocol.to_dict()):
         if not twin:
             export_run(run)
         attack_run(run, protocol, progress=progress, randomness_off=twin)
@@ -98,8 +98,8 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
     if not (folder / "deploy.json").is_file():
         deploy(net, backend="emulator", samples=0, profile=cfg["deploy"]["profile"],
                seed=cfg["deploy"]["seed"], out_dir=folder, progress=progress)
-    curves = read_per_attack(folder / ROBUSTNESS_FILE, protocol)
-    rob = json.loads((folder / "robustness.json").read_text())
+    rob = json.loads((folder / ROBUSTNESS_FILE).read_text())  # _done: these settings
+    curves = tuple(Curve.from_dict(c) for c in rob["per_attack"])
     dep = json.loads((folder / "deploy.json").read_text())
     heads = [h for h in rob["headline"] if h["target"] == TARGET]
     ensemble = next(c for c in rob["ensemble"] if c["target"] == TARGET)

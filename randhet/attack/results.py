@@ -160,12 +160,6 @@ class RobustnessResult:
     def flags_ok(self) -> bool:
         return all(f.ok for f in self.flags)
 
-    def strongest_alone(self, gradient: bool) -> tuple[float | None, ...]:
-        """Per eps of the settings, the lowest accuracy any one member of a kind reached alone
-        (``gradient``: FGSM, PGD, APGD; else the gradient-free members, Square) at its last
-        budget, torch scoring; None where no member of that kind ran."""
-        return strongest_alone(self.per_attack, self.config.eps, gradient)
-
     def to_json(self) -> dict[str, Any]:
         """The content of ``robustness.json``."""
         out = asdict(self)
@@ -176,8 +170,10 @@ class RobustnessResult:
 
 def strongest_alone(per_attack: tuple[Curve, ...], eps: tuple[float, ...] | list[float],
                     gradient: bool) -> tuple[float | None, ...]:
-    """:meth:`RobustnessResult.strongest_alone` on member curves (as ``robustness.json``'s
-    ``per_attack`` holds them)."""
+    """Per eps, the lowest accuracy any one member of a kind reached alone (``gradient``:
+    FGSM, PGD, APGD; else the gradient-free members, Square), from the member curves
+    (:attr:`RobustnessResult.per_attack`: last budget, torch scoring); None where no member of
+    that kind ran."""
     kind = [c for c in per_attack if follows_gradient(c.name) == gradient]
     out: list[float | None] = []
     for e in eps:

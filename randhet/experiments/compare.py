@@ -30,7 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from randhet.attack.results import ROBUSTNESS_FILE, read_per_attack, strongest_alone
+from randhet.attack.results import ROBUSTNESS_FILE, Curve, read_per_attack, strongest_alone
 from randhet.attack.run import attack_run
 from randhet.attack.settings import ProtocolConfig
 from randhet.config import with_overrides
@@ -261,8 +261,7 @@ def measure_cell(run: Path, cfg: dict[str, Any], protocol: ProtocolConfig,
         worst_case_accuracy=tuple(p.worst_case for p in ensemble.points),
         converged=tuple(c.converged for c in rob.convergence),
         attacks=tuple(rob.members),
-        strongest_gradient=rob.strongest_alone(gradient=True),
-        strongest_gradient_free=rob.strongest_alone(gradient=False),
+        **_by_kind(rob.per_attack, protocol.eps),
         flags_ok={f.name: f.ok for f in rob.flags},
         all_flags_ok=rob.flags_ok,
         fit=_fit(dep.cost.fit, dep.samples),
@@ -279,7 +278,8 @@ def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
     saved = read_saved(path, ident)
     if saved is not None:
         if "strongest_gradient" not in saved:  # a cell.json from before these columns
-            saved = {**saved, **_strongest(run, protocol)}
+            curves = read_per_attack(run / ROBUSTNESS_FILE, protocol)
+            saved = {**saved, **{k: list(v) for k, v in _by_kind(curves, protocol.eps).items()}}
             write_json(path, saved)
         return CellRecord.from_dict(saved), False
     record = CellRecord(ident["seed"], ident["overrides"], ident["config"], ident["protocol"],
@@ -288,12 +288,11 @@ def run_cell(run: Path, cfg: dict[str, Any], overrides: dict[str, Any],
     return record, True
 
 
-def _strongest(run: Path, protocol: ProtocolConfig) -> dict[str, list[float | None]]:
-    """The strongest member of each kind per eps, read from the run's ``robustness.json``
-    (which the saved cell was computed from; refused when its settings differ)."""
-    curves = read_per_attack(run / ROBUSTNESS_FILE, protocol)
-    return {"strongest_gradient": list(strongest_alone(curves, protocol.eps, True)),
-            "strongest_gradient_free": list(strongest_alone(curves, protocol.eps, False))}
+def _by_kind(curves: tuple[Curve, ...], eps: tuple[float, ...]
+             ) -> dict[str, tuple[float | None, ...]]:
+    """:class:`CellResult`'s per-kind fields from the protocol's member curves."""
+    return {"strongest_gradient": strongest_alone(curves, eps, True),
+            "strongest_gradient_free": strongest_alone(curves, eps, False)}
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -447,6 +446,28 @@ def _value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _shown_rows(result: CompareResult) -> list[tuple[int, Row]]:
+    """The rows a table shows, with their indices: a sigma = 0 control shared by every
+    granularity (one network) once."""
+    shown: set[str] = set()
+    out = []
+    for index, row in enumerate(result.rows):
+        if row.shared_training and row.training in shown:
+            continue  # the same network as a control row above
+        shown.add(row.training)
+        out.append((index, row))
+    return out
+
+
+def _key_cells(row: Row, keys: list[str], dagger: bool) -> list[str]:
+    """A row's grid values; a shared control's granularity reads "any" (``dagger``: its sigma
+    marked †)."""
+    shared = row.shared_training
+    mark = "†" if shared and dagger else ""
+    return [("any" if shared and k == GRANULARITY else _value(row.cell[k]))
+            + (mark if k == SIGMA else "") for k in keys]
+
+
 def _kind_table(result: CompareResult, keys: list[str], positive: list[int]) -> list[str]:
     """Each row's strongest gradient member and strongest gradient-free member alone, per eps:
     where the gradient-free one is the stronger, the gradients are masked."""
@@ -456,13 +477,8 @@ def _kind_table(result: CompareResult, keys: list[str], positive: list[int]) -> 
         head += [f"gradient alone @ {eps[i]:.3g}", f"gradient-free alone @ {eps[i]:.3g} (Δ)"]
     lines = ["Each kind of attack alone (torch scoring; the strongest member of the kind):",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    shown: set[Any] = set()
-    for index, row in enumerate(result.rows):
-        if row.shared_training and row.training in shown:
-            continue
-        shown.add(row.training)
-        cells = [("any" if row.shared_training and k == GRANULARITY else _value(row.cell[k]))
-                 for k in keys]
+    for index, row in _shown_rows(result):
+        cells = _key_cells(row, keys, dagger=False)
         for i in positive:
             d = "" if row.control == index else (
                 f" ({_signed(row.strongest_gradient_free_delta[i].stat)})")
@@ -485,16 +501,9 @@ def markdown_table(result: CompareResult) -> str:
              f"{result.fit_profile} cores / chips", "redraw writes/sample",
              "energy/sample (uJ)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    shown: set[Any] = set()
-    for index, row in enumerate(result.rows):
+    for index, row in _shown_rows(result):
         control = row.control == index
-        shared = row.shared_training
-        if shared and row.training in shown:
-            continue  # the same network as a control row above
-        shown.add(row.training)
-        mark = "†" if shared else ""
-        cells = [("any" if shared and k == GRANULARITY else _value(row.cell[k]))
-                 + (mark if k == SIGMA else "") for k in keys]
+        cells = _key_cells(row, keys, dagger=True)
         cells += [_pm(row.clean_accuracy),
                   "control" if control else _signed(row.clean_accuracy_delta)]
         for i in positive:
