@@ -35,6 +35,7 @@ import harness
 import randhet  # noqa: F401  (Lava compatibility fix first)
 from randhet.attack.results import ROBUSTNESS_FILE, Curve, strongest_alone
 from randhet.attack.run import attack_folder, attack_run
+from randhet.attack.settings import ProtocolConfig
 from randhet.config import load_config, protocol_config
 from randhet.deploy.pipeline import deploy
 from randhet.experiments.results import SeedStat
@@ -71,11 +72,11 @@ class Measured:
     attack_seconds: float
 
 
-def _done(path: Path, config: dict) -> bool:
+def _done(path: Path, config: ProtocolConfig) -> bool:
     """A finished robustness.json measured with these protocol settings."""
     if not path.is_file():
         return False
-    return json.loads(path.read_text())["config"] == json.loads(json.dumps(config))
+    return config.same_as_saved(json.loads(path.read_text())["config"])
 
 
 def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> Measured:
@@ -90,7 +91,7 @@ def measure(kind: str, seed: int, out: Path, timesteps: int, progress: bool) -> 
     train_resuming(cfg, run, progress)
     twin = kind == "twin"
     folder = attack_folder(run, None, randomness_off=twin)
-    if not _done(folder / ROBUSTNESS_FILE, protocol.to_dict()):
+    if not _done(folder / ROBUSTNESS_FILE, protocol):
         if not twin:
             export_run(run)
         attack_run(run, protocol, progress=progress, randomness_off=twin)

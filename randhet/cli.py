@@ -225,6 +225,10 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help="fresh draws each Square query averages its margin over")
     p.add_argument("--square-targets",
                    help="what Square queries: torch, emulator (the deployed integer network)")
+    p.add_argument("--nes-steps", type=int,
+                   help="NES's steps at the first budget (with --attacks ...,nes)")
+    p.add_argument("--nes-samples", type=int,
+                   help="NES's antithetic directions per step (2 queries each)")
     p.add_argument("--doublings", type=int,
                    help="budget doublings run at least (restarts, iterations, EOT in turn)")
     p.add_argument("--max-doublings", type=int,
@@ -243,8 +247,9 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
 
 
 LIST_FLAGS = ("attacks", "losses", "readouts", "surrogates", "square_targets")
-INT_FLAGS = ("eot", "steps", "restarts", "square_steps", "square_draws", "doublings",
-             "max_doublings", "selection_draws", "draws", "samples", "batch_size", "seed")
+INT_FLAGS = ("eot", "steps", "restarts", "square_steps", "square_draws", "nes_steps",
+             "nes_samples", "doublings", "max_doublings", "selection_draws", "draws", "samples",
+             "batch_size", "seed")
 
 
 def _protocol_from_args(args: argparse.Namespace, run_table: dict[str, Any]) -> ProtocolConfig:

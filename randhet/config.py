@@ -172,6 +172,8 @@ class RunConfig:
 
 
 DEFAULTS: dict[str, Any] = schema.defaults(RunConfig)
+# keys added after results were saved, by name: a saved config without one had its default
+ADDED_DEFAULTS: dict[str, Any] = schema.added_defaults(RunConfig)
 DEPLOY_DEFAULTS: dict[str, Any] = DEFAULTS["deploy"]
 
 

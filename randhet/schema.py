@@ -39,14 +39,18 @@ class KeyDoc:
 def key(doc: str, default: Any = MISSING, *, choices: tuple[Any, ...] | None = None,
         min: float | None = None, max: float | None = None, above: float | None = None,
         kind: str | None = None, nonempty: bool = False, item: str = "value",
-        hints: dict[str, str] | None = None) -> Any:
+        hints: dict[str, str] | None = None, added: bool = False) -> Any:
     """A schema field: ``doc`` (one line), ``default`` (none: required), ``choices``, inclusive
     ``min``/``max`` and exclusive ``above`` bounds (of each item for lists), ``kind`` (``range``:
     ``[low, high]`` integers with low < 0 < high; ``interval``: 0 <= low <= high; ``table``:
     ``{integer >= 1 = number >= 0}``), ``nonempty`` (strings, lists, tables), ``item`` (what a
-    list holds, for messages) and ``hints`` (text added when a given bad item is named)."""
+    list holds, for messages) and ``hints`` (text added when a given bad item is named).
+    ``added``: the key came after results were saved, and its default computes what was
+    computed before it existed, so a saved table without it counts as having the default
+    (:func:`added_defaults`)."""
     meta = {"doc": doc, "choices": choices, "min": min, "max": max, "above": above,
-            "kind": kind, "nonempty": nonempty, "item": item, "hints": hints or {}}
+            "kind": kind, "nonempty": nonempty, "item": item, "hints": hints or {},
+            "added": added}
     return field(default=default, metadata=meta)
 
 
@@ -334,6 +338,32 @@ def _plain(value: Any) -> Any:
 def defaults(cls: type) -> dict[str, Any]:
     """The table of a dataclass whose every key has a default."""
     return to_table(cls())
+
+
+def added_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of the keys marked ``added`` (:func:`key`) in ``cls``'s table and its
+    sub-tables, by key name (the last part of a dotted path)."""
+    out: dict[str, Any] = {}
+    for k, (f, tp) in _schema(cls).items():
+        sub = _table_type(tp)
+        if sub is not None:
+            out.update(added_defaults(sub))
+        elif f.metadata.get("added"):
+            out[k] = _plain(f.default)
+    return out
+
+
+def with_added(saved: Mapping[str, Any], now: Mapping[str, Any], added: Mapping[str, Any]
+               ) -> dict[str, Any]:
+    """``saved`` (a flat dict of dotted keys) with every key that ``now`` has and it lacks
+    set to the default in ``added`` where its name is there (:func:`added_defaults`): what a
+    saved result computed before those keys existed had."""
+    out = dict(saved)
+    for k in now.keys() - saved.keys():
+        name = k.rsplit(".", 1)[-1]
+        if name in added:
+            out[k] = added[name]
+    return out
 
 
 def keys(cls: type, prefix: str = "") -> list[KeyDoc]:

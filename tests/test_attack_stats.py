@@ -38,6 +38,8 @@ def test_budget_ladder_doubles_restarts_steps_and_eot_in_turn() -> None:
     assert [b.doubled for b in rungs] == ["", "restarts", "steps", "eot", "restarts"]
     assert [b.square_steps for b in rungs] == [100, 100, 200, 200, 200]
     assert [b.square_draws for b in rungs] == [2, 2, 2, 4, 4]
+    assert [(b.nes_steps, b.nes_samples) for b in rungs] == [
+        (100, 64), (100, 64), (200, 64), (200, 128), (200, 128)]
 
 
 def test_a_fall_within_the_margin_passes() -> None:

@@ -70,7 +70,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, passes: i
 
 
 FAST = {"pgd": {"steps": 5}, "pgd_large_eps": {"steps": 5}, "apgd": {"steps": 5, "eot": 2},
-        "square": {"steps": 5, "draws": 2}}
+        "square": {"steps": 5, "draws": 2}, "nes": {"steps": 3, "samples": 4, "draws": 2}}
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -89,7 +89,7 @@ def test_stays_in_ball_and_pixel_range(name, eps, net, twin, data):
 
 def test_registry_names_and_unknown():
     assert tuple(ATTACKS) == ATTACK_NAMES == ("fgsm", "pgd", "pgd_large_eps", "apgd", "square",
-                                              "noise")
+                                              "nes", "noise")
     assert all(cls.name == name for name, cls in ATTACKS.items())
     for unknown in ("spgd", "transfer"):  # transfer is a wrapper, not an attack
         with pytest.raises(ConfigError, match=unknown):
@@ -293,6 +293,46 @@ def test_square_attacks_the_deployed_integer_network(tiny_run, data):
     assert (x_adv - x).abs().max() <= 0.3 + 1e-6
     clean = accuracy(deployed, x, y, 2)
     assert accuracy(deployed, x_adv, y, 2) <= clean - 0.2
+
+
+class NoGradient(torch.nn.Module):
+    """``model`` with its input gradient cut to zero (a gradient mask): the same outputs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.generator = model.generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x * 0 + x.detach())
+
+
+def test_nes_breaks_a_network_whose_gradient_is_masked_where_pgd_cannot(twin, data):
+    """NES estimates the margin's gradient from output queries alone: with the input gradient
+    cut to zero, PGD walks nowhere from its random start, NES still lowers the accuracy."""
+    x, y = data
+    masked = NoGradient(twin).eval()
+    clean = accuracy(masked, x, y, 1)
+    pgd = PGD(masked, eps=0.2, steps=10, seed=0)(x, y)
+    nes = make_attack("nes", masked, 0.2, steps=10, samples=16, draws=1, seed=0)(x, y)
+    assert (nes - x).abs().max() <= 0.2 + 1e-6 and nes.min() >= 0 and nes.max() <= 1
+    assert accuracy(masked, pgd, y, 1) >= clean - 0.1
+    assert accuracy(masked, nes, y, 1) <= clean - 0.3
+    with torch.no_grad():  # what it returns is its best iterate: never above the clean margin
+        assert (margin(twin(nes), y) <= margin(twin(x), y)).all()
+
+
+def test_nes_is_seeded_and_refuses_bad_settings(net, data):
+    x, y = data
+    runs = []
+    for _ in range(2):
+        net.generator.manual_seed(3)
+        runs.append(make_attack("nes", net, 0.1, steps=2, samples=4, draws=2, seed=7,
+                                restarts=2)(x, y))
+    assert torch.equal(runs[0], runs[1])
+    for bad in ({"samples": 0}, {"steps": 0}, {"restarts": 0}, {"smoothing": 0.0}):
+        with pytest.raises(ValueError):
+            make_attack("nes", net, 0.1, **bad)
 
 
 def test_pgd_restarts_keep_highest_loss(twin, data):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from randhet.attack.flags import slack
+from randhet.attack.results import Curve, strongest_alone
 from randhet.attack.run import attack_run
 from randhet.attack.scoring import Score, auc, score
 from randhet.attack.settings import ProtocolConfig, as_eps_list
@@ -225,3 +226,22 @@ def test_unit_cache_round_trips_and_drops_results_of_other_settings(tmp_path: Pa
     assert again["lava",] == {"agreement": 1.0}
     assert UnitCache(tmp_path / "p", {"eot": 4}).load("u1") is None  # other settings: dropped
     assert UnitCache(tmp_path / "p", {"eot": 2}).load("u1") is None  # ... for good
+
+
+def test_nes_is_a_gradient_free_member_of_the_ensemble(tiny_run: Path, tmp_path: Path) -> None:
+    """``--attacks ...,nes``: NES joins the ensemble as a torch member that reads only outputs;
+    the gradient-free flag and the per-kind numbers count it with Square."""
+    code = main(["attack", str(tiny_run), "--eps", "0,0.3", "--attacks", "fgsm,nes",
+                 "--nes-steps", "4", "--nes-samples", "8", "--eot", "2", "--draws", "2",
+                 "--selection-draws", "2", "--samples", "16", "--doublings", "0",
+                 "--max-doublings", "0", "--target", "torch", "--out", str(tmp_path),
+                 "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "robustness.json").read_text())
+    assert report["members"] == ["fgsm/ce/counts/trained", "nes@torch"]
+    assert report["config"]["nes_steps"] == 4 and report["config"]["nes_samples"] == 8
+    assert "gradient_free_not_stronger" in {f["name"] for f in report["flags"]}
+    curves = tuple(Curve.from_dict(c) for c in report["per_attack"])
+    nes = next(c for c in curves if c.name == "nes@torch")
+    assert nes.points[1].mean < nes.points[0].mean - 0.2
+    assert strongest_alone(curves, [0.3], False) == (nes.points[1].mean,)

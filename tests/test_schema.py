@@ -13,10 +13,12 @@ import pytest
 
 from randhet import schema
 from randhet.attack.settings import ProtocolConfig
-from randhet.config import DEFAULTS, config_keys, load_config
-from randhet.errors import ConfigError, ProfileError
+from randhet.config import DEFAULTS, config_keys, dump_toml, load_config
+from randhet.errors import ConfigError, ProfileError, UserError
+from randhet.experiments.saved import check_same, jsonable
 from randhet.hardware import load_profile, profile_keys
 from randhet.spec import EncodingSpec, NeuronSpec
+from randhet.train.checkpoint import check_resume_config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "hardware_profiles"
 
@@ -154,3 +156,32 @@ def test_unknown_is_one_object() -> None:
 
     assert hardware.UNKNOWN is fit.UNKNOWN is schema.UNKNOWN
     assert load_profile("loihi2").core.compartment_profiles_per_core is None  # said "unknown"
+
+
+def test_a_key_added_later_reads_as_its_default_in_a_result_saved_before_it(
+        tmp_path: Path) -> None:
+    """A result saved before the NES keys existed (its config and protocol lack them) is the
+    same computation as one with their defaults, and a different one with other values: the
+    grids' reuse, a training's resume and the per-attack curves all say so."""
+    assert schema.added_defaults(ProtocolConfig) == {"nes_steps": 100, "nes_samples": 64}
+    cfg = load_config(None)
+    old_cfg = json.loads(json.dumps(cfg))
+    for k in ("nes_steps", "nes_samples"):
+        del old_cfg["attack"][k]
+    protocol = ProtocolConfig()
+    old_protocol = {k: v for k, v in json.loads(json.dumps(protocol.to_dict())).items()
+                    if not k.startswith("nes_")}
+    saved = {"config": old_cfg, "protocol": old_protocol}
+    check_same(tmp_path / "cell.json", saved, jsonable({"config": cfg,
+                                                        "protocol": protocol.to_dict()}))
+    assert protocol.same_as_saved(old_protocol)
+    other = ProtocolConfig(nes_steps=50)
+    assert not other.same_as_saved(old_protocol)
+    with pytest.raises(UserError, match="protocol.nes_steps = 100, this run has 50"):
+        check_same(tmp_path / "cell.json", saved, jsonable({"config": cfg,
+                                                            "protocol": other.to_dict()}))
+    (tmp_path / "config.toml").write_text(dump_toml(old_cfg))
+    check_resume_config(cfg, tmp_path)
+    changed = load_config(None, ["attack.nes_samples=8"])
+    with pytest.raises(ConfigError, match="attack.nes_samples"):
+        check_resume_config(changed, tmp_path)

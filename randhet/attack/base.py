@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from randhet import kernel
-from randhet.attack.losses import LOSSES, loss_fn
+from randhet.attack.losses import LOSSES, loss_fn, margin
 from randhet.attack.settings import Surrogate
 
 
@@ -77,6 +77,17 @@ class Attack:
     def eot_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The EOT loss [B] of ``eot`` fresh draws, without a gradient."""
         return self.draw_losses(x, y)
+
+    @torch.no_grad()
+    def mean_margin(self, x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+        """The margin [B] of the model's forward scores (spike counts) averaged over ``eot``
+        draws, the model's generator seeded with ``seed``: inputs scored with one seed are
+        compared on the same draws (what the gradient-free attacks accept a change on)."""
+        gen = getattr(self.model, "generator", None)
+        if gen is not None:
+            gen.manual_seed(seed)
+        reps = x.repeat(self.eot, *([1] * (x.dim() - 1)))
+        return margin(self.model(reps).float(), y.repeat(self.eot)).reshape(self.eot, -1).mean(0)
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Clip to the eps ball around x and to [0, 1]."""

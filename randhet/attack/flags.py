@@ -84,7 +84,7 @@ def gradient_free_not_stronger(free_only: Sequence[int], samples: int) -> Flag:
     worst = max(free_only, default=0)
     allowed = max(2, int(FEW * samples))
     return Flag("gradient_free_not_stronger", worst <= allowed, worst / max(samples, 1),
-                f"at most {allowed} samples broken by Square alone at any eps",
+                f"at most {allowed} samples broken by the gradient-free members alone at any eps",
                 "more means the gradients are masked: the white-box members miss what a "
                 "gradient-free search finds")
 

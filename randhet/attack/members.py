@@ -1,5 +1,6 @@
 """The ensemble's members: every gradient attack with every loss, readout and attacker's
-surrogate, plus Square on each target it is asked to query, and how each is built at a budget.
+surrogate, plus Square on each target it is asked to query and NES on the torch model, and how
+each is built at a budget.
 
 A model without spiking neurons (an ANN) has one surrogate (none) and one readout (its logits):
 its members collapse accordingly.
@@ -13,14 +14,22 @@ import torch
 
 from randhet.attack.base import Attack, attacker_surrogate
 from randhet.attack.registry import make_attack
-from randhet.attack.settings import GRADIENT, Budget, ProtocolConfig, parse_surrogate
+from randhet.attack.settings import (
+    GRADIENT,
+    GRADIENT_FREE,
+    Budget,
+    ProtocolConfig,
+    parse_surrogate,
+)
 
 
 @dataclass(frozen=True)
 class Member:
     """One way to craft an adversarial input: ``attack`` with ``loss`` on ``readout``, the
     attacker's ``surrogate`` (a :func:`~randhet.attack.settings.parse_surrogate` text), on
-    ``target`` (the model it queries: torch, or emulator for Square)."""
+    ``target`` (the model it queries: torch, or emulator for Square). The gradient-free
+    members (Square, NES) have no loss, readout or surrogate of their own: they lower the
+    margin of the spike counts."""
 
     attack: str
     loss: str = "ce"
@@ -30,8 +39,8 @@ class Member:
 
     @property
     def name(self) -> str:
-        if self.attack == "square":
-            return f"square@{self.target}"
+        if self.attack in GRADIENT_FREE:
+            return f"{self.attack}@{self.target}"
         return f"{self.attack}/{self.loss}/{self.readout}/{self.surrogate}"
 
 
@@ -43,7 +52,7 @@ def attack_of(name: str) -> str:
 
 def follows_gradient(name: str) -> bool:
     """Whether the member called ``name`` follows an input gradient (FGSM, PGD, APGD); the
-    others (Square) read only outputs."""
+    others (Square, NES) read only outputs."""
     return attack_of(name) in GRADIENT
 
 
@@ -67,6 +76,8 @@ def ensemble_members(cfg: ProtocolConfig, model: torch.nn.Module, deployed: bool
         elif attack == "square":
             out += [Member("square", target=t) for t in cfg.square_targets
                     if t == "torch" or deployed]
+        elif attack == "nes":  # ~2 x nes_samples x nes_steps queries: torch only
+            out.append(Member("nes"))
     return tuple(out)
 
 
@@ -77,6 +88,10 @@ def build(member: Member, model: torch.nn.Module, queried: torch.nn.Module, eps:
     if member.attack == "square":
         return make_attack("square", queried, eps, draws=budget.square_draws,
                            steps=budget.square_steps, restarts=budget.restarts, seed=seed)
+    if member.attack == "nes":
+        return make_attack("nes", queried, eps, draws=budget.square_draws,
+                           samples=budget.nes_samples, steps=budget.nes_steps,
+                           restarts=budget.restarts, seed=seed)
     if member.attack == "noise":
         return make_attack("noise", model, eps, seed=seed)
     opts: dict[str, object] = {"eot": budget.eot, "loss": member.loss,

@@ -11,6 +11,7 @@ import torch
 from randhet.attack.apgd import APGD
 from randhet.attack.base import Attack
 from randhet.attack.fgsm import FGSM
+from randhet.attack.nes import NES
 from randhet.attack.noise import RandomNoise
 from randhet.attack.pgd import PGD, PGDLargeEps
 from randhet.attack.settings import ATTACK_NAMES
@@ -18,7 +19,7 @@ from randhet.attack.square import Square
 from randhet.errors import ConfigError
 
 ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls for cls in (FGSM, PGD, PGDLargeEps, APGD, Square, RandomNoise)
+    cls.name: cls for cls in (FGSM, PGD, PGDLargeEps, APGD, Square, NES, RandomNoise)
 }
 
 

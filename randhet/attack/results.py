@@ -171,7 +171,7 @@ class RobustnessResult:
 def strongest_alone(per_attack: tuple[Curve, ...], eps: tuple[float, ...] | list[float],
                     gradient: bool) -> tuple[float | None, ...]:
     """Per eps, the lowest accuracy any one member of a kind reached alone (``gradient``:
-    FGSM, PGD, APGD; else the gradient-free members, Square), from the member curves
+    FGSM, PGD, APGD; else the gradient-free members, Square and NES), from the member curves
     (:attr:`RobustnessResult.per_attack`: last budget, torch scoring); None where no member of
     that kind ran."""
     kind = [c for c in per_attack if follows_gradient(c.name) == gradient]
@@ -186,6 +186,6 @@ def read_per_attack(path: Path, config: ProtocolConfig) -> tuple[Curve, ...]:
     """The member curves of the ``robustness.json`` at ``path``; refused in one line when it
     was measured with other protocol settings than ``config``."""
     saved = json.loads(path.read_text())
-    if saved["config"] != json.loads(json.dumps(config.to_dict())):
+    if not config.same_as_saved(saved["config"]):
         raise UserError(f"{path} was measured with other attack settings than this run's")
     return tuple(Curve.from_dict(c) for c in saved["per_attack"])

@@ -30,7 +30,7 @@ from randhet.attack.members import Member, build, craft, ensemble_members
 from randhet.attack.registry import make_attack
 from randhet.attack.results import Doubling, UnitKey
 from randhet.attack.scoring import prediction_matrix, torch_predictor
-from randhet.attack.settings import GRADIENT, ProtocolConfig, parse_surrogate
+from randhet.attack.settings import GRADIENT, GRADIENT_FREE, ProtocolConfig, parse_surrogate
 from randhet.attack.stats import paired_fall
 from randhet.deploy.predictors import DeployedScores, emulator_predictor
 from randhet.models.base import EVAL_BATCH, Predict
@@ -134,7 +134,8 @@ class Engine:
         self.eps = tuple(sorted({*cfg.eps, 1.0}))  # eps = 1: the unbounded-attack check
         self.members: tuple[Member, ...] = ensemble_members(cfg, model, deployed is not None)
         self.gradient_members = [i for i, m in enumerate(self.members) if m.attack in GRADIENT]
-        self.free_members = [i for i, m in enumerate(self.members) if m.attack == "square"]
+        self.free_members = [i for i, m in enumerate(self.members)
+                             if m.attack in GRADIENT_FREE]
         self.queried: dict[str, torch.nn.Module] = {"torch": model}
         predictors: dict[str, Predict] = {"torch": torch_predictor(model)}
         if "float" in cfg.targets:

@@ -9,6 +9,7 @@ This module depends only on the core (errors, schema), so the config loader vali
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,10 +21,11 @@ from randhet.errors import ConfigError
 from randhet.schema import internal, key
 
 # the attacks of the registry (randhet.attack.registry maps each name to its class)
-ATTACK_NAMES: tuple[str, ...] = ("fgsm", "pgd", "pgd_large_eps", "apgd", "square", "noise")
+ATTACK_NAMES: tuple[str, ...] = ("fgsm", "pgd", "pgd_large_eps", "apgd", "square", "nes", "noise")
 TARGETS: tuple[str, ...] = ("float", "torch", "emulator", "lava")
 ITERATIVE: tuple[str, ...] = ("pgd", "apgd", "pgd_large_eps")
 GRADIENT: tuple[str, ...] = ("fgsm", *ITERATIVE)  # attacks that follow an input gradient
+GRADIENT_FREE: tuple[str, ...] = ("square", "nes")  # members that read only output scores
 
 
 
@@ -77,7 +79,7 @@ class Budget:
     """One rung of the budget ladder: ``level`` doublings above the configured budget, each
     doubling one of :data:`AXES` in turn (restarts, then iterations at a fixed step, then EOT
     draws, then restarts again ...), for Square its restarts, its queries and its draws per
-    query alike."""
+    query alike, for NES its restarts, its steps and its directions per step."""
 
     level: int
     steps: int
@@ -85,6 +87,8 @@ class Budget:
     eot: int
     square_steps: int
     square_draws: int
+    nes_steps: int
+    nes_samples: int
 
     @property
     def doubled(self) -> str:
@@ -99,9 +103,11 @@ class ProtocolConfig:
     The ensemble crosses every gradient attack of ``attacks`` (pgd, apgd; fgsm as one
     single-step member) with every loss of ``losses``, readout of ``readouts`` and attacker's
     surrogate of ``surrogates``, and adds Square on each of ``square_targets`` (torch: the
-    quantized torch model; emulator: the deployed integer network, no gradient). ``noise`` is a
-    baseline, never an ensemble member. Gradient attacks run ``steps`` iterations with ``eot``
-    draws per step and ``restarts``; Square ``square_steps`` queries of ``square_draws`` draws.
+    quantized torch model; emulator: the deployed integer network, no gradient) and, when asked
+    for, NES on the torch model (gradient-free: a gradient estimated from output queries).
+    ``noise`` is a baseline, never an ensemble member. Gradient attacks run ``steps`` iterations
+    with ``eot`` draws per step and ``restarts``; Square ``square_steps`` queries of
+    ``square_draws`` draws; NES ``nes_steps`` steps of ``2 nes_samples`` queries.
     Per sample, the ensemble keeps the input with the lowest accuracy over ``selection_draws``
     selection draws and scores it on ``draws`` independent scoring draws on every target of
     ``targets`` (torch always). The budget is doubled (:class:`Budget`) at least ``doublings``
@@ -139,6 +145,10 @@ class ProtocolConfig:
     square_targets: tuple[str, ...] = key(
         "what Square queries: torch, emulator (the deployed integer network)",
         ("torch", "emulator"), choices=SQUARE_TARGETS, item="Square target")
+    nes_steps: int = key("NES's steps at the first budget (when attacks has nes)", 100,
+                         min=1, max=100000, added=True)
+    nes_samples: int = key("NES's antithetic directions per step at the first budget "
+                           "(2 queries each)", 64, min=1, max=100000, added=True)
     draws: int = key("independent fresh draws that score each chosen input", 10,
                      min=1, max=10000)
     selection_draws: int = key("fresh draws the ensemble chooses each sample's worst input on",
@@ -166,6 +176,12 @@ class ProtocolConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def same_as_saved(self, saved: dict[str, Any]) -> bool:
+        """Whether ``saved`` (a :meth:`to_dict` written to JSON) is these settings; keys added
+        since it was written count as their defaults (:func:`randhet.schema.added_defaults`)."""
+        now = json.loads(json.dumps(self.to_dict()))
+        return schema.with_added(saved, now, schema.added_defaults(ProtocolConfig)) == now
+
     def check(self) -> None:
         """ConfigError unless the user-settable fields obey :meth:`from_table`'s rules."""
         ProtocolConfig.from_table(self.to_table(), name=lambda key: f"attack setting '{key}'")
@@ -184,7 +200,8 @@ class ProtocolConfig:
             times[AXES[k % len(AXES)]] += 1
         return Budget(level, self.steps << times["steps"], self.restarts << times["restarts"],
                       self.eot << times["eot"], self.square_steps << times["steps"],
-                      self.square_draws << times["eot"])
+                      self.square_draws << times["eot"], self.nes_steps << times["steps"],
+                      self.nes_samples << times["eot"])
 
     @classmethod
     def from_table(cls, table: dict[str, Any],

@@ -18,7 +18,6 @@ import math
 import torch
 
 from randhet.attack.base import Attack
-from randhet.attack.losses import margin
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # on a 10,000-step scale
 
@@ -57,15 +56,6 @@ class Square(Attack):
         self.p_init = float(p_init)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
-
-    @torch.no_grad()
-    def mean_margin(self, x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
-        """Margin [B] averaged over ``eot`` draws, the model's generator seeded with ``seed``."""
-        gen = getattr(self.model, "generator", None)
-        if gen is not None:
-            gen.manual_seed(seed)
-        reps = x.repeat(self.eot, *([1] * (x.dim() - 1)))
-        return margin(self.model(reps).float(), y.repeat(self.eot)).reshape(self.eot, -1).mean(0)
 
     def _seed(self) -> int:
         return int(torch.randint(0, 2**62, (1,), generator=self.generator))

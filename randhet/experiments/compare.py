@@ -362,9 +362,9 @@ DEFINITIONS = {
     "strongest_gradient": "per eps, the lowest accuracy one gradient member (FGSM, PGD, APGD "
                           "with one loss, readout and surrogate) reached alone at its last "
                           "budget, torch scoring, mean over scoring draws",
-    "strongest_gradient_free": "the same for the gradient-free members (Square); where it is "
-                               "below strongest_gradient the gradients are masked and the "
-                               "ensemble rests on Square's query budget",
+    "strongest_gradient_free": "the same for the gradient-free members (Square, NES); where "
+                               "it is below strongest_gradient the gradients are masked and "
+                               "the ensemble rests on their query budget",
     "activation_sparsity": "1 - mean spike rate of the deployed network's layers (emulator)",
     "energy_joules_per_sample": "dynamic energy per sample, the deploy profile's lower-bound "
                                 "proxy estimate",
@@ -550,10 +550,10 @@ def markdown_table(result: CompareResult) -> str:
         "- energy/sample: dynamic energy, the deploy profile's lower-bound proxy estimate.",
         "- gradient alone / gradient-free alone: per eps, the lowest accuracy one member of "
         "the kind reached alone (gradient: FGSM, PGD, APGD with one loss, readout and "
-        "surrogate; gradient-free: Square), at its last budget, torch scoring. Where "
+        "surrogate; gradient-free: Square, NES), at its last budget, torch scoring. Where "
         "gradient-free is the lower, the gradients are masked: the ensemble then rests on "
-        "Square's query budget, and a robust gain that Square alone does not show is a gain "
-        "against the gradient attacks only.",
+        "the gradient-free query budget, and a robust gain that no gradient-free member "
+        "alone shows is a gain against the gradient attacks only.",
     ]
     if result.grid_note:
         notes.append(f"- note: {result.grid_note}.")

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from randhet import schema
+from randhet.config import ADDED_DEFAULTS
 from randhet.errors import ConfigError, UserError
 from randhet.train.checkpoint import CHECKPOINT, check_resume_config
 from randhet.train.state import TrainMetrics
@@ -28,7 +30,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_same(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
     """UserError naming the first value that differs between a saved result and this run."""
-    a, b = _flat(saved), _flat(now)
+    b = _flat(now)
+    a = schema.with_added(_flat(saved), b, ADDED_DEFAULTS)
     for key in sorted(a.keys() | b.keys()):
         if a.get(key, "<missing>") != b.get(key, "<missing>"):
             raise UserError(f"{path} was computed with {key} = {a.get(key, '<missing>')!r}, "

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from randhet import distributed as dist
-from randhet.config import dump_toml
+from randhet import schema
+from randhet.config import ADDED_DEFAULTS, dump_toml
 from randhet.errors import ConfigError, UserError
 from randhet.train.state import TrainState, cpu_state
 
@@ -98,8 +99,8 @@ def check_resume_config(cfg: dict[str, Any], out: Path) -> None:
     path = out / "config.toml"
     if not path.is_file():
         raise ConfigError(f"cannot resume {out}: no config.toml there")
-    saved = _flatten(tomllib.loads(path.read_text()))
     now = _flatten(tomllib.loads(dump_toml(cfg)))
+    saved = schema.with_added(_flatten(tomllib.loads(path.read_text())), now, ADDED_DEFAULTS)
     for key in sorted(saved.keys() | now.keys()):
         old, new = saved.get(key, "<missing>"), now.get(key, "<missing>")
         if old == new or (key == "train.epochs" and isinstance(old, int) and isinstance(new, int)
