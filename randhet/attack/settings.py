@@ -107,7 +107,8 @@ class ProtocolConfig:
     for, NES on the torch model (gradient-free: a gradient estimated from output queries).
     ``noise`` is a baseline, never an ensemble member. Gradient attacks run ``steps`` iterations
     with ``eot`` draws per step and ``restarts``; Square ``square_steps`` queries of
-    ``square_draws`` draws; NES ``nes_steps`` steps of ``2 nes_samples`` queries.
+    ``square_draws`` draws; NES ``nes_steps`` steps of ``2 nes_samples`` queries (its best
+    iterate chosen on ``square_draws`` draws).
     Per sample, the ensemble keeps the input with the lowest accuracy over ``selection_draws``
     selection draws and scores it on ``draws`` independent scoring draws on every target of
     ``targets`` (torch always). The budget is doubled (:class:`Budget`) at least ``doublings``
