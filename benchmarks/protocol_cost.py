@@ -24,7 +24,9 @@ count, in a process that keeps its freed memory as the command line does:
 
 Counted per chunk, eps and budget level (``ProtocolConfig.budget``), as ``Engine.unit`` runs
 them: APGD and PGD ``(steps + 1) x restarts`` gradient steps per member, FGSM one, Square
-``square_steps x restarts`` queries (on the emulator at the first level only), each member's
+``square_steps x restarts`` queries (on the emulator at the first level only), NES
+``nes_steps x restarts`` steps of ``2 nes_samples`` one-draw probes and a ``square_draws``
+check (a probe timed as a Square query over its draws), each member's
 input scored on ``draws`` and chosen on ``selection_draws`` torch draws, the chosen input
 scored on every target's ``draws``. A step's time at ``k`` times the draws is interpolated
 linearly between the two measured EOT counts. Not counted: the controls, the transfer member,
@@ -130,6 +132,10 @@ def unit_s(cfg: ProtocolConfig, times: dict[str, float], level: int,
                 continue
             scale = b.square_draws / cfg.square_draws  # a query's draws, linear
             total += b.square_steps * b.restarts * times[f"square:{m.target}"] * scale
+        elif m.attack == "nes":
+            per_draw = times["square:torch"] / cfg.square_draws
+            queries = b.nes_steps * b.restarts * (2 * b.nes_samples + b.square_draws)
+            total += queries * per_draw
         else:
             step = grad_s(times, m.readout, m.surrogate, b.eot, cfg.eot)
             total += step if m.attack == "fgsm" else (b.steps + 1) * b.restarts * step

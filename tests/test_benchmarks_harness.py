@@ -232,3 +232,21 @@ def test_the_static_checks_catch_what_they_forbid() -> None:
     # the harness itself may bend sys.path and use statistics, but not import a script
     assert problems("import sys, statistics\nsys.path.insert(0, '.')", "harness", scripts) == []
     assert problems("import peers", "harness", scripts) == ["imports the script peers.py"]
+
+
+def test_protocol_cost_counts_nes_as_one_draw_queries_not_gradient_steps() -> None:
+    """NES's time is its probes (2 x nes_samples one-draw passes per step) and its best-iterate
+    check (square_draws draws), at each rung's budget; a gradient step's time would be wrong."""
+    import protocol_cost
+
+    from randhet.attack.members import Member
+    from randhet.attack.settings import ProtocolConfig
+
+    cfg = ProtocolConfig(attacks=("nes",), steps=3, eot=2, square_draws=2, nes_steps=10,
+                         nes_samples=4, restarts=1, draws=1, selection_draws=1,
+                         targets=("torch",))
+    times = {"square:torch": 2.0, "score:torch": 0.0}  # 1 s per draw
+    assert protocol_cost.unit_s(cfg, times, 0, (Member("nes"),), ("torch",)) == 10 * (8 + 2)
+    # level 3: restarts, steps and directions (with Square's draws) each doubled once
+    assert protocol_cost.unit_s(cfg, times, 3, (Member("nes"),), ("torch",)) == \
+        2 * 20 * (16 + 4)
