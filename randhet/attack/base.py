@@ -107,6 +107,12 @@ class Attack:
             self.model.train(was_training)
 
 
+def draw_seed(generator: torch.Generator) -> int:
+    """A fresh seed from an attack's own ``generator`` (the gradient-free attacks seed the
+    model's draws with it, so that the inputs they compare share their draws)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
 @contextlib.contextmanager
 def frozen(model: torch.nn.Module) -> Iterator[None]:
     """The model's parameters stop requiring gradients inside the block (restored after).

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from randhet.attack.base import Attack
+from randhet.attack.base import Attack, draw_seed
 from randhet.attack.losses import margin
 
 PROBES_PER_PASS = 4096  # probe inputs per forward pass (memory bound)
@@ -44,9 +44,6 @@ class NES(Attack):
         self.sigma = float(smoothing) * self.eps
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
-
-    def _seed(self) -> int:
-        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
 
     @torch.no_grad()
     def estimate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,7 +78,7 @@ class NES(Attack):
         return best, best_margin
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        seed = self._seed()  # one set of draws for every iterate of every run: paired
+        seed = draw_seed(self.generator)  # one set of draws for every iterate of every run: paired
         best, best_margin = self.run_once(x, x, y, seed)
         for _ in range(self.restarts - 1):
             u = torch.rand(x.shape, generator=self.generator, dtype=x.dtype)

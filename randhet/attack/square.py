@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from randhet.attack.base import Attack
+from randhet.attack.base import Attack, draw_seed
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # on a 10,000-step scale
 
@@ -57,9 +57,6 @@ class Square(Attack):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _seed(self) -> int:
-        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
-
     def _signs(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(0, 2, shape, generator=self.generator).float() * 2 - 1
 
@@ -68,7 +65,7 @@ class Square(Attack):
         if self.restarts == 1:
             return best
         runs = [best] + [self.run_once(x, y) for _ in range(self.restarts - 1)]
-        seed = self._seed()
+        seed = draw_seed(self.generator)
         margins = torch.stack([self.mean_margin(r, y, seed) for r in runs])
         pick = margins.argmin(0)
         return torch.stack(runs)[pick, torch.arange(len(x))]
@@ -88,7 +85,7 @@ class Square(Attack):
             window = (slice(None), slice(None), slice(r, r + side), slice(q, q + side))
             cand[window] = (img[window] + self.eps * self._signs((b, c, 1, 1))).clamp(
                 lo[window], hi[window])
-            seed = self._seed()
+            seed = draw_seed(self.generator)
             flat = (len(x), *x.shape[1:])
             old = self.mean_margin(best.reshape(flat), y, seed)
             new = self.mean_margin(cand.reshape(flat), y, seed)
